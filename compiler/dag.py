@@ -1,0 +1,92 @@
+"""Resolved instances -> dependency order, composed (left, right) windows and the static lookahead proof."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+
+from fspec.compiler import ir
+from fspec.compiler.formula import Node, diagnostic_at
+from fspec.compiler.operators import REGISTRY, Window
+from fspec.compiler.resolve import Instance, formula_position
+from fspec.compiler.unparse import resolved_source
+
+from fspec.errors import Diagnostic
+
+Key = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class Graph:
+    order: tuple[Instance, ...]
+    windows: dict[Key, Window]
+
+
+def node_window(node: Node, windows: dict[Key, Window]) -> Window:
+    """The bars ``node`` reads around the current bar, composed from its operators' window rules."""
+    if isinstance(node, ir.FeatureRef):
+        return windows.get((node.feature, node.instrument), Window())
+    if not isinstance(node, ir.Apply):
+        return Window()
+    inner = Window()
+    for arg in node.args:
+        inner = inner | node_window(arg, windows)
+    op = REGISTRY[node.op]
+    consts = dict(node.consts)
+    consts["_grain"] = "tick" if ir.is_tick(node.grain) else "bar"  # type: ignore[assignment]
+    if ir.is_tick(node.grain) or op.kind == "reducer":
+        return Window()  # tick state stays inside the session and the bar; nothing after the bar end
+    return op.window(inner, consts)
+
+
+def _culprit(node: Node, windows: dict[Key, Window]) -> Node:
+    """The innermost sub-expression that reads past the bar end."""
+    for child in node.children():
+        if node_window(child, windows).right > 0:
+            return _culprit(child, windows)
+    return node
+
+
+def _key_name(key: Key) -> str:
+    return key[0] if key[1] is None else f"{key[1]}.{key[0]}"
+
+
+def build_graph(instances: list[Instance]) -> tuple[Graph | None, list[Diagnostic]]:
+    by_key = {i.key: i for i in instances}
+    sorter: TopologicalSorter[Key] = TopologicalSorter()
+    for inst in instances:
+        sorter.add(inst.key, *[d for d in inst.deps() if d in by_key])
+    try:
+        order_keys = list(sorter.static_order())
+    except CycleError as exc:
+        cycle: list[Key] = exc.args[1]
+        path = " -> ".join(_key_name(k) for k in reversed(cycle))
+        first = by_key[cycle[0]]
+        return None, [
+            Diagnostic(
+                first.spec.name_pos,
+                f"features depend on each other in a cycle: {path}",
+                "break the cycle, e.g. with lag(x, 1) on a feature that is not in it",
+                "cycle",
+            )
+        ]
+    windows: dict[Key, Window] = {}
+    problems: list[Diagnostic] = []
+    order = []
+    for key in order_keys:
+        inst = by_key[key]
+        window = node_window(inst.tree, windows)
+        windows[key] = window
+        order.append(inst)
+        if window.right > 0 and not inst.spec.is_target:
+            bad = _culprit(inst.tree, windows)
+            problems.append(
+                diagnostic_at(
+                    formula_position(inst.spec),
+                    bad.span,
+                    f"'{resolved_source(bad)}' reads {window.right} bar(s) after the bar end (lookahead)",
+                    "features see only data before their bar ends; labels belong under 'targets:'",
+                    "lookahead",
+                )
+            )
+    return Graph(tuple(order), windows), problems

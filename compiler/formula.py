@@ -1,0 +1,223 @@
+"""Formula text -> tree of small frozen nodes, and back.
+
+Formulas use Python expression syntax. The text is tokenized and parsed by :mod:`ast` (``mode="eval"``),
+then converted node by node through a whitelist into the tree below; any other syntax is an error with
+its position. User text is never evaluated or executed.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from fspec.errors import Diagnostic, Position
+
+BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
+UNARY = {ast.USub: "neg", ast.Not: "not_"}
+COMPARE = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
+BOOLEAN = {ast.And: "and_", ast.Or: "or_"}
+
+# How the printer writes infix operators: symbol and binding power (higher binds tighter).
+INFIX: dict[str, tuple[str, int]] = {
+    "or_": ("or", 1),
+    "and_": ("and", 2),
+    "lt": ("<", 4),
+    "le": ("<=", 4),
+    "gt": (">", 4),
+    "ge": (">=", 4),
+    "eq": ("==", 4),
+    "ne": ("!=", 4),
+    "add": ("+", 5),
+    "sub": ("-", 5),
+    "mul": ("*", 6),
+    "div": ("/", 6),
+    "pow": ("**", 8),
+}
+PREFIX: dict[str, tuple[str, int]] = {"neg": ("-", 7), "not_": ("not ", 3)}
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node starts inside the formula text (1-based line, 0-based column)."""
+
+    line: int = 1
+    col: int = 0
+
+
+@dataclass(frozen=True)
+class Node:
+    """Base of all formula nodes. ``span`` is ignored by equality so equal subtrees compare equal."""
+
+    span: Span = field(default=Span(), compare=False, repr=False, kw_only=True)
+
+    def children(self) -> tuple[Node, ...]:
+        return ()
+
+    def with_children(self, children: tuple[Node, ...]) -> Node:
+        return self
+
+    def walk(self) -> Iterator[Node]:
+        """Every node of the tree, parents before children."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+
+@dataclass(frozen=True)
+class Num(Node):
+    value: float
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    """A dotted name as written: ``vwap``, ``trades.price``, ``mes.trades.price``."""
+
+    parts: tuple[str, ...]
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    """An operator applied to arguments; infix and prefix operators are calls too (``add``, ``neg``)."""
+
+    op: str
+    args: tuple[Node, ...]
+    kwargs: tuple[tuple[str, Node], ...] = ()
+
+    def children(self) -> tuple[Node, ...]:
+        return self.args + tuple(v for _, v in self.kwargs)
+
+    def with_children(self, children: tuple[Node, ...]) -> Node:
+        n = len(self.args)
+        kwargs = tuple((k, v) for (k, _), v in zip(self.kwargs, children[n:], strict=True))
+        return replace(self, args=tuple(children[:n]), kwargs=kwargs)
+
+
+def transform(node: Node, fn: Callable[[Node], Node]) -> Node:
+    """Rebuild a tree bottom-up, applying ``fn`` to every node after its children."""
+    children = tuple(transform(c, fn) for c in node.children())
+    if children != node.children():
+        node = node.with_children(children)
+    return fn(node)
+
+
+class FormulaSyntaxError(Exception):
+    def __init__(self, message: str, span: Span, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+
+
+def _span(node: ast.AST) -> Span:
+    return Span(getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
+
+
+def _dotted(node: ast.expr) -> tuple[str, ...] | None:
+    if isinstance(node, ast.Name):
+        return (node.id,)
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return None if head is None else (*head, node.attr)
+    return None
+
+
+def _convert(node: ast.expr) -> Node:
+    span = _span(node)
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise FormulaSyntaxError(f"unsupported literal {node.value!r}", span, "only numbers are allowed")
+        return Num(float(node.value), span=span)
+    if isinstance(node, ast.Name | ast.Attribute):
+        parts = _dotted(node)
+        if parts is None:
+            raise FormulaSyntaxError("only dotted names like trades.price are allowed", span)
+        return Name(parts, span=span)
+    if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
+        return Call(BINARY[type(node.op)], (_convert(node.left), _convert(node.right)), span=span)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in UNARY:
+        return Call(UNARY[type(node.op)], (_convert(node.operand),), span=span)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+        return _convert(node.operand)
+    if isinstance(node, ast.Compare):
+        if len(node.ops) != 1 or type(node.ops[0]) not in COMPARE:
+            raise FormulaSyntaxError(
+                "chained or unsupported comparison", span, "write (a < b) and (b < c); use < <= > >= == !="
+            )
+        return Call(COMPARE[type(node.ops[0])], (_convert(node.left), _convert(node.comparators[0])), span=span)
+    if isinstance(node, ast.BoolOp):
+        op = BOOLEAN[type(node.op)]
+        values = [_convert(v) for v in node.values]
+        tree = values[0]
+        for v in values[1:]:
+            tree = Call(op, (tree, v), span=span)
+        return tree
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise FormulaSyntaxError("only named operators can be called, e.g. sum(x)", span)
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise FormulaSyntaxError("*args and **kwargs are not allowed", span)
+        args = tuple(_convert(a) for a in node.args)
+        kwargs = tuple((k.arg, _convert(k.value)) for k in node.keywords if k.arg is not None)
+        return Call(node.func.id, args, kwargs, span=span)
+    what = type(node).__name__
+    raise FormulaSyntaxError(
+        f"unsupported syntax ({what})",
+        span,
+        "formulas use numbers, names, operator calls, + - * / **, comparisons, and/or/not",
+    )
+
+
+def parse(text: str) -> Node:
+    """Parse formula text into a tree; raises :class:`FormulaSyntaxError` with a position."""
+    source = text.strip()
+    if not source:
+        raise FormulaSyntaxError("empty formula", Span())
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        span = Span(exc.lineno or 1, max((exc.offset or 1) - 1, 0))
+        raise FormulaSyntaxError(f"syntax error: {exc.msg}", span, "check brackets and operators") from None
+    return _convert(tree.body)
+
+
+def _fmt_num(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def to_source(node: Node, parent_power: int = 0) -> str:
+    """The canonical text of a tree; ``parse(to_source(t)) == t`` for every tree."""
+    if isinstance(node, Num):
+        text = _fmt_num(node.value)
+        return f"({text})" if node.value < 0 else text
+    if isinstance(node, Name):
+        return node.dotted
+    if not isinstance(node, Call):
+        return getattr(node, "source", lambda: type(node).__name__)()
+    if node.op in INFIX and len(node.args) == 2 and not node.kwargs:
+        symbol, power = INFIX[node.op]
+        # ** is right-associative; the others associate to the left.
+        left_power, right_power = (power + 1, power) if node.op == "pow" else (power, power + 1)
+        if power == 4:  # comparisons never chain
+            left_power = right_power = power + 1
+        text = f"{to_source(node.args[0], left_power)} {symbol} {to_source(node.args[1], right_power)}"
+        return f"({text})" if power < parent_power else text
+    if node.op in PREFIX and len(node.args) == 1:
+        symbol, power = PREFIX[node.op]
+        text = f"{symbol}{to_source(node.args[0], power)}"
+        return f"({text})" if power < parent_power else text
+    parts = [to_source(a) for a in node.args] + [f"{k}={to_source(v)}" for k, v in node.kwargs]
+    return f"{node.op}({', '.join(parts)})"
+
+
+def diagnostic_at(file_pos: Position, span: Span, message: str, hint: str = "", code: str = "formula") -> Diagnostic:
+    """A diagnostic placed at a node inside a formula that starts at ``file_pos``."""
+    if span.line <= 1:
+        return Diagnostic(Position(file_pos.file, file_pos.line, file_pos.col + span.col), message, hint, code)
+    return Diagnostic(Position(file_pos.file, file_pos.line + span.line - 1, span.col + 1), message, hint, code)

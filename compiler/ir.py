@@ -1,0 +1,140 @@
+"""Resolved formula nodes: every name bound to a source column, a feature, or a parameter.
+
+These are the typed intermediate model that lowering, code generation, the manifest and the reference
+evaluator read. ``grain`` is ``"scalar"``, ``"bar"`` or ``"tick:<source>"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fspec.compiler.formula import Node
+
+SCALAR, BAR = "scalar", "bar"
+
+
+def tick_grain(source: str) -> str:
+    return f"tick:{source}"
+
+
+def is_tick(grain: str) -> bool:
+    return grain.startswith("tick:")
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    value: float
+    grain: str = SCALAR
+
+
+@dataclass(frozen=True)
+class Column(Node):
+    """A column of a source for one instrument ('' inside a kernel, where the instrument is an argument)."""
+
+    source: str
+    column: str
+    instrument: str
+
+    @property
+    def grain(self) -> str:
+        return tick_grain(self.source)
+
+
+@dataclass(frozen=True)
+class ParamRef(Node):
+    """An instrument parameter (``instrument`` set) or a project constant like ``periods_per_year``."""
+
+    name: str
+    instrument: str | None
+    grain: str = SCALAR
+
+
+@dataclass(frozen=True)
+class FeatureRef(Node):
+    """The bar values of another feature; ``instrument`` is None for a cross-asset feature."""
+
+    feature: str
+    instrument: str | None
+    grain: str = BAR
+
+
+@dataclass(frozen=True)
+class Apply(Node):
+    """A registered operator on expression arguments, with its constant parameters (``k``, ``n``…)."""
+
+    op: str
+    args: tuple[Node, ...]
+    consts: tuple[tuple[str, float], ...]
+    grain: str
+
+    def children(self) -> tuple[Node, ...]:
+        return self.args
+
+    def with_children(self, children: tuple[Node, ...]) -> Node:
+        return replace(self, args=tuple(children))
+
+    def const(self, name: str) -> float:
+        return dict(self.consts)[name]
+
+
+def to_json(node: Node) -> dict[str, Any]:
+    """A plain-JSON form of a resolved tree (the manifest's format)."""
+    if isinstance(node, Const):
+        return {"const": node.value}
+    if isinstance(node, Column):
+        return {"column": node.column, "source": node.source, "instrument": node.instrument}
+    if isinstance(node, ParamRef):
+        return {"param": node.name, "instrument": node.instrument}
+    if isinstance(node, FeatureRef):
+        return {"feature": node.feature, "instrument": node.instrument}
+    if isinstance(node, SlotRef):
+        return {"slot": node.slot, "source": node.source, "instrument": node.instrument}
+    if isinstance(node, Apply):
+        return {
+            "op": node.op,
+            "args": [to_json(a) for a in node.args],
+            "consts": dict(node.consts),
+            "grain": node.grain,
+        }
+    raise TypeError(f"not a resolved node: {node!r}")
+
+
+def from_json(data: dict[str, Any]) -> Node:
+    if "const" in data:
+        return Const(float(data["const"]))
+    if "column" in data:
+        return Column(data["source"], data["column"], data["instrument"])
+    if "param" in data:
+        return ParamRef(data["param"], data["instrument"])
+    if "feature" in data:
+        return FeatureRef(data["feature"], data["instrument"])
+    if "slot" in data:
+        return SlotRef(data["source"], int(data["slot"]), data["instrument"])
+    return Apply(
+        data["op"], tuple(from_json(a) for a in data["args"]), tuple(sorted(data["consts"].items())), data["grain"]
+    )
+
+
+@dataclass(frozen=True)
+class SlotRef(Node):
+    """The bar output of one reducer slot of a source's fused tick kernel, for one instrument."""
+
+    source: str
+    slot: int
+    instrument: str
+    grain: str = BAR
+
+
+def strip_instrument(node: Node) -> Node:
+    """The same tick expression with instrument bindings removed (kernels take the instrument as input)."""
+    from fspec.compiler.formula import transform
+
+    def fn(n: Node) -> Node:
+        if isinstance(n, Column):
+            return replace(n, instrument="")
+        if isinstance(n, ParamRef) and n.instrument is not None:
+            return replace(n, instrument="")
+        return n
+
+    return transform(node, fn)

@@ -1,0 +1,328 @@
+"""Parsed spec files -> the typed project model (sources, instruments, session, features)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import product
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fspec.compiler.yamlsrc import SourceDoc
+
+from fspec.errors import Diagnostic, Position
+
+PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output")
+DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    source_column: str
+    dtype: str = "float64"
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    path: str
+    format: str
+    time_column: str
+    time_unit: str | None
+    time_zone: str | None
+    columns: tuple[ColumnSpec, ...]
+    filter: str | None
+    filter_pos: Position | None
+    bar_width: int | None  # seconds; None for a tick source
+    bar_stamp: str | None
+    unsorted: str
+    asof_source: str | None
+    asof_columns: tuple[str, ...]
+    pos: Position
+
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns) + self.asof_columns
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    key: str
+    symbol: str
+    params: tuple[tuple[str, float], ...]
+    sources: tuple[str, ...]
+    pos: Position
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    timezone: str = "America/New_York"
+    open_seconds: int = 9 * 3600 + 30 * 60
+    close_seconds: int = 16 * 3600
+    trading_days_per_year: float = 252.0
+
+    @property
+    def length_seconds(self) -> int:
+        return self.close_seconds - self.open_seconds
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One concrete feature or target (families are already expanded)."""
+
+    name: str
+    formula: str
+    description: str
+    instruments: tuple[str, ...] | None
+    publish: bool
+    is_target: bool
+    bindings: tuple[tuple[str, float], ...]  # expand variables -> constants
+    file: str
+    name_pos: Position
+    formula_pos: Position
+    formula_style: str | None
+
+
+@dataclass(frozen=True)
+class Project:
+    sources: dict[str, SourceSpec]
+    instruments: dict[str, InstrumentSpec]
+    intervals: tuple[int, ...]
+    session: SessionSpec
+    dates: tuple[str, ...]
+    output_dir: str
+    features: tuple[FeatureSpec, ...]
+
+
+def parse_duration(text: str) -> int:
+    match = DURATION.match(text)
+    if not match:
+        raise ValueError(text)
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def _clock(text: str) -> int:
+    parts = [int(p) for p in text.split(":")]
+    return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
+
+
+def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...]) -> SourceSpec:
+    time = raw["time"]
+    time = {"column": time} if isinstance(time, str) else time
+    columns = []
+    for col, spec in raw["columns"].items():
+        if isinstance(spec, str):
+            columns.append(ColumnSpec(col, col, spec))
+        else:
+            columns.append(ColumnSpec(col, spec["from"], spec.get("dtype", "float64"), float(spec.get("scale", 1.0))))
+    path = raw["path"]
+    fmt = raw.get("format") or ("csv" if path.endswith((".csv", ".csv.gz")) else "parquet")
+    bars = raw.get("bars")
+    asof = raw.get("asof") or {}
+    return SourceSpec(
+        name=name,
+        path=path,
+        format=fmt,
+        time_column=time["column"],
+        time_unit=time.get("unit"),
+        time_zone=time.get("timezone"),
+        columns=tuple(columns),
+        filter=raw.get("filter"),
+        filter_pos=doc.pos((*at, "filter")) if raw.get("filter") else None,
+        bar_width=parse_duration(bars["width"]) if bars else None,
+        bar_stamp=bars["stamp"] if bars else None,
+        unsorted=raw.get("unsorted", "sort"),
+        asof_source=asof.get("source"),
+        asof_columns=tuple(asof.get("columns", ())),
+        pos=doc.pos(at, key=True),
+    )
+
+
+def _expand(
+    raw: dict[str, Any], doc: SourceDoc, at: tuple[str | int, ...], is_target: bool, problems: list[Diagnostic]
+) -> list[FeatureSpec]:
+    expand = raw.get("expand") or {}
+    keys = list(expand)
+    combos = list(product(*(expand[k] for k in keys))) if keys else [()]
+    out = []
+    for combo in combos:
+        bindings = []
+        for key, value in zip(keys, combo, strict=True):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, "expand", key)),
+                        f"expand values must be numbers, got {value!r}",
+                        "e.g. k: [1, 2, 5]",
+                    )
+                )
+                return []
+            bindings.append((key, float(value)))
+        suffix = "".join(f"_{_num_token(v)}" for _, v in bindings)
+        instruments = raw.get("instruments")
+        out.append(
+            FeatureSpec(
+                name=raw["name"] + suffix,
+                formula=raw["formula"],
+                description=raw.get("description", ""),
+                instruments=tuple(instruments) if instruments else None,
+                publish=bool(raw.get("publish", True)),
+                is_target=is_target,
+                bindings=tuple(bindings),
+                file=doc.file,
+                name_pos=doc.pos((*at, "name")),
+                formula_pos=doc.pos((*at, "formula")),
+                formula_style=doc.scalar_style.get((*at, "formula")),
+            )
+        )
+    return out
+
+
+def _num_token(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value).replace(".", "p").replace("-", "m")
+
+
+def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnostic]]:
+    """Merge schema-valid spec files into one project. Project keys may each appear in one file only."""
+    problems: list[Diagnostic] = []
+    seen: dict[str, SourceDoc] = {}
+    for doc in docs:
+        for key in PROJECT_KEYS:
+            if key in doc.data:
+                if key in seen:
+                    problems.append(
+                        Diagnostic(
+                            doc.pos((key,), key=True),
+                            f"'{key}' is already defined in {seen[key].file}",
+                            "define project keys once, in specs/project.yaml",
+                        )
+                    )
+                else:
+                    seen[key] = doc
+    for required in ("sources", "instruments", "intervals"):
+        if required not in seen:
+            where = docs[0].file if docs else "specs"
+            problems.append(
+                Diagnostic(
+                    Position(where, 1, 1), f"the project defines no '{required}'", "add it to specs/project.yaml"
+                )
+            )
+    if problems:
+        return None, problems
+
+    sources = {
+        n: _source(n, raw, seen["sources"], ("sources", n)) for n, raw in seen["sources"].data["sources"].items()
+    }
+    for src in sources.values():
+        if src.asof_source and src.asof_source not in sources:
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "asof", "source")),
+                    f"asof source '{src.asof_source}' is not defined",
+                    f"defined sources: {', '.join(sorted(sources))}",
+                )
+            )
+        elif src.asof_source:
+            other = sources[src.asof_source]
+            for col in src.asof_columns:
+                if col not in {c.name for c in other.columns}:
+                    problems.append(
+                        Diagnostic(
+                            seen["sources"].pos(("sources", src.name, "asof", "columns")),
+                            f"source '{src.asof_source}' has no column '{col}'",
+                            f"its columns: {', '.join(c.name for c in other.columns)}",
+                        )
+                    )
+                if col in {c.name for c in src.columns}:
+                    problems.append(
+                        Diagnostic(
+                            seen["sources"].pos(("sources", src.name, "asof", "columns")),
+                            f"asof column '{col}' clashes with a column of '{src.name}'",
+                            "rename one of them",
+                        )
+                    )
+
+    instruments = {}
+    idoc = seen["instruments"]
+    for key, raw in idoc.data["instruments"].items():
+        if re.fullmatch(r"[0-9]+s", key.split("_")[-1]) or any(re.fullmatch(r"[0-9]+s", t) for t in key.split("_")):
+            problems.append(
+                Diagnostic(
+                    idoc.pos(("instruments", key), key=True),
+                    f"instrument key '{key}' looks like an interval",
+                    "column names must parse back; avoid tokens like 30s",
+                )
+            )
+        own = tuple(raw.get("sources", sources.keys()))
+        for s in own:
+            if s not in sources:
+                problems.append(
+                    Diagnostic(
+                        idoc.pos(("instruments", key, "sources")),
+                        f"instrument '{key}' lists unknown source '{s}'",
+                        f"defined sources: {', '.join(sorted(sources))}",
+                    )
+                )
+        params = tuple((k, float(v)) for k, v in (raw.get("params") or {}).items())
+        instruments[key] = InstrumentSpec(key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True))
+
+    session = SessionSpec()
+    if "session" in seen:
+        raw = seen["session"].data["session"]
+        session = SessionSpec(
+            timezone=raw.get("timezone", session.timezone),
+            open_seconds=_clock(raw["open"]) if "open" in raw else session.open_seconds,
+            close_seconds=_clock(raw["close"]) if "close" in raw else session.close_seconds,
+            trading_days_per_year=float(raw.get("trading_days_per_year", session.trading_days_per_year)),
+        )
+        try:
+            ZoneInfo(session.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                Diagnostic(
+                    seen["session"].pos(("session", "timezone")),
+                    f"unknown time zone '{session.timezone}'",
+                    "use an IANA name like America/New_York",
+                )
+            )
+        if session.close_seconds <= session.open_seconds:
+            problems.append(
+                Diagnostic(
+                    seen["session"].pos(("session", "close")),
+                    "session close must be after its open",
+                    "e.g. open: '09:30', close: '16:00'",
+                )
+            )
+
+    intervals: list[int] = []
+    ivdoc = seen["intervals"]
+    for i, text in enumerate(ivdoc.data["intervals"]):
+        seconds = parse_duration(text)
+        pos = ivdoc.pos(("intervals", i))
+        if seconds <= 0:
+            problems.append(Diagnostic(pos, f"interval '{text}' is empty", "use a positive width like 30s"))
+        elif session.length_seconds > 0 and session.length_seconds % seconds:
+            problems.append(
+                Diagnostic(
+                    pos,
+                    f"interval '{text}' does not divide the {session.length_seconds}s session",
+                    "pick a width whose bars tile the session, e.g. 30s, 60s, 300s",
+                )
+            )
+        elif seconds in intervals:
+            problems.append(Diagnostic(pos, f"interval '{text}' is listed twice ({seconds}s)", "list each width once"))
+        else:
+            intervals.append(seconds)
+
+    features: list[FeatureSpec] = []
+    for doc in docs:
+        for section, is_target in (("features", False), ("targets", True)):
+            for i, raw in enumerate(doc.data.get(section, [])):
+                features.extend(_expand(raw, doc, (section, i), is_target, problems))
+
+    dates = tuple(seen["dates"].data["dates"]) if "dates" in seen else ()
+    output = seen["output"].data["output"].get("dir", "out") if "output" in seen else "out"
+    project = Project(sources, instruments, tuple(intervals), session, dates, output, tuple(features))
+    return project, problems

@@ -1,0 +1,533 @@
+"""Formula trees -> resolved, grain-checked trees for every (feature, instrument) instance.
+
+Binds each name to a source column, a feature, an instrument parameter or a constant; checks operator
+signatures and grains; enforces the naming rules. Windows and lookahead are checked in :mod:`dag`, once
+the features are in dependency order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from fspec.compiler import ir
+from fspec.compiler.formula import Call, FormulaSyntaxError, Name, Node, Num, Span, diagnostic_at, parse
+from fspec.compiler.model import FeatureSpec, Project
+from fspec.compiler.operators import (
+    BAR,
+    CONSTANTS,
+    ELEMENTWISE,
+    FORBIDDEN,
+    REDUCER,
+    REGISTRY,
+    SHIFT,
+    TICK,
+)
+
+from fspec.errors import Diagnostic, Position
+
+INTERVAL_TOKEN = re.compile(r"^[0-9]+s$")
+TARGET_PREFIXES = ("target_", "resp_")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One feature bound to one instrument (``None``: a cross-asset feature with no suffix)."""
+
+    spec: FeatureSpec
+    instrument: str | None
+    tree: Node
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return (self.spec.name, self.instrument)
+
+    def deps(self) -> list[tuple[str, str | None]]:
+        return [(n.feature, n.instrument) for n in self.tree.walk() if isinstance(n, ir.FeatureRef)]
+
+
+class Unavailable(Exception):
+    """The instrument lacks a source or a feature this formula needs (drops a defaulted instance)."""
+
+
+@dataclass
+class _Context:
+    project: Project
+    spec: FeatureSpec
+    instrument: str | None
+    specs: dict[str, FeatureSpec]
+    problems: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, span: Span, message: str, hint: str = "", code: str = "formula") -> None:
+        self.problems.append(diagnostic_at(formula_position(self.spec), span, message, hint, code))
+
+
+def formula_position(spec: FeatureSpec) -> Position:
+    """Where the formula text starts in its file (after the opening quote of a quoted scalar)."""
+    pos = spec.formula_pos
+    if spec.formula_style in ("'", '"'):
+        return Position(pos.file, pos.line, pos.col + 1)
+    if spec.formula_style in ("|", ">"):
+        return Position(pos.file, pos.line + 1, pos.col + 2)
+    return pos
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _known_names(ctx: _Context) -> list[str]:
+    names = list(ctx.specs) + list(CONSTANTS) + list(ctx.project.sources) + list(ctx.project.instruments)
+    if ctx.instrument:
+        names += [p for p, _ in ctx.project.instruments[ctx.instrument].params]
+    return names
+
+
+def _column(ctx: _Context, node: Name, instrument: str, source: str, column: str) -> Node:
+    src = ctx.project.sources[source]
+    if column not in src.column_names():
+        ctx.error(
+            node.span,
+            f"source '{source}' has no column '{column}'",
+            _suggest(column, list(src.column_names())) or f"its columns: {', '.join(src.column_names())}",
+        )
+        return ir.Const(float("nan"))
+    if source not in ctx.project.instruments[instrument].sources:
+        raise Unavailable(f"instrument '{instrument}' has no source '{source}'")
+    return ir.Column(source, column, instrument)
+
+
+def _instrument_member(ctx: _Context, node: Name, instrument: str, member: str) -> Node:
+    inst = ctx.project.instruments[instrument]
+    params = dict(inst.params)
+    if member in params:
+        return ir.ParamRef(member, instrument)
+    if member in ctx.specs and member not in ctx.project.sources:
+        return _feature_ref(ctx, node, member, instrument)
+    choices = list(params) + list(ctx.specs)
+    ctx.error(
+        node.span,
+        f"instrument '{instrument}' has no parameter or feature '{member}'",
+        _suggest(member, choices) or "parameters are set under instruments: {key}: {params: {...}}",
+    )
+    return ir.Const(float("nan"))
+
+
+def _feature_ref(ctx: _Context, node: Name, name: str, instrument: str | None) -> Node:
+    target = ctx.specs[name]
+    if target.is_target and not ctx.spec.is_target:
+        ctx.error(
+            node.span,
+            f"feature '{ctx.spec.name}' reads target '{name}': targets see the future",
+            "features may not depend on targets; compute the input as a feature instead",
+            "lookahead",
+        )
+    if name == ctx.spec.name and instrument == ctx.instrument:
+        ctx.error(node.span, f"feature '{name}' refers to itself", "use lag(x, 1) of another feature", "cycle")
+        return ir.Const(float("nan"))
+    return ir.FeatureRef(name, instrument)
+
+
+def _name(ctx: _Context, node: Name) -> Node:
+    parts = node.parts
+    project = ctx.project
+    bindings = dict(ctx.spec.bindings)
+    head = parts[0]
+    if len(parts) == 1:
+        if head in bindings:
+            return ir.Const(bindings[head])
+        if head in ctx.specs:
+            if ctx.instrument is None and ctx.specs[head].instruments is not None:
+                ctx.error(
+                    node.span,
+                    f"'{head}' is per instrument: a cross-asset formula must say which",
+                    f"write e.g. {next(iter(project.instruments))}.{head}",
+                )
+                return ir.Const(float("nan"))
+            return _feature_ref(ctx, node, head, ctx.instrument if _is_per_instrument(ctx, head) else None)
+        if head in CONSTANTS:
+            return ir.ParamRef(head, None)
+        if ctx.instrument and head in dict(project.instruments[ctx.instrument].params):
+            return ir.ParamRef(head, ctx.instrument)
+        if head in project.sources:
+            cols = project.sources[head].column_names()
+            ctx.error(node.span, f"source '{head}' needs a column", f"e.g. {head}.{cols[0]}")
+            return ir.Const(float("nan"))
+        ctx.error(
+            node.span,
+            f"unknown name '{head}'",
+            _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
+        )
+        return ir.Const(float("nan"))
+    if head in project.instruments:
+        if len(parts) == 2:
+            return _instrument_member(ctx, node, head, parts[1])
+        if len(parts) == 3 and parts[1] in project.sources:
+            return _column(ctx, node, head, parts[1], parts[2])
+        ctx.error(node.span, f"cannot resolve '{node.dotted}'", "write instrument.source.column or instrument.feature")
+        return ir.Const(float("nan"))
+    if head in project.sources and len(parts) == 2:
+        if ctx.instrument is None:
+            ctx.error(
+                node.span,
+                f"cross-asset formula reads '{node.dotted}' without an instrument",
+                f"write e.g. {next(iter(project.instruments))}.{node.dotted}",
+            )
+            return ir.Const(float("nan"))
+        return _column(ctx, node, ctx.instrument, head, parts[1])
+    choices = list(project.sources) + list(project.instruments)
+    ctx.error(
+        node.span,
+        f"unknown name '{node.dotted}'",
+        _suggest(head, choices) or "write source.column, instrument.feature or instrument.source.column",
+    )
+    return ir.Const(float("nan"))
+
+
+def _is_per_instrument(ctx: _Context, name: str) -> bool:
+    return not is_cross_asset(ctx.specs[name], ctx.project)
+
+
+def is_cross_asset(spec: FeatureSpec, project: Project) -> bool:
+    """A formula that names instruments explicitly defines one column with no instrument suffix."""
+    try:
+        tree = parse(spec.formula)
+    except FormulaSyntaxError:
+        return False
+    return spec.instruments is None and any(
+        isinstance(n, Name) and n.parts[0] in project.instruments for n in tree.walk()
+    )
+
+
+def _bind_args(ctx: _Context, node: Call) -> dict[str, Node] | None:
+    op = REGISTRY[node.op]
+    names = [p.name for p in op.params]
+    bound: dict[str, Node] = {}
+    if len(node.args) > len(names):
+        ctx.error(
+            node.span,
+            f"{node.op} takes at most {len(names)} argument(s), got {len(node.args)}",
+            f"signature: {op.signature}",
+        )
+        return None
+    for name, arg in zip(names, node.args, strict=False):
+        bound[name] = arg
+    for key, value in node.kwargs:
+        if key not in names:
+            ctx.error(value.span, f"{node.op} has no parameter '{key}'", f"signature: {op.signature}")
+            return None
+        if key in bound:
+            ctx.error(value.span, f"{node.op} got '{key}' twice", f"signature: {op.signature}")
+            return None
+        bound[key] = value
+    for p in op.params:
+        if p.name not in bound and p.default is None:
+            ctx.error(node.span, f"{node.op} is missing its argument '{p.name}'", f"signature: {op.signature}")
+            return None
+    return bound
+
+
+def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None:
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Call) and node.op == "neg" and isinstance(node.args[0], Num):
+        return -node.args[0].value
+    if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in dict(ctx.spec.bindings):
+        return dict(ctx.spec.bindings)[node.parts[0]]
+    ctx.error(node.span, f"{op}: '{param}' must be a constant number", f"e.g. {op}(x, {param}=10)")
+    return None
+
+
+def _reducer_hint(grain: str) -> str:
+    return "reduce the tick expression to bars first, e.g. last(...), sum(...), mean(...)"
+
+
+def _call(ctx: _Context, node: Call) -> Node:
+    if node.op in FORBIDDEN:
+        message, hint = FORBIDDEN[node.op]
+        ctx.error(node.span, message, hint, "lookahead")
+        return ir.Const(float("nan"))
+    if node.op not in REGISTRY:
+        ctx.error(
+            node.span,
+            f"unknown operator '{node.op}'",
+            _suggest(node.op, list(REGISTRY)) or "run 'fspec ops' to list operators",
+        )
+        return ir.Const(float("nan"))
+    op = REGISTRY[node.op]
+    bound = _bind_args(ctx, node)
+    if bound is None:
+        return ir.Const(float("nan"))
+    args: list[Node] = []
+    consts: list[tuple[str, float]] = []
+    for p in op.params:
+        if p.kind == "expr":
+            args.append(_resolve(ctx, bound[p.name]))
+            continue
+        value = p.default if p.name not in bound else _const_value(ctx, bound[p.name], node.op, p.name)
+        if value is None:
+            return ir.Const(float("nan"))
+        if p.kind == "int" and value != int(value):
+            ctx.error(bound[p.name].span, f"{node.op}: '{p.name}' must be a whole number, got {value:g}")
+            return ir.Const(float("nan"))
+        if p.minimum is not None and value < p.minimum:
+            ctx.error(bound[p.name].span, f"{node.op}: '{p.name}' must be at least {p.minimum:g}, got {value:g}")
+            return ir.Const(float("nan"))
+        consts.append((p.name, float(value)))
+    if op.target_only and not ctx.spec.is_target:
+        ctx.error(
+            node.span,
+            f"{node.op}() reads future bars: only targets may use it",
+            "declare this under 'targets:' with a target_ name, or use lag() for past bars",
+            "lookahead",
+        )
+    grain = _grain(ctx, node, op.kind, args)
+    if grain is None:
+        return ir.Const(float("nan"))
+    return ir.Apply(node.op, tuple(args), tuple(sorted(consts)), grain)
+
+
+def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None:
+    grains = [getattr(a, "grain", ir.SCALAR) for a in args]
+    non_scalar = sorted({g for g in grains if g != ir.SCALAR})
+    if kind == ELEMENTWISE:
+        if len(non_scalar) <= 1:
+            return non_scalar[0] if non_scalar else ir.SCALAR
+        ticks = [g for g in non_scalar if ir.is_tick(g)]
+        if len(ticks) > 1:
+            names = " and ".join(g.removeprefix("tick:") for g in ticks)
+            ctx.error(
+                node.span,
+                f"'{node.op}' mixes ticks of {names}, which have different rows",
+                _reducer_hint(ticks[0]) + ", or attach columns with the source's 'asof'",
+                "grain",
+            )
+        else:
+            ctx.error(node.span, f"'{node.op}' mixes tick-level and bar-level values", _reducer_hint(ticks[0]), "grain")
+        return None
+    grain = grains[0]
+    if kind == REDUCER:
+        if len(non_scalar) > 1:
+            ctx.error(node.span, f"{node.op}() needs all its inputs from one source's ticks", "", "grain")
+            return None
+        if grain == ir.BAR:
+            ctx.error(
+                node.span,
+                f"{node.op}() of a bar expression is a statistic over the whole sample",
+                f"use rolling_{node.op}(x, n) over past bars"
+                if f"rolling_{node.op}" in REGISTRY
+                else "reduce tick data only, or use a rolling_* window over past bars",
+                "lookahead",
+            )
+            return None
+        if not ir.is_tick(grain):
+            ctx.error(node.span, f"{node.op}() needs tick data, e.g. {node.op}(trades.price)", "", "grain")
+            return None
+        return ir.BAR
+    if kind == TICK:
+        if not ir.is_tick(grain):
+            ctx.error(node.span, f"{node.op}() works on ticks, e.g. {node.op}(trades.price)", "", "grain")
+            return None
+        return grain
+    if kind == SHIFT:
+        if grain == ir.SCALAR:
+            ctx.error(
+                node.span, f"{node.op}() of a constant is meaningless", "apply it to a column or feature", "grain"
+            )
+            return None
+        return grain
+    if kind == BAR:
+        if ir.is_tick(grain):
+            ctx.error(node.span, f"{node.op}() works on bars, not ticks", _reducer_hint(grain), "grain")
+            return None
+        if len(non_scalar) == 0:
+            ctx.error(node.span, f"{node.op}() of a constant is meaningless", "apply it to a feature", "grain")
+            return None
+        return ir.BAR
+    raise AssertionError(kind)
+
+
+def _resolve(ctx: _Context, node: Node) -> Node:
+    if isinstance(node, Num):
+        return ir.Const(node.value, span=node.span)
+    if isinstance(node, Name):
+        return _name(ctx, node)
+    if isinstance(node, Call):
+        return _call(ctx, node)
+    raise AssertionError(node)
+
+
+def check_names(project: Project) -> list[Diagnostic]:
+    """Naming rules: unique names, target prefixes, no interval-like tokens, cross-asset names."""
+    problems = []
+    seen: dict[str, FeatureSpec] = {}
+    reserved = set(project.sources) | set(project.instruments) | set(CONSTANTS)
+    for spec in project.features:
+        if spec.name in seen:
+            other = seen[spec.name]
+            problems.append(
+                Diagnostic(
+                    spec.name_pos,
+                    f"feature name '{spec.name}' is already used at {other.name_pos}",
+                    "names are unique across all spec files (families add _k suffixes)",
+                    "naming",
+                )
+            )
+            continue
+        seen[spec.name] = spec
+        if spec.name in reserved:
+            problems.append(
+                Diagnostic(
+                    spec.name_pos,
+                    f"'{spec.name}' is already the name of a source, instrument or constant",
+                    "pick another name",
+                    "naming",
+                )
+            )
+        tokens = spec.name.split("_")
+        if any(INTERVAL_TOKEN.match(t) for t in tokens):
+            problems.append(
+                Diagnostic(
+                    spec.name_pos,
+                    f"'{spec.name}' contains an interval-like token",
+                    "the compiler adds the interval to column names; drop tokens like 30s",
+                    "naming",
+                )
+            )
+        if not spec.is_target and spec.name.startswith(TARGET_PREFIXES):
+            problems.append(
+                Diagnostic(
+                    spec.name_pos,
+                    f"'{spec.name}' is named like a target but is a feature",
+                    "move it under 'targets:' or rename it",
+                    "naming",
+                )
+            )
+        if spec.is_target and not spec.publish:
+            problems.append(Diagnostic(spec.name_pos, "targets are always published", "remove 'publish'", "naming"))
+        if spec.instruments:
+            for inst in spec.instruments:
+                if inst not in project.instruments:
+                    problems.append(
+                        Diagnostic(
+                            spec.name_pos,
+                            f"'{spec.name}' lists unknown instrument '{inst}'",
+                            _suggest(inst, list(project.instruments)),
+                            "naming",
+                        )
+                    )
+        if is_cross_asset(spec, project):
+            named = {
+                n.parts[0]
+                for n in parse(spec.formula).walk()
+                if isinstance(n, Name) and n.parts[0] in project.instruments
+            }
+            missing = sorted(i for i in named if i not in tokens)
+            if missing:
+                problems.append(
+                    Diagnostic(
+                        spec.name_pos,
+                        f"cross-asset feature '{spec.name}' must name its instruments "
+                        f"({', '.join(sorted(named))}) in its name",
+                        f"e.g. {spec.name}_{'_'.join(missing)}",
+                        "naming",
+                    )
+                )
+    return problems
+
+
+def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]:
+    """Every (feature, instrument) instance with its resolved tree, plus all problems found."""
+    problems = check_names(project)
+    specs: dict[str, FeatureSpec] = {}
+    for spec in project.features:
+        specs.setdefault(spec.name, spec)
+    instances: list[Instance] = []
+    defaulted: set[tuple[str, str | None]] = set()
+    for spec in specs.values():
+        try:
+            parse(spec.formula)
+        except FormulaSyntaxError as exc:
+            problems.append(diagnostic_at(formula_position(spec), exc.span, exc.message, exc.hint, "syntax"))
+            continue
+        if is_cross_asset(spec, project):
+            bindings: list[str | None] = [None]
+        else:
+            bindings = list(spec.instruments or project.instruments)
+        for instrument in bindings:
+            if instrument is not None and instrument not in project.instruments:
+                continue
+            ctx = _Context(project, spec, instrument, specs)
+            try:
+                tree = _resolve(ctx, parse(spec.formula))
+            except Unavailable as exc:
+                if spec.instruments is not None:
+                    problems.append(
+                        Diagnostic(
+                            spec.name_pos,
+                            f"'{spec.name}' for instrument '{instrument}': {exc}",
+                            "remove the instrument from the list or give it the source",
+                        )
+                    )
+                continue
+            problems.extend(ctx.problems)
+            if not ctx.problems:
+                if spec.instruments is None and instrument is not None:
+                    defaulted.add((spec.name, instrument))
+                instances.append(Instance(spec, instrument, _check_top(spec, tree, problems)))
+    return _drop_unavailable(instances, defaulted, problems), _dedupe(problems)
+
+
+def _check_top(spec: FeatureSpec, tree: Node, problems: list[Diagnostic]) -> Node:
+    grain = getattr(tree, "grain", ir.SCALAR)
+    if ir.is_tick(grain):
+        problems.append(
+            diagnostic_at(
+                formula_position(spec),
+                Span(),
+                "this formula gives one value per tick, a feature needs one per bar",
+                "wrap it in a reducer, e.g. last(...), sum(...) or mean(...)",
+                "grain",
+            )
+        )
+    return tree
+
+
+def _drop_unavailable(
+    instances: list[Instance], defaulted: set[tuple[str, str | None]], problems: list[Diagnostic]
+) -> list[Instance]:
+    """Remove defaulted instances whose dependencies do not exist for their instrument, to a fixpoint."""
+    by_key = {i.key: i for i in instances}
+    changed = True
+    while changed:
+        changed = False
+        for key, inst in list(by_key.items()):
+            missing = [d for d in inst.deps() if d not in by_key]
+            if missing and key in defaulted:
+                del by_key[key]
+                changed = True
+    for inst in by_key.values():
+        for dep in inst.deps():
+            if dep not in by_key:
+                where = f" for instrument '{dep[1]}'" if dep[1] else ""
+                problems.append(
+                    Diagnostic(
+                        inst.spec.name_pos,
+                        f"'{inst.spec.name}' needs '{dep[0]}'{where}, which is not computed there",
+                        "check the instruments lists of both features",
+                    )
+                )
+    return [i for i in instances if i.key in by_key]
+
+
+def _dedupe(problems: list[Diagnostic]) -> list[Diagnostic]:
+    seen = set()
+    out = []
+    for p in problems:
+        key = (p.position, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

@@ -1,0 +1,28 @@
+"""Resolved trees -> canonical formula text (for messages, the manifest and `fspec explain`)."""
+
+from __future__ import annotations
+
+from fspec.compiler import ir
+from fspec.compiler.formula import Call, Name, Node, Num, to_source
+
+
+def to_formula(node: Node) -> Node:
+    """Map a resolved tree back onto plain formula nodes, fully qualified."""
+    if isinstance(node, ir.Const):
+        return Num(node.value)
+    if isinstance(node, ir.Column):
+        parts = (node.instrument, node.source, node.column) if node.instrument else (node.source, node.column)
+        return Name(parts)
+    if isinstance(node, ir.ParamRef):
+        return Name((node.instrument, node.name) if node.instrument else (node.name,))
+    if isinstance(node, ir.FeatureRef):
+        return Name((node.instrument, node.feature) if node.instrument else (node.feature,))
+    if isinstance(node, ir.Apply):
+        args = tuple(to_formula(a) for a in node.args)
+        kwargs = tuple((k, Num(v)) for k, v in node.consts)
+        return Call(node.op, args, kwargs)
+    return node
+
+
+def resolved_source(node: Node) -> str:
+    return to_source(to_formula(node))

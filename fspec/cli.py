@@ -1,0 +1,251 @@
+"""The fspec command line: thin commands over the compiler's and the runtime's tasks.
+
+This is the one place that catches fspec errors and turns them into messages and exit codes
+(0 ok, 1 spec or data error, 2 usage error).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from fspec import __version__
+from fspec.errors import Diagnostic, FspecError, SpecError, UsageError
+from fspec.project import find_root
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handle_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = fn(*args, **kwargs)
+            _show_warnings(caught)
+            return result
+        except FspecError as exc:
+            click.secho(exc.render(), fg="red", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    from fspec.runtime.sources import DataWarning
+
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            click.secho(f"warning: {w.message}", fg="yellow", err=True)
+
+
+def _root(project: str | None) -> Path:
+    return find_root(Path(project) if project else None)
+
+
+def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, unit="day", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+
+project_option = click.option(
+    "--project",
+    "project",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Project folder (default: the nearest folder with specs/).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fspec")
+def main() -> None:
+    """fspec compiles market-microstructure feature specs (YAML) into numba kernels and runs them into parquet.
+
+    \b
+    Example:
+        fspec validate && fspec compile && fspec run
+    """
+
+
+def _github(d: Diagnostic) -> str:
+    message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+    return f"::error file={d.position.file},line={d.position.line},col={d.position.col}::{message}"
+
+
+@main.command()
+@project_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="Output format; github prints workflow annotations.",
+)
+@_handle_errors
+def validate(project: str | None, fmt: str) -> None:
+    """Check every spec: schema, names, grains, DAG and no-lookahead. Writes nothing.
+
+    Prints every problem as file:line:col: message, and exits 1 if there is any.
+
+    \b
+    Example:
+        fspec validate --format github
+    """
+    from fspec.compiler.build import check
+
+    root = _root(project)
+    checked = check(root)
+    diagnostics = SpecError(checked.diagnostics).diagnostics if checked.diagnostics else []
+    if fmt == "json":
+        click.echo(json.dumps({"ok": not diagnostics, "errors": [d.as_dict() for d in diagnostics]}, indent=2))
+    elif fmt == "github":
+        for d in diagnostics:
+            click.echo(_github(d))
+    if diagnostics:
+        if fmt == "text":
+            raise SpecError(diagnostics)
+        sys.exit(1)
+    if fmt == "text":
+        assert checked.plan is not None
+        n_cols = sum(1 for f in checked.plan.features if f.publish)
+        click.echo(
+            f"ok: {len(checked.plan.features)} feature instances ({n_cols} published) in "
+            f"{len(checked.plan.kernels)} tick kernel(s)"
+        )
+
+
+@main.command()
+@project_option
+@click.option("--no-jit", is_flag=True, help="Only write the files; compile kernels with numba on first run.")
+@_handle_errors
+def compile(project: str | None, no_jit: bool) -> None:
+    """Compile specs/ into build/manifest.json and build/kernels/*.py (numba, cached on disk).
+
+    \b
+    Example:
+        fspec compile
+    """
+    from fspec.compiler.build import compile_project
+
+    root = _root(project)
+    started = time.perf_counter()
+    manifest_path, kernels = compile_project(root)
+    if not no_jit:
+        from fspec.runtime.warmup import warm_kernels
+
+        warm_kernels(root)
+    click.echo(
+        f"compiled {len(kernels)} kernel(s) and {manifest_path.relative_to(root)} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+
+def _parse_interval(text: str) -> int:
+    from fspec.compiler.model import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise UsageError(f"--interval {text}: not a duration", "write it like 30s, 1m or 300s") from None
+
+
+@main.command()
+@project_option
+@click.option("--date", "dates", multiple=True, help="Session date YYYY-MM-DD (repeatable; default: all dates).")
+@click.option("--interval", "intervals", multiple=True, help="Bar width like 30s (repeatable; default: all).")
+@click.option("--select", "select", multiple=True, help="Feature or column to write (repeatable; default: all).")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Output folder (default: out/).")
+@_handle_errors
+def run(
+    project: str | None, dates: tuple[str, ...], intervals: tuple[str, ...], select: tuple[str, ...], out: str | None
+) -> None:
+    """Compute features into out/features_{YYYYMMDD}_{N}s.parquet, one file per date and interval.
+
+    \b
+    Example:
+        fspec run --date 2013-10-07 --interval 30s --select realized_vol
+    """
+    from fspec.runtime.manifest import load_manifest
+    from fspec.runtime.run import RunOptions
+    from fspec.runtime.run import run as run_task
+
+    root = _root(project)
+    for d in dates:
+        _check_date(d)
+    manifest = load_manifest(root)
+    options = RunOptions(
+        dates=list(dates) or None,
+        intervals=[_parse_interval(i) for i in intervals] or None,
+        select=list(select) or None,
+        output_dir=Path(out) if out else None,
+        on_progress=_progress,
+    )
+    started = time.perf_counter()
+    written = run_task(manifest, options)
+    for path in written:
+        click.echo(f"wrote {_relative(path, root)}")
+    click.echo(f"{len(written)} file(s) in {time.perf_counter() - started:.1f}s")
+
+
+def _check_date(text: str) -> None:
+    from datetime import date
+
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--date {text}: not a date", "write it as YYYY-MM-DD") from None
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+def ops(fmt: str) -> None:
+    """List every operator: signature, grain rule, window rule, doc and edge cases.
+
+    \b
+    Example:
+        fspec ops --format markdown
+    """
+    from fspec.compiler.opsdoc import render_ops
+
+    click.echo(render_ops(fmt))
+
+
+@main.command()
+@project_option
+@click.argument("column")
+@_handle_errors
+def explain(project: str | None, column: str) -> None:
+    """Show a column's formula, lineage, window and generated kernel.
+
+    \b
+    Example:
+        fspec explain realized_vol_30s_spy
+    """
+    from fspec.runtime.explain import explain_column
+    from fspec.runtime.manifest import load_manifest
+
+    root = _root(project)
+    click.echo(explain_column(load_manifest(root, check_fresh=False), column))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Every error fspec reports to a user.
+
+Each class owns its exit code and knows how to render itself as ``file:line:col: message`` plus an
+optional hint. The CLI is the only place that catches them and exits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in a spec file; ``line`` and ``col`` are 1-based, 0 means unknown."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        if self.col <= 0:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def shifted(self, line_offset: int, col: int) -> Position:
+        return Position(self.file, self.line + line_offset, col)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in the specs: where, what, and how to fix it."""
+
+    position: Position
+    message: str
+    hint: str = ""
+    code: str = "spec"
+
+    def render(self) -> str:
+        text = f"{self.position}: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.position.file,
+            "line": self.position.line,
+            "col": self.position.col,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class FspecError(Exception):
+    """Base of all user-facing errors."""
+
+    exit_code = 1
+
+    def render(self) -> str:
+        return str(self)
+
+
+class SpecError(FspecError):
+    """One or more problems in the spec files; carries every diagnostic found, not just the first."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = sorted(
+            diagnostics, key=lambda d: (d.position.file, d.position.line, d.position.col, d.message)
+        )
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [d.render() for d in self.diagnostics]
+        n = len(self.diagnostics)
+        lines.append(f"{n} error{'s' if n != 1 else ''} in specs")
+        return "\n".join(lines)
+
+
+class DataError(FspecError):
+    """Input data that cannot be used as it is: names the file and the fix."""
+
+    def __init__(self, file: str, message: str, hint: str = ""):
+        self.file = file
+        self.message = message
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = f"{self.file}: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+
+class BuildError(FspecError):
+    """The build directory is missing, stale or corrupt."""
+
+    def __init__(self, message: str, hint: str = ""):
+        self.message = message
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return self.message + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+class UsageError(FspecError):
+    """A command-line argument that does not fit the project (unknown date, interval, column)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = ""):
+        self.message = message
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return self.message + (f"\n    hint: {self.hint}" if self.hint else "")

@@ -1,0 +1,43 @@
+"""Where a project's files are, and the hash that ties a build to the specs it came from."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from fspec import __version__
+from fspec.errors import UsageError
+
+SPEC_DIR = "specs"
+BUILD_DIR = "build"
+MANIFEST = "manifest.json"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` that has a specs/ folder."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / SPEC_DIR).is_dir():
+            return folder
+    raise UsageError(
+        f"no {SPEC_DIR}/ folder in {here} or above it", "run fspec inside a project, or pass --project DIR"
+    )
+
+
+def spec_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / SPEC_DIR).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def display_path(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def spec_hash(root: Path) -> str:
+    """sha256 over the fspec version and every spec file's relative path and bytes."""
+    digest = hashlib.sha256(__version__.encode())
+    for path in spec_files(root):
+        digest.update(display_path(root, path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""The runtime: manifest + kernels + data -> parquet feature files."""

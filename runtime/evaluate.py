@@ -1,0 +1,138 @@
+"""Evaluate a feature's bar tree over bar arrays.
+
+Maximal elementwise subtrees become one numexpr expression (no JIT compile, one pass over memory);
+window operators call the numba operators in :mod:`fspec.runtime.operators`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numexpr as ne
+import numpy as np
+from fspec.runtime.operators import BAR_OPERATORS
+
+ELEMENTWISE = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+    "and_",
+    "or_",
+    "not_",
+    "neg",
+    "log",
+    "exp",
+    "sqrt",
+    "abs",
+    "sign",
+    "where",
+    "clip",
+    "min2",
+    "max2",
+}
+_BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+_COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+@dataclass
+class BarInputs:
+    """What a bar tree can read: slots, other features, parameters, and the session of each bar."""
+
+    n_bars: int
+    session: np.ndarray
+    slot: Callable[[str, int, str], np.ndarray]
+    feature: Callable[[str, str | None], np.ndarray]
+    param: Callable[[str, str | None], float]
+
+
+class _NumexprBuilder:
+    def __init__(self, inputs: BarInputs):
+        self.inputs = inputs
+        self.local: dict[str, Any] = {"nan": np.nan}
+
+    def leaf(self, array: Any) -> str:
+        name = f"v{len(self.local)}"
+        self.local[name] = array
+        return name
+
+    def build(self, node: dict[str, Any]) -> str:
+        if "const" in node:
+            value = float(node["const"])
+            return "nan" if value != value else f"({value!r})"
+        if "op" in node and node["op"] in ELEMENTWISE:
+            a = [self.build(arg) for arg in node["args"]]
+            return _numexpr_text(node["op"], a)
+        return self.leaf(evaluate(node, self.inputs))
+
+
+def _numexpr_text(op: str, a: list[str]) -> str:
+    if op in _BINARY:
+        return f"({a[0]} {_BINARY[op]} {a[1]})"
+    if op in _COMPARE:
+        return f"where({a[0]} {_COMPARE[op]} {a[1]}, 1.0, 0.0)"
+    if op == "neg":
+        return f"(-{a[0]})"
+    if op == "and_":
+        return f"where(({a[0]} != 0) & ({a[1]} != 0), 1.0, 0.0)"
+    if op == "or_":
+        return f"where(({a[0]} != 0) | ({a[1]} != 0), 1.0, 0.0)"
+    if op == "not_":
+        return f"where({a[0]} == 0, 1.0, 0.0)"
+    if op == "where":
+        return f"where({a[0]} != 0, {a[1]}, {a[2]})"
+    if op in ("log", "exp", "sqrt", "abs"):
+        return f"{op}({a[0]})"
+    if op == "sign":
+        x = a[0]
+        return f"where({x} > 0, 1.0, where({x} < 0, -1.0, {x}))"
+    if op == "clip":
+        x, lo, hi = a
+        return f"where({x} < {lo}, {lo}, where({x} > {hi}, {hi}, {x}))"
+    if op in ("min2", "max2"):
+        x, y = a
+        pick = f"where({x} < {y}, {x}, {y})" if op == "min2" else f"where({x} > {y}, {x}, {y})"
+        return f"where(({x} != {x}) | ({y} != {y}), nan, {pick})"
+    raise NotImplementedError(op)
+
+
+def _as_bars(value: Any, n: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    return arr
+
+
+def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
+    """The bar values of a resolved tree (JSON form) as float64[n_bars]."""
+    if "slot" in node:
+        return inputs.slot(node["source"], int(node["slot"]), node["instrument"])
+    if "feature" in node:
+        return inputs.feature(node["feature"], node["instrument"])
+    if "param" in node:
+        return np.full(inputs.n_bars, inputs.param(node["param"], node["instrument"]))
+    if "const" in node:
+        return np.full(inputs.n_bars, float(node["const"]))
+    op = node["op"]
+    if op in ELEMENTWISE:
+        builder = _NumexprBuilder(inputs)
+        text = builder.build(node)
+        with np.errstate(all="ignore"):
+            result = ne.evaluate(text, local_dict=builder.local, global_dict={})
+        return _as_bars(result, inputs.n_bars)
+    fn, const_names = BAR_OPERATORS[op]
+    args = [np.ascontiguousarray(evaluate(a, inputs)) for a in node["args"]]
+    consts = [node["consts"][c] for c in const_names]
+    consts = [
+        int(c) if c == int(c) and name != "span" else float(c) for c, name in zip(consts, const_names, strict=True)
+    ]
+    return fn(*args, *consts, inputs.session)

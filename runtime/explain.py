@@ -1,0 +1,57 @@
+"""`fspec explain COLUMN`: what a column is, where it comes from, and which kernel computes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fspec.runtime.grid import column_name
+from fspec.runtime.manifest import Manifest
+
+from fspec.errors import UsageError
+
+
+def _find(manifest: Manifest, column: str) -> tuple[dict[str, Any], int | None]:
+    for f in manifest.features:
+        if column == f["name"] or column == column_name(f["name"], None, f["instrument"]):
+            return f, None
+        for interval in manifest.intervals:
+            if column == column_name(f["name"], interval, f["instrument"]):
+                return f, interval
+    names = sorted({column_name(f["name"], i, f["instrument"]) for f in manifest.features for i in manifest.intervals})
+    import difflib
+
+    close = difflib.get_close_matches(column, names, n=1)
+    raise UsageError(f"no column '{column}' in this build", f"did you mean '{close[0]}'?" if close else "")
+
+
+def _walk(tree: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [tree]
+    for arg in tree.get("args", []):
+        out += _walk(arg)
+    return out
+
+
+def _interval_text(interval: int | None, intervals: list[int]) -> str:
+    return f"{interval}s" if interval else "every interval: " + ", ".join(f"{i}s" for i in intervals)
+
+
+def explain_column(manifest: Manifest, column: str) -> str:
+    f, interval = _find(manifest, column)
+    kernels = manifest.kernels
+    slots = sorted({(n["source"], n["slot"]) for n in _walk(f["tree"]) if "slot" in n})
+    lines = [
+        f"column:      {column}",
+        f"feature:     {f['name']}" + (" (target)" if f["is_target"] else "") + ("" if f["publish"] else " (helper)"),
+        f"instrument:  {f['instrument'] or '(cross-asset)'}",
+        f"interval:    {_interval_text(interval, manifest.intervals)}",
+        f"defined at:  {f['file']}:{f['line']}",
+        f"description: {f['description'] or '-'}",
+        f"formula:     {f['formula']}",
+        f"resolved:    {f['resolved']}",
+        f"window:      ({f['window'][0]}, {f['window'][1]}) bars (left = warm-up history, right = future)",
+        "depends on:  " + (", ".join(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in f["deps"]) or "-"),
+    ]
+    for source, index in slots:
+        k = kernels[source]
+        lines.append(f"kernel:      {k['path']} slot {index}: {k['slots'][index]}")
+    return "\n".join(lines)

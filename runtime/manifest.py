@@ -1,0 +1,63 @@
+"""Read build/manifest.json and refuse a build that does not match the specs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fspec import __version__
+from fspec.errors import BuildError
+from fspec.project import BUILD_DIR, MANIFEST, spec_hash
+
+SUPPORTED_MANIFEST = 1
+
+
+@dataclass(frozen=True)
+class Manifest:
+    root: Path
+    data: dict[str, Any]
+
+    @property
+    def project(self) -> dict[str, Any]:
+        return self.data["project"]
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        return self.data["features"]
+
+    @property
+    def kernels(self) -> dict[str, dict[str, Any]]:
+        return {k["source"]: k for k in self.data["kernels"]}
+
+    @property
+    def intervals(self) -> list[int]:
+        return list(self.project["intervals"])
+
+    def feature(self, name: str, instrument: str | None) -> dict[str, Any]:
+        for f in self.features:
+            if f["name"] == name and f["instrument"] == instrument:
+                return f
+        raise KeyError((name, instrument))
+
+
+def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:
+    path = root / BUILD_DIR / MANIFEST
+    if not path.exists():
+        raise BuildError(f"no build found at {BUILD_DIR}/{MANIFEST}", "run 'fspec compile' first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BuildError(f"{BUILD_DIR}/{MANIFEST} is unreadable: {exc}", "run 'fspec compile' again") from None
+    if data.get("manifest_version") != SUPPORTED_MANIFEST or data.get("fspec_version") != __version__:
+        raise BuildError(f"{BUILD_DIR}/{MANIFEST} was written by another fspec version", "run 'fspec compile' again")
+    if check_fresh and data.get("spec_hash") != spec_hash(root):
+        raise BuildError(
+            "the build is stale: specs/ changed since the last 'fspec compile'",
+            "run 'fspec compile' (or 'fspec compile && fspec run')",
+        )
+    for kernel in data["kernels"]:
+        if not (root / kernel["path"]).exists():
+            raise BuildError(f"kernel file {kernel['path']} is missing", "run 'fspec compile' again")
+    return Manifest(root, data)

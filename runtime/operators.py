@@ -1,0 +1,183 @@
+"""Bar-level window operators, written once by hand and compiled by numba.
+
+Every operator takes the bar series of one instrument over the loaded sessions (warm-up sessions first)
+and ``session``, the session number of each bar. Windows (``lag``, ``rolling_*``) run across session
+boundaries, which is what warm-up is for; operators marked session-local in the registry restart at each
+session. Edge cases are documented in the registry (`fspec ops`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def lag(x, k, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(k, x.shape[0]):
+        out[i] = x[i - k]
+    return out
+
+
+@njit(cache=True)
+def diff(x, k, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(k, x.shape[0]):
+        out[i] = x[i] - x[i - k]
+    return out
+
+
+@njit(cache=True)
+def lead(x, k, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(x.shape[0] - k):
+        if session[i + k] == session[i]:
+            out[i] = x[i + k]
+    return out
+
+
+@njit(cache=True)
+def rolling_sum(x, n, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(n - 1, x.shape[0]):
+        acc = 0.0
+        for j in range(i - n + 1, i + 1):
+            acc += x[j]
+        out[i] = acc  # a NaN in the window makes the sum NaN
+    return out
+
+
+@njit(cache=True)
+def rolling_mean(x, n, session):
+    out = rolling_sum(x, n, session)
+    for i in range(out.shape[0]):
+        out[i] = out[i] / n
+    return out
+
+
+@njit(cache=True)
+def rolling_std(x, n, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(n - 1, x.shape[0]):
+        mean = 0.0
+        for j in range(i - n + 1, i + 1):
+            mean += x[j]
+        mean /= n
+        ss = 0.0
+        for j in range(i - n + 1, i + 1):
+            ss += (x[j] - mean) ** 2
+        out[i] = np.sqrt(ss / (n - 1))
+    return out
+
+
+@njit(cache=True)
+def rolling_min(x, n, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(n - 1, x.shape[0]):
+        best = x[i]
+        for j in range(i - n + 1, i + 1):
+            if x[j] != x[j]:
+                best = np.nan
+                break
+            if x[j] < best:
+                best = x[j]
+        out[i] = best
+    return out
+
+
+@njit(cache=True)
+def rolling_max(x, n, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(n - 1, x.shape[0]):
+        best = x[i]
+        for j in range(i - n + 1, i + 1):
+            if x[j] != x[j]:
+                best = np.nan
+                break
+            if x[j] > best:
+                best = x[j]
+        out[i] = best
+    return out
+
+
+@njit(cache=True)
+def rolling_corr(x, y, n, session):
+    out = np.full(x.shape[0], np.nan)
+    for i in range(n - 1, x.shape[0]):
+        mx = 0.0
+        my = 0.0
+        for j in range(i - n + 1, i + 1):
+            mx += x[j]
+            my += y[j]
+        mx /= n
+        my /= n
+        sxy = 0.0
+        sxx = 0.0
+        syy = 0.0
+        for j in range(i - n + 1, i + 1):
+            dx = x[j] - mx
+            dy = y[j] - my
+            sxy += dx * dy
+            sxx += dx * dx
+            syy += dy * dy
+        if sxx > 0.0 and syy > 0.0:
+            out[i] = sxy / np.sqrt(sxx * syy)
+    return out
+
+
+@njit(cache=True)
+def ewm_mean(x, span, session):
+    alpha = 2.0 / (span + 1.0)
+    out = np.full(x.shape[0], np.nan)
+    mean = np.nan
+    for i in range(x.shape[0]):
+        if i > 0 and session[i] != session[i - 1]:
+            mean = np.nan
+        if x[i] == x[i]:
+            mean = x[i] if mean != mean else mean + alpha * (x[i] - mean)
+        out[i] = mean
+    return out
+
+
+@njit(cache=True)
+def ffill(x, session):
+    out = np.empty(x.shape[0])
+    last = np.nan
+    for i in range(x.shape[0]):
+        if i > 0 and session[i] != session[i - 1]:
+            last = np.nan
+        if x[i] == x[i]:
+            last = x[i]
+        out[i] = last
+    return out
+
+
+@njit(cache=True)
+def session_cumsum(x, session):
+    out = np.empty(x.shape[0])
+    acc = 0.0
+    for i in range(x.shape[0]):
+        if i > 0 and session[i] != session[i - 1]:
+            acc = 0.0
+        if x[i] == x[i]:
+            acc += x[i]
+        out[i] = acc
+    return out
+
+
+# name -> (function, names of its constant parameters in call order)
+BAR_OPERATORS = {
+    "lag": (lag, ("k",)),
+    "diff": (diff, ("k",)),
+    "lead": (lead, ("k",)),
+    "rolling_sum": (rolling_sum, ("n",)),
+    "rolling_mean": (rolling_mean, ("n",)),
+    "rolling_std": (rolling_std, ("n",)),
+    "rolling_min": (rolling_min, ("n",)),
+    "rolling_max": (rolling_max, ("n",)),
+    "rolling_corr": (rolling_corr, ("n",)),
+    "ewm_mean": (ewm_mean, ("span",)),
+    "ffill": (ffill, ()),
+    "session_cumsum": (session_cumsum, ()),
+}

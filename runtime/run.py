@@ -1,0 +1,291 @@
+"""The run task: manifest + kernels + data -> one parquet file per date and interval."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fspec.runtime.evaluate import BarInputs, evaluate
+from fspec.runtime.grid import NS, column_name, session_bounds
+from fspec.runtime.kernels import load_kernel
+from fspec.runtime.manifest import Manifest
+from fspec.runtime.sources import Ticks, attach_asof, available_dates, load_source
+
+from fspec import __version__
+from fspec.errors import DataError, UsageError
+
+Key = tuple[str, str | None]
+
+
+@dataclass
+class RunOptions:
+    dates: list[str] | None = None
+    intervals: list[int] | None = None
+    select: list[str] | None = None
+    output_dir: Path | None = None
+    on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
+
+
+@dataclass
+class DayResult:
+    """Every computed feature for one date and interval, on that session's grid."""
+
+    date: str
+    interval: int
+    ts_event: np.ndarray
+    values: dict[Key, np.ndarray]
+
+
+@dataclass
+class Engine:
+    """Computes features for (date, interval) pairs, caching loaded source data between them."""
+
+    manifest: Manifest
+    cache: dict[tuple[str, str, str], Ticks] = field(default_factory=dict)
+    _dates: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def project(self) -> dict[str, Any]:
+        return self.manifest.project
+
+    # ---- dates and data -------------------------------------------------------------------------
+    def instrument_dates(self, instrument: str) -> list[str]:
+        if instrument not in self._dates:
+            inst = self.project["instruments"][instrument]
+            found: set[str] = set()
+            for source in inst["sources"]:
+                found |= set(available_dates(self.manifest.root, self.project["sources"][source], inst["symbol"]))
+            self._dates[instrument] = sorted(found)
+        return self._dates[instrument]
+
+    def all_dates(self) -> list[str]:
+        if self.project["dates"]:
+            return list(self.project["dates"])
+        return sorted({d for inst in self.project["instruments"] for d in self.instrument_dates(inst)})
+
+    def ticks(self, source: str, instrument: str, day: str) -> Ticks:
+        """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
+        key = (source, instrument, day)
+        if key not in self.cache:
+            spec = self.project["sources"][source]
+            symbol = self.project["instruments"][instrument]["symbol"]
+            ticks = load_source(self.manifest.root, spec, symbol, day)
+            if spec["asof_source"]:
+                other = load_source(self.manifest.root, self.project["sources"][spec["asof_source"]], symbol, day)
+                ticks = attach_asof(ticks, other, list(spec["asof_columns"]))
+            open_ns, close_ns = session_bounds(day, self.project["session"])
+            ticks = ticks.take((ticks.ts >= open_ns) & (ticks.ts < close_ns))
+            self.cache[key] = ticks
+        return self.cache[key]
+
+    # ---- computing --------------------------------------------------------------------------------
+    def params(self, instrument: str | None, interval: int) -> dict[str, float]:
+        session = self.project["session"]
+        length = session["close_seconds"] - session["open_seconds"]
+        values = {
+            "pi": math.pi,
+            "interval_seconds": float(interval),
+            "bars_per_session": float(length // interval),
+            "periods_per_year": session["trading_days_per_year"] * length / interval,
+        }
+        if instrument is not None:
+            values.update(self.project["instruments"][instrument]["params"])
+        return values
+
+    def warmup_sessions(self, keys: list[Key], interval: int) -> int:
+        session = self.project["session"]
+        per_session = (session["close_seconds"] - session["open_seconds"]) // interval
+        left = max((self.manifest.feature(*k)["window"][0] for k in keys), default=0)
+        return math.ceil(left / per_session)
+
+    def compute(self, day: str, interval: int, keys: list[Key]) -> DayResult:
+        session_spec = self.project["session"]
+        instruments = sorted({i for k in keys for i in self._instruments_of(k)})
+        history = self.warmup_sessions(keys, interval)
+        days = self._session_days(day, instruments, history)
+        n_per = (session_spec["close_seconds"] - session_spec["open_seconds"]) // interval
+        session_ids = np.repeat(np.arange(len(days), dtype=np.int64), n_per)
+        slot_cache: dict[tuple[str, str], np.ndarray] = {}
+
+        def slot(source: str, index: int, instrument: str) -> np.ndarray:
+            if (source, instrument) not in slot_cache:
+                slot_cache[(source, instrument)] = self._reduce(source, instrument, days, interval, n_per)
+            return slot_cache[(source, instrument)][index]
+
+        values: dict[Key, np.ndarray] = {}
+        for feature in self.manifest.features:
+            key = (feature["name"], feature["instrument"])
+            if key not in keys:
+                continue
+            params = self.params(feature["instrument"], interval)
+            inputs = BarInputs(
+                n_bars=len(session_ids),
+                session=session_ids,
+                slot=slot,
+                feature=lambda name, inst: values[(name, inst)],
+                param=lambda name, inst, p=params: (self.params(inst, interval) if inst else p)[name],
+            )
+            values[key] = evaluate(feature["tree"], inputs)
+        open_ns, _ = session_bounds(day, session_spec)
+        ts_event = open_ns + np.arange(n_per, dtype=np.int64) * interval * NS
+        current = {k: v[-n_per:].copy() for k, v in values.items()}
+        return DayResult(day, interval, ts_event, current)
+
+    def _instruments_of(self, key: Key) -> set[str]:
+        feature = self.manifest.feature(*key)
+        found = {n["instrument"] for n in _walk(feature["tree"]) if "slot" in n}
+        for dep in feature["deps"]:
+            found |= self._instruments_of(tuple(dep))  # type: ignore[arg-type]
+        return found
+
+    def _session_days(self, day: str, instruments: list[str], history: int) -> list[str]:
+        earlier: set[str] = set()
+        for inst in instruments:
+            earlier |= {d for d in self.instrument_dates(inst) if d < day}
+        return [*(sorted(earlier)[-history:] if history else []), day]
+
+    def _reduce(self, source: str, instrument: str, days: list[str], interval: int, n_per: int) -> np.ndarray:
+        kernel = self.manifest.kernels[source]
+        module = load_kernel(self.manifest.root / kernel["path"], kernel["module"])
+        params = self.params(instrument, interval)
+        param_array = np.array([params[p] for p in kernel["params"]], dtype=np.float64)
+        blocks = []
+        for d in days:
+            ticks = self.ticks(source, instrument, d)
+            open_ns, _ = session_bounds(d, self.project["session"])
+            bar = (ticks.ts - open_ns) // (interval * NS)
+            out = np.empty((len(kernel["slots"]), n_per), dtype=np.float64)
+            cols = [np.ascontiguousarray(ticks.columns[c], dtype=np.float64) for c in kernel["columns"]]
+            module.reduce_ticks(bar.astype(np.int64), n_per, *cols, param_array, out)
+            blocks.append(out)
+        return np.concatenate(blocks, axis=1)
+
+
+def _walk(tree: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    yield tree
+    for arg in tree.get("args", []):
+        yield from _walk(arg)
+
+
+def _needed(manifest: Manifest, roots: list[Key]) -> list[Key]:
+    seen: list[Key] = []
+
+    def visit(key: Key) -> None:
+        if key in seen:
+            return
+        for dep in manifest.feature(*key)["deps"]:
+            visit((dep[0], dep[1]))
+        seen.append(key)
+
+    for key in roots:
+        visit(key)
+    return seen
+
+
+def published(manifest: Manifest, select: list[str] | None, intervals: list[int]) -> list[Key]:
+    """Published features in output order (features by file and line, then targets), filtered by --select."""
+    features = [f for f in manifest.features if f["publish"]]
+    features.sort(key=lambda f: (f["is_target"], f["order"], f["instrument"] or ""))
+    keys = [(f["name"], f["instrument"]) for f in features]
+    if not select:
+        return keys
+    chosen = []
+    for word in select:
+        matches = [k for k in keys if word == k[0] or any(word == column_name(k[0], i, k[1]) for i in intervals)]
+        if not matches:
+            raise UsageError(
+                f"--select {word}: no published feature or column has that name",
+                "list them with 'fspec explain' or see build/manifest.json",
+            )
+        chosen += [m for m in matches if m not in chosen]
+    return chosen
+
+
+def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[str, Any]:
+    columns = {}
+    for key in keys:
+        f = manifest.feature(*key)
+        columns[column_name(key[0], result.interval, key[1])] = {
+            "feature": f["name"],
+            "instrument": f["instrument"],
+            "interval": result.interval,
+            "formula": f["formula"],
+            "resolved": f["resolved"],
+            "lineage": [list(k) for k in _needed(manifest, [key])[:-1]],
+            "window": f["window"],
+            "target": f["is_target"],
+            "spec": f"{f['file']}:{f['line']}",
+        }
+    return {
+        "fspec_version": __version__,
+        "spec_hash": manifest.data["spec_hash"],
+        "date": result.date,
+        "interval_seconds": result.interval,
+        "columns": columns,
+    }
+
+
+def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: Path) -> Path:
+    """Write one file atomically: a temp file in the same folder, renamed over the target."""
+    names = [column_name(k[0], result.interval, k[1]) for k in keys]
+    arrays = [pa.array(result.ts_event, type=pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
+    arrays += [pa.array(result.values[k], type=pa.float64()) for k in keys]
+    meta = _metadata(manifest, result, keys)
+    fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
+    for name, key in zip(names, keys, strict=True):
+        f = manifest.feature(*key)
+        fields.append(pa.field(name, pa.float64(), metadata={"formula": f["formula"], "resolved": f["resolved"]}))
+    schema = pa.schema(fields, metadata={"fspec": json.dumps(meta, sort_keys=True)})
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"features_{result.date.replace('-', '')}_{result.interval}s.parquet"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def run(manifest: Manifest, options: RunOptions) -> list[Path]:
+    """Compute and write every requested (date, interval). A date whose data fails writes nothing."""
+    engine = Engine(manifest)
+    intervals = options.intervals or manifest.intervals
+    for interval in intervals:
+        if interval not in manifest.intervals:
+            raise UsageError(
+                f"--interval {interval}s is not in the project's intervals "
+                f"({', '.join(f'{i}s' for i in manifest.intervals)})",
+                "add it to 'intervals:' and compile",
+            )
+    dates = options.dates or engine.all_dates()
+    if not dates:
+        raise DataError(
+            "specs/project.yaml", "no data files found for any instrument", "check the sources' 'path' templates"
+        )
+    roots = published(manifest, options.select, intervals)
+    keys = _needed(manifest, roots)
+    out_dir = options.output_dir or manifest.root / manifest.project["output_dir"]
+    days: Iterable[str] = sorted(dates)
+    if options.on_progress:
+        days = options.on_progress(days, len(dates))
+    written = []
+    for day in days:
+        # Every interval of a day is computed before any is written: bad data writes nothing for the day.
+        results = [engine.compute(day, interval, keys) for interval in intervals]
+        written += [write_day(manifest, result, roots, out_dir) for result in results]
+        if len(engine.cache) > 64:  # bound memory on long multi-day runs
+            engine.cache.clear()
+    return written

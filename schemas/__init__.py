@@ -1,0 +1,1 @@
+"""JSON Schemas of fspec spec files (shipped as package data)."""
