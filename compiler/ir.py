@@ -11,7 +11,7 @@ from typing import Any
 
 from fspec.compiler.formula import Node
 
-SCALAR, BAR = "scalar", "bar"
+SCALAR, BAR, INVALID = "scalar", "bar", "invalid"
 
 
 def tick_grain(source: str) -> str:

@@ -9,7 +9,7 @@ from fspec.compiler.operators import CONSTANTS, REGISTRY, Window
 GRAIN_RULES = {
     "elementwise": "same grain as inputs",
     "tick": "tick -> tick",
-    "shift": "tick -> tick | bar -> bar",
+    "shift": "tick -> tick, bar -> bar",
     "reducer": "tick -> bar",
     "bar": "bar -> bar",
 }
@@ -65,3 +65,22 @@ def render_ops(fmt: str = "text") -> str:
         if r["edge"]:
             lines.append(f"{''.ljust(width)}  {''.ljust(26)}  {''.ljust(24)}  edge: {r['edge']}")
     return "\n".join(lines)
+
+
+def operators_page() -> str:
+    """The text of docs/operators.md (regenerate with `python -m fspec.compiler.opsdoc > docs/operators.md`)."""
+    intro = [
+        "# Operators",
+        "",
+        "Generated from the operator registry (`compiler/operators.py`) by "
+        "`python -m fspec.compiler.opsdoc > docs/operators.md`; a test keeps this file in sync.",
+        "",
+        "Window `(L, R)` is the window of the operator's input; the result reads `left` bars of history and "
+        "`right` bars of future. Session-local operators restart at each session open.",
+        "",
+    ]
+    return "\n".join(intro) + render_ops("markdown") + "\n"
+
+
+if __name__ == "__main__":
+    print(operators_page(), end="")

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from fspec.compiler import ir
-from fspec.compiler.formula import Call, FormulaSyntaxError, Name, Node, Num, Span, diagnostic_at, parse
+from fspec.compiler.formula import INFIX, Call, FormulaSyntaxError, Name, Node, Num, Span, diagnostic_at, parse
 from fspec.compiler.model import FeatureSpec, Project
 from fspec.compiler.operators import (
     BAR,
@@ -26,6 +26,16 @@ from fspec.compiler.operators import (
 )
 
 from fspec.errors import Diagnostic, Position
+
+
+def _invalid() -> Node:
+    """Stands for a sub-expression already reported as an error; it silences follow-on grain errors."""
+    return ir.Const(float("nan"), grain=ir.INVALID)
+
+
+def _op_label(op: str) -> str:
+    return f"'{INFIX[op][0]}'" if op in INFIX else f"{op}()"
+
 
 INTERVAL_TOKEN = re.compile(r"^[0-9]+s$")
 TARGET_PREFIXES = ("target_", "resp_")
@@ -93,7 +103,7 @@ def _column(ctx: _Context, node: Name, instrument: str, source: str, column: str
             f"source '{source}' has no column '{column}'",
             _suggest(column, list(src.column_names())) or f"its columns: {', '.join(src.column_names())}",
         )
-        return ir.Const(float("nan"))
+        return _invalid()
     if source not in ctx.project.instruments[instrument].sources:
         raise Unavailable(f"instrument '{instrument}' has no source '{source}'")
     return ir.Column(source, column, instrument)
@@ -112,7 +122,7 @@ def _instrument_member(ctx: _Context, node: Name, instrument: str, member: str) 
         f"instrument '{instrument}' has no parameter or feature '{member}'",
         _suggest(member, choices) or "parameters are set under instruments: {key}: {params: {...}}",
     )
-    return ir.Const(float("nan"))
+    return _invalid()
 
 
 def _feature_ref(ctx: _Context, node: Name, name: str, instrument: str | None) -> Node:
@@ -126,7 +136,7 @@ def _feature_ref(ctx: _Context, node: Name, name: str, instrument: str | None) -
         )
     if name == ctx.spec.name and instrument == ctx.instrument:
         ctx.error(node.span, f"feature '{name}' refers to itself", "use lag(x, 1) of another feature", "cycle")
-        return ir.Const(float("nan"))
+        return _invalid()
     return ir.FeatureRef(name, instrument)
 
 
@@ -145,7 +155,7 @@ def _name(ctx: _Context, node: Name) -> Node:
                     f"'{head}' is per instrument: a cross-asset formula must say which",
                     f"write e.g. {next(iter(project.instruments))}.{head}",
                 )
-                return ir.Const(float("nan"))
+                return _invalid()
             return _feature_ref(ctx, node, head, ctx.instrument if _is_per_instrument(ctx, head) else None)
         if head in CONSTANTS:
             return ir.ParamRef(head, None)
@@ -154,20 +164,20 @@ def _name(ctx: _Context, node: Name) -> Node:
         if head in project.sources:
             cols = project.sources[head].column_names()
             ctx.error(node.span, f"source '{head}' needs a column", f"e.g. {head}.{cols[0]}")
-            return ir.Const(float("nan"))
+            return _invalid()
         ctx.error(
             node.span,
             f"unknown name '{head}'",
             _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
         )
-        return ir.Const(float("nan"))
+        return _invalid()
     if head in project.instruments:
         if len(parts) == 2:
             return _instrument_member(ctx, node, head, parts[1])
         if len(parts) == 3 and parts[1] in project.sources:
             return _column(ctx, node, head, parts[1], parts[2])
         ctx.error(node.span, f"cannot resolve '{node.dotted}'", "write instrument.source.column or instrument.feature")
-        return ir.Const(float("nan"))
+        return _invalid()
     if head in project.sources and len(parts) == 2:
         if ctx.instrument is None:
             ctx.error(
@@ -175,7 +185,7 @@ def _name(ctx: _Context, node: Name) -> Node:
                 f"cross-asset formula reads '{node.dotted}' without an instrument",
                 f"write e.g. {next(iter(project.instruments))}.{node.dotted}",
             )
-            return ir.Const(float("nan"))
+            return _invalid()
         return _column(ctx, node, ctx.instrument, head, parts[1])
     choices = list(project.sources) + list(project.instruments)
     ctx.error(
@@ -183,7 +193,7 @@ def _name(ctx: _Context, node: Name) -> Node:
         f"unknown name '{node.dotted}'",
         _suggest(head, choices) or "write source.column, instrument.feature or instrument.source.column",
     )
-    return ir.Const(float("nan"))
+    return _invalid()
 
 
 def _is_per_instrument(ctx: _Context, name: str) -> bool:
@@ -248,18 +258,18 @@ def _call(ctx: _Context, node: Call) -> Node:
     if node.op in FORBIDDEN:
         message, hint = FORBIDDEN[node.op]
         ctx.error(node.span, message, hint, "lookahead")
-        return ir.Const(float("nan"))
+        return _invalid()
     if node.op not in REGISTRY:
         ctx.error(
             node.span,
             f"unknown operator '{node.op}'",
             _suggest(node.op, list(REGISTRY)) or "run 'fspec ops' to list operators",
         )
-        return ir.Const(float("nan"))
+        return _invalid()
     op = REGISTRY[node.op]
     bound = _bind_args(ctx, node)
     if bound is None:
-        return ir.Const(float("nan"))
+        return _invalid()
     args: list[Node] = []
     consts: list[tuple[str, float]] = []
     for p in op.params:
@@ -268,13 +278,13 @@ def _call(ctx: _Context, node: Call) -> Node:
             continue
         value = p.default if p.name not in bound else _const_value(ctx, bound[p.name], node.op, p.name)
         if value is None:
-            return ir.Const(float("nan"))
+            return _invalid()
         if p.kind == "int" and value != int(value):
             ctx.error(bound[p.name].span, f"{node.op}: '{p.name}' must be a whole number, got {value:g}")
-            return ir.Const(float("nan"))
+            return _invalid()
         if p.minimum is not None and value < p.minimum:
             ctx.error(bound[p.name].span, f"{node.op}: '{p.name}' must be at least {p.minimum:g}, got {value:g}")
-            return ir.Const(float("nan"))
+            return _invalid()
         consts.append((p.name, float(value)))
     if op.target_only and not ctx.spec.is_target:
         ctx.error(
@@ -285,12 +295,14 @@ def _call(ctx: _Context, node: Call) -> Node:
         )
     grain = _grain(ctx, node, op.kind, args)
     if grain is None:
-        return ir.Const(float("nan"))
+        return _invalid()
     return ir.Apply(node.op, tuple(args), tuple(sorted(consts)), grain)
 
 
 def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None:
     grains = [getattr(a, "grain", ir.SCALAR) for a in args]
+    if ir.INVALID in grains:
+        return None
     non_scalar = sorted({g for g in grains if g != ir.SCALAR})
     if kind == ELEMENTWISE:
         if len(non_scalar) <= 1:
@@ -300,12 +312,17 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
             names = " and ".join(g.removeprefix("tick:") for g in ticks)
             ctx.error(
                 node.span,
-                f"'{node.op}' mixes ticks of {names}, which have different rows",
+                f"{_op_label(node.op)} mixes ticks of {names}, which have different rows",
                 _reducer_hint(ticks[0]) + ", or attach columns with the source's 'asof'",
                 "grain",
             )
         else:
-            ctx.error(node.span, f"'{node.op}' mixes tick-level and bar-level values", _reducer_hint(ticks[0]), "grain")
+            ctx.error(
+                node.span,
+                f"{_op_label(node.op)} mixes tick-level and bar-level values",
+                _reducer_hint(ticks[0]),
+                "grain",
+            )
         return None
     grain = grains[0]
     if kind == REDUCER:

@@ -7,6 +7,7 @@ This is the one place that catches fspec errors and turns them into messages and
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import warnings
@@ -36,6 +37,12 @@ def _handle_errors(fn: F) -> F:
         except FspecError as exc:
             click.secho(exc.render(), fg="red", err=True)
             sys.exit(exc.exit_code)
+        except Exception as exc:  # a bug in fspec, not in the user's input: say so without a traceback
+            if os.environ.get("FSPEC_DEBUG"):
+                raise
+            click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
+            click.secho("    hint: this is a bug in fspec; rerun with FSPEC_DEBUG=1 for the traceback", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
