@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fspec import __version__
 from fspec.compiler import ir
 from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
 from fspec.compiler.dag import Graph, build_graph
@@ -20,8 +21,6 @@ from fspec.compiler.operators import REGISTRY
 from fspec.compiler.resolve import resolve_project
 from fspec.compiler.schema import validate_doc
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
-
-from fspec import __version__
 from fspec.errors import Diagnostic, Position, SpecError
 from fspec.project import BUILD_DIR, MANIFEST, display_path, spec_files, spec_hash
 

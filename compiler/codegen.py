@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import jinja2
+
+from fspec import __version__
 from fspec.compiler import ir
 from fspec.compiler.formula import Node
 from fspec.compiler.lower import TickKernel
 from fspec.compiler.unparse import resolved_source
-
-from fspec import __version__
 
 CODEGEN_VERSION = "1"
 

@@ -10,7 +10,6 @@ from fspec.compiler.formula import Node, diagnostic_at
 from fspec.compiler.operators import REGISTRY, Window
 from fspec.compiler.resolve import Instance, formula_position
 from fspec.compiler.unparse import resolved_source
-
 from fspec.errors import Diagnostic
 
 Key = tuple[str, str | None]

@@ -9,7 +9,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fspec.compiler.yamlsrc import SourceDoc
-
 from fspec.errors import Diagnostic, Position
 
 PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output")

@@ -24,7 +24,6 @@ from fspec.compiler.operators import (
     SHIFT,
     TICK,
 )
-
 from fspec.errors import Diagnostic, Position
 
 

@@ -10,9 +10,9 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
-from fspec.compiler.yamlsrc import SourceDoc
 from jsonschema.exceptions import ValidationError, best_match
 
+from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic
 
 _UNEXPECTED = re.compile(r"\('([^']+)'(?: was|, )")

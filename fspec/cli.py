@@ -223,6 +223,34 @@ def _relative(path: Path, root: Path) -> str:
 
 
 @main.command()
+@project_option
+@click.option("--cuts", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random cut points.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the cut points.")
+@click.option("--date", "dates", multiple=True, help="Session date YYYY-MM-DD (repeatable; default: all dates).")
+@_handle_errors
+def audit(project: str | None, cuts: int, seed: int, dates: tuple[str, ...]) -> None:
+    """Prove no lookahead dynamically: recompute every feature on data cut at random instants.
+
+    Every value of a bar that ended before the cut must be bit-identical to the full run; exits 1 on any
+    difference, naming the column, the cut and the first differing row.
+
+    \b
+    Example:
+        fspec audit --cuts 20 --seed 1
+    """
+    from fspec.runtime.audit import audit as audit_task
+    from fspec.runtime.manifest import load_manifest
+
+    root = _root(project)
+    for d in dates:
+        _check_date(d)
+    report = audit_task(load_manifest(root), cuts=cuts, seed=seed, dates=list(dates) or None, on_progress=_progress)
+    click.echo(report.render())
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 def ops(fmt: str) -> None:
     """List every operator: signature, grain rule, window rule, doc and edge cases.

@@ -12,6 +12,7 @@ from typing import Any
 
 import numexpr as ne
 import numpy as np
+
 from fspec.runtime.operators import BAR_OPERATORS
 
 ELEMENTWISE = {

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fspec.errors import UsageError
 from fspec.runtime.grid import column_name
 from fspec.runtime.manifest import Manifest
-
-from fspec.errors import UsageError
 
 
 def _find(manifest: Manifest, column: str) -> tuple[dict[str, Any], int | None]:

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from fspec import __version__
+from fspec.errors import DataError, UsageError
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import NS, column_name, session_bounds
 from fspec.runtime.kernels import load_kernel
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import Ticks, attach_asof, available_dates, load_source
-
-from fspec import __version__
-from fspec.errors import DataError, UsageError
 
 Key = tuple[str, str | None]
 
@@ -51,6 +51,8 @@ class Engine:
 
     manifest: Manifest
     cache: dict[tuple[str, str, str], Ticks] = field(default_factory=dict)
+    # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
+    cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -85,7 +87,10 @@ class Engine:
             open_ns, close_ns = session_bounds(day, self.project["session"])
             ticks = ticks.take((ticks.ts >= open_ns) & (ticks.ts < close_ns))
             self.cache[key] = ticks
-        return self.cache[key]
+        ticks = self.cache[key]
+        if self.cut is not None and self.cut[0] == day:
+            ticks = ticks.take(ticks.ts < self.cut[1])
+        return ticks
 
     # ---- computing --------------------------------------------------------------------------------
     def params(self, instrument: str | None, interval: int) -> dict[str, float]:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fspec.runtime.evaluate import _numexpr_text
 
 from fspec.errors import DataError
+from fspec.runtime.evaluate import _numexpr_text
 
 NS = 1_000_000_000
 

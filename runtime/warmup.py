@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from fspec.runtime.kernels import load_kernel
 from fspec.runtime.manifest import load_manifest
 
