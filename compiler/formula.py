@@ -87,6 +87,7 @@ class Call(Node):
     op: str
     args: tuple[Node, ...]
     kwargs: tuple[tuple[str, Node], ...] = ()
+    kwarg_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
     def children(self) -> tuple[Node, ...]:
         return self.args + tuple(v for _, v in self.kwargs)
@@ -158,12 +159,19 @@ def _convert(node: ast.expr) -> Node:
         return tree
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
-            raise FormulaSyntaxError("only named operators can be called, e.g. sum(x)", span)
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else "op"
+            receiver = _dotted(node.func.value) if isinstance(node.func, ast.Attribute) else None
+            target = ".".join(receiver) if receiver else "x"
+            raise FormulaSyntaxError(
+                "only named operators can be called, e.g. sum(x)",
+                span,
+                f"write {method}({target}), not {target}.{method}()",
+            )
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             raise FormulaSyntaxError("*args and **kwargs are not allowed", span)
         args = tuple(_convert(a) for a in node.args)
         kwargs = tuple((k.arg, _convert(k.value)) for k in node.keywords if k.arg is not None)
-        return Call(node.func.id, args, kwargs, span=span)
+        return Call(node.func.id, args, kwargs, kwarg_spans=tuple(_span(k) for k in node.keywords), span=span)
     what = type(node).__name__
     raise FormulaSyntaxError(
         f"unsupported syntax ({what})",
@@ -176,7 +184,7 @@ def parse(text: str) -> Node:
     """Parse formula text into a tree; raises :class:`FormulaSyntaxError` with a position."""
     source = text.strip()
     if not source:
-        raise FormulaSyntaxError("empty formula", Span())
+        raise FormulaSyntaxError("empty formula", Span(), "write an expression, e.g. last(trades.price)")
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
@@ -216,8 +224,41 @@ def to_source(node: Node, parent_power: int = 0) -> str:
     return f"{node.op}({', '.join(parts)})"
 
 
-def diagnostic_at(file_pos: Position, span: Span, message: str, hint: str = "", code: str = "formula") -> Diagnostic:
-    """A diagnostic placed at a node inside a formula that starts at ``file_pos``."""
+@dataclass(frozen=True)
+class Locator:
+    """Maps positions inside a formula's text back to its spec file.
+
+    ``segments`` are the (line, col, length) of each source line of the YAML scalar; the formula text is
+    those lines joined by one character each, as YAML folds or keeps them.
+    """
+
+    file: str
+    segments: tuple[tuple[int, int, int], ...]
+    text: str
+
+    def at(self, span: Span) -> Position:
+        stripped = self.text.strip()
+        lines = stripped.split("\n")
+        offset = sum(len(line) + 1 for line in lines[: span.line - 1]) + span.col
+        if stripped:
+            offset += len(self.text) - len(self.text.lstrip())
+        start = 0
+        for line, col, length in self.segments:
+            if offset <= start + length:
+                return Position(self.file, line, col + max(offset - start, 0))
+            start += length + 1
+        if self.segments:
+            line, col, length = self.segments[-1]
+            return Position(self.file, line, col + length)
+        return Position(self.file)
+
+
+def diagnostic_at(
+    where: Position | Locator, span: Span, message: str, hint: str = "", code: str = "formula"
+) -> Diagnostic:
+    """A diagnostic placed at a node inside a formula."""
+    if isinstance(where, Locator):
+        return Diagnostic(where.at(span), message, hint, code)
     if span.line <= 1:
-        return Diagnostic(Position(file_pos.file, file_pos.line, file_pos.col + span.col), message, hint, code)
-    return Diagnostic(Position(file_pos.file, file_pos.line + span.line - 1, span.col + 1), message, hint, code)
+        return Diagnostic(Position(where.file, where.line, where.col + span.col), message, hint, code)
+    return Diagnostic(Position(where.file, where.line + span.line - 1, span.col + 1), message, hint, code)

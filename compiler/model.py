@@ -82,6 +82,8 @@ class FeatureSpec:
     name_pos: Position
     formula_pos: Position
     formula_style: str | None
+    formula_segments: tuple[tuple[int, int, int], ...] = ()
+    instruments_pos: tuple[Position, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def _expand(
             if not isinstance(value, int | float) or isinstance(value, bool):
                 problems.append(
                     Diagnostic(
-                        doc.pos((*at, "expand", key)),
+                        doc.pos((*at, "expand", key, list(expand[key]).index(value))),
                         f"expand values must be numbers, got {value!r}",
                         "e.g. k: [1, 2, 5]",
                     )
@@ -174,6 +176,8 @@ def _expand(
                 name_pos=doc.pos((*at, "name")),
                 formula_pos=doc.pos((*at, "formula")),
                 formula_style=doc.scalar_style.get((*at, "formula")),
+                formula_segments=doc.segments.get((*at, "formula"), ()),
+                instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
             )
         )
     return out
@@ -187,7 +191,8 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
     """Merge schema-valid spec files into one project. Project keys may each appear in one file only."""
     problems: list[Diagnostic] = []
     seen: dict[str, SourceDoc] = {}
-    for doc in docs:
+    # project.yaml owns the project keys: a copy elsewhere is the one reported
+    for doc in sorted(docs, key=lambda d: not d.file.endswith("/project.yaml")):
         for key in PROJECT_KEYS:
             if key in doc.data:
                 if key in seen:
@@ -225,11 +230,11 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             )
         elif src.asof_source:
             other = sources[src.asof_source]
-            for col in src.asof_columns:
+            for i, col in enumerate(src.asof_columns):
                 if col not in {c.name for c in other.columns}:
                     problems.append(
                         Diagnostic(
-                            seen["sources"].pos(("sources", src.name, "asof", "columns")),
+                            seen["sources"].pos(("sources", src.name, "asof", "columns", i)),
                             f"source '{src.asof_source}' has no column '{col}'",
                             f"its columns: {', '.join(c.name for c in other.columns)}",
                         )
@@ -237,7 +242,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                 if col in {c.name for c in src.columns}:
                     problems.append(
                         Diagnostic(
-                            seen["sources"].pos(("sources", src.name, "asof", "columns")),
+                            seen["sources"].pos(("sources", src.name, "asof", "columns", i)),
                             f"asof column '{col}' clashes with a column of '{src.name}'",
                             "rename one of them",
                         )
@@ -255,11 +260,11 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                 )
             )
         own = tuple(raw.get("sources", sources.keys()))
-        for s in own:
+        for i, s in enumerate(own):
             if s not in sources:
                 problems.append(
                     Diagnostic(
-                        idoc.pos(("instruments", key, "sources")),
+                        idoc.pos(("instruments", key, "sources", i)),
                         f"instrument '{key}' lists unknown source '{s}'",
                         f"defined sources: {', '.join(sorted(sources))}",
                     )

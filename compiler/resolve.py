@@ -12,7 +12,18 @@ import re
 from dataclasses import dataclass, field
 
 from fspec.compiler import ir
-from fspec.compiler.formula import INFIX, Call, FormulaSyntaxError, Name, Node, Num, Span, diagnostic_at, parse
+from fspec.compiler.formula import (
+    INFIX,
+    Call,
+    FormulaSyntaxError,
+    Locator,
+    Name,
+    Node,
+    Num,
+    Span,
+    diagnostic_at,
+    parse,
+)
 from fspec.compiler.model import FeatureSpec, Project
 from fspec.compiler.operators import (
     BAR,
@@ -24,6 +35,7 @@ from fspec.compiler.operators import (
     SHIFT,
     TICK,
 )
+from fspec.compiler.unparse import resolved_source
 from fspec.errors import Diagnostic, Position
 
 
@@ -72,14 +84,11 @@ class _Context:
         self.problems.append(diagnostic_at(formula_position(self.spec), span, message, hint, code))
 
 
-def formula_position(spec: FeatureSpec) -> Position:
-    """Where the formula text starts in its file (after the opening quote of a quoted scalar)."""
-    pos = spec.formula_pos
-    if spec.formula_style in ("'", '"'):
-        return Position(pos.file, pos.line, pos.col + 1)
-    if spec.formula_style in ("|", ">"):
-        return Position(pos.file, pos.line + 1, pos.col + 2)
-    return pos
+def formula_position(spec: FeatureSpec) -> Locator | Position:
+    """Where each character of the formula stands in its file."""
+    if spec.formula_segments:
+        return Locator(spec.file, spec.formula_segments, spec.formula)
+    return spec.formula_pos
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -148,7 +157,7 @@ def _name(ctx: _Context, node: Name) -> Node:
         if head in bindings:
             return ir.Const(bindings[head])
         if head in ctx.specs:
-            if ctx.instrument is None and ctx.specs[head].instruments is not None:
+            if ctx.instrument is None and _is_per_instrument(ctx, head):
                 ctx.error(
                     node.span,
                     f"'{head}' is per instrument: a cross-asset formula must say which",
@@ -223,9 +232,10 @@ def _bind_args(ctx: _Context, node: Call) -> dict[str, Node] | None:
         return None
     for name, arg in zip(names, node.args, strict=False):
         bound[name] = arg
-    for key, value in node.kwargs:
+    for i, (key, value) in enumerate(node.kwargs):
         if key not in names:
-            ctx.error(value.span, f"{node.op} has no parameter '{key}'", f"signature: {op.signature}")
+            span = node.kwarg_spans[i] if i < len(node.kwarg_spans) else value.span
+            ctx.error(span, f"{node.op} has no parameter '{key}'", f"signature: {op.signature}")
             return None
         if key in bound:
             ctx.error(value.span, f"{node.op} got '{key}' twice", f"signature: {op.signature}")
@@ -249,8 +259,13 @@ def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None
     return None
 
 
-def _reducer_hint(grain: str) -> str:
-    return "reduce the tick expression to bars first, e.g. last(...), sum(...), mean(...)"
+def _reducer_hint(args: list[Node]) -> str:
+    """Name the reducers to use on the tick-level operand itself."""
+    tick = next((a for a in args if ir.is_tick(getattr(a, "grain", ir.SCALAR))), None)
+    if tick is None:
+        return "reduce the tick expression to bars first, e.g. last(...), mean(...) or sum(...)"
+    text = resolved_source(ir.strip_instrument(tick))
+    return f"reduce the tick side to one value per bar first, e.g. last({text}), mean({text}) or sum({text})"
 
 
 def _call(ctx: _Context, node: Call) -> Node:
@@ -279,10 +294,18 @@ def _call(ctx: _Context, node: Call) -> Node:
         if value is None:
             return _invalid()
         if p.kind == "int" and value != int(value):
-            ctx.error(bound[p.name].span, f"{node.op}: '{p.name}' must be a whole number, got {value:g}")
+            ctx.error(
+                bound[p.name].span,
+                f"{node.op}: '{p.name}' must be a whole number, got {value:g}",
+                f"signature: {op.signature}",
+            )
             return _invalid()
         if p.minimum is not None and value < p.minimum:
-            ctx.error(bound[p.name].span, f"{node.op}: '{p.name}' must be at least {p.minimum:g}, got {value:g}")
+            ctx.error(
+                bound[p.name].span,
+                f"{node.op}: '{p.name}' must be at least {p.minimum:g}, got {value:g}",
+                f"signature: {op.signature}",
+            )
             return _invalid()
         consts.append((p.name, float(value)))
     if op.target_only and not ctx.spec.is_target:
@@ -312,14 +335,14 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
             ctx.error(
                 node.span,
                 f"{_op_label(node.op)} mixes ticks of {names}, which have different rows",
-                _reducer_hint(ticks[0]) + ", or attach columns with the source's 'asof'",
+                _reducer_hint(args) + ", or attach columns with the source's 'asof'",
                 "grain",
             )
         else:
             ctx.error(
                 node.span,
                 f"{_op_label(node.op)} mixes tick-level and bar-level values",
-                _reducer_hint(ticks[0]),
+                _reducer_hint(args),
                 "grain",
             )
         return None
@@ -356,7 +379,7 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
         return grain
     if kind == BAR:
         if ir.is_tick(grain):
-            ctx.error(node.span, f"{node.op}() works on bars, not ticks", _reducer_hint(grain), "grain")
+            ctx.error(node.span, f"{node.op}() works on bars, not ticks", _reducer_hint(args), "grain")
             return None
         if len(non_scalar) == 0:
             ctx.error(node.span, f"{node.op}() of a constant is meaningless", "apply it to a feature", "grain")
@@ -428,7 +451,9 @@ def check_names(project: Project) -> list[Diagnostic]:
                 if inst not in project.instruments:
                     problems.append(
                         Diagnostic(
-                            spec.name_pos,
+                            spec.instruments_pos[spec.instruments.index(inst)]
+                            if spec.instruments_pos
+                            else spec.name_pos,
                             f"'{spec.name}' lists unknown instrument '{inst}'",
                             _suggest(inst, list(project.instruments)),
                             "naming",

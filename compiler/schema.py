@@ -44,8 +44,7 @@ def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
             out.append(Diagnostic(doc.pos((*path, key), key=True), f"unknown key '{key}' in {where}", hint, "schema"))
-        if out:
-            return out
+        return out  # nothing unknown: the keys were only unevaluated because a sibling error stopped allOf
     if error.validator == "oneOf" and error.context:
         deepest = best_match(error.context)
         return [Diagnostic(doc.pos(path), f"invalid value at {where}: {deepest.message}", _hint(deepest), "schema")]
@@ -61,10 +60,40 @@ def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
                 "schema",
             )
         ]
-    return [Diagnostic(doc.pos(path), f"invalid value at {where}: {error.message}", _hint(error), "schema")]
+    if path in doc.surprises and error.validator in ("type", "pattern"):
+        raw, reading = doc.surprises[path]
+        kind = "dates" if reading == "a date" else "times"
+        example = 'dates: ["2013-10-07"]' if kind == "dates" else f'{path[-1]}: "09:30"'
+        return [
+            Diagnostic(
+                doc.pos(path),
+                f"invalid value at {where}: {raw} is not a string (YAML reads it as {reading})",
+                f"quote {kind}, e.g. {example}",
+                "schema",
+            )
+        ]
+    return [Diagnostic(doc.pos(path), f"invalid value at {where}: {error.message}", _hint(error, path), "schema")]
 
 
-def _hint(error: ValidationError) -> str:
+_TYPE_HINTS = {
+    "array": "write a list, e.g. [30s, 60s]",
+    "boolean": "write true or false",
+    "object": "write a mapping of keys, e.g. {key: value}",
+    "string": "write text (quote it if YAML reads it as something else)",
+    "number": "write a number",
+}
+
+
+def _hint(error: ValidationError, path: tuple[str | int, ...] = ()) -> str:
+    if error.validator == "type":
+        expected = error.validator_value if isinstance(error.validator_value, str) else error.validator_value[0]
+        return _TYPE_HINTS.get(expected, "")
+    if error.validator == "minProperties" and path and path[-1] == "instruments":
+        return "add at least one instrument, e.g. spy: {symbol: SPY}"
+    if error.validator == "minProperties":
+        return "add at least one entry"
+    if error.validator == "pattern" and ":[0-5]" in str(error.validator_value):
+        return 'times are quoted 24-hour HH:MM or HH:MM:SS, e.g. "09:30"'
     if error.validator == "pattern" and "a-z" in str(error.validator_value):
         return "names are lower snake_case, e.g. realized_vol; targets start with target_ or resp_"
     if error.validator == "pattern" and "(s|m|h)" in str(error.validator_value):
