@@ -8,6 +8,7 @@ its position. User text is never evaluated or executed.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -132,7 +133,10 @@ def _convert(node: ast.expr) -> Node:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise FormulaSyntaxError(f"unsupported literal {node.value!r}", span, "only numbers are allowed")
-        return Num(float(node.value), span=span)
+        value = float(node.value)
+        if not math.isfinite(value):
+            raise FormulaSyntaxError(f"number {node.value!r} is too large", span, "write a finite number")
+        return Num(value, span=span)
     if isinstance(node, ast.Name | ast.Attribute):
         parts = _dotted(node)
         if parts is None:
@@ -140,6 +144,10 @@ def _convert(node: ast.expr) -> Node:
         return Name(parts, span=span)
     if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
         return Call(BINARY[type(node.op)], (_convert(node.left), _convert(node.right)), span=span)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        number = _convert(node.operand)  # a negative literal is one number, so trees print and parse back alike
+        assert isinstance(number, Num)
+        return Num(-number.value, span=span)
     if isinstance(node, ast.UnaryOp) and type(node.op) in UNARY:
         return Call(UNARY[type(node.op)], (_convert(node.operand),), span=span)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
@@ -194,6 +202,8 @@ def parse(text: str) -> Node:
 
 
 def _fmt_num(value: float) -> str:
+    if not math.isfinite(value):
+        return "nan" if value != value else ("1e999" if value > 0 else "-1e999")
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return repr(value)
@@ -216,6 +226,8 @@ def to_source(node: Node, parent_power: int = 0) -> str:
             left_power = right_power = power + 1
         text = f"{to_source(node.args[0], left_power)} {symbol} {to_source(node.args[1], right_power)}"
         return f"({text})" if power < parent_power else text
+    if node.op == "neg" and len(node.args) == 1 and isinstance(node.args[0], Num) and not node.kwargs:
+        return f"neg({to_source(node.args[0])})"  # "-2" would parse back as the number -2
     if node.op in PREFIX and len(node.args) == 1:
         symbol, power = PREFIX[node.op]
         text = f"{symbol}{to_source(node.args[0], power)}"

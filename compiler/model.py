@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from itertools import product
@@ -151,7 +152,7 @@ def _expand(
     for combo in combos:
         bindings = []
         for key, value in zip(keys, combo, strict=True):
-            if not isinstance(value, int | float) or isinstance(value, bool):
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
                 problems.append(
                     Diagnostic(
                         doc.pos((*at, "expand", key, list(expand[key]).index(value))),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -210,8 +211,10 @@ def _check_date(text: str) -> None:
     from datetime import date
 
     try:
-        date.fromisoformat(text)
+        ok = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text)) and date.fromisoformat(text).isoformat() == text
     except ValueError:
+        ok = False
+    if not ok:
         raise UsageError(f"--date {text}: not a date", "write it as YYYY-MM-DD") from None
 
 

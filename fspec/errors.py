@@ -95,6 +95,10 @@ class DataError(FspecError):
         return text
 
 
+class OutputError(DataError):
+    """An output file that cannot be written (disk full, permissions); nothing partial is left behind."""
+
+
 class BuildError(FspecError):
     """The build directory is missing, stale or corrupt."""
 

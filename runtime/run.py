@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fspec import __version__
-from fspec.errors import DataError, UsageError
+from fspec.errors import DataError, OutputError, UsageError
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import NS, column_name, session_bounds
 from fspec.runtime.kernels import load_kernel
@@ -239,6 +239,19 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _relative_or_absolute(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: Path) -> Path:
     """Write one file atomically: a temp file in the same folder, renamed over the target."""
     names = [column_name(k[0], result.interval, k[1]) for k in keys]
@@ -257,7 +270,15 @@ def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: P
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs follow the umask like any file
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(
+            _relative_or_absolute(target, manifest.root),
+            f"cannot write output: {exc.strerror or exc}",
+            "check free disk space and permissions of the output folder",
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
