@@ -228,7 +228,7 @@ def to_source(node: Node, parent_power: int = 0) -> str:
         return f"({text})" if power < parent_power else text
     if node.op == "neg" and len(node.args) == 1 and isinstance(node.args[0], Num) and not node.kwargs:
         return f"neg({to_source(node.args[0])})"  # "-2" would parse back as the number -2
-    if node.op in PREFIX and len(node.args) == 1:
+    if node.op in PREFIX and len(node.args) == 1 and not node.kwargs:
         symbol, power = PREFIX[node.op]
         text = f"{symbol}{to_source(node.args[0], power)}"
         return f"({text})" if power < parent_power else text

@@ -38,7 +38,8 @@ class Column(Node):
 
     @property
     def grain(self) -> str:
-        return tick_grain(self.source)
+        # ticks of two instruments are different rows, even from the same source
+        return tick_grain(self.source) + (f"@{self.instrument}" if self.instrument else "")
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ def strip_instrument(node: Node) -> Node:
             return replace(n, instrument="")
         if isinstance(n, ParamRef) and n.instrument is not None:
             return replace(n, instrument="")
+        if isinstance(n, Apply) and "@" in n.grain:
+            return replace(n, grain=n.grain.partition("@")[0])
         return n
 
     return transform(node, fn)

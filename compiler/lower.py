@@ -63,9 +63,18 @@ class Plan:
     features: tuple[PlannedFeature, ...]
 
 
-def _slot_key(node: ir.Apply) -> tuple[str, str, tuple[Node, ...]]:
+def _slot_key(node: ir.Apply, project: Project) -> tuple[str, str, tuple[Node, ...]]:
     source = next(n.source for n in node.walk() if isinstance(n, ir.Column))
-    return source, node.op, tuple(ir.strip_instrument(a) for a in node.args)
+    own = _instrument_of(node)
+
+    def freeze(n: Node) -> Node:
+        # The kernel receives the parameters of the instrument whose ticks it reads; another instrument's
+        # parameter inside the tick expression is a constant of this plan.
+        if isinstance(n, ir.ParamRef) and n.instrument not in (None, own):
+            return ir.Const(dict(project.instruments[n.instrument].params)[n.name])
+        return n
+
+    return source, node.op, tuple(ir.strip_instrument(transform(a, freeze)) for a in node.args)
 
 
 def _instrument_of(node: ir.Apply) -> str:
@@ -77,7 +86,7 @@ def plan(project: Project, graph: Graph) -> Plan:
 
     def lower_node(node: Node) -> Node:
         if isinstance(node, ir.Apply) and REGISTRY[node.op].kind == "reducer":
-            source, reducer, args = _slot_key(node)
+            source, reducer, args = _slot_key(node, project)
             table = slots.setdefault(source, {})
             index = table.setdefault((reducer, args), len(table))
             return ir.SlotRef(source, index, _instrument_of(node))

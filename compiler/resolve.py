@@ -259,6 +259,11 @@ def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None
     return None
 
 
+def _tick_label(grain: str) -> str:
+    source, _, instrument = grain.removeprefix("tick:").partition("@")
+    return f"{instrument}.{source}" if instrument else source
+
+
 def _reducer_hint(args: list[Node]) -> str:
     """Name the reducers to use on the tick-level operand itself."""
     tick = next((a for a in args if ir.is_tick(getattr(a, "grain", ir.SCALAR))), None)
@@ -331,7 +336,8 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
             return non_scalar[0] if non_scalar else ir.SCALAR
         ticks = [g for g in non_scalar if ir.is_tick(g)]
         if len(ticks) > 1:
-            names = " and ".join(g.removeprefix("tick:") for g in ticks)
+            same_instrument = len({g.partition("@")[2] for g in ticks}) == 1
+            names = " and ".join(_tick_label(g.partition("@")[0] if same_instrument else g) for g in ticks)
             ctx.error(
                 node.span,
                 f"{_op_label(node.op)} mixes ticks of {names}, which have different rows",

@@ -98,7 +98,8 @@ def _numexpr_text(op: str, a: list[str]) -> str:
         return f"where({x} > 0, 1.0, where({x} < 0, -1.0, {x}))"
     if op == "clip":
         x, lo, hi = a
-        return f"where({x} < {lo}, {lo}, where({x} > {hi}, {hi}, {x}))"
+        clipped = f"where({x} < {lo}, {lo}, where({x} > {hi}, {hi}, {x}))"
+        return f"where(({x} != {x}) | ({lo} != {lo}) | ({hi} != {hi}), nan, {clipped})"
     if op in ("min2", "max2"):
         x, y = a
         pick = f"where({x} < {y}, {x}, {y})" if op == "min2" else f"where({x} > {y}, {x}, {y})"

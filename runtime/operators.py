@@ -121,7 +121,13 @@ def rolling_corr(x, y, n, session):
             sxy += dx * dy
             sxx += dx * dx
             syy += dy * dy
-        if sxx > 0.0 and syy > 0.0:
+        x_const = True
+        y_const = True
+        for j in range(i - n + 2, i + 1):
+            x_const = x_const and x[j] == x[i - n + 1]
+            y_const = y_const and y[j] == y[i - n + 1]
+        # a constant side has no correlation; rounding must not turn it into a tiny number
+        if not x_const and not y_const and sxx > 0.0 and syy > 0.0:
             out[i] = sxy / np.sqrt(sxx * syy)
     return out
 

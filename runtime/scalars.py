@@ -31,8 +31,8 @@ def max2(x: float, y: float) -> float:
 
 @njit(cache=True, inline="always")
 def clip(x: float, lo: float, hi: float) -> float:
-    if x != x:
-        return x
+    if x != x or lo != lo or hi != hi:
+        return np.nan
     if x < lo:
         return lo
     if x > hi:
