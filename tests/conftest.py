@@ -1,0 +1,77 @@
+"""Shared test helpers: build a throw-away fspec project, compile it in-process, run it, read its output."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class FspecProject:
+    """A project folder made by :func:`make_project`."""
+
+    root: Path
+
+    def compile(self) -> None:
+        from fspec.compiler.build import compile_project
+
+        compile_project(self.root)
+
+    def run(self, dates: list[str] | None = None, intervals: list[int] | None = None) -> list[Path]:
+        """``fspec run`` in-process; data warnings (e.g. unsorted input that was sorted) are swallowed."""
+        from fspec.runtime.manifest import load_manifest
+        from fspec.runtime.run import RunOptions, run
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return run(load_manifest(self.root), RunOptions(dates=dates, intervals=intervals))
+
+    def output(self, day: str, interval: int) -> pd.DataFrame:
+        return pd.read_parquet(self.root / "out" / f"features_{day.replace('-', '')}_{interval}s.parquet")
+
+
+def make_project(
+    root: Path,
+    specs: dict[str, str | dict[str, Any]],
+    data: dict[str, pd.DataFrame] | None = None,
+    links: dict[str, Path] | None = None,
+) -> FspecProject:
+    """Write ``specs/<name>`` (YAML text or a dict), data frames as parquet at their relative paths, and
+    symlinks (relative path -> existing file or folder) under ``root``."""
+    (root / "specs").mkdir(parents=True, exist_ok=True)
+    for name, content in specs.items():
+        text = content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False)
+        (root / "specs" / name).write_text(text, encoding="utf-8")
+    for rel, frame in (data or {}).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+    for rel, target in (links or {}).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target)
+    return FspecProject(root)
+
+
+def shipped_specs() -> dict[str, str]:
+    """The repository's shipped spec files, by file name."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted((REPO / "specs").glob("*.yaml"))}
+
+
+@pytest.fixture(scope="session")
+def sample_project(tmp_path_factory: pytest.TempPathFactory) -> FspecProject:
+    """The shipped specs on the bundled SPY sample (data linked, not copied), compiled and run."""
+    project = make_project(
+        tmp_path_factory.mktemp("sample"), shipped_specs(), links={"data/sample": REPO / "data" / "sample"}
+    )
+    project.compile()
+    project.run()
+    return project
