@@ -233,7 +233,7 @@ def test_tiny_quote_features(tiny):
     assert tiny["spread_pct_30s_spy"].iloc[5] == pytest.approx(1 / 102, rel=1e-12)
 
 
-def test_sample_file_is_unchanged_by_tests():
+def test_sample_is_the_documented_file():
     """The hand checks read the bundled files directly; make sure they are the documented ones."""
     assert len(pd.read_parquet(SAMPLE / "20131007_trades.parquet", columns=["price"])) == 250_601
     assert Path(SAMPLE / "20131007_quotes_1s.parquet").exists()
