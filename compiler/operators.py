@@ -108,9 +108,9 @@ for _name, _doc in [
     ("sub", "x - y"),
     ("mul", "x * y"),
     ("div", "x / y; x/0 is +-inf and 0/0 is NaN (IEEE)"),
-    ("pow", "x ** y"),
 ]:
     register(Operator(_name, XY, ELEMENTWISE, _doc, NAN_IN))
+register(Operator("pow", XY, ELEMENTWISE, "x ** y", "NaN in -> NaN out, except NaN ** 0 = 1 and 1 ** NaN = 1 (IEEE)"))
 for _name, _doc in [
     ("lt", "x < y"),
     ("le", "x <= y"),
@@ -138,7 +138,15 @@ register(
         "a NaN cond counts as true",
     )
 )
-register(Operator("clip", (Param("x"), Param("lo"), Param("hi")), ELEMENTWISE, "x limited to [lo, hi]", NAN_IN))
+register(
+    Operator(
+        "clip",
+        (Param("x"), Param("lo"), Param("hi")),
+        ELEMENTWISE,
+        "x limited to [lo, hi]",
+        "NaN in any argument -> NaN; if lo > hi the result is lo",
+    )
+)
 register(Operator("min2", XY, ELEMENTWISE, "the smaller of x and y", "NaN if either is NaN"))
 register(Operator("max2", XY, ELEMENTWISE, "the larger of x and y", "NaN if either is NaN"))
 
@@ -185,7 +193,8 @@ for _name, _doc, _edge in [
     (
         "bipower",
         "sum of |x_i| * |x_(i-1)| over consecutive non-NaN values inside the bar",
-        "fewer than 2 values -> 0; multiply by pi / 2 for bipower variation",
+        "fewer than 2 values -> 0; a NaN is skipped, so the values around it pair up; "
+        "multiply by pi / 2 for bipower variation",
     ),
 ]:
     register(Operator(_name, X, REDUCER, _doc, _edge))

@@ -29,12 +29,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _handle_errors(fn: F) -> F:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        caught: list[warnings.WarningMessage] = []
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = fn(*args, **kwargs)
-            _show_warnings(caught)
-            return result
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    _show_warnings(caught)
         except FspecError as exc:
             click.secho(exc.render(), fg="red", err=True)
             sys.exit(exc.exit_code)

@@ -205,7 +205,8 @@ def published(manifest: Manifest, select: list[str] | None, intervals: list[int]
         return keys
     chosen = []
     for word in select:
-        matches = [k for k in keys if word == k[0] or any(word == column_name(k[0], i, k[1]) for i in intervals)]
+        matches = [k for k in keys if word in (k[0], column_name(k[0], None, k[1]))]
+        matches += [k for k in keys if any(word == column_name(k[0], i, k[1]) for i in intervals)]
         if not matches:
             raise UsageError(
                 f"--select {word}: no published feature or column has that name",
@@ -213,6 +214,22 @@ def published(manifest: Manifest, select: list[str] | None, intervals: list[int]
             )
         chosen += [m for m in matches if m not in chosen]
     return chosen
+
+
+def _intervals_named(manifest: Manifest, select: list[str]) -> list[int]:
+    """The intervals that --select words name, when every word is a full column name with an interval."""
+    named = set()
+    for word in select:
+        hits = {
+            i
+            for f in manifest.features
+            for i in manifest.intervals
+            if word == column_name(f["name"], i, f["instrument"])
+        }
+        if not hits:
+            return []
+        named |= hits
+    return sorted(named)
 
 
 def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[str, Any]:
@@ -301,6 +318,8 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
         raise DataError(
             "specs/project.yaml", "no data files found for any instrument", "check the sources' 'path' templates"
         )
+    if options.select and not options.intervals:
+        intervals = _intervals_named(manifest, options.select) or intervals
     roots = published(manifest, options.select, intervals)
     keys = _needed(manifest, roots)
     out_dir = options.output_dir or manifest.root / manifest.project["output_dir"]
@@ -315,3 +334,19 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
         if len(engine.cache) > 64:  # bound memory on long multi-day runs
             engine.cache.clear()
     return written
+
+
+def compute_in_memory(
+    manifest: Manifest, day: str, interval: int, data: dict[tuple[str, str], Ticks], keys: list[Key] | None = None
+) -> DayResult:
+    """The compute stage alone: ticks already in memory -> feature arrays for one session, no file access.
+
+    ``data`` maps (source, instrument) to that session's rows: time-ordered, inside the session, with any asof
+    columns attached (what :meth:`Engine.ticks` returns). No warm-up sessions are read.
+    """
+    engine = Engine(manifest)
+    for (source, instrument), ticks in data.items():
+        engine.cache[(source, instrument, day)] = ticks
+    engine._dates = {inst: [day] for inst in manifest.project["instruments"]}
+    chosen = keys or _needed(manifest, published(manifest, None, [interval]))
+    return engine.compute(day, interval, chosen)
