@@ -154,6 +154,8 @@ def manifest_data(root: Path, checked: Checked) -> dict[str, Any]:
             "file": f.file,
             "line": f.line,
             "order": f.order,
+            "intervals": list(f.intervals) if f.intervals else None,
+            "clock": f.clock,
         }
         for f in checked.plan.features
     ]

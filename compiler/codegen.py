@@ -34,7 +34,7 @@ class KernelModel:
 
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-_CALLS = {
+_CALLS: dict[str, str] = {
     "log": "np.log",
     "exp": "np.exp",
     "sqrt": "np.sqrt",
@@ -100,6 +100,8 @@ class _Emitter:
             return self._shift(op, int(node.const("k")), a[0])
         if op == "tick_rule":
             return self._tick_rule(a[0])
+        if op == "vpin":
+            return self._vpin(a[0], a[1], node.const("bucket"), int(node.const("n")))
         raise NotImplementedError(f"no tick code for operator {op}")
 
     def _shift(self, op: str, k: int, x: str) -> list[str]:
@@ -111,6 +113,37 @@ class _Emitter:
         self.model.state += [f"ring{n} = np.full({k}, nan)", f"pos{n} = 0"]
         value = f"{x} - ring{n}[pos{n}]" if op == "diff" else f"ring{n}[pos{n}]"
         return [f"cur{n} = {value}", f"ring{n}[pos{n}] = {x}", f"pos{n} = (pos{n} + 1) % {k}", f"cur{n}"]
+
+    def _vpin(self, price: str, size: str, bucket: float, n: int) -> list[str]:
+        k = len(self.model.state)
+        self.model.state += [
+            f"vp_fill{k} = 0.0  # volume in the open bucket",
+            f"vp_count{k} = 0  # completed buckets this session",
+            f"vp_close{k} = nan  # price at the last bucket close (first trade before any)",
+            f"vp_dp{k} = np.zeros({n})  # ring of bucket price changes",
+            f"vp_oi{k} = np.zeros({n})  # ring of bucket order imbalances",
+            f"vp_value{k} = nan",
+        ]
+        return [
+            f"if {price} == {price} and {size} == {size} and {size} > 0.0:",
+            f"    if vp_close{k} != vp_close{k}:",
+            f"        vp_close{k} = {price}",
+            f"    left{k} = {size}",
+            f"    while left{k} > 0.0:",
+            f"        take{k} = min(left{k}, {bucket!r} - vp_fill{k})",
+            f"        vp_fill{k} += take{k}",
+            f"        left{k} -= take{k}",
+            f"        if vp_fill{k} >= {bucket!r}:  # the bucket is complete: classify it",
+            f"            slot{k} = vp_count{k} % {n}",
+            f"            vp_dp{k}[slot{k}] = {price} - vp_close{k}",
+            f"            vp_close{k} = {price}",
+            f"            vp_count{k} += 1",
+            f"            vp_oi{k}[slot{k}] = vpin_imbalance(vp_dp{k}, min(vp_count{k}, {n}), slot{k})",
+            f"            vp_fill{k} = 0.0",
+            f"            if vp_count{k} >= {n}:",
+            f"                vp_value{k} = np.mean(vp_oi{k})",
+            f"vp_value{k}",
+        ]
 
     def _tick_rule(self, x: str) -> list[str]:
         n = len(self.model.state)

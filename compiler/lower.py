@@ -55,6 +55,8 @@ class PlannedFeature:
     file: str
     line: int
     order: int  # position in the spec files: the output column order
+    intervals: tuple[int, ...] | None
+    clock: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ def plan(project: Project, graph: Graph) -> Plan:
                 file=inst.spec.file,
                 line=inst.spec.name_pos.line,
                 order=spec_order[inst.spec.name],
+                intervals=inst.spec.intervals,
+                clock=inst.spec.clock,
             )
         )
     kernels = []

@@ -85,6 +85,8 @@ class FeatureSpec:
     formula_style: str | None
     formula_segments: tuple[tuple[int, int, int], ...] = ()
     instruments_pos: tuple[Position, ...] = ()
+    intervals: tuple[int, ...] | None = None  # None: the project's intervals
+    clock: str = "time"
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ def _expand(
                 formula_pos=doc.pos((*at, "formula")),
                 formula_style=doc.scalar_style.get((*at, "formula")),
                 formula_segments=doc.segments.get((*at, "formula"), ()),
+                intervals=tuple(parse_duration(t) for t in raw["intervals"]) if raw.get("intervals") else None,
+                clock=raw.get("clock", "time"),
                 instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
             )
         )
@@ -327,6 +331,16 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             for i, raw in enumerate(doc.data.get(section, [])):
                 features.extend(_expand(raw, doc, (section, i), is_target, problems))
 
+    for spec in features:
+        for seconds in spec.intervals or ():
+            if seconds <= 0 or session.length_seconds % seconds:
+                problems.append(
+                    Diagnostic(
+                        spec.name_pos,
+                        f"'{spec.name}' asks for a {seconds}s interval that does not tile the session",
+                        "pick a width that divides the session, e.g. 1s, 5s, 30s",
+                    )
+                )
     dates = tuple(seen["dates"].data["dates"]) if "dates" in seen else ()
     output = seen["output"].data["output"].get("dir", "out") if "output" in seen else "out"
     project = Project(sources, instruments, tuple(intervals), session, dates, output, tuple(features))

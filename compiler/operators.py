@@ -162,6 +162,20 @@ register(
 
 register(
     Operator(
+        "vpin",
+        (Param("price"), Param("size"), Param("bucket", "number", None, 1e-12), Param("n", "int", 50, 2)),
+        TICK,
+        "VPIN (Easley, Lopez de Prado & O'Hara 2012) after each tick: equal-volume buckets of size `bucket`, "
+        "bulk volume classification V_buy = V * Phi(dP / sigma) with dP the bucket's close-to-close price "
+        "change and sigma the std (ddof 1) of dP over the last n buckets; the mean of |V_buy - V_sell| / V "
+        "over the last n buckets",
+        "NaN until n buckets of the session are complete; a trade larger than the room in a bucket fills "
+        "it and spills into the next ones at its price; NaN price or size, or size <= 0, is skipped; "
+        "sigma = 0 classifies half of the bucket as buys; restarts each session",
+    )
+)
+register(
+    Operator(
         "lag",
         (Param("x"), Param("k", "int", 1, 1)),
         SHIFT,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fspec.runtime.grid import NS, column_name, session_bounds
+from fspec.runtime.grid import NS, column_name, column_of, session_bounds
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.run import Engine, Key, _needed, published
 
@@ -82,11 +82,13 @@ def audit(
     intervals = intervals or manifest.intervals
     days = dates or engine.all_dates()
     roots = published(manifest, None, intervals)
-    keys = _needed(manifest, roots)
+    at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
+    intervals = [i for i in intervals if at[i]]
+    keys = {i: _needed(manifest, at[i]) for i in intervals}
     features = [k for k in roots if not manifest.feature(*k)["is_target"]]
     targets = [k for k in roots if manifest.feature(*k)["is_target"]]
     report = AuditReport(cuts=cuts, features=len(features), targets=len(targets))
-    full = {(d, i): engine.compute(d, i, keys) for d in days for i in intervals}
+    full = {(d, i): engine.compute(d, i, keys[i]) for d in days for i in intervals}
     rng = np.random.default_rng(seed)
     target_changed: dict[Key, bool] = {k: False for k in targets}
     # Cuts fall on bar boundaries of the finest interval: the strictest test, since the bar that ends at the
@@ -100,11 +102,11 @@ def audit(
         cut_ns = open_ns + (1 + int(where * (n_bars - 1))) * finest * NS
         engine.cut = (day, cut_ns)
         for interval in intervals:
-            result = engine.compute(day, interval, keys)
+            result = engine.compute(day, interval, keys[interval])
             reference = full[(day, interval)]
             complete = reference.ts_event + interval * NS <= cut_ns
             n = int(complete.sum())
-            for key in features:
+            for key in (k for k in features if k in at[interval]):
                 report.rows_compared += n
                 a, b = _bits(reference.values[key][:n]), _bits(result.values[key][:n])
                 diff = np.flatnonzero(a != b)
@@ -112,7 +114,7 @@ def audit(
                     row = int(diff[0])
                     report.violations.append(
                         Violation(
-                            column_name(key[0], interval, key[1]),
+                            column_of(manifest.feature(*key), interval),
                             day,
                             cut_ns,
                             row,
@@ -121,7 +123,7 @@ def audit(
                             float(result.values[key][row]),
                         )
                     )
-            for key in targets:
+            for key in (k for k in targets if k in at[interval]):
                 if not np.array_equal(_bits(reference.values[key][:n]), _bits(result.values[key][:n])):
                     target_changed[key] = True
         engine.cut = None

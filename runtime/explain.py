@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fspec.errors import UsageError
-from fspec.runtime.grid import column_name
+from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
 
 
@@ -14,9 +14,9 @@ def _find(manifest: Manifest, column: str) -> tuple[dict[str, Any], int | None]:
         if column == f["name"] or column == column_name(f["name"], None, f["instrument"]):
             return f, None
         for interval in manifest.intervals:
-            if column == column_name(f["name"], interval, f["instrument"]):
+            if column == column_of(f, interval):
                 return f, interval
-    names = sorted({column_name(f["name"], i, f["instrument"]) for f in manifest.features for i in manifest.intervals})
+    names = sorted({column_of(f, i) for f in manifest.features for i in manifest.intervals})
     import difflib
 
     close = difflib.get_close_matches(column, names, n=1)

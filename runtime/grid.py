@@ -36,3 +36,9 @@ def column_name(feature: str, interval: int | None, instrument: str | None) -> s
     if instrument:
         parts.append(instrument)
     return "_".join(parts)
+
+
+def column_of(feature: dict[str, Any], interval: int | None) -> str:
+    """A manifest feature's column at an interval; volume-clocked features carry no interval."""
+    shown = None if feature.get("clock") == "volume" else interval
+    return column_name(feature["name"], shown, feature["instrument"])

@@ -33,7 +33,14 @@ class Manifest:
 
     @property
     def intervals(self) -> list[int]:
-        return list(self.project["intervals"])
+        """Every bar width some published column is computed at (project intervals and per-feature ones)."""
+        grids = set(self.project["intervals"])
+        for f in self.features:
+            grids |= set(f.get("intervals") or [])
+        return sorted(grids)
+
+    def published_at(self, feature: dict[str, Any], interval: int) -> bool:
+        return feature["publish"] and interval in (feature.get("intervals") or self.project["intervals"])
 
     def feature(self, name: str, instrument: str | None) -> dict[str, Any]:
         for f in self.features:

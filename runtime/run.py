@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from fspec import __version__
 from fspec.errors import DataError, OutputError, UsageError
 from fspec.runtime.evaluate import BarInputs, evaluate
-from fspec.runtime.grid import NS, column_name, session_bounds
+from fspec.runtime.grid import NS, column_name, column_of, session_bounds
 from fspec.runtime.kernels import load_kernel
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import Ticks, attach_asof, available_dates, load_source
@@ -206,7 +206,7 @@ def published(manifest: Manifest, select: list[str] | None, intervals: list[int]
     chosen = []
     for word in select:
         matches = [k for k in keys if word in (k[0], column_name(k[0], None, k[1]))]
-        matches += [k for k in keys if any(word == column_name(k[0], i, k[1]) for i in intervals)]
+        matches += [k for k in keys if any(word == column_of(manifest.feature(*k), i) for i in intervals)]
         if not matches:
             raise UsageError(
                 f"--select {word}: no published feature or column has that name",
@@ -220,12 +220,7 @@ def _intervals_named(manifest: Manifest, select: list[str]) -> list[int]:
     """The intervals that --select words name, when every word is a full column name with an interval."""
     named = set()
     for word in select:
-        hits = {
-            i
-            for f in manifest.features
-            for i in manifest.intervals
-            if word == column_name(f["name"], i, f["instrument"])
-        }
+        hits = {i for f in manifest.features for i in manifest.intervals if word == column_of(f, i)}
         if not hits:
             return []
         named |= hits
@@ -236,7 +231,7 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
     columns = {}
     for key in keys:
         f = manifest.feature(*key)
-        columns[column_name(key[0], result.interval, key[1])] = {
+        columns[column_of(f, result.interval)] = {
             "feature": f["name"],
             "instrument": f["instrument"],
             "interval": result.interval,
@@ -271,7 +266,7 @@ def _relative_or_absolute(path: Path, root: Path) -> str:
 
 def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: Path) -> Path:
     """Write one file atomically: a temp file in the same folder, renamed over the target."""
-    names = [column_name(k[0], result.interval, k[1]) for k in keys]
+    names = [column_of(manifest.feature(*k), result.interval) for k in keys]
     arrays = [pa.array(result.ts_event, type=pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
     arrays += [pa.array(result.values[k], type=pa.float64()) for k in keys]
     meta = _metadata(manifest, result, keys)
@@ -321,7 +316,8 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     if options.select and not options.intervals:
         intervals = _intervals_named(manifest, options.select) or intervals
     roots = published(manifest, options.select, intervals)
-    keys = _needed(manifest, roots)
+    at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
+    intervals = [i for i in intervals if at[i]]
     out_dir = options.output_dir or manifest.root / manifest.project["output_dir"]
     days: Iterable[str] = sorted(dates)
     if options.on_progress:
@@ -329,8 +325,8 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     written = []
     for day in days:
         # Every interval of a day is computed before any is written: bad data writes nothing for the day.
-        results = [engine.compute(day, interval, keys) for interval in intervals]
-        written += [write_day(manifest, result, roots, out_dir) for result in results]
+        results = [engine.compute(day, i, _needed(manifest, at[i])) for i in intervals]
+        written += [write_day(manifest, result, at[result.interval], out_dir) for result in results]
         if len(engine.cache) > 64:  # bound memory on long multi-day runs
             engine.cache.clear()
     return written

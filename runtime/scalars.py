@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -38,3 +40,26 @@ def clip(x: float, lo: float, hi: float) -> float:
     if x > hi:
         return hi
     return x
+
+
+@njit(cache=True)
+def vpin_imbalance(changes: np.ndarray, count: int, latest: int) -> float:
+    """|V_buy - V_sell| / V of the latest bucket by bulk classification: |2 * Phi(dP / sigma) - 1|.
+
+    sigma is the sample standard deviation of the last ``count`` bucket price changes in ``changes`` (a ring);
+    with fewer than 2 changes, or sigma = 0, the bucket counts as half buys (imbalance 0).
+    """
+    if count < 2:
+        return 0.0
+    mean = 0.0
+    for j in range(count):
+        mean += changes[j]
+    mean /= count
+    ss = 0.0
+    for j in range(count):
+        ss += (changes[j] - mean) ** 2
+    sigma = math.sqrt(ss / (count - 1))
+    if sigma == 0.0:
+        return 0.0
+    phi = 0.5 * (1.0 + math.erf(changes[latest] / sigma / math.sqrt(2.0)))
+    return abs(2.0 * phi - 1.0)

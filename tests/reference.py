@@ -84,6 +84,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -171,6 +172,40 @@ def tick_rule(price: np.ndarray) -> np.ndarray:
     valid = p.dropna()
     sign = np.sign(valid.diff()).replace(0.0, np.nan).ffill()
     return sign.reindex(p.index).ffill().fillna(0.0).to_numpy()
+
+
+def vpin(price: np.ndarray, size: np.ndarray, bucket: float, n: int) -> np.ndarray:
+    """VPIN after each tick, from an explicit list of completed equal-volume buckets.
+
+    A trade fills the open bucket and spills into new ones at its price; each completed bucket records its
+    close-to-close price change dP (the first from the session's first usable trade); with sigma the sample
+    std of the last n changes, its imbalance is |2 * Phi(dP / sigma) - 1| (0 with fewer than 2 changes or
+    sigma = 0); VPIN is the mean imbalance of the last n buckets, NaN before n buckets exist.
+    """
+    normal = NormalDist()
+    out = np.full(price.shape[0], np.nan)
+    changes: list[float] = []
+    imbalances: list[float] = []
+    fill, last_close, current = 0.0, None, np.nan
+    for i, (p, v) in enumerate(zip(price.tolist(), size.tolist(), strict=True)):
+        if p == p and v == v and v > 0:
+            last_close = p if last_close is None else last_close
+            left = v
+            while left > 0:
+                take = min(left, bucket - fill)
+                fill += take
+                left -= take
+                if fill >= bucket:
+                    changes.append(p - last_close)
+                    last_close = p
+                    window = changes[-n:]
+                    sigma = float(np.std(window, ddof=1)) if len(window) >= 2 else 0.0
+                    imbalances.append(0.0 if sigma == 0.0 else abs(2 * normal.cdf(changes[-1] / sigma) - 1))
+                    fill = 0.0
+                    if len(imbalances) >= n:
+                        current = float(np.mean(imbalances[-n:]))
+        out[i] = current
+    return out
 
 
 # ---- reducers -----------------------------------------------------------------------------------------
@@ -269,14 +304,19 @@ BAR_OPS: dict[str, Callable[..., np.ndarray]] = {
     "lead": lambda x, session, k: _per_session(x, session, lambda s: s.shift(-int(k))),
 }
 
-SUPPORTED = set(ELEMENTWISE) | {"lag", "diff", "tick_rule"} | set(REDUCERS) | set(BAR_OPS)
+SUPPORTED = set(ELEMENTWISE) | {"lag", "diff", "tick_rule", "vpin"} | set(REDUCERS) | set(BAR_OPS)
 
 
 # ---- the evaluator ------------------------------------------------------------------------------------
 
 
+# Features declared `clock: volume` in the specs under test; their columns carry no interval.
+VOLUME_CLOCKED: set[str] = set()
+
+
 def column_name(feature: str, interval: int, instrument: str | None) -> str:
-    return f"{feature}_{interval}s" + (f"_{instrument}" if instrument else "")
+    shown = "" if feature in VOLUME_CLOCKED else f"_{interval}s"
+    return f"{feature}{shown}" + (f"_{instrument}" if instrument else "")
 
 
 @dataclass
@@ -305,6 +345,7 @@ class Reference:
         self.root = root
         self.project = checked.project
         self.instances = list(checked.graph.order)
+        VOLUME_CLOCKED.update(i.spec.name for i in self.instances if i.spec.clock == "volume")
         self._ticks: dict[tuple[str, str, str], pd.DataFrame] = {}
 
     # ---- what exists --------------------------------------------------------------------------------
@@ -482,6 +523,9 @@ class _Context:
             return x - shift_down(x, int(node.const("k")))
         if node.op == "tick_rule":
             return tick_rule(x)
+        if node.op == "vpin":
+            size = np.broadcast_to(_f(args[1]), (len(frame),)).copy()
+            return vpin(x, size, node.const("bucket"), int(node.const("n")))
         raise ReferenceError(f"no reference for tick operator {node.op}")
 
 

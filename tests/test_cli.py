@@ -287,14 +287,21 @@ def test_run_columns_and_grid(sample_out: Path, manifest: dict, interval: int) -
     names = table.schema.names
     assert names[0] == "ts_event"
     assert table.schema.field("ts_event").type == pa.timestamp("ns", tz="UTC")
+    volume_clocked = {f"{f['name']}_{f['instrument']}" for f in manifest["features"] if f["clock"] == "volume"}
     for name in names[1:]:
+        if name in volume_clocked:  # volume-clocked features carry no interval: vpin_spy
+            continue
         m = COLUMN.match(name)
         assert m, f"{name} does not follow [feature]_[N]s_[instrument]"
         assert int(m["seconds"]) == interval and m["instrument"] == "spy"
         assert table.schema.field(name).type == pa.float64()
     assert len(set(names)) == len(names)
     published = [f for f in manifest["features"] if f["publish"]]
-    expected = {f"{f['name']}_{interval}s_{f['instrument']}" for f in published}
+    expected = {
+        f"{f['name']}_{f['instrument']}" if f["clock"] == "volume" else f"{f['name']}_{interval}s_{f['instrument']}"
+        for f in published
+    }
+    assert "vpin_spy" in names
     assert set(names[1:]) == expected
     assert "mid_30s_spy" not in names  # publish: false helpers are not written
     # features first, then targets
