@@ -38,17 +38,29 @@ class Checked:
     diagnostics: list[Diagnostic]
 
 
-def _filter_tree(text: str, pos: Position, source: str, problems: list[Diagnostic]) -> dict[str, Any] | None:
-    """A row filter is a formula over the file's own columns with elementwise operators only."""
+def _row_tree(
+    text: str,
+    pos: Position,
+    source: str,
+    problems: list[Diagnostic],
+    params: frozenset[str] = frozenset(),
+    what: str = "filter",
+) -> dict[str, Any] | None:
+    """A row filter or computed column: a formula over the file's own columns (and, for computed columns,
+    the instrument's params) with elementwise operators only."""
     try:
         tree = parse(text)
     except FormulaSyntaxError as exc:
-        problems.append(diagnostic_at(pos, exc.span, f"filter: {exc.message}", exc.hint, "syntax"))
+        problems.append(diagnostic_at(pos, exc.span, f"{what}: {exc.message}", exc.hint, "syntax"))
         return None
 
     def convert(node: Node) -> Node | None:
         if isinstance(node, Num):
             return ir.Const(node.value)
+        if isinstance(node, Name) and node.parts == ("nan",):
+            return ir.Const(float("nan"))
+        if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in params:
+            return ir.ParamRef(node.parts[0], "")
         if isinstance(node, Name) and len(node.parts) == 1:
             return ir.Column(source, node.parts[0], "")
         if isinstance(node, Call) and node.op in REGISTRY and REGISTRY[node.op].kind == "elementwise":
@@ -60,7 +72,7 @@ def _filter_tree(text: str, pos: Position, source: str, problems: list[Diagnosti
             diagnostic_at(
                 pos,
                 node.span,
-                "filters use the file's column names, numbers and elementwise operators only",
+                f"{what}s use the file's column names, numbers and elementwise operators only",
                 "e.g. suspicious == 0 and size > 0",
                 "filter",
             )
@@ -101,9 +113,15 @@ def check(root: Path) -> Checked:
     filters = {}
     for src in project.sources.values():
         if src.filter and src.filter_pos:
-            tree = _filter_tree(src.filter, src.filter_pos, src.name, problems)
+            tree = _row_tree(src.filter, src.filter_pos, src.name, problems)
             if tree is not None:
                 filters[src.name] = tree
+        params = frozenset(p for inst in project.instruments.values() for p, _ in inst.params)
+        for col in src.columns:
+            if col.expr is not None:
+                tree = _row_tree(col.expr, src.pos, src.name, problems, params, "computed column")
+                if tree is not None:
+                    filters[f"{src.name}.{col.name}"] = tree
     instances, resolve_problems = resolve_project(project)
     problems += resolve_problems
     graph, graph_problems = build_graph(instances)
@@ -166,16 +184,23 @@ def manifest_data(root: Path, checked: Checked) -> dict[str, Any]:
         "spec_hash": spec_hash(root),
         "project": {
             "sources": {
-                n: dataclasses.asdict(s) | {"pos": None, "filter_pos": None, "filter_tree": checked.filters.get(n)}
+                n: dataclasses.asdict(s)
+                | {
+                    "pos": None,
+                    "filter_pos": None,
+                    "filter_tree": checked.filters.get(n),
+                    "column_trees": {c.name: checked.filters[f"{n}.{c.name}"] for c in s.columns if c.expr},
+                }
                 for n, s in project.sources.items()
             },
             "instruments": {
-                k: {"symbol": i.symbol, "params": dict(i.params), "sources": list(i.sources)}
+                k: {"symbol": i.symbol, "params": dict(i.params), "sources": list(i.sources), "use": dict(i.use)}
                 for k, i in project.instruments.items()
             },
             "intervals": list(project.intervals),
             "session": dataclasses.asdict(project.session),
             "dates": list(project.dates),
+            "constants": dict(project.constants),
             "output_dir": project.output_dir,
         },
         "kernels": kernels,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
 
-PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output")
+PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output", "constants")
 DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -23,6 +23,7 @@ class ColumnSpec:
     source_column: str
     dtype: str = "float64"
     scale: float = 1.0
+    expr: str | None = None  # a computed column: formula over file columns and instrument params
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,12 @@ class InstrumentSpec:
     key: str
     symbol: str
     params: tuple[tuple[str, float], ...]
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # the source names formulas use for this instrument
     pos: Position
+    use: tuple[tuple[str, str], ...] = ()  # source name in formulas -> the source holding this instrument's data
+
+    def concrete(self, source: str) -> str:
+        return dict(self.use).get(source, source)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,9 @@ class FeatureSpec:
     formula_segments: tuple[tuple[int, int, int], ...] = ()
     instruments_pos: tuple[Position, ...] = ()
     intervals: tuple[int, ...] | None = None  # None: the project's intervals
+    formula_for: tuple[tuple[str, str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
     clock: str = "time"
+    cross_asset: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ class Project:
     dates: tuple[str, ...]
     output_dir: str
     features: tuple[FeatureSpec, ...]
+    constants: tuple[tuple[str, float], ...] = ()
 
 
 def parse_duration(text: str) -> int:
@@ -119,6 +127,8 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
     for col, spec in raw["columns"].items():
         if isinstance(spec, str):
             columns.append(ColumnSpec(col, col, spec))
+        elif "expr" in spec:
+            columns.append(ColumnSpec(col, "", "float64", 1.0, spec["expr"]))
         else:
             columns.append(ColumnSpec(col, spec["from"], spec.get("dtype", "float64"), float(spec.get("scale", 1.0))))
     path = raw["path"]
@@ -182,6 +192,11 @@ def _expand(
                 formula_segments=doc.segments.get((*at, "formula"), ()),
                 intervals=tuple(parse_duration(t) for t in raw["intervals"]) if raw.get("intervals") else None,
                 clock=raw.get("clock", "time"),
+                cross_asset=tuple(raw["cross_asset"]) if raw.get("cross_asset") else None,
+                formula_for=tuple(
+                    (inst, text, doc.pos((*at, "formula_for", inst)), doc.segments.get((*at, "formula_for", inst), ()))
+                    for inst, text in (raw.get("formula_for") or {}).items()
+                ),
                 instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
             )
         )
@@ -264,18 +279,30 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     "column names must parse back; avoid tokens like 30s",
                 )
             )
-        own = tuple(raw.get("sources", sources.keys()))
-        for i, s in enumerate(own):
+        listed = raw.get("sources", list(sources))
+        use = tuple(listed.items()) if isinstance(listed, dict) else tuple((n, n) for n in listed)
+        own = tuple(name for name, _ in use)
+        for i, (name, s) in enumerate(use):
+            if name not in sources and isinstance(listed, dict):
+                problems.append(
+                    Diagnostic(
+                        idoc.pos(("instruments", key, "sources", name), key=True),
+                        f"instrument '{key}' maps unknown source '{name}'",
+                        f"defined sources: {', '.join(sorted(sources))}",
+                    )
+                )
             if s not in sources:
                 problems.append(
                     Diagnostic(
-                        idoc.pos(("instruments", key, "sources", i)),
+                        idoc.pos(("instruments", key, "sources", name if isinstance(listed, dict) else i)),
                         f"instrument '{key}' lists unknown source '{s}'",
                         f"defined sources: {', '.join(sorted(sources))}",
                     )
                 )
         params = tuple((k, float(v)) for k, v in (raw.get("params") or {}).items())
-        instruments[key] = InstrumentSpec(key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True))
+        instruments[key] = InstrumentSpec(
+            key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True), use
+        )
 
     session = SessionSpec()
     if "session" in seen:
@@ -343,5 +370,8 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                 )
     dates = tuple(seen["dates"].data["dates"]) if "dates" in seen else ()
     output = seen["output"].data["output"].get("dir", "out") if "output" in seen else "out"
-    project = Project(sources, instruments, tuple(intervals), session, dates, output, tuple(features))
+    constants = (
+        tuple((k, float(v)) for k, v in seen["constants"].data["constants"].items()) if "constants" in seen else ()
+    )
+    project = Project(sources, instruments, tuple(intervals), session, dates, output, tuple(features), constants)
     return project, problems

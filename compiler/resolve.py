@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fspec.compiler import ir
 from fspec.compiler.formula import (
@@ -98,6 +98,7 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 def _known_names(ctx: _Context) -> list[str]:
     names = list(ctx.specs) + list(CONSTANTS) + list(ctx.project.sources) + list(ctx.project.instruments)
+    names += list(dict(ctx.project.constants))
     if ctx.instrument:
         names += [p for p, _ in ctx.project.instruments[ctx.instrument].params]
     return names
@@ -105,6 +106,11 @@ def _known_names(ctx: _Context) -> list[str]:
 
 def _column(ctx: _Context, node: Name, instrument: str, source: str, column: str) -> Node:
     src = ctx.project.sources[source]
+    concrete = ctx.project.sources[ctx.project.instruments[instrument].concrete(source)]
+    if column in src.column_names() and column not in concrete.column_names():
+        raise Unavailable(f"source '{concrete.name}' (its '{source}') has no column '{column}'")
+    if concrete is not src:
+        src = concrete
     if column not in src.column_names():
         ctx.error(
             node.span,
@@ -165,7 +171,7 @@ def _name(ctx: _Context, node: Name) -> Node:
                 )
                 return _invalid()
             return _feature_ref(ctx, node, head, ctx.instrument if _is_per_instrument(ctx, head) else None)
-        if head in CONSTANTS:
+        if head in CONSTANTS or head in dict(project.constants):
             return ir.ParamRef(head, None)
         if ctx.instrument and head in dict(project.instruments[ctx.instrument].params):
             return ir.ParamRef(head, ctx.instrument)
@@ -214,8 +220,9 @@ def is_cross_asset(spec: FeatureSpec, project: Project) -> bool:
         tree = parse(spec.formula)
     except FormulaSyntaxError:
         return False
-    return spec.instruments is None and any(
-        isinstance(n, Name) and n.parts[0] in project.instruments for n in tree.walk()
+    return spec.instruments is None and (
+        spec.cross_asset is not None
+        or any(isinstance(n, Name) and n.parts[0] in project.instruments for n in tree.walk())
     )
 
 
@@ -255,7 +262,18 @@ def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None
         return -node.args[0].value
     if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in dict(ctx.spec.bindings):
         return dict(ctx.spec.bindings)[node.parts[0]]
-    ctx.error(node.span, f"{op}: '{param}' must be a constant number", f"e.g. {op}(x, {param}=10)")
+    if isinstance(node, Name) and len(node.parts) == 1:
+        # instrument parameters and project constants are known when compiling
+        known = dict(ctx.project.constants)
+        if ctx.instrument:
+            known |= dict(ctx.project.instruments[ctx.instrument].params)
+        if node.parts[0] in known:
+            return known[node.parts[0]]
+    ctx.error(
+        node.span,
+        f"{op}: '{param}' must be a constant number",
+        f"e.g. {op}(x, {param}=10), an instrument parameter or a project constant",
+    )
     return None
 
 
@@ -408,7 +426,7 @@ def check_names(project: Project) -> list[Diagnostic]:
     """Naming rules: unique names, target prefixes, no interval-like tokens, cross-asset names."""
     problems = []
     seen: dict[str, FeatureSpec] = {}
-    reserved = set(project.sources) | set(project.instruments) | set(CONSTANTS)
+    reserved = set(project.sources) | set(project.instruments) | set(CONSTANTS) | set(dict(project.constants))
     for spec in project.features:
         if spec.name in seen:
             other = seen[spec.name]
@@ -465,6 +483,17 @@ def check_names(project: Project) -> list[Diagnostic]:
                             "naming",
                         )
                     )
+        for inst, _, pos, _ in spec.formula_for:
+            allowed = spec.instruments or tuple(project.instruments)
+            if inst not in allowed or is_cross_asset(spec, project):
+                problems.append(
+                    Diagnostic(
+                        pos,
+                        f"'{spec.name}' has a formula for '{inst}', which it is not computed for",
+                        _suggest(inst, list(allowed)) or "formula_for keys are instruments of the feature",
+                        "naming",
+                    )
+                )
         if is_cross_asset(spec, project):
             named = {
                 n.parts[0]
@@ -472,7 +501,18 @@ def check_names(project: Project) -> list[Diagnostic]:
                 if isinstance(n, Name) and n.parts[0] in project.instruments
             }
             missing = sorted(i for i in named if i not in tokens)
-            if missing:
+            if spec.cross_asset is not None:
+                if not set(spec.cross_asset) >= named:
+                    problems.append(
+                        Diagnostic(
+                            spec.name_pos,
+                            f"'{spec.name}' reads {', '.join(sorted(named - set(spec.cross_asset)))} "
+                            "but its cross_asset list does not name them",
+                            f"cross_asset: [{', '.join(sorted(named | set(spec.cross_asset)))}]",
+                            "naming",
+                        )
+                    )
+            elif missing:
                 problems.append(
                     Diagnostic(
                         spec.name_pos,
@@ -483,6 +523,14 @@ def check_names(project: Project) -> list[Diagnostic]:
                     )
                 )
     return problems
+
+
+def _for_instrument(spec: FeatureSpec, instrument: str | None) -> FeatureSpec:
+    """The spec with its instrument-specific formula (``formula_for``), if it has one for ``instrument``."""
+    for inst, text, pos, segments in spec.formula_for:
+        if inst == instrument:
+            return replace(spec, formula=text, formula_pos=pos, formula_segments=segments, formula_style=None)
+    return spec
 
 
 def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]:
@@ -506,9 +554,13 @@ def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]
         for instrument in bindings:
             if instrument is not None and instrument not in project.instruments:
                 continue
-            ctx = _Context(project, spec, instrument, specs)
+            bound = _for_instrument(spec, instrument)
+            ctx = _Context(project, bound, instrument, specs)
             try:
-                tree = _resolve(ctx, parse(spec.formula))
+                tree = _resolve(ctx, parse(bound.formula))
+            except FormulaSyntaxError as exc:
+                problems.append(diagnostic_at(formula_position(bound), exc.span, exc.message, exc.hint, "syntax"))
+                continue
             except Unavailable as exc:
                 if spec.instruments is not None:
                     problems.append(
@@ -523,7 +575,7 @@ def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]
             if not ctx.problems:
                 if spec.instruments is None and instrument is not None:
                     defaulted.add((spec.name, instrument))
-                instances.append(Instance(spec, instrument, _check_top(spec, tree, problems)))
+                instances.append(Instance(bound, instrument, _check_top(bound, tree, problems)))
     return _drop_unavailable(instances, defaulted, problems), _dedupe(problems)
 
 

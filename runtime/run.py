@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import NS, column_name, column_of, session_bounds
 from fspec.runtime.kernels import load_kernel
 from fspec.runtime.manifest import Manifest
-from fspec.runtime.sources import Ticks, attach_asof, available_dates, load_source
+from fspec.runtime.sources import DataWarning, Ticks, attach_asof, available_dates, load_source, source_path
 
 Key = tuple[str, str | None]
 
@@ -54,6 +55,7 @@ class Engine:
     # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
     cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
+    _absent: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def project(self) -> dict[str, Any]:
@@ -65,7 +67,8 @@ class Engine:
             inst = self.project["instruments"][instrument]
             found: set[str] = set()
             for source in inst["sources"]:
-                found |= set(available_dates(self.manifest.root, self.project["sources"][source], inst["symbol"]))
+                concrete = self.project["sources"][inst.get("use", {}).get(source, source)]
+                found |= set(available_dates(self.manifest.root, concrete, inst["symbol"]))
             self._dates[instrument] = sorted(found)
         return self._dates[instrument]
 
@@ -78,11 +81,13 @@ class Engine:
         """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
         key = (source, instrument, day)
         if key not in self.cache:
-            spec = self.project["sources"][source]
-            symbol = self.project["instruments"][instrument]["symbol"]
-            ticks = load_source(self.manifest.root, spec, symbol, day)
+            inst = self.project["instruments"][instrument]
+            spec = self.project["sources"][inst.get("use", {}).get(source, source)]
+            symbol, params = inst["symbol"], inst["params"]
+            ticks = load_source(self.manifest.root, spec, symbol, day, params)
             if spec["asof_source"]:
-                other = load_source(self.manifest.root, self.project["sources"][spec["asof_source"]], symbol, day)
+                other_spec = self.project["sources"][spec["asof_source"]]
+                other = load_source(self.manifest.root, other_spec, symbol, day, params)
                 ticks = attach_asof(ticks, other, list(spec["asof_columns"]))
             open_ns, close_ns = session_bounds(day, self.project["session"])
             ticks = ticks.take((ticks.ts >= open_ns) & (ticks.ts < close_ns))
@@ -102,6 +107,7 @@ class Engine:
             "bars_per_session": float(length // interval),
             "periods_per_year": session["trading_days_per_year"] * length / interval,
         }
+        values.update(self.project.get("constants") or {})
         if instrument is not None:
             values.update(self.project["instruments"][instrument]["params"])
         return values
@@ -145,6 +151,29 @@ class Engine:
         current = {k: v[-n_per:].copy() for k, v in values.items()}
         return DayResult(day, interval, ts_event, current)
 
+    def require_data(self, day: str) -> None:
+        """A day on which no instrument has any file is an error (one absent instrument is only a warning)."""
+        if any(day in self.instrument_dates(inst) for inst in self.project["instruments"]):
+            return
+        inst = next(iter(self.project["instruments"].values()))
+        source = inst["sources"][0]
+        concrete = self.project["sources"][inst.get("use", {}).get(source, source)]
+        path = source_path(self.manifest.root, concrete, inst["symbol"], day)
+        raise DataError(
+            _relative_or_absolute(path, self.manifest.root),
+            f"file not found: no instrument has data on {day}",
+            "check the date and the sources' 'path' templates",
+        )
+
+    def _warn_absent(self, instrument: str, day: str) -> None:
+        if (instrument, day) not in self._absent:
+            self._absent.add((instrument, day))
+            warnings.warn(
+                f"instrument '{instrument}' has no data on {day}: its columns are NaN that day",
+                DataWarning,
+                stacklevel=2,
+            )
+
     def _instruments_of(self, key: Key) -> set[str]:
         feature = self.manifest.feature(*key)
         found = {n["instrument"] for n in _walk(feature["tree"]) if "slot" in n}
@@ -165,11 +194,22 @@ class Engine:
         param_array = np.array([params[p] for p in kernel["params"]], dtype=np.float64)
         blocks = []
         for d in days:
+            if d not in self.instrument_dates(instrument):
+                # The instrument has no data that day at all: its values are unknown, not empty bars.
+                self._warn_absent(instrument, d)
+                blocks.append(np.full((len(kernel["slots"]), n_per), np.nan))
+                continue
             ticks = self.ticks(source, instrument, d)
             open_ns, _ = session_bounds(d, self.project["session"])
             bar = (ticks.ts - open_ns) // (interval * NS)
             out = np.empty((len(kernel["slots"]), n_per), dtype=np.float64)
-            cols = [np.ascontiguousarray(ticks.columns[c], dtype=np.float64) for c in kernel["columns"]]
+            # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
+            cols = [
+                np.ascontiguousarray(ticks.columns[c], dtype=np.float64)
+                if c in ticks.columns
+                else np.full(len(ticks), np.nan)
+                for c in kernel["columns"]
+            ]
             module.reduce_ticks(bar.astype(np.int64), n_per, *cols, param_array, out)
             blocks.append(out)
         return np.concatenate(blocks, axis=1)
@@ -319,6 +359,8 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
     intervals = [i for i in intervals if at[i]]
     out_dir = options.output_dir or manifest.root / manifest.project["output_dir"]
+    for day in dates:
+        engine.require_data(day)
     days: Iterable[str] = sorted(dates)
     if options.on_progress:
         days = options.on_progress(days, len(dates))

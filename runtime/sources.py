@@ -145,37 +145,53 @@ def _filter_columns(tree: dict[str, Any] | None) -> list[str]:
     return [c for a in tree.get("args", []) for c in _filter_columns(a)]
 
 
-def _filter_mask(tree: dict[str, Any], frame: pd.DataFrame, display: str) -> np.ndarray:
+def _row_values(
+    tree: dict[str, Any], frame: pd.DataFrame, display: str, params: dict[str, float] | None = None
+) -> np.ndarray:
+    """Evaluate a filter or computed-column tree over a file's rows (numexpr, elementwise)."""
     import numexpr as ne
 
     local: dict[str, Any] = {"nan": np.nan}
 
     def build(node: dict[str, Any]) -> str:
         if "const" in node:
-            return f"({float(node['const'])!r})"
+            value = float(node["const"])
+            return "nan" if value != value else f"({value!r})"
         if "column" in node:
             name = f"c{len(local)}"
             local[name] = _numeric(frame, node["column"], display)
             return name
+        if "param" in node:
+            if params is None or node["param"] not in params:
+                raise DataError(
+                    display,
+                    f"the instrument has no parameter '{node['param']}'",
+                    "add it under the instrument's params",
+                )
+            return f"({float(params[node['param']])!r})"
         return _numexpr_text(node["op"], [build(a) for a in node["args"]])
 
     text = build(tree)
     with np.errstate(all="ignore"):
-        result = np.broadcast_to(ne.evaluate(text, local_dict=local, global_dict={}), (len(frame),))
-    return result != 0
+        result = ne.evaluate(text, local_dict=local, global_dict={})
+    return np.array(np.broadcast_to(result, (len(frame),)), dtype=np.float64)
 
 
-def load_source(root: Path, source: dict[str, Any], symbol: str, date: str) -> Ticks:
+def load_source(
+    root: Path, source: dict[str, Any], symbol: str, date: str, params: dict[str, float] | None = None
+) -> Ticks:
     """Read, map, convert, filter and order one source file. Raises DataError naming the file."""
     path = source_path(root, source, symbol, date)
     display = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
-    mapped = {c["name"]: c for c in source["columns"]}
+    mapped = {c["name"]: c for c in source["columns"] if not c.get("expr")}
+    computed = source.get("column_trees") or {}
     wanted = list(
         dict.fromkeys(
             [
                 source["time_column"],
                 *(c["source_column"] for c in mapped.values()),
                 *_filter_columns(source.get("filter_tree")),
+                *(c for tree in computed.values() for c in _filter_columns(tree)),
             ]
         )
     )
@@ -185,9 +201,11 @@ def load_source(root: Path, source: dict[str, Any], symbol: str, date: str) -> T
     for name, spec in mapped.items():
         values = _numeric(frame, spec["source_column"], display)
         columns[name] = values * spec["scale"] if spec["scale"] != 1.0 else values
+    for name, tree in computed.items():
+        columns[name] = _row_values(tree, frame, display, params)
     ticks = Ticks(ts, columns)
     if source.get("filter_tree") is not None:
-        ticks = ticks.take(_filter_mask(source["filter_tree"], frame, display))
+        ticks = ticks.take(_row_values(source["filter_tree"], frame, display) != 0)
     if source["bar_width"] and source["bar_stamp"] == "start":
         # A bar's values are known only when it ends.
         ticks.ts = ticks.ts + np.int64(source["bar_width"]) * NS

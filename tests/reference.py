@@ -349,8 +349,14 @@ class Reference:
         self._ticks: dict[tuple[str, str, str], pd.DataFrame] = {}
 
     # ---- what exists --------------------------------------------------------------------------------
-    def published(self) -> list[Key]:
-        return [i.key for i in self.instances if i.spec.publish]
+    def published(self, interval: int | None = None) -> list[Key]:
+        """Published instances; with ``interval``, those whose column is written at that bar width."""
+        default = self.project.intervals
+        return [
+            i.key
+            for i in self.instances
+            if i.spec.publish and (interval is None or interval in (i.spec.intervals or default))
+        ]
 
     def instance(self, key: Key) -> Any:
         return next(i for i in self.instances if i.key == key)
@@ -359,7 +365,7 @@ class Reference:
         found: set[str] = set()
         for inst in self.project.instruments.values():
             for source in inst.sources:
-                template = self.project.sources[source].path.replace("{symbol}", inst.symbol)
+                template = self.project.sources[inst.concrete(source)].path.replace("{symbol}", inst.symbol)
                 pattern = re.compile(re.escape(template).replace(re.escape("{date}"), r"(\d{8})") + "$")
                 for path in self.root.glob(template.replace("{date}", "*")):
                     m = pattern.search(path.relative_to(self.root).as_posix())
@@ -386,22 +392,32 @@ class Reference:
             stamps = stamps.dt.tz_localize(zone or "UTC").dt.tz_convert("UTC")
         return stamps.dt.as_unit("ns")
 
-    def _filter(self, node: Node, raw: pd.DataFrame) -> Any:
+    def _filter(self, node: Node, raw: pd.DataFrame, params: dict[str, float] | None = None) -> Any:
+        """A filter or computed column over the raw file: names are file columns, params, or nan."""
         if isinstance(node, Num):
             return node.value
+        if isinstance(node, Name) and node.dotted == "nan":
+            return np.nan
+        if isinstance(node, Name) and params and node.dotted in params:
+            return params[node.dotted]
         if isinstance(node, Name):
             return raw[node.dotted].to_numpy(dtype=np.float64, na_value=np.nan)
         assert isinstance(node, Call)
         with np.errstate(all="ignore"):
-            return ELEMENTWISE[node.op](*(self._filter(a, raw) for a in node.args))
+            return ELEMENTWISE[node.op](*(self._filter(a, raw, params) for a in node.args))
 
-    def load(self, source: str, symbol: str, day: str) -> pd.DataFrame:
+    def load(self, source: str, symbol: str, day: str, params: dict[str, float] | None = None) -> pd.DataFrame:
         """One source file: ``ts`` (UTC, known time) and the mapped columns, filtered and sorted."""
         src = self.project.sources[source]
         path = self.root / src.path.format(symbol=symbol, date=day.replace("-", ""))
         raw = pd.read_parquet(path) if src.format == "parquet" else pd.read_csv(path)
         frame = pd.DataFrame({"ts": self._to_utc(raw[src.time_column], src.time_unit, src.time_zone)})
         for col in src.columns:
+            if col.expr is not None:
+                with np.errstate(all="ignore"):
+                    value = self._filter(parse(col.expr), raw, params)
+                frame[col.name] = np.broadcast_to(np.asarray(value, dtype=np.float64), (len(raw),))
+                continue
             frame[col.name] = raw[col.source_column].to_numpy(dtype=np.float64, na_value=np.nan) * col.scale
         if src.filter:
             keep = np.broadcast_to(self._filter(parse(src.filter), raw), (len(raw),)) != 0
@@ -414,11 +430,13 @@ class Reference:
         """Session rows of a source for one instrument and day, with asof columns attached."""
         key = (source, instrument, day)
         if key not in self._ticks:
-            src = self.project.sources[source]
-            symbol = self.project.instruments[instrument].symbol
-            frame = self.load(source, symbol, day)
+            inst = self.project.instruments[instrument]
+            concrete = inst.concrete(source)
+            src = self.project.sources[concrete]
+            params = dict(inst.params)
+            frame = self.load(concrete, inst.symbol, day, params)
             if src.asof_source:
-                other = self.load(src.asof_source, symbol, day)[["ts", *src.asof_columns]]
+                other = self.load(src.asof_source, inst.symbol, day, params)[["ts", *src.asof_columns]]
                 frame = pd.merge_asof(frame, other, on="ts", direction="backward", allow_exact_matches=True)
             open_, close = self.session_bounds(day)
             frame = frame[(frame["ts"] >= open_) & (frame["ts"] < close)].reset_index(drop=True)
@@ -429,6 +447,8 @@ class Reference:
     def constant(self, name: str, instrument: str | None, interval: int) -> float:
         if instrument is not None:
             return dict(self.project.instruments[instrument].params)[name]
+        if name in dict(self.project.constants):
+            return dict(self.project.constants)[name]
         s = self.project.session
         length = s.close_seconds - s.open_seconds
         return {

@@ -36,6 +36,7 @@ from fspec.compiler.operators import REGISTRY
 from fspec.project import spec_hash
 
 REPO = Path(__file__).resolve().parents[1]
+CROSS = re.compile(r"^(?P<feature>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)_(?P<seconds>[0-9]+)s$")
 COLUMN = re.compile(r"^(?P<feature>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)_(?P<seconds>[0-9]+)s_(?P<instrument>[a-z][a-z0-9]*)$")
 OLD = 1_000_000_000  # an mtime far in the past, so "untouched" is visible even on coarse clocks
 
@@ -276,7 +277,12 @@ def test_compile_error_exits_1_and_keeps_nothing_half_written(broken: Path) -> N
 
 
 def test_run_writes_one_file_per_date_and_interval(sample_out: Path) -> None:
-    assert files_in(sample_out) == ["features_20131007_30s.parquet", "features_20131007_60s.parquet"]
+    # the project's 30s and 60s grids, plus the 1s grid the responders ask for
+    assert files_in(sample_out) == [
+        "features_20131007_1s.parquet",
+        "features_20131007_30s.parquet",
+        "features_20131007_60s.parquet",
+    ]
     assert_no_temp_files(sample_out)
 
 
@@ -288,19 +294,26 @@ def test_run_columns_and_grid(sample_out: Path, manifest: dict, interval: int) -
     assert names[0] == "ts_event"
     assert table.schema.field("ts_event").type == pa.timestamp("ns", tz="UTC")
     volume_clocked = {f"{f['name']}_{f['instrument']}" for f in manifest["features"] if f["clock"] == "volume"}
+    cross_asset = {f"{f['name']}_{interval}s" for f in manifest["features"] if f["instrument"] is None}
+    instruments = set(manifest["project"]["instruments"])
     for name in names[1:]:
         if name in volume_clocked:  # volume-clocked features carry no interval: vpin_spy
             continue
+        if name in cross_asset:  # cross-asset features carry no instrument: basis_mes_spy_30s
+            assert CROSS.match(name) and int(CROSS.match(name)["seconds"]) == interval, name
+            continue
         m = COLUMN.match(name)
         assert m, f"{name} does not follow [feature]_[N]s_[instrument]"
-        assert int(m["seconds"]) == interval and m["instrument"] == "spy"
+        assert int(m["seconds"]) == interval and m["instrument"] in instruments
         assert table.schema.field(name).type == pa.float64()
     assert len(set(names)) == len(names)
-    published = [f for f in manifest["features"] if f["publish"]]
-    expected = {
-        f"{f['name']}_{f['instrument']}" if f["clock"] == "volume" else f"{f['name']}_{interval}s_{f['instrument']}"
-        for f in published
-    }
+    published = [f for f in manifest["features"] if f["publish"] and interval in (f["intervals"] or [30, 60])]
+
+    def expected_name(f: dict) -> str:
+        parts = [f["name"]] + ([] if f["clock"] == "volume" else [f"{interval}s"])
+        return "_".join(parts + ([f["instrument"]] if f["instrument"] else []))
+
+    expected = {expected_name(f) for f in published}
     assert "vpin_spy" in names
     assert set(names[1:]) == expected
     assert "mid_30s_spy" not in names  # publish: false helpers are not written
@@ -361,7 +374,8 @@ def test_run_date_interval_select_restrict_output(sample: Path, sample_out: Path
     assert files_in(out_dir) == ["features_20131007_30s.parquet"]
     table = pq.read_table(out_dir / "features_20131007_30s.parquet")
     assert table.schema.names[0] == "ts_event"
-    assert set(table.schema.names[1:]) == {"vwap_30s_spy", "realized_vol_30s_spy"}
+    vwaps = {f"vwap_30s_{i}" for i in ("spy", "qqq", "vxx", "mes", "mnq")}
+    assert set(table.schema.names[1:]) == vwaps | {"realized_vol_30s_spy"}
     assert set(meta(out_dir / "features_20131007_30s.parquet")["columns"]) == set(table.schema.names[1:])
     full = pq.read_table(sample_out / "features_20131007_30s.parquet")
     for name in table.schema.names:
@@ -370,7 +384,8 @@ def test_run_date_interval_select_restrict_output(sample: Path, sample_out: Path
 
 def test_run_select_feature_with_dependencies_writes_only_it(sample: Path, sample_out: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "dep"
-    expect(cli("run", "--project", sample, "--out", out_dir, "--interval", "60s", "--select", "vwap_deviation"), 0)
+    args = ["--interval", "60s", "--select", "vwap_deviation_60s_spy"]
+    expect(cli("run", "--project", sample, "--out", out_dir, *args), 0)
     assert files_in(out_dir) == ["features_20131007_60s.parquet"]
     table = pq.read_table(out_dir / "features_20131007_60s.parquet")
     assert table.schema.names == ["ts_event", "vwap_deviation_60s_spy"]

@@ -50,17 +50,17 @@ def _compare(project: FspecProject, ref: Reference, results: dict[int, Result], 
     return problems
 
 
-@pytest.mark.parametrize("interval", [30, 60])
+@pytest.mark.parametrize("interval", [1, 30, 60])
 def test_shipped_features_match_reference(sample_project, sample_reference, interval):
     ref = sample_reference
-    published = ref.published()
+    published = ref.published(interval)
     assert published, "no shipped features"
     got = sample_project.output("2013-10-07", interval)
     # the file holds ts_event and exactly the published columns, targets last
     expected_cols = [column_name(f, interval, i) for f, i in published]
     assert got.columns[0] == "ts_event"
     assert sorted(got.columns[1:]) == sorted(expected_cols)
-    targets = [column_name(i.spec.name, interval, i.instrument) for i in ref.instances if i.spec.is_target]
+    targets = [column_name(f, interval, i) for f, i in published if ref.instance((f, i)).spec.is_target]
     assert set(got.columns[len(got.columns) - len(targets) :]) == set(targets)
     assert len(got) == 23400 // interval
     problems = _compare(sample_project, ref, {interval: ref.evaluate(interval)}, published, ["2013-10-07"])
