@@ -21,6 +21,14 @@ class Step:
     code: str
     comment: str = ""
 
+    @property
+    def text(self) -> str:
+        """The statement with its comment on the first line (where a reader looks for it)."""
+        if not self.comment:
+            return self.code
+        first, newline, rest = self.code.partition("\n")
+        return f"{first}  # {self.comment}{newline}{rest}"
+
 
 @dataclass
 class KernelModel:
@@ -101,7 +109,7 @@ class _Emitter:
         if op == "tick_rule":
             return self._tick_rule(a[0])
         if op == "vpin":
-            return self._vpin(a[0], a[1], node.const("bucket"), int(node.const("n")))
+            return self._vpin(a[0], a[1], a[2], int(node.const("n")))
         raise NotImplementedError(f"no tick code for operator {op}")
 
     def _shift(self, op: str, k: int, x: str) -> list[str]:
@@ -114,7 +122,7 @@ class _Emitter:
         value = f"{x} - ring{n}[pos{n}]" if op == "diff" else f"ring{n}[pos{n}]"
         return [f"cur{n} = {value}", f"ring{n}[pos{n}] = {x}", f"pos{n} = (pos{n} + 1) % {k}", f"cur{n}"]
 
-    def _vpin(self, price: str, size: str, bucket: float, n: int) -> list[str]:
+    def _vpin(self, price: str, size: str, bucket: str, n: int) -> list[str]:
         k = len(self.model.state)
         self.model.state += [
             f"vp_fill{k} = 0.0  # volume in the open bucket",
@@ -125,15 +133,15 @@ class _Emitter:
             f"vp_value{k} = nan",
         ]
         return [
-            f"if {price} == {price} and {size} == {size} and {size} > 0.0:",
+            f"if {price} == {price} and {size} == {size} and {size} > 0.0 and {bucket} > 0.0:",
             f"    if vp_close{k} != vp_close{k}:",
             f"        vp_close{k} = {price}",
             f"    left{k} = {size}",
             f"    while left{k} > 0.0:",
-            f"        take{k} = min(left{k}, {bucket!r} - vp_fill{k})",
+            f"        take{k} = min(left{k}, {bucket} - vp_fill{k})",
             f"        vp_fill{k} += take{k}",
             f"        left{k} -= take{k}",
-            f"        if vp_fill{k} >= {bucket!r}:  # the bucket is complete: classify it",
+            f"        if vp_fill{k} >= {bucket}:  # the bucket is complete: classify it",
             f"            slot{k} = vp_count{k} % {n}",
             f"            vp_dp{k}[slot{k}] = {price} - vp_close{k}",
             f"            vp_close{k} = {price}",

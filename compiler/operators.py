@@ -163,7 +163,7 @@ register(
 register(
     Operator(
         "vpin",
-        (Param("price"), Param("size"), Param("bucket", "number", None, 1e-12), Param("n", "int", 50, 2)),
+        (Param("price"), Param("size"), Param("bucket"), Param("n", "int", 50, 2)),
         TICK,
         "VPIN (Easley, Lopez de Prado & O'Hara 2012) after each tick: equal-volume buckets of size `bucket`, "
         "bulk volume classification V_buy = V * Phi(dP / sigma) with dP the bucket's close-to-close price "
@@ -171,7 +171,8 @@ register(
         "over the last n buckets",
         "NaN until n buckets of the session are complete; a trade larger than the room in a bucket fills "
         "it and spills into the next ones at its price; NaN price or size, or size <= 0, is skipped; "
-        "sigma = 0 classifies half of the bucket as buys; restarts each session",
+        "sigma = 0 classifies half of the bucket as buys; bucket is a number or parameter (NaN or <= 0: "
+        "no buckets, NaN); restarts each session",
     )
 )
 register(

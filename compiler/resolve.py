@@ -390,6 +390,10 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
             return None
         return ir.BAR
     if kind == TICK:
+        ticks = sorted({g for g in grains if g != ir.SCALAR})
+        if len(ticks) > 1 or any(g == ir.BAR for g in grains):
+            ctx.error(node.span, f"{node.op}() needs its inputs from one source's ticks (or constants)", "", "grain")
+            return None
         if not ir.is_tick(grain):
             ctx.error(node.span, f"{node.op}() works on ticks, e.g. {node.op}(trades.price)", "", "grain")
             return None

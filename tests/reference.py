@@ -188,7 +188,7 @@ def vpin(price: np.ndarray, size: np.ndarray, bucket: float, n: int) -> np.ndarr
     imbalances: list[float] = []
     fill, last_close, current = 0.0, None, np.nan
     for i, (p, v) in enumerate(zip(price.tolist(), size.tolist(), strict=True)):
-        if p == p and v == v and v > 0:
+        if p == p and v == v and v > 0 and bucket > 0:
             last_close = p if last_close is None else last_close
             left = v
             while left > 0:
@@ -545,7 +545,8 @@ class _Context:
             return tick_rule(x)
         if node.op == "vpin":
             size = np.broadcast_to(_f(args[1]), (len(frame),)).copy()
-            return vpin(x, size, node.const("bucket"), int(node.const("n")))
+            bucket = float(np.asarray(args[2]).reshape(-1)[0])
+            return vpin(x, size, bucket, int(node.const("n")))
         raise ReferenceError(f"no reference for tick operator {node.op}")
 
 
