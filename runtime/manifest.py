@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,11 @@ class Manifest:
         return feature["publish"] and interval in (feature.get("intervals") or self.project["intervals"])
 
     def feature(self, name: str, instrument: str | None) -> dict[str, Any]:
-        for f in self.features:
-            if f["name"] == name and f["instrument"] == instrument:
-                return f
-        raise KeyError((name, instrument))
+        return self._by_key[(name, instrument)]
+
+    @cached_property
+    def _by_key(self) -> dict[tuple[str, str | None], dict[str, Any]]:
+        return {(f["name"], f["instrument"]): f for f in self.features}
 
 
 def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:
