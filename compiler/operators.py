@@ -169,9 +169,11 @@ register(
         "bulk volume classification V_buy = V * Phi(dP / sigma) with dP the bucket's close-to-close price "
         "change and sigma the std (ddof 1) of dP over the last n buckets; the mean of |V_buy - V_sell| / V "
         "over the last n buckets",
-        "NaN until n buckets of the session are complete; a trade larger than the room in a bucket fills "
+        "NaN until n buckets of the session are complete; the first bucket's dP is from the session's first "
+        "usable trade; with fewer than 2 buckets or sigma = 0 a bucket counts as half buys (imbalance 0); "
+        "a trade larger than the room in a bucket fills "
         "it and spills into the next ones at its price; NaN price or size, or size <= 0, is skipped; "
-        "sigma = 0 classifies half of the bucket as buys; bucket is a number or parameter (NaN or <= 0: "
+        "bucket is a number or parameter (NaN or <= 0: "
         "no buckets, NaN); restarts each session",
     )
 )
