@@ -62,10 +62,15 @@ def _root(project: str | None) -> Path:
     return find_root(Path(project) if project else None)
 
 
-def _progress(items: Iterable[Any], total: int) -> Iterable[Any]:
-    from tqdm import tqdm
+def _progress(unit: str) -> Callable[[Iterable[Any], int], Iterable[Any]]:
+    """A progress bar on a terminal (stderr), silent otherwise: CI logs stay clean."""
 
-    return tqdm(items, total=total, unit="day", disable=not sys.stderr.isatty(), file=sys.stderr)
+    def wrap(items: Iterable[Any], total: int) -> Iterable[Any]:
+        from tqdm import tqdm
+
+        return tqdm(items, total=total, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr)
+
+    return wrap
 
 
 project_option = click.option(
@@ -200,7 +205,7 @@ def run(
         intervals=[_parse_interval(i) for i in intervals] or None,
         select=list(select) or None,
         output_dir=Path(out) if out else None,
-        on_progress=_progress,
+        on_progress=_progress("day"),
     )
     started = time.perf_counter()
     written = run_task(manifest, options)
@@ -249,7 +254,9 @@ def audit(project: str | None, cuts: int, seed: int, dates: tuple[str, ...]) -> 
     root = _root(project)
     for d in dates:
         _check_date(d)
-    report = audit_task(load_manifest(root), cuts=cuts, seed=seed, dates=list(dates) or None, on_progress=_progress)
+    report = audit_task(
+        load_manifest(root), cuts=cuts, seed=seed, dates=list(dates) or None, on_progress=_progress("cut")
+    )
     click.echo(report.render())
     if not report.ok:
         sys.exit(1)
