@@ -68,8 +68,9 @@ class _NumexprBuilder:
 
     def build(self, node: dict[str, Any]) -> str:
         if "const" in node:
-            value = float(node["const"])
-            return "nan" if value != value else f"({value!r})"
+            # A variable, not a literal: numexpr folds literal-only subexpressions such as (2 != 2) into
+            # Python booleans, which it then cannot combine with array terms.
+            return self.leaf(np.float64(node["const"]))
         if "op" in node and node["op"] in ELEMENTWISE:
             a = [self.build(arg) for arg in node["args"]]
             return _numexpr_text(node["op"], a)

@@ -154,9 +154,10 @@ def _row_values(
     local: dict[str, Any] = {"nan": np.nan}
 
     def build(node: dict[str, Any]) -> str:
-        if "const" in node:
-            value = float(node["const"])
-            return "nan" if value != value else f"({value!r})"
+        if "const" in node:  # a variable, not a literal (numexpr folds literal-only terms into bools)
+            name = f"c{len(local)}"
+            local[name] = np.float64(node["const"])
+            return name
         if "column" in node:
             name = f"c{len(local)}"
             local[name] = _numeric(frame, node["column"], display)
@@ -168,7 +169,9 @@ def _row_values(
                     f"the instrument has no parameter '{node['param']}'",
                     "add it under the instrument's params",
                 )
-            return f"({float(params[node['param']])!r})"
+            name = f"c{len(local)}"
+            local[name] = np.float64(params[node["param"]])
+            return name
         return _numexpr_text(node["op"], [build(a) for a in node["args"]])
 
     text = build(tree)
