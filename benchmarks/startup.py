@@ -1,0 +1,133 @@
+"""Compile cost and warm start of the shipped specs, measured from outside the process.
+
+    python -m benchmarks.startup --repeat 5
+
+In a temporary copy of the repository's specs/ and data/:
+
+- cold compile: ``fspec compile`` with no build/ (so no kernel files and no numba cache for them), timed from
+  before the process is started to its exit. Also "fully cold": the same with NUMBA_CACHE_DIR pointing at an
+  empty folder, so no numba cache of any fspec module (scalar helpers, bar operators) is found either.
+- warm compile: ``fspec compile`` again, with build/ and its cache in place.
+- warm start of ``fspec run``: a child process runs the real CLI (``fspec.cli.main(["run", ...])``) with the
+  runtime's kernel loader wrapped so that the wall-clock instant of the first kernel call's entry and return
+  is written to a file; the parent takes the instant before it starts the child. Start -> first kernel call
+  entry is the time to "start computing"; the first call also loads the kernel's machine code from numba's
+  cache (the return instant shows that cost). The wrapping costs microseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, time
+import fspec.runtime.run as run_module
+from fspec.runtime.kernels import load_kernel
+marks = {}
+def wrapped_load(path, module):
+    mod = load_kernel(path, module)
+    kernel = mod.reduce_ticks
+    if getattr(kernel, "_bench_wrapped", False):
+        return mod
+    def first(*args):
+        if "entry" not in marks:
+            marks["entry"] = time.time()
+            marks["kernel"] = module
+        try:
+            return kernel(*args)
+        finally:
+            marks.setdefault("return", time.time())
+    first._bench_wrapped = True
+    mod.reduce_ticks = first
+    return mod
+run_module.load_kernel = wrapped_load
+from fspec.cli import main
+try:
+    main(sys.argv[2:], standalone_mode=False)
+finally:
+    marks["exit"] = time.time()
+    with open(sys.argv[1], "w") as fh:
+        json.dump(marks, fh)
+"""
+
+
+def copy_project(dest: Path) -> Path:
+    shutil.copytree(REPO / "specs", dest / "specs")
+    shutil.copytree(REPO / "data", dest / "data")
+    return dest
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    started = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    elapsed = time.time() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return elapsed
+
+
+def fspec_cmd(*args: str) -> list[str]:
+    """The installed ``fspec`` command (what a user runs), else the same entry point through python -c."""
+    exe = shutil.which("fspec")
+    return [exe, *args] if exe else [sys.executable, "-c", "from fspec.cli import main; main()", *args]
+
+
+def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {
+        k: [] for k in ("cold compile", "fully cold compile", "warm compile", "run: start -> first kernel call")
+    }
+    results["run: first kernel call returns"] = []
+    results["run: CLI command returns"] = []
+    results["fspec run (unwrapped), process exit"] = []
+    for r in range(repeat):
+        root = copy_project(workdir / f"p{r}")
+        project = ["--project", str(root)]
+        numba_dir = workdir / f"numba{r}"
+        numba_dir.mkdir()
+        cold_env = dict(os.environ, NUMBA_CACHE_DIR=str(numba_dir))
+        results["fully cold compile"].append(timed(fspec_cmd("compile", *project), env=cold_env))
+        shutil.rmtree(root / "build")
+        results["cold compile"].append(timed(fspec_cmd("compile", *project)))
+        results["warm compile"].append(timed(fspec_cmd("compile", *project)))
+        timed(fspec_cmd("run", *project))  # the bar operators' numba cache is warm from here on
+        marks_file = workdir / f"marks{r}.json"
+        started = time.time()
+        timed([sys.executable, "-c", CHILD, str(marks_file), "run", *project])
+        marks = json.loads(marks_file.read_text())
+        results["run: start -> first kernel call"].append(marks["entry"] - started)
+        results["run: first kernel call returns"].append(marks["return"] - started)
+        results["run: CLI command returns"].append(marks["exit"] - started)
+        results["fspec run (unwrapped), process exit"].append(timed(fspec_cmd("run", *project)))
+        shutil.rmtree(root)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="fspec-startup-"))
+    try:
+        results = measure(args.repeat, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"shipped specs ({REPO / 'specs'}), {args.repeat} rounds, seconds from process start:")
+    print(f"  {'':40} {'median':>8} {'min':>8} {'max':>8}")
+    for name, values in results.items():
+        print(f"  {name:40} {statistics.median(values):8.2f} {min(values):8.2f} {max(values):8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
