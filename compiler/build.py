@@ -165,6 +165,7 @@ def manifest_data(root: Path, checked: Checked) -> dict[str, Any]:
             "resolved": f.resolved,
             "description": f.description,
             "window": [f.window.left, f.window.right],
+            "warmup_sessions": f.window.sessions,
             "publish": f.publish,
             "is_target": f.is_target,
             "deps": [list(d) for d in f.deps],

@@ -13,7 +13,7 @@ from fspec.compiler.formula import Node
 from fspec.compiler.lower import TickKernel
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "1"
+CODEGEN_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,11 @@ class _Emitter:
 
     def value(self, node: Node) -> str:
         if isinstance(node, ir.Const):
-            return "nan" if node.value != node.value else repr(float(node.value))
+            if node.value != node.value:
+                return "nan"
+            text = repr(float(node.value))  # inf and -inf print as names numba knows through np
+            text = {"inf": "np.inf", "-inf": "-np.inf"}.get(text, text)
+            return f"({text})" if node.value < 0 or text.startswith("-") else text  # -1.0 ** 2 would be -1
         if isinstance(node, ir.Column):
             return f"col_{node.column}[i]"
         if isinstance(node, ir.ParamRef):
@@ -156,13 +160,13 @@ class _Emitter:
     def _tick_rule(self, x: str) -> list[str]:
         n = len(self.model.state)
         self.model.state += [f"last_px{n} = nan", f"sgn{n} = 0.0"]
+        # Branch-free: on random ticks an if/elif on the price change is mispredicted about half the time.
+        # A NaN price compares false both ways, so it keeps the sign and the last price.
         return [
-            f"if {x} == {x}:",
-            f"    if {x} > last_px{n}:",
-            f"        sgn{n} = 1.0",
-            f"    elif {x} < last_px{n}:",
-            f"        sgn{n} = -1.0",
-            f"    last_px{n} = {x}",
+            f"up{n} = 1.0 if {x} > last_px{n} else 0.0",
+            f"down{n} = 1.0 if {x} < last_px{n} else 0.0",
+            f"sgn{n} = sgn{n} * (1.0 - up{n} - down{n}) + (up{n} - down{n})",
+            f"last_px{n} = {x} if {x} == {x} else last_px{n}",
             f"sgn{n}",
         ]
 

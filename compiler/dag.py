@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 
 from fspec.compiler import ir
@@ -35,7 +35,13 @@ def node_window(node: Node, windows: dict[Key, Window]) -> Window:
     consts["_grain"] = "tick" if ir.is_tick(node.grain) else "bar"  # type: ignore[assignment]
     if ir.is_tick(node.grain) or op.kind == "reducer":
         return Window()  # tick state stays inside the session and the bar; nothing after the bar end
-    return op.window(inner, consts)
+    outer = op.window(inner, consts)
+    if outer.left > inner.left and inner.anchored:
+        # looking back across a session boundary at a session-anchored value needs that whole session
+        outer = replace(outer, sessions=inner.sessions + 1)
+    if op.session_local and (inner.left > 0 or inner.sessions > 0 or inner.anchored):
+        outer = replace(outer, anchored=True)
+    return outer
 
 
 def _culprit(node: Node, windows: dict[Key, Window]) -> Node:

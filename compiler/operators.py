@@ -19,18 +19,32 @@ lookahead and only targets may have it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ELEMENTWISE, TICK, SHIFT, REDUCER, BAR = "elementwise", "tick", "shift", "reducer", "bar"
 
 
 @dataclass(frozen=True)
 class Window:
+    """Bars read around the current bar: ``left`` back, ``right`` ahead.
+
+    ``sessions`` counts whole earlier sessions needed on top of ``left`` bars, and ``anchored`` marks a value
+    that depends on its session's start (a session-local operator over an input with history): reading such
+    a value even one bar back across a session boundary needs that whole earlier session.
+    """
+
     left: int = 0
     right: int = 0
+    sessions: int = 0
+    anchored: bool = False
 
     def __or__(self, other: Window) -> Window:
-        return Window(max(self.left, other.left), max(self.right, other.right))
+        return Window(
+            max(self.left, other.left),
+            max(self.right, other.right),
+            max(self.sessions, other.sessions),
+            self.anchored or other.anchored,
+        )
 
 
 @dataclass(frozen=True)
@@ -51,19 +65,19 @@ def _same(w: Window, _: dict[str, float]) -> Window:
 
 
 def _back(key: str, extra: int = 0) -> WindowRule:
-    return lambda w, c: Window(w.left + int(c[key]) + extra, w.right - int(c[key]) - extra)
+    return lambda w, c: replace(w, left=w.left + int(c[key]) + extra, right=w.right - int(c[key]) - extra)
 
 
 def _rolling(w: Window, c: dict[str, float]) -> Window:
-    return Window(w.left + int(c["n"]) - 1, w.right)
+    return replace(w, left=w.left + int(c["n"]) - 1)
 
 
 def _lead(w: Window, c: dict[str, float]) -> Window:
-    return Window(max(w.left - int(c["k"]), 0), w.right + int(c["k"]))
+    return replace(w, left=max(w.left - int(c["k"]), 0), right=w.right + int(c["k"]))
 
 
 def _diff_bar(w: Window, c: dict[str, float]) -> Window:
-    return Window(w.left + int(c["k"]), w.right)
+    return replace(w, left=w.left + int(c["k"]))
 
 
 @dataclass(frozen=True)
@@ -292,7 +306,8 @@ register(
         (Param("x"), Param("span", "number", None, 1)),
         BAR,
         "exponentially weighted mean, alpha = 2 / (span + 1), restarting each session",
-        "starts at the session's first non-NaN value; NaN values are skipped (carry the mean)",
+        "starts at the session's first non-NaN value; NaN values are skipped (carry the mean); "
+        "m = (1 - alpha) m + alpha x in IEEE arithmetic, so an infinite input stays infinite",
         session_local=True,
     )
 )

@@ -99,7 +99,8 @@ def _numexpr_text(op: str, a: list[str]) -> str:
         return f"where({x} > 0, 1.0, where({x} < 0, -1.0, {x}))"
     if op == "clip":
         x, lo, hi = a
-        clipped = f"where({x} < {lo}, {lo}, where({x} > {hi}, {hi}, {x}))"
+        capped = f"where({x} > {hi}, {hi}, {x})"
+        clipped = f"where({capped} < {lo}, {lo}, {capped})"  # lo wins when lo > hi, as documented
         return f"where(({x} != {x}) | ({lo} != {lo}) | ({hi} != {hi}), nan, {clipped})"
     if op in ("min2", "max2"):
         x, y = a

@@ -141,7 +141,7 @@ def ewm_mean(x, span, session):
         if i > 0 and session[i] != session[i - 1]:
             mean = np.nan
         if x[i] == x[i]:
-            mean = x[i] if mean != mean else mean + alpha * (x[i] - mean)
+            mean = x[i] if mean != mean else (1.0 - alpha) * mean + alpha * x[i]
         out[i] = mean
     return out
 

@@ -90,7 +90,9 @@ class Engine:
                 other = load_source(self.manifest.root, other_spec, symbol, day, params)
                 ticks = attach_asof(ticks, other, list(spec["asof_columns"]))
             open_ns, close_ns = session_bounds(day, self.project["session"])
-            ticks = ticks.take((ticks.ts >= open_ns) & (ticks.ts < close_ns))
+            # Rows are in time order here: the session is one slice (views, no copy).
+            lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
+            ticks = ticks.take(slice(int(lo), int(hi)))
             self.cache[key] = ticks
         ticks = self.cache[key]
         if self.cut is not None and self.cut[0] == day:
@@ -115,8 +117,11 @@ class Engine:
     def warmup_sessions(self, keys: list[Key], interval: int) -> int:
         session = self.project["session"]
         per_session = (session["close_seconds"] - session["open_seconds"]) // interval
-        left = max((self.manifest.feature(*k)["window"][0] for k in keys), default=0)
-        return math.ceil(left / per_session)
+        needed = [
+            math.ceil(f["window"][0] / per_session) + f.get("warmup_sessions", 0)
+            for f in (self.manifest.feature(*k) for k in keys)
+        ]
+        return max(needed, default=0)
 
     def compute(self, day: str, interval: int, keys: list[Key]) -> DayResult:
         session_spec = self.project["session"]
@@ -210,7 +215,7 @@ class Engine:
                 else np.full(len(ticks), np.nan)
                 for c in kernel["columns"]
             ]
-            module.reduce_ticks(bar.astype(np.int64), n_per, *cols, param_array, out)
+            module.reduce_ticks(bar, n_per, *cols, param_array, out)
             blocks.append(out)
         return np.concatenate(blocks, axis=1)
 

@@ -35,11 +35,8 @@ def max2(x: float, y: float) -> float:
 def clip(x: float, lo: float, hi: float) -> float:
     if x != x or lo != lo or hi != hi:
         return np.nan
-    if x < lo:
-        return lo
-    if x > hi:
-        return hi
-    return x
+    y = hi if x > hi else x
+    return lo if y < lo else y  # lo wins when lo > hi, as documented
 
 
 @njit(cache=True)

@@ -34,7 +34,7 @@ class Ticks:
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
-    def take(self, mask_or_index: np.ndarray) -> Ticks:
+    def take(self, mask_or_index: np.ndarray | slice) -> Ticks:
         return Ticks(self.ts[mask_or_index], {k: v[mask_or_index] for k, v in self.columns.items()})
 
 

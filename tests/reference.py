@@ -285,8 +285,18 @@ def _per_session(x: np.ndarray, session: np.ndarray, fn: Callable[[pd.Series], p
 
 
 def _ewm(x: np.ndarray, span: float, session: np.ndarray) -> np.ndarray:
+    """pandas' ``ewm(adjust=False, ignore_na=True)`` recursion m = (1 - a) m + a x, written out because pandas
+    turns an infinite input into NaN, where the registry documents plain IEEE arithmetic (inf stays inf)."""
     alpha = 2.0 / (span + 1.0)
-    return _per_session(x, session, lambda s: s.ewm(alpha=alpha, adjust=False, ignore_na=True).mean())
+    out = np.full(x.shape[0], np.nan)
+    for day in np.unique(session):
+        mean = np.nan
+        for i in np.flatnonzero(session == day):
+            if not np.isnan(x[i]):
+                with np.errstate(all="ignore"):
+                    mean = x[i] if np.isnan(mean) else (1.0 - alpha) * mean + alpha * x[i]
+            out[i] = mean
+    return out
 
 
 BAR_OPS: dict[str, Callable[..., np.ndarray]] = {
