@@ -389,6 +389,14 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
             ctx.error(node.span, f"{node.op}() needs tick data, e.g. {node.op}(trades.price)", "", "grain")
             return None
         return ir.BAR
+    if node.op == "vpin" and getattr(args[2], "grain", ir.SCALAR) != ir.SCALAR:
+        ctx.error(
+            node.span,
+            "vpin(): 'bucket' must be a number or a parameter, not a column",
+            "e.g. vpin(trades.price, trades.size, vpin_bucket, 50)",
+            "grain",
+        )
+        return None
     if kind == TICK:
         ticks = sorted({g for g in grains if g != ir.SCALAR})
         if len(ticks) > 1 or any(g == ir.BAR for g in grains):

@@ -115,8 +115,23 @@ def _b(mask: Any) -> np.ndarray:
 
 def _clip(x: Any, lo: Any, hi: Any) -> np.ndarray:
     x, lo, hi = _f(x), _f(lo), _f(hi)
-    out = np.minimum(np.maximum(x, lo), hi)
+    out = np.maximum(np.minimum(x, hi), lo)  # lo wins when lo > hi, as the registry documents
     return np.where(np.isnan(x) | np.isnan(lo) | np.isnan(hi), np.nan, out)
+
+
+def _ieee_pow(x: Any, y: Any) -> np.ndarray:
+    """IEEE pow elementwise (math.pow), avoiding numpy's sqrt shortcut for a scalar 0.5 exponent, which gives
+    NaN for (-inf) ** 0.5 where IEEE pow gives +inf."""
+    xb, yb = np.broadcast_arrays(_f(x), _f(y))
+    out = np.empty(xb.shape)
+    for i, (a, b) in enumerate(zip(xb.ravel().tolist(), yb.ravel().tolist(), strict=True)):
+        try:
+            out.flat[i] = math.pow(a, b)
+        except ValueError:  # negative base, non-integer exponent
+            out.flat[i] = math.nan
+        except OverflowError:
+            out.flat[i] = math.copysign(math.inf, a) if b == int(b) and int(b) % 2 else math.inf
+    return out
 
 
 def _pick(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], np.ndarray]:
@@ -132,7 +147,7 @@ ELEMENTWISE: dict[str, Callable[..., Any]] = {
     "sub": lambda x, y: _f(x) - _f(y),
     "mul": lambda x, y: _f(x) * _f(y),
     "div": lambda x, y: _f(x) / _f(y),
-    "pow": lambda x, y: np.power(_f(x), _f(y)),
+    "pow": _ieee_pow,
     "lt": lambda x, y: _b(_f(x) < _f(y)),
     "le": lambda x, y: _b(_f(x) <= _f(y)),
     "gt": lambda x, y: _b(_f(x) > _f(y)),
