@@ -13,7 +13,7 @@ from fspec.compiler.formula import Node
 from fspec.compiler.lower import TickKernel
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "2"
+CODEGEN_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class KernelModel:
 
     init: list[str] = field(default_factory=list)
     state: list[str] = field(default_factory=list)
+    # sums kept in locals while the bar lasts (ticks are in bar order), written to out[] when it changes
+    accumulators: list[int] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     final: list[str] = field(default_factory=list)
 
@@ -179,9 +181,11 @@ def _reduce(slot_index: int, reducer: str, args: list[str], model: KernelModel) 
     else:
         model.init.append(f"out[{s}, :] = nan")
     if reducer == "sum":
-        model.steps.append(Step(f"if {v} == {v}:\n            {row} += {v}", f"slot {s}"))
+        model.accumulators.append(s)
+        model.steps.append(Step(f"acc{s} += {v} if {v} == {v} else 0.0", f"slot {s}"))
     elif reducer == "count":
-        model.steps.append(Step(f"if {v} == {v}:\n            {row} += 1.0", f"slot {s}"))
+        model.accumulators.append(s)
+        model.steps.append(Step(f"acc{s} += 1.0 if {v} == {v} else 0.0", f"slot {s}"))
     elif reducer == "first":
         model.steps.append(Step(f"if {v} == {v} and {row} != {row}:\n            {row} = {v}", f"slot {s}"))
     elif reducer == "last":
