@@ -13,7 +13,7 @@ from fspec.compiler.formula import Node
 from fspec.compiler.lower import TickKernel
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "3"
+CODEGEN_VERSION = "4"
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,6 @@ class Engine:
                 continue
             ticks = self.ticks(source, instrument, d)
             open_ns, _ = session_bounds(d, self.project["session"])
-            bar = (ticks.ts - open_ns) // (interval * NS)
             out = np.empty((len(kernel["slots"]), n_per), dtype=np.float64)
             # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
             cols = [
@@ -215,7 +214,7 @@ class Engine:
                 else np.full(len(ticks), np.nan)
                 for c in kernel["columns"]
             ]
-            module.reduce_ticks(bar, n_per, *cols, param_array, out)
+            module.reduce_ticks(ticks.ts, open_ns, interval * NS, n_per, *cols, param_array, out)
             blocks.append(out)
         return np.concatenate(blocks, axis=1)
 

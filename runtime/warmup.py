@@ -15,9 +15,9 @@ def warm_kernels(root: Path) -> int:
     manifest = load_manifest(root)
     for kernel in manifest.kernels.values():
         module = load_kernel(root / kernel["path"], kernel["module"])
-        bar = np.zeros(2, dtype=np.int64)
+        ts = np.zeros(2, dtype=np.int64)
         cols = [np.ones(2) for _ in kernel["columns"]]
         params = np.ones(len(kernel["params"]))
         out = np.empty((len(kernel["slots"]), 1))
-        module.reduce_ticks(bar, 1, *cols, params, out)
+        module.reduce_ticks(ts, 0, 1, 1, *cols, params, out)
     return len(manifest.kernels)

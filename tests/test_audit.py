@@ -51,7 +51,7 @@ def test_a_kernel_that_reads_the_next_tick_is_caught(project: Path, tmp_path: Pa
     honest = f"            out[{slot}, b] = col_price[i]\n"
     assert honest in text
     # Bypass the static check: the generated code now reads the tick after the current one.
-    path.write_text(text.replace(honest, f"            out[{slot}, b] = col_price[min(i + 1, bar.shape[0] - 1)]\n"))
+    path.write_text(text.replace(honest, f"            out[{slot}, b] = col_price[min(i + 1, ts.shape[0] - 1)]\n"))
     # Kernel modules are content-addressed: drop the honest one this process loaded so the patched file loads.
     name = f"fspec_kernels.{kernel['module']}"
     sys.modules.pop(name, None)
