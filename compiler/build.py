@@ -22,6 +22,7 @@ from fspec.compiler.resolve import resolve_project
 from fspec.compiler.schema import validate_doc
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import Diagnostic, Position, SpecError
+from fspec.files import follow_umask
 from fspec.project import BUILD_DIR, MANIFEST, display_path, spec_files, spec_hash
 
 MANIFEST_VERSION = 1
@@ -136,9 +137,7 @@ def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; build files follow the umask
+    follow_umask(tmp)
     os.replace(tmp, path)
 
 

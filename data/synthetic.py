@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from prepare_sample import write_parquet  # the same file layout as the real sample (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
@@ -452,22 +453,7 @@ def future_bars(spec: FutureSpec, rng: np.random.Generator, underlying_fair: Flo
     )
 
 
-# --------------------------------------------------------------------------- output
-
-
-def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    """Write one Parquet file (pyarrow, zstd, no index), as data/prepare_sample.py does."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(
-        path,
-        engine="pyarrow",
-        compression="zstd",
-        index=False,
-        use_dictionary=[col for col in df.columns if col != "time"],
-        column_encoding={"time": "DELTA_BINARY_PACKED"},
-    )
-    rel = path.relative_to(REPO_ROOT)
-    print(f"{rel}: {len(df):,} rows, {path.stat().st_size:,} bytes")
+# --------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ import click
 
 from fspec import __version__
 from fspec.errors import Diagnostic, FspecError, SpecError, UsageError
+from fspec.files import display
 from fspec.project import find_root
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -210,7 +211,7 @@ def run(
     started = time.perf_counter()
     written = run_task(manifest, options)
     for path in written:
-        click.echo(f"wrote {_relative(path, root)}")
+        click.echo(f"wrote {display(path, root)}")
     click.echo(f"{len(written)} file(s) in {time.perf_counter() - started:.1f}s")
 
 
@@ -223,13 +224,6 @@ def _check_date(text: str) -> None:
         ok = False
     if not ok:
         raise UsageError(f"--date {text}: not a date", "write it as YYYY-MM-DD") from None
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 @main.command()

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from fspec import __version__
 from fspec.errors import DataError, OutputError, UsageError
+from fspec.files import display, follow_umask
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import NS, column_name, column_of, session_bounds
 from fspec.runtime.kernels import load_kernel
@@ -165,7 +166,7 @@ class Engine:
         concrete = self.project["sources"][inst.get("use", {}).get(source, source)]
         path = source_path(self.manifest.root, concrete, inst["symbol"], day)
         raise DataError(
-            _relative_or_absolute(path, self.manifest.root),
+            display(path, self.manifest.root),
             f"file not found: no instrument has data on {day}",
             "check the date and the sources' 'path' templates",
         )
@@ -295,19 +296,6 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
     }
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _relative_or_absolute(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: Path) -> Path:
     """Write one file atomically: a temp file in the same folder, renamed over the target."""
     names = [column_of(manifest.feature(*k), result.interval) for k in keys]
@@ -326,12 +314,12 @@ def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: P
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs follow the umask like any file
+        follow_umask(tmp)
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(
-            _relative_or_absolute(target, manifest.root),
+            display(target, manifest.root),
             f"cannot write output: {exc.strerror or exc}",
             "check free disk space and permissions of the output folder",
         ) from None

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fspec.errors import DataError
+from fspec.files import display as display_path
 from fspec.runtime.evaluate import _numexpr_text
 
 NS = 1_000_000_000
@@ -137,12 +138,12 @@ def _numeric(frame: pd.DataFrame, column: str, display: str) -> np.ndarray:
     )
 
 
-def _filter_columns(tree: dict[str, Any] | None) -> list[str]:
+def _tree_columns(tree: dict[str, Any] | None) -> list[str]:
     if tree is None:
         return []
     if "column" in tree:
         return [tree["column"]]
-    return [c for a in tree.get("args", []) for c in _filter_columns(a)]
+    return [c for a in tree.get("args", []) for c in _tree_columns(a)]
 
 
 def _row_values(
@@ -185,7 +186,7 @@ def load_source(
 ) -> Ticks:
     """Read, map, convert, filter and order one source file. Raises DataError naming the file."""
     path = source_path(root, source, symbol, date)
-    display = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    shown = display_path(path, root)
     mapped = {c["name"]: c for c in source["columns"] if not c.get("expr")}
     computed = source.get("column_trees") or {}
     wanted = list(
@@ -193,26 +194,26 @@ def load_source(
             [
                 source["time_column"],
                 *(c["source_column"] for c in mapped.values()),
-                *_filter_columns(source.get("filter_tree")),
-                *(c for tree in computed.values() for c in _filter_columns(tree)),
+                *_tree_columns(source.get("filter_tree")),
+                *(c for tree in computed.values() for c in _tree_columns(tree)),
             ]
         )
     )
-    frame = _read(path, source["format"], wanted, display)
-    ts = _to_utc_ns(frame[source["time_column"]], source, display)
+    frame = _read(path, source["format"], wanted, shown)
+    ts = _to_utc_ns(frame[source["time_column"]], source, shown)
     columns = {}
     for name, spec in mapped.items():
-        values = _numeric(frame, spec["source_column"], display)
+        values = _numeric(frame, spec["source_column"], shown)
         columns[name] = values * spec["scale"] if spec["scale"] != 1.0 else values
     for name, tree in computed.items():
-        columns[name] = _row_values(tree, frame, display, params)
+        columns[name] = _row_values(tree, frame, shown, params)
     ticks = Ticks(ts, columns)
     if source.get("filter_tree") is not None:
-        ticks = ticks.take(_row_values(source["filter_tree"], frame, display) != 0)
+        ticks = ticks.take(_row_values(source["filter_tree"], frame, shown) != 0)
     if source["bar_width"] and source["bar_stamp"] == "start":
         # A bar's values are known only when it ends.
         ticks.ts = ticks.ts + np.int64(source["bar_width"]) * NS
-    return _ordered(ticks, source, display)
+    return _ordered(ticks, source, shown)
 
 
 def _ordered(ticks: Ticks, source: dict[str, Any], display: str) -> Ticks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from click.testing import CliRunner, Result
+
+from fspec.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,3 +79,23 @@ def sample_project(tmp_path_factory: pytest.TempPathFactory) -> FspecProject:
     project.compile()
     project.run()
     return project
+
+
+# ---- running the CLI in tests -------------------------------------------------------------------------
+
+
+def cli(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+
+
+def expect(result: Result, code: int) -> str:
+    """Assert a clean exit with ``code``; return everything the user saw (stdout and stderr)."""
+    exc = result.exception
+    if exc is not None and not isinstance(exc, SystemExit):
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        pytest.fail(f"uncaught {type(exc).__name__} (exit {result.exit_code}):\n{result.output}\n{tb}")
+    out = result.output
+    assert result.exit_code == code, f"exit {result.exit_code}, expected {code}:\n{out}"
+    assert "Traceback" not in out, out
+    assert "internal error" not in out, out
+    return out

@@ -20,7 +20,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +27,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import cli, expect
 
 import fspec
-from fspec.cli import main
 from fspec.compiler.operators import REGISTRY
 from fspec.project import spec_hash
 
@@ -42,23 +41,6 @@ OLD = 1_000_000_000  # an mtime far in the past, so "untouched" is visible even 
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def cli(*args: object) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
-
-
-def expect(result: Result, code: int) -> str:
-    """Assert a clean exit with ``code``; return everything the user saw (stdout and stderr)."""
-    exc = result.exception
-    if exc is not None and not isinstance(exc, SystemExit):
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        pytest.fail(f"uncaught {type(exc).__name__} (exit {result.exit_code}):\n{result.output}\n{tb}")
-    out = result.output
-    assert result.exit_code == code, f"exit {result.exit_code}, expected {code}:\n{out}"
-    assert "Traceback" not in out, out
-    assert "internal error" not in out, out
-    return out
 
 
 def files_in(folder: Path) -> list[str]:

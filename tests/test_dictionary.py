@@ -23,16 +23,12 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import traceback
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import REPO, FspecProject, shipped_specs
-
-from fspec.cli import main
+from conftest import REPO, FspecProject, cli, expect, shipped_specs
 
 SAMPLE = REPO / "data" / "sample"
 DAY = "2013-10-07"
@@ -496,21 +492,6 @@ def test_seed_example_names(sample_project, seconds):
 
 
 # ---- a feature reading a target ----------------------------------------------------------------------
-
-
-def cli(*args: object) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
-
-
-def expect(result: Result, code: int) -> str:
-    """A clean exit with ``code`` (no escaped exception); everything the user saw, stdout and stderr."""
-    exc = result.exception
-    if exc is not None and not isinstance(exc, SystemExit):
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        pytest.fail(f"uncaught {type(exc).__name__} (exit {result.exit_code}):\n{result.output}\n{tb}")
-    assert result.exit_code == code, f"exit {result.exit_code}, expected {code}:\n{result.output}"
-    assert "Traceback" not in result.output
-    return result.output
 
 
 LEAKY = """\
