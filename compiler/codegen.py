@@ -1,4 +1,15 @@
-"""Plan -> kernel source files. The template receives a typed :class:`KernelModel`, nothing else."""
+"""Plan -> kernel source files. The template receives a typed :class:`KernelModel`, nothing else.
+
+A kernel walks one session's ticks bar by bar. Three choices keep the per-tick loop short, because the cost
+of turning ticks into bars is almost all of a run:
+
+* every reducer keeps its running value in locals while the bar lasts and writes ``out`` once per bar;
+* ``first`` and ``last`` of a stateless tick expression are not computed per tick: when the bar is complete,
+  the kernel evaluates the expression at the bar's first (or last) ticks until one is not NaN;
+* ``log`` and ``exp`` of stateless tick expressions are computed once per call, vectorised, by the module's
+  ``derive`` function (numpy's SIMD versions are several times faster than one libm call per tick), and the
+  loop reads them as ``derived`` rows.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +21,17 @@ import jinja2
 from fspec import __version__
 from fspec.compiler import ir
 from fspec.compiler.formula import Node
-from fspec.compiler.lower import TickKernel
+from fspec.compiler.lower import Slot, TickKernel
+from fspec.compiler.operators import ELEMENTWISE, REGISTRY
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "4"
+CODEGEN_VERSION = "5"
 
 
 @dataclass(frozen=True)
 class Step:
+    """A statement; continuation lines are indented relative to the first (4 spaces per level)."""
+
     code: str
     comment: str = ""
 
@@ -30,16 +44,38 @@ class Step:
         return f"{first}  # {self.comment}{newline}{rest}"
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A tick column computed once per call with numpy, before the loop: ``derived[index]``."""
+
+    index: int
+    code: str  # a numpy expression over whole columns
+    function: str  # the numpy ufunc that writes into ``derived[index]``
+    text: str  # the formula it computes
+
+
+@dataclass(frozen=True)
+class LazyScan:
+    """``first``/``last`` of a stateless expression: evaluated at the complete bar's ticks, from one end."""
+
+    slot: int
+    reducer: str
+    steps: tuple[Step, ...]  # compute ``value`` at tick j
+    value: str
+    text: str
+
+
 @dataclass
 class KernelModel:
     """Statements of one fused kernel, in the order the template lays them out."""
 
-    init: list[str] = field(default_factory=list)
-    state: list[str] = field(default_factory=list)
-    # sums kept in locals while the bar lasts (ticks are in bar order), written to out[] when it changes
-    accumulators: list[int] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    final: list[str] = field(default_factory=list)
+    init: list[str] = field(default_factory=list)  # empty-bar values of out[]
+    state: list[str] = field(default_factory=list)  # tick-level operator state, carried through the session
+    bar_locals: list[str] = field(default_factory=list)  # reset when a bar starts
+    steps: list[Step] = field(default_factory=list)  # per tick
+    flush: list[Step] = field(default_factory=list)  # when a bar is complete
+    lazy: list[LazyScan] = field(default_factory=list)
+    derived: list[Derived] = field(default_factory=list)
 
 
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
@@ -54,43 +90,102 @@ _CALLS: dict[str, str] = {
     "min2": "min2",
     "max2": "max2",
 }
+# Worth a vectorised pass of their own: a libm call per tick costs several times numpy's SIMD loop.
+_HOISTED = {"log": "np.log", "exp": "np.exp"}
+# What the vectorised pass may contain below a hoisted call (plain numpy on whole columns).
+_NUMPY_CALLS = {"log": "np.log", "exp": "np.exp", "sqrt": "np.sqrt", "abs": "np.abs"}
+
+
+def is_stateless(node: Node) -> bool:
+    """True if the value at a tick depends on that tick's row alone (no lag, diff or tick state)."""
+    return all(not isinstance(n, ir.Apply) or REGISTRY[n.op].kind == ELEMENTWISE for n in node.walk())
+
+
+def _numpy_expressible(node: Node) -> bool:
+    return all(
+        isinstance(n, ir.Const | ir.Column | ir.ParamRef)
+        or (isinstance(n, ir.Apply) and (n.op in _BINARY or n.op == "neg" or n.op in _NUMPY_CALLS))
+        for n in node.walk()
+    )
+
+
+def _const(value: float) -> str:
+    if value != value:
+        return "nan"
+    text = repr(float(value))  # inf and -inf print as names numba knows through np
+    text = {"inf": "np.inf", "-inf": "-np.inf"}.get(text, text)
+    return f"({text})" if value < 0 or text.startswith("-") else text  # -1.0 ** 2 would be -1
 
 
 class _Emitter:
-    """Turns tick expressions into numbered locals, computing each distinct subexpression once."""
+    """Turns tick expressions at row ``index`` into numbered locals, computing each distinct subexpression once.
 
-    def __init__(self, kernel: TickKernel, model: KernelModel):
+    ``hoist`` (the per-tick loop only) moves log and exp of numpy-expressible expressions into ``derive``.
+    """
+
+    def __init__(self, kernel: TickKernel, model: KernelModel, steps: list[Step], prefix: str, index: str, hoist: bool):
         self.kernel = kernel
         self.model = model
+        self.steps = steps
+        self.prefix = prefix
+        self.index = index
+        self.hoist = hoist
         self.names: dict[Node, str] = {}
 
     def _fresh(self) -> str:
-        return f"t{len(self.names)}"
+        return f"{self.prefix}{len(self.names)}"
+
+    def _param(self, node: ir.ParamRef) -> str:
+        return f"params[{self.kernel.params.index(node.name)}]"
 
     def value(self, node: Node) -> str:
         if isinstance(node, ir.Const):
-            if node.value != node.value:
-                return "nan"
-            text = repr(float(node.value))  # inf and -inf print as names numba knows through np
-            text = {"inf": "np.inf", "-inf": "-np.inf"}.get(text, text)
-            return f"({text})" if node.value < 0 or text.startswith("-") else text  # -1.0 ** 2 would be -1
+            return _const(node.value)
         if isinstance(node, ir.Column):
-            return f"col_{node.column}[i]"
+            return f"col_{node.column}[{self.index}]"
         if isinstance(node, ir.ParamRef):
-            return f"params[{self.kernel.params.index(node.name)}]"
+            return self._param(node)
         if node in self.names:
             return self.names[node]
         assert isinstance(node, ir.Apply)
+        if self.hoist and node.op in _HOISTED and _numpy_expressible(node):
+            name = f"derived[{self._derive(node)}, {self.index}]"
+            self.names[node] = name
+            return name
         args = [self.value(a) for a in node.args]
         code = self._expression(node, args)
         name = self._fresh()
         self.names[node] = name
         if isinstance(code, list):
             for line in code[:-1]:
-                self.model.steps.append(Step(line))
+                self.steps.append(Step(line))
             code = code[-1]
-        self.model.steps.append(Step(f"{name} = {code}", resolved_source(node)))
+        self.steps.append(Step(f"{name} = {code}", resolved_source(node)))
         return name
+
+    def _derive(self, node: ir.Apply) -> int:
+        for d in self.model.derived:
+            if d.text == resolved_source(node):
+                return d.index
+        index = len(self.model.derived)
+        code = self._numpy(node.args[0])
+        self.model.derived.append(Derived(index, code, _HOISTED[node.op], resolved_source(node)))
+        return index
+
+    def _numpy(self, node: Node) -> str:
+        if isinstance(node, ir.Const):
+            return _const(node.value)
+        if isinstance(node, ir.Column):
+            return f"col_{node.column}"
+        if isinstance(node, ir.ParamRef):
+            return self._param(node)
+        assert isinstance(node, ir.Apply)
+        a = [self._numpy(x) for x in node.args]
+        if node.op in _BINARY:
+            return f"({a[0]} {_BINARY[node.op]} {a[1]})"
+        if node.op == "neg":
+            return f"(-{a[0]})"
+        return f"{_NUMPY_CALLS[node.op]}({a[0]})"
 
     def _expression(self, node: ir.Apply, a: list[str]) -> str | list[str]:
         op = node.op
@@ -165,93 +260,99 @@ class _Emitter:
         # Branch-free: on random ticks an if/elif on the price change is mispredicted about half the time.
         # A NaN price compares false both ways, so it keeps the sign and the last price.
         return [
-            f"up{n} = 1.0 if {x} > last_px{n} else 0.0",
-            f"down{n} = 1.0 if {x} < last_px{n} else 0.0",
-            f"sgn{n} = sgn{n} * (1.0 - up{n} - down{n}) + (up{n} - down{n})",
+            f"move{n} = (1.0 if {x} > last_px{n} else 0.0) - (1.0 if {x} < last_px{n} else 0.0)",
+            f"sgn{n} = move{n} if move{n} != 0.0 else sgn{n}",
             f"last_px{n} = {x} if {x} == {x} else last_px{n}",
             f"sgn{n}",
         ]
 
 
-def _reduce(slot_index: int, reducer: str, args: list[str], model: KernelModel) -> None:
-    s, v = slot_index, args[0]
-    row = f"out[{s}, b]"
-    if reducer in ("sum", "count", "bipower"):
-        model.init.append(f"out[{s}, :] = 0.0")
-    else:
-        model.init.append(f"out[{s}, :] = nan")
-    if reducer == "sum":
-        model.accumulators.append(s)
-        model.steps.append(Step(f"acc{s} += {v} if {v} == {v} else 0.0", f"slot {s}"))
-    elif reducer == "count":
-        model.accumulators.append(s)
-        model.steps.append(Step(f"acc{s} += 1.0 if {v} == {v} else 0.0", f"slot {s}"))
-    elif reducer == "first":
-        model.steps.append(Step(f"if {v} == {v} and {row} != {row}:\n            {row} = {v}", f"slot {s}"))
-    elif reducer == "last":
-        model.steps.append(Step(f"if {v} == {v}:\n            {row} = {v}", f"slot {s}"))
-    elif reducer == "min":
-        model.steps.append(Step(f"if {v} == {v} and not ({row} <= {v}):\n            {row} = {v}", f"slot {s}"))
-    elif reducer == "max":
-        model.steps.append(Step(f"if {v} == {v} and not ({row} >= {v}):\n            {row} = {v}", f"slot {s}"))
+def _empty_value(reducer: str) -> str:
+    return "0.0" if reducer in ("sum", "count", "bipower") else "nan"
+
+
+def _reduce(s: int, reducer: str, args: list[str], model: KernelModel) -> None:
+    """Per-bar locals, the per-tick update and the end-of-bar write of one slot."""
+    v = args[0]
+    local, step, flush = model.bar_locals, model.steps, model.flush
+    if reducer in ("sum", "count"):
+        local.append(f"acc{s} = 0.0")
+        add = v if reducer == "sum" else "1.0"
+        step.append(Step(f"acc{s} += {add} if {v} == {v} else 0.0", f"slot {s}"))
+        flush.append(Step(f"out[{s}, b] = acc{s}"))
+    elif reducer in ("first", "last", "min", "max"):
+        local.append(f"val{s} = nan")
+        condition = {
+            "first": f"val{s} != val{s}",
+            "last": "",
+            "min": f"not (val{s} <= {v})",
+            "max": f"not (val{s} >= {v})",
+        }[reducer]
+        test = f"{v} == {v}" + (f" and {condition}" if condition else "")
+        step.append(Step(f"if {test}:\n    val{s} = {v}", f"slot {s}"))
+        flush.append(Step(f"out[{s}, b] = val{s}"))
     elif reducer == "mean":
-        model.state.append(f"sum{s} = np.zeros(n_bars)")
-        model.state.append(f"cnt{s} = np.zeros(n_bars)")
-        model.steps.append(
-            Step(f"if {v} == {v}:\n            sum{s}[b] += {v}\n            cnt{s}[b] += 1.0", f"slot {s}")
-        )
-        model.final.append(
-            f"for j in range(n_bars):\n        if cnt{s}[j] > 0.0:\n            out[{s}, j] = sum{s}[j] / cnt{s}[j]"
-        )
+        local += [f"sum{s} = 0.0", f"cnt{s} = 0.0"]
+        step.append(Step(f"sum{s} += {v} if {v} == {v} else 0.0\ncnt{s} += 1.0 if {v} == {v} else 0.0", f"slot {s}"))
+        flush.append(Step(f"if cnt{s} > 0.0:\n    out[{s}, b] = sum{s} / cnt{s}"))
     elif reducer == "std":
-        model.state += [f"cnt{s} = np.zeros(n_bars)", f"avg{s} = np.zeros(n_bars)", f"m2_{s} = np.zeros(n_bars)"]
-        model.steps.append(
+        local += [f"cnt{s} = 0.0", f"avg{s} = 0.0", f"m2_{s} = 0.0"]
+        step.append(
             Step(
                 f"if {v} == {v}:  # Welford update\n"
-                f"            cnt{s}[b] += 1.0\n"
-                f"            delta{s} = {v} - avg{s}[b]\n"
-                f"            avg{s}[b] += delta{s} / cnt{s}[b]\n"
-                f"            m2_{s}[b] += delta{s} * ({v} - avg{s}[b])",
+                f"    cnt{s} += 1.0\n"
+                f"    delta{s} = {v} - avg{s}\n"
+                f"    avg{s} += delta{s} / cnt{s}\n"
+                f"    m2_{s} += delta{s} * ({v} - avg{s})",
                 f"slot {s}",
             )
         )
-        model.final.append(
-            f"for j in range(n_bars):\n        if cnt{s}[j] > 1.0:\n"
-            f"            out[{s}, j] = np.sqrt(m2_{s}[j] / (cnt{s}[j] - 1.0))"
-        )
+        flush.append(Step(f"if cnt{s} > 1.0:\n    out[{s}, b] = np.sqrt(m2_{s} / (cnt{s} - 1.0))"))
     elif reducer == "wmean":
         w = args[1]
-        model.state += [f"num{s} = np.zeros(n_bars)", f"den{s} = np.zeros(n_bars)"]
-        model.steps.append(
+        local += [f"num{s} = 0.0", f"den{s} = 0.0"]
+        step.append(
             Step(
-                f"if {v} == {v} and {w} == {w}:\n            num{s}[b] += {v} * {w}\n            den{s}[b] += {w}",
+                f"ok{s} = {v} == {v} and {w} == {w}\n"
+                f"num{s} += {v} * {w} if ok{s} else 0.0\n"
+                f"den{s} += {w} if ok{s} else 0.0",
                 f"slot {s}",
             )
         )
-        model.final.append(
-            f"for j in range(n_bars):\n        if den{s}[j] != 0.0:\n            out[{s}, j] = num{s}[j] / den{s}[j]"
-        )
+        flush.append(Step(f"if den{s} != 0.0:\n    out[{s}, b] = num{s} / den{s}"))
     elif reducer == "bipower":
-        model.state += [f"prev_abs{s} = 0.0", f"prev_bar{s} = -1"]
-        model.steps.append(
+        local += [f"acc{s} = 0.0", f"paired{s} = False", f"prev_abs{s} = 0.0"]
+        step.append(
             Step(
                 f"if {v} == {v}:\n"
-                f"            if prev_bar{s} == b:\n"
-                f"                {row} += abs({v}) * prev_abs{s}\n"
-                f"            prev_abs{s} = abs({v})\n"
-                f"            prev_bar{s} = b",
+                f"    if paired{s}:\n"
+                f"        acc{s} += abs({v}) * prev_abs{s}\n"
+                f"    prev_abs{s} = abs({v})\n"
+                f"    paired{s} = True",
                 f"slot {s}",
             )
         )
+        flush.append(Step(f"out[{s}, b] = acc{s}"))
     else:
         raise NotImplementedError(f"no kernel code for reducer {reducer}")
 
 
+def _lazy(slot: Slot, kernel: TickKernel, model: KernelModel) -> LazyScan:
+    steps: list[Step] = []
+    emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", hoist=False)
+    value = emitter.value(slot.args[0])
+    return LazyScan(slot.index, slot.reducer, tuple(steps), value, slot.text)
+
+
 def kernel_model(kernel: TickKernel) -> KernelModel:
     model = KernelModel()
-    emitter = _Emitter(kernel, model)
+    per_tick = _Emitter(kernel, model, model.steps, prefix="t", index="i", hoist=True)
     for slot in kernel.slots:
-        args = [emitter.value(a) for a in slot.args]
+        model.init.append(f"out[{slot.index}, :] = {_empty_value(slot.reducer)}")
+        if slot.reducer in ("first", "last") and is_stateless(slot.args[0]):
+            model.lazy.append(_lazy(slot, kernel, model))
+            continue
+        args = [per_tick.value(a) for a in slot.args]
         _reduce(slot.index, slot.reducer, args, model)
     return model
 
@@ -265,6 +366,11 @@ def _template() -> jinja2.Template:
 
 
 def render_kernel(kernel: TickKernel) -> str:
+    model = kernel_model(kernel)
     return _template().render(
-        k=kernel, model=kernel_model(kernel), version=__version__, slot_texts=repr([s.text for s in kernel.slots])
+        k=kernel,
+        model=model,
+        version=__version__,
+        slot_texts=repr([s.text for s in kernel.slots]),
+        derived_texts=repr([d.text for d in model.derived]),
     )

@@ -1,4 +1,4 @@
-"""Load generated kernel files as modules.
+"""Load generated kernel files as modules, and call them.
 
 numba's on-disk cache finds a kernel's cache only if its module is registered in ``sys.modules`` under a
 stable name before the module runs; kernel file names are content hashes, so the name is stable.
@@ -7,9 +7,13 @@ stable name before the module runs; kernel file names are content hashes, so the
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
 
 PACKAGE = "fspec_kernels"
 
@@ -33,3 +37,43 @@ def load_kernel(path: Path, module: str) -> ModuleType:
         del sys.modules[name]
         raise
     return mod
+
+
+# ---- calling a kernel -----------------------------------------------------------------------------------
+
+_scratch = threading.local()
+
+
+def _derived_buffer(rows: int, n: int) -> np.ndarray:
+    """A (rows, n) float64 array, reused across calls on the same thread (the derived columns of one call)."""
+    need = rows * n
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < need:
+        buffer = np.empty(max(need, 1), dtype=np.float64)
+        _scratch.buffer = buffer
+    return buffer[:need].reshape(rows, n)
+
+
+def reduce_session(
+    module: ModuleType,
+    ts: np.ndarray,
+    open_ns: int,
+    width_ns: int,
+    n_bars: int,
+    columns: list[np.ndarray],
+    params: np.ndarray,
+) -> np.ndarray:
+    """One session's ticks of one instrument -> the kernel's slots, shape (len(SLOTS), n_bars)."""
+    out = np.empty((len(module.SLOTS), n_bars), dtype=np.float64)
+    derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
+    module.derive(*columns, params, derived)
+    module.reduce_ticks(ts, open_ns, width_ns, n_bars, *columns, derived, params, out)
+    return out
+
+
+def threads() -> int:
+    """Kernel calls run on this many threads (the kernels release the GIL): FSPEC_THREADS, else every core."""
+    value = os.environ.get("FSPEC_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return os.cpu_count() or 1

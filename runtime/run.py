@@ -8,6 +8,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from fspec.errors import DataError, OutputError, UsageError
 from fspec.files import display, follow_umask
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import NS, column_name, column_of, session_bounds
-from fspec.runtime.kernels import load_kernel
+from fspec.runtime.kernels import load_kernel, reduce_session, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import DataWarning, Ticks, attach_asof, available_dates, load_source, source_path
 
@@ -131,11 +132,11 @@ class Engine:
         days = self._session_days(day, instruments, history)
         n_per = (session_spec["close_seconds"] - session_spec["open_seconds"]) // interval
         session_ids = np.repeat(np.arange(len(days), dtype=np.int64), n_per)
-        slot_cache: dict[tuple[str, str], np.ndarray] = {}
+        trees = [self.manifest.feature(*k)["tree"] for k in keys]
+        pairs = sorted({(n["source"], n["instrument"]) for t in trees for n in _walk(t) if "slot" in n})
+        slot_cache = self._reduce_all(pairs, days, interval, n_per)
 
         def slot(source: str, index: int, instrument: str) -> np.ndarray:
-            if (source, instrument) not in slot_cache:
-                slot_cache[(source, instrument)] = self._reduce(source, instrument, days, interval, n_per)
             return slot_cache[(source, instrument)][index]
 
         values: dict[Key, np.ndarray] = {}
@@ -193,31 +194,55 @@ class Engine:
             earlier |= {d for d in self.instrument_dates(inst) if d < day}
         return [*(sorted(earlier)[-history:] if history else []), day]
 
-    def _reduce(self, source: str, instrument: str, days: list[str], interval: int, n_per: int) -> np.ndarray:
+    def _reduce_all(
+        self, pairs: list[tuple[str, str]], days: list[str], interval: int, n_per: int
+    ) -> dict[tuple[str, str], np.ndarray]:
+        """Slots of every (source, instrument) pair over ``days``: data is read here, in order (its errors and
+        warnings come out as they would one by one), then the kernel calls run on a thread pool."""
+        calls: list[tuple[tuple[str, str], int, Callable[[], np.ndarray]]] = []
+        blocks: dict[tuple[str, str], list[np.ndarray | None]] = {}
+        for pair in pairs:
+            blocks[pair] = []
+            for d in days:
+                call = self._kernel_call(pair[0], pair[1], d, interval, n_per)
+                if isinstance(call, np.ndarray):
+                    blocks[pair].append(call)
+                else:
+                    calls.append((pair, len(blocks[pair]), call))
+                    blocks[pair].append(None)
+        workers = min(threads(), len(calls))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fspec-kernel") as pool:
+                results = list(pool.map(lambda c: c[2](), calls))
+        else:
+            results = [c[2]() for c in calls]
+        for (pair, position, _), out in zip(calls, results, strict=True):
+            blocks[pair][position] = out
+        return {pair: np.concatenate(b, axis=1) for pair, b in blocks.items()}  # type: ignore[arg-type]
+
+    def _kernel_call(
+        self, source: str, instrument: str, day: str, interval: int, n_per: int
+    ) -> np.ndarray | Callable[[], np.ndarray]:
+        """The kernel call for one instrument's session, ready to run; or the slots already, when there is
+        nothing to run."""
         kernel = self.manifest.kernels[source]
+        if day not in self.instrument_dates(instrument):
+            # The instrument has no data that day at all: its values are unknown, not empty bars.
+            self._warn_absent(instrument, day)
+            return np.full((len(kernel["slots"]), n_per), np.nan)
         module = load_kernel(self.manifest.root / kernel["path"], kernel["module"])
         params = self.params(instrument, interval)
         param_array = np.array([params[p] for p in kernel["params"]], dtype=np.float64)
-        blocks = []
-        for d in days:
-            if d not in self.instrument_dates(instrument):
-                # The instrument has no data that day at all: its values are unknown, not empty bars.
-                self._warn_absent(instrument, d)
-                blocks.append(np.full((len(kernel["slots"]), n_per), np.nan))
-                continue
-            ticks = self.ticks(source, instrument, d)
-            open_ns, _ = session_bounds(d, self.project["session"])
-            out = np.empty((len(kernel["slots"]), n_per), dtype=np.float64)
-            # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
-            cols = [
-                np.ascontiguousarray(ticks.columns[c], dtype=np.float64)
-                if c in ticks.columns
-                else np.full(len(ticks), np.nan)
-                for c in kernel["columns"]
-            ]
-            module.reduce_ticks(ticks.ts, open_ns, interval * NS, n_per, *cols, param_array, out)
-            blocks.append(out)
-        return np.concatenate(blocks, axis=1)
+        ticks = self.ticks(source, instrument, day)
+        open_ns, _ = session_bounds(day, self.project["session"])
+        # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
+        cols = [
+            np.ascontiguousarray(ticks.columns[c], dtype=np.float64)
+            if c in ticks.columns
+            else np.full(len(ticks), np.nan)
+            for c in kernel["columns"]
+        ]
+        return lambda: reduce_session(module, ticks.ts, open_ns, interval * NS, n_per, cols, param_array)
 
 
 def _walk(tree: dict[str, Any]) -> Iterable[dict[str, Any]]:

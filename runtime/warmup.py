@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fspec.runtime.kernels import load_kernel
+from fspec.runtime.kernels import load_kernel, reduce_session
 from fspec.runtime.manifest import load_manifest
 
 
@@ -17,7 +17,5 @@ def warm_kernels(root: Path) -> int:
         module = load_kernel(root / kernel["path"], kernel["module"])
         ts = np.zeros(2, dtype=np.int64)
         cols = [np.ones(2) for _ in kernel["columns"]]
-        params = np.ones(len(kernel["params"]))
-        out = np.empty((len(kernel["slots"]), 1))
-        module.reduce_ticks(ts, 0, 1, 1, *cols, params, out)
+        reduce_session(module, ts, 0, 1, 1, cols, np.ones(len(kernel["params"])))
     return len(manifest.kernels)

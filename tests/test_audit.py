@@ -48,10 +48,11 @@ def test_a_kernel_that_reads_the_next_tick_is_caught(project: Path, tmp_path: Pa
     slot = kernel["slots"].index("last(trades.price)")
     path = leaky / kernel["path"]
     text = path.read_text()
-    honest = f"            out[{slot}, b] = col_price[i]\n"
+    # last() of a column is read at the bar's last ticks once the bar is complete (index j)
+    honest = f"                out[{slot}, b] = col_price[j]\n"
     assert honest in text
     # Bypass the static check: the generated code now reads the tick after the current one.
-    path.write_text(text.replace(honest, f"            out[{slot}, b] = col_price[min(i + 1, ts.shape[0] - 1)]\n"))
+    path.write_text(text.replace(honest, f"                out[{slot}, b] = col_price[min(j + 1, ts.shape[0] - 1)]\n"))
     # Kernel modules are content-addressed: drop the honest one this process loaded so the patched file loads.
     name = f"fspec_kernels.{kernel['module']}"
     sys.modules.pop(name, None)
