@@ -15,6 +15,8 @@ from types import ModuleType
 
 import numpy as np
 
+from fspec.errors import UsageError
+
 PACKAGE = "fspec_kernels"
 
 
@@ -73,7 +75,12 @@ def reduce_session(
 
 def threads() -> int:
     """Kernel calls run on this many threads (the kernels release the GIL): FSPEC_THREADS, else every core."""
-    value = os.environ.get("FSPEC_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return os.cpu_count() or 1
+    value = os.environ.get("FSPEC_THREADS", "").strip()
+    if not value:
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(
+            f"FSPEC_THREADS={value!r} is not a number of threads",
+            "set it to a whole number of at least 1, or unset it to use every core",
+        )
+    return int(value)

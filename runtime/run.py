@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,19 @@ class DayResult:
     interval: int
     ts_event: np.ndarray
     values: dict[Key, np.ndarray]
+
+
+@dataclass
+class _KernelCall:
+    """One instrument's session through its source's kernel, ready to run on any thread."""
+
+    pair: tuple[str, str]
+    ticks: int
+    call: Callable[[], np.ndarray]
+    block: int = 0  # the day's position in the pair's blocks
+
+    def run(self) -> np.ndarray:
+        return self.call()
 
 
 @dataclass
@@ -199,30 +213,33 @@ class Engine:
     ) -> dict[tuple[str, str], np.ndarray]:
         """Slots of every (source, instrument) pair over ``days``: data is read here, in order (its errors and
         warnings come out as they would one by one), then the kernel calls run on a thread pool."""
-        calls: list[tuple[tuple[str, str], int, Callable[[], np.ndarray]]] = []
-        blocks: dict[tuple[str, str], list[np.ndarray | None]] = {}
+        blocks: dict[tuple[str, str], list[np.ndarray]] = {}
+        calls: list[_KernelCall] = []
         for pair in pairs:
             blocks[pair] = []
             for d in days:
                 call = self._kernel_call(pair[0], pair[1], d, interval, n_per)
-                if isinstance(call, np.ndarray):
-                    blocks[pair].append(call)
+                if isinstance(call, _KernelCall):
+                    calls.append(call)
+                    call.block = len(blocks[pair])
+                    blocks[pair].append(np.empty(0))  # filled in below
                 else:
-                    calls.append((pair, len(blocks[pair]), call))
-                    blocks[pair].append(None)
+                    blocks[pair].append(call)
+        # Longest first, so that one big instrument does not start last and run alone on one core.
+        calls.sort(key=lambda c: -c.ticks)
         workers = min(threads(), len(calls))
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fspec-kernel") as pool:
-                results = list(pool.map(lambda c: c[2](), calls))
+                results = list(pool.map(_KernelCall.run, calls))
         else:
-            results = [c[2]() for c in calls]
-        for (pair, position, _), out in zip(calls, results, strict=True):
-            blocks[pair][position] = out
-        return {pair: np.concatenate(b, axis=1) for pair, b in blocks.items()}  # type: ignore[arg-type]
+            results = [c.run() for c in calls]
+        for call, out in zip(calls, results, strict=True):
+            blocks[call.pair][call.block] = out
+        return {pair: np.concatenate(b, axis=1) for pair, b in blocks.items()}
 
     def _kernel_call(
         self, source: str, instrument: str, day: str, interval: int, n_per: int
-    ) -> np.ndarray | Callable[[], np.ndarray]:
+    ) -> np.ndarray | _KernelCall:
         """The kernel call for one instrument's session, ready to run; or the slots already, when there is
         nothing to run."""
         kernel = self.manifest.kernels[source]
@@ -242,7 +259,8 @@ class Engine:
             else np.full(len(ticks), np.nan)
             for c in kernel["columns"]
         ]
-        return lambda: reduce_session(module, ticks.ts, open_ns, interval * NS, n_per, cols, param_array)
+        run = partial(reduce_session, module, ticks.ts, open_ns, interval * NS, n_per, cols, param_array)
+        return _KernelCall((source, instrument), len(ticks), run)
 
 
 def _walk(tree: dict[str, Any]) -> Iterable[dict[str, Any]]:

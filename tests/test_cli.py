@@ -348,6 +348,27 @@ def test_run_twice_gives_byte_identical_files(sample: Path, sample_out: Path, tm
     assert {p.name: p.read_bytes() for p in (tmp_path / "again").glob("*.parquet")} == first
 
 
+def test_run_on_one_thread_gives_the_same_files(
+    sample: Path, sample_out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kernel calls of the five instruments run on a thread pool by default; one thread must not change a byte."""
+    monkeypatch.setenv("FSPEC_THREADS", "1")
+    expect(cli("run", "--project", sample, "--out", tmp_path / "one"), 0)
+    first = {p.name: p.read_bytes() for p in sample_out.glob("*.parquet")}
+    assert {p.name: p.read_bytes() for p in (tmp_path / "one").glob("*.parquet")} == first
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_run_with_a_bad_thread_count_is_a_usage_error(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("FSPEC_THREADS", value)
+    out = expect(cli("run", "--project", sample, "--out", tmp_path / "bad"), 2)
+    assert f"FSPEC_THREADS='{value}' is not a number of threads" in out
+    assert "unset it to use every core" in out
+    assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").iterdir())
+
+
 def test_run_date_interval_select_restrict_output(sample: Path, sample_out: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "sel"
     args = ["--date", "2013-10-07", "--interval", "30s", "--select", "vwap", "--select", "realized_vol_30s_spy"]

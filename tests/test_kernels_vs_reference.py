@@ -357,6 +357,18 @@ MORE_FEATURES = {
     "mret": "sum(diff(log(mbars.close)))",
     "mrv": "sqrt(rolling_sum(mret ** 2, 4))",
     "vwap_dev": "(vwap - mid) / mid",
+    # kernel code paths: first/last of a stateless expression are read at the complete bar's ends (past NaN
+    # ticks), of a stateful one per tick; log/exp of column arithmetic are vectorised before the loop
+    "lazy_last_expr": "last(trades.price * trades.size)",
+    "lazy_first_expr": "first(where(trades.size > 1, trades.price, trades.size / 0))",
+    "tick_last_state": "last(tick_rule(trades.price))",
+    "tick_first_state": "first(diff(trades.price))",
+    "tick_max_state": "max(diff(trades.price, 2))",
+    "hoist_param": "sum(diff(log(trades.price / scale)))",
+    "hoist_exp": "max(exp(trades.price / 100 - 1))",
+    "hoist_nested": "std(log(sqrt(abs(trades.price - 100)) + 1))",
+    "hoist_zero_neg": "sum(log(trades.size)) + count(log(trades.size - 1))",
+    "hoist_stateful": "sum(log(tick_rule(trades.price) + 2))",
 }
 
 CROSS_ASSET = {

@@ -1,0 +1,83 @@
+"""What the code generator puts where: per-tick loop, end-of-bar scans, vectorised derived columns.
+
+The numbers these kernels give are checked against the reference elsewhere (test_kernels_vs_reference.py,
+test_properties.py); these tests pin the structure that makes them fast, so a change that silently moves work
+back into the per-tick loop fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import make_project
+
+from fspec.compiler.build import check
+from fspec.compiler.codegen import KernelModel, kernel_model, render_kernel
+from fspec.compiler.lower import TickKernel
+
+PROJECT = """\
+spec_version: 1
+sources:
+  trades:
+    path: data/{symbol}/{date}.parquet
+    time: {column: ts, unit: ns}
+    columns: {price: float64, size: float64}
+instruments:
+  abc: {symbol: ABC, params: {scale: 2.0}}
+intervals: [60s]
+session: {timezone: America/New_York, open: "09:30", close: "10:30"}
+"""
+
+
+def _kernel(tmp_path: Path, *formulas: str) -> TickKernel:
+    features = {"spec_version": 1, "features": [{"name": f"f{i}", "formula": f} for i, f in enumerate(formulas)]}
+    make_project(tmp_path, {"project.yaml": PROJECT, "features.yaml": features})
+    checked = check(tmp_path)
+    assert checked.plan is not None, checked.problems
+    (kernel,) = checked.plan.kernels
+    return kernel
+
+
+def _loop(model: KernelModel) -> str:
+    return "\n".join(step.text for step in model.steps)
+
+
+def test_log_of_a_column_is_computed_once_vectorised(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path, "sum(diff(log(trades.price)))", "sum(log(trades.price) * trades.size)")
+    model = kernel_model(kernel)
+    assert [d.text for d in model.derived] == ["log(trades.price)"]
+    assert "np.log" not in _loop(model)
+    assert "derived[0, i]" in _loop(model)
+    source = render_kernel(kernel)
+    assert "np.log(col_price, out=derived[0])  # log(trades.price)" in source
+    compile(source, "kernel.py", "exec")  # valid Python
+
+
+def test_hoisted_expressions_keep_parameters_and_nesting(tmp_path: Path) -> None:
+    model = kernel_model(_kernel(tmp_path, "sum(exp(sqrt(abs(trades.price - scale)) / 2))"))
+    assert [(d.function, d.code) for d in model.derived] == [
+        ("np.exp", "(np.sqrt(np.abs((col_price - params[0]))) / 2.0)")
+    ]
+
+
+def test_log_of_a_stateful_expression_stays_in_the_loop(tmp_path: Path) -> None:
+    model = kernel_model(_kernel(tmp_path, "sum(log(tick_rule(trades.price) + 2))"))
+    assert model.derived == []
+    assert "np.log(" in _loop(model)
+
+
+def test_first_and_last_of_stateless_expressions_are_read_at_the_bar_ends(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path, "last(log(trades.price))", "first(trades.price * trades.size)", "sum(trades.size)")
+    model = kernel_model(kernel)
+    assert [(scan.slot, scan.reducer) for scan in model.lazy] == [(0, "last"), (1, "first")]
+    assert model.derived == []  # read once per bar: not worth a vectorised pass
+    assert "col_price" not in _loop(model)  # the loop only sums sizes
+    source = render_kernel(kernel)
+    assert "for j in range(i - 1, start - 1, -1):  # slot 0: last(log(trades.price))" in source
+    assert "for j in range(start, i):  # slot 1: first(trades.price * trades.size)" in source
+
+
+def test_first_and_last_of_stateful_expressions_are_kept_per_tick(tmp_path: Path) -> None:
+    model = kernel_model(_kernel(tmp_path, "first(diff(trades.price))", "last(tick_rule(trades.price))"))
+    assert model.lazy == []
+    assert "val0 = " in _loop(model) and "val1 = " in _loop(model)
