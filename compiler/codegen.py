@@ -13,7 +13,7 @@ of turning ticks into bars is almost all of a run:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 import jinja2
@@ -45,6 +45,39 @@ class Step:
 
 
 @dataclass(frozen=True)
+class StateVar:
+    """A variable of a tick-level operator's state: a float, an int, or a float array of ``size``.
+
+    State lives through the session; a session computed in two parts carries it from the first to the second
+    in a float64 array (``carry[offset:offset + size]``; ints are exact there up to 2**53)."""
+
+    name: str
+    init: str
+    comment: str = ""
+    size: int = 1
+    is_int: bool = False
+    is_array: bool = False
+    offset: int = 0
+
+    @property
+    def text(self) -> str:
+        return f"{self.name} = {self.init}" + (f"  # {self.comment}" if self.comment else "")
+
+    @property
+    def load(self) -> str:
+        carried = f"carry[{self.offset}:{self.offset + self.size}]" if self.is_array else f"carry[{self.offset}]"
+        if self.is_array:
+            return f"{self.name}[:] = {carried}"
+        return f"{self.name} = {'int(' + carried + ')' if self.is_int else carried}"
+
+    @property
+    def store(self) -> str:
+        if self.is_array:
+            return f"carry[{self.offset}:{self.offset + self.size}] = {self.name}"
+        return f"carry[{self.offset}] = {self.name}"
+
+
+@dataclass(frozen=True)
 class Derived:
     """A tick column computed once per call with numpy, before the loop: ``derived[index]``."""
 
@@ -70,12 +103,20 @@ class KernelModel:
     """Statements of one fused kernel, in the order the template lays them out."""
 
     init: list[str] = field(default_factory=list)  # empty-bar values of out[]
-    state: list[str] = field(default_factory=list)  # tick-level operator state, carried through the session
+    state: list[StateVar] = field(default_factory=list)  # tick-level operator state, carried through the session
     bar_locals: list[str] = field(default_factory=list)  # reset when a bar starts
     steps: list[Step] = field(default_factory=list)  # per tick
     flush: list[Step] = field(default_factory=list)  # when a bar is complete
     lazy: list[LazyScan] = field(default_factory=list)
     derived: list[Derived] = field(default_factory=list)
+
+    @property
+    def carry_size(self) -> int:
+        return sum(v.size for v in self.state)
+
+    def add_state(self, *variables: StateVar) -> None:
+        for v in variables:
+            self.state.append(replace(v, offset=self.carry_size))
 
 
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
@@ -216,23 +257,25 @@ class _Emitter:
     def _shift(self, op: str, k: int, x: str) -> list[str]:
         n = len(self.model.state)
         if k == 1:
-            self.model.state.append(f"prev{n} = nan")
+            self.model.add_state(StateVar(f"prev{n}", "nan"))
             value = f"{x} - prev{n}" if op == "diff" else f"prev{n}"
             return [f"cur{n} = {value}", f"prev{n} = {x}", f"cur{n}"]
-        self.model.state += [f"ring{n} = np.full({k}, nan)", f"pos{n} = 0"]
+        self.model.add_state(
+            StateVar(f"ring{n}", f"np.full({k}, nan)", size=k, is_array=True), StateVar(f"pos{n}", "0", is_int=True)
+        )
         value = f"{x} - ring{n}[pos{n}]" if op == "diff" else f"ring{n}[pos{n}]"
         return [f"cur{n} = {value}", f"ring{n}[pos{n}] = {x}", f"pos{n} = (pos{n} + 1) % {k}", f"cur{n}"]
 
     def _vpin(self, price: str, size: str, bucket: str, n: int) -> list[str]:
         k = len(self.model.state)
-        self.model.state += [
-            f"vp_fill{k} = 0.0  # volume in the open bucket",
-            f"vp_count{k} = 0  # completed buckets this session",
-            f"vp_close{k} = nan  # price at the last bucket close (first trade before any)",
-            f"vp_dp{k} = np.zeros({n})  # ring of bucket price changes",
-            f"vp_oi{k} = np.zeros({n})  # ring of bucket order imbalances",
-            f"vp_value{k} = nan",
-        ]
+        self.model.add_state(
+            StateVar(f"vp_fill{k}", "0.0", "volume in the open bucket"),
+            StateVar(f"vp_count{k}", "0", "completed buckets this session", is_int=True),
+            StateVar(f"vp_close{k}", "nan", "price at the last bucket close (first trade before any)"),
+            StateVar(f"vp_dp{k}", f"np.zeros({n})", "ring of bucket price changes", size=n, is_array=True),
+            StateVar(f"vp_oi{k}", f"np.zeros({n})", "ring of bucket order imbalances", size=n, is_array=True),
+            StateVar(f"vp_value{k}", "nan"),
+        )
         return [
             f"if {price} == {price} and {size} == {size} and {size} > 0.0 and {bucket} > 0.0:",
             f"    if vp_close{k} != vp_close{k}:",
@@ -256,7 +299,7 @@ class _Emitter:
 
     def _tick_rule(self, x: str) -> list[str]:
         n = len(self.model.state)
-        self.model.state += [f"last_px{n} = nan", f"sgn{n} = 0.0"]
+        self.model.add_state(StateVar(f"last_px{n}", "nan"), StateVar(f"sgn{n}", "0.0"))
         # Branch-free: on random ticks an if/elif on the price change is mispredicted about half the time.
         # A NaN price compares false both ways, so it keeps the sign and the last price.
         return [

@@ -10,14 +10,18 @@ import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 import numpy as np
 
 from fspec.errors import UsageError
 
 PACKAGE = "fspec_kernels"
+T = TypeVar("T")
 
 
 def load_kernel(path: Path, module: str) -> ModuleType:
@@ -64,13 +68,37 @@ def reduce_session(
     n_bars: int,
     columns: list[np.ndarray],
     params: np.ndarray,
+    carry: np.ndarray | None = None,
+    resume: bool = False,
 ) -> np.ndarray:
-    """One session's ticks of one instrument -> the kernel's slots, shape (len(SLOTS), n_bars)."""
+    """One session's ticks of one instrument -> the kernel's slots, shape (len(SLOTS), n_bars).
+
+    The ticks may also be a part of a session that starts and ends at bar edges (``open_ns`` is then the first
+    bar's start): the tick-level state at the end is left in ``carry``, and ``resume`` starts from it."""
     out = np.empty((len(module.SLOTS), n_bars), dtype=np.float64)
     derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
     module.derive(*columns, params, derived)
-    module.reduce_ticks(ts, open_ns, width_ns, n_bars, *columns, derived, params, out)
+    if carry is None:
+        carry = np.empty(module.CARRY, dtype=np.float64)
+    module.reduce_ticks(ts, open_ns, width_ns, n_bars, *columns, derived, params, out, carry, resume)
     return out
+
+
+_pool: tuple[ThreadPoolExecutor, int] | None = None  # and its number of threads
+
+
+def run_all(calls: list[Callable[[], T]]) -> list[T]:
+    """Run kernel calls on ``threads()`` threads, results in order. The pool lives as long as the process, so
+    its threads keep their derived-column buffers from one compute to the next (no fresh pages to fault in)."""
+    global _pool
+    workers = threads()
+    if workers == 1 or len(calls) < 2:
+        return [call() for call in calls]
+    if _pool is None or _pool[1] != workers:
+        if _pool is not None:
+            _pool[0].shutdown(wait=True)
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fspec-kernel"), workers
+    return list(_pool[0].map(lambda call: call(), calls))
 
 
 def threads() -> int:

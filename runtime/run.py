@@ -6,12 +6,12 @@ import json
 import math
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from fspec.errors import DataError, OutputError, UsageError
 from fspec.files import display, follow_umask
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import NS, column_name, column_of, session_bounds
-from fspec.runtime.kernels import load_kernel, reduce_session, threads
+from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import DataWarning, Ticks, attach_asof, available_dates, load_source, source_path
 
@@ -54,12 +54,76 @@ class _KernelCall:
     """One instrument's session through its source's kernel, ready to run on any thread."""
 
     pair: tuple[str, str]
-    ticks: int
-    call: Callable[[], np.ndarray]
-    block: int = 0  # the day's position in the pair's blocks
+    block: int  # the day's position in the pair's blocks
+    module: ModuleType
+    ts: np.ndarray
+    open_ns: int
+    width_ns: int
+    n_bars: int
+    columns: list[np.ndarray]
+    params: np.ndarray
 
-    def run(self) -> np.ndarray:
-        return self.call()
+    @property
+    def ticks(self) -> int:
+        return int(self.ts.shape[0])
+
+    def run(self) -> tuple[_KernelCall, np.ndarray]:
+        args = (self.module, self.ts, self.open_ns, self.width_ns, self.n_bars, self.columns, self.params)
+        return self, reduce_session(*args)
+
+    def halves(self) -> tuple[Callable[[], None], Callable[[], tuple[_KernelCall, np.ndarray]]] | None:
+        """The session as two calls split at the bar edge nearest its middle tick; the second continues the
+        first's tick-level state, so it must start after the first has started (it waits for it to end).
+        None if there is no such edge."""
+        n = self.ticks
+        bar = int((int(self.ts[n // 2]) - self.open_ns) // self.width_ns) if n else 0
+        m = int(np.searchsorted(self.ts, self.open_ns + bar * self.width_ns))
+        if bar <= 0 or m <= 0 or m >= n:
+            return None
+        carry = np.empty(self.module.CARRY, dtype=np.float64)
+        first_done = threading.Event()
+        first_out: list[np.ndarray] = []
+
+        def first() -> None:
+            try:
+                part = [c[:m] for c in self.columns]
+                first_out.append(
+                    reduce_session(self.module, self.ts[:m], self.open_ns, self.width_ns, bar, part, self.params, carry)
+                )
+            finally:
+                first_done.set()
+
+        def second() -> tuple[_KernelCall, np.ndarray]:
+            first_done.wait()
+            if not first_out:
+                raise RuntimeError("the first part of a split kernel call failed")
+            open_ns = self.open_ns + bar * self.width_ns
+            part = [c[m:] for c in self.columns]
+            rest = reduce_session(
+                self.module, self.ts[m:], open_ns, self.width_ns, self.n_bars - bar, part, self.params, carry, True
+            )
+            return self, np.concatenate([first_out[0], rest], axis=1)
+
+        return first, second
+
+
+def _schedule(calls: list[_KernelCall], workers: int) -> list[Callable[[], tuple[_KernelCall, np.ndarray] | None]]:
+    """Jobs for ``workers`` threads taking them in order: longest first, so that a big instrument does not start
+    last and run alone; and when the calls do not share out evenly (5 on 2 threads), the smallest leftover
+    ones split in two halves, the first halves first and the second halves last (they continue the first)."""
+    calls = sorted(calls, key=lambda c: -c.ticks)
+    leftover = len(calls) % workers if workers > 1 and len(calls) > workers else 0
+    firsts: list[Callable[[], None]] = []
+    seconds: list[Callable[[], tuple[_KernelCall, np.ndarray]]] = []
+    whole: list[Callable[[], tuple[_KernelCall, np.ndarray] | None]] = []
+    for k, call in enumerate(calls):
+        halves = call.halves() if k >= len(calls) - leftover else None
+        if halves is None:
+            whole.append(call.run)
+        else:
+            firsts.append(halves[0])
+            seconds.append(halves[1])
+    return [*firsts, *whole, *seconds]
 
 
 @dataclass
@@ -218,27 +282,20 @@ class Engine:
         for pair in pairs:
             blocks[pair] = []
             for d in days:
-                call = self._kernel_call(pair[0], pair[1], d, interval, n_per)
+                call = self._kernel_call(pair[0], pair[1], d, interval, n_per, len(blocks[pair]))
                 if isinstance(call, _KernelCall):
                     calls.append(call)
-                    call.block = len(blocks[pair])
                     blocks[pair].append(np.empty(0))  # filled in below
                 else:
                     blocks[pair].append(call)
-        # Longest first, so that one big instrument does not start last and run alone on one core.
-        calls.sort(key=lambda c: -c.ticks)
-        workers = min(threads(), len(calls))
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fspec-kernel") as pool:
-                results = list(pool.map(_KernelCall.run, calls))
-        else:
-            results = [c.run() for c in calls]
-        for call, out in zip(calls, results, strict=True):
-            blocks[call.pair][call.block] = out
+        for result in run_all(_schedule(calls, threads())):
+            if result is not None:
+                call, out = result
+                blocks[call.pair][call.block] = out
         return {pair: np.concatenate(b, axis=1) for pair, b in blocks.items()}
 
     def _kernel_call(
-        self, source: str, instrument: str, day: str, interval: int, n_per: int
+        self, source: str, instrument: str, day: str, interval: int, n_per: int, block: int
     ) -> np.ndarray | _KernelCall:
         """The kernel call for one instrument's session, ready to run; or the slots already, when there is
         nothing to run."""
@@ -259,8 +316,8 @@ class Engine:
             else np.full(len(ticks), np.nan)
             for c in kernel["columns"]
         ]
-        run = partial(reduce_session, module, ticks.ts, open_ns, interval * NS, n_per, cols, param_array)
-        return _KernelCall((source, instrument), len(ticks), run)
+        width_ns = interval * NS
+        return _KernelCall((source, instrument), block, module, ticks.ts, open_ns, width_ns, n_per, cols, param_array)
 
 
 def _walk(tree: dict[str, Any]) -> Iterable[dict[str, Any]]:

@@ -81,3 +81,18 @@ def test_first_and_last_of_stateful_expressions_are_kept_per_tick(tmp_path: Path
     model = kernel_model(_kernel(tmp_path, "first(diff(trades.price))", "last(tick_rule(trades.price))"))
     assert model.lazy == []
     assert "val0 = " in _loop(model) and "val1 = " in _loop(model)
+
+
+def test_tick_state_is_laid_out_in_the_carry_array(tmp_path: Path) -> None:
+    """A session split in two parts hands every state variable from the first part to the second."""
+    model = kernel_model(_kernel(tmp_path, "sum(lag(trades.price, 3))", "sum(trades.size * tick_rule(trades.price))"))
+    layout = [(v.name, v.offset, v.size) for v in model.state]
+    assert layout == [("ring0", 0, 3), ("pos0", 3, 1), ("last_px2", 4, 1), ("sgn2", 5, 1)]
+    assert model.carry_size == 6
+    assert [v.load for v in model.state] == [
+        "ring0[:] = carry[0:3]",
+        "pos0 = int(carry[3])",
+        "last_px2 = carry[4]",
+        "sgn2 = carry[5]",
+    ]
+    assert [v.store for v in model.state][:2] == ["carry[0:3] = ring0", "carry[3] = pos0"]
