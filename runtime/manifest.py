@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +50,34 @@ class Manifest:
     @cached_property
     def _by_key(self) -> dict[tuple[str, str | None], dict[str, Any]]:
         return {(f["name"], f["instrument"]): f for f in self.features}
+
+    @cached_property
+    def slot_reads(self) -> dict[tuple[str, str | None], frozenset[tuple[str, str]]]:
+        """For each feature, the (source, instrument) pairs whose kernel slots its own bar tree reads."""
+        return {key: frozenset(_slots_in(f["tree"])) for key, f in self._by_key.items()}
+
+    @cached_property
+    def instruments_read(self) -> dict[tuple[str, str | None], frozenset[str]]:
+        """For each feature, the instruments whose data it reads, itself or through the features it uses."""
+        found: dict[tuple[str, str | None], frozenset[str]] = {}
+
+        def visit(key: tuple[str, str | None]) -> frozenset[str]:
+            if key not in found:
+                own = {instrument for _, instrument in self.slot_reads[key]}
+                deps = [visit((d[0], d[1])) for d in self._by_key[key]["deps"]]
+                found[key] = frozenset(own.union(*deps))
+            return found[key]
+
+        for key in self._by_key:
+            visit(key)
+        return found
+
+
+def _slots_in(tree: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    if "slot" in tree:
+        yield tree["source"], tree["instrument"]
+    for arg in tree.get("args", []):
+        yield from _slots_in(arg)
 
 
 def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:

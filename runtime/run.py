@@ -136,6 +136,8 @@ class Engine:
     cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
     _absent: set[tuple[str, str]] = field(default_factory=set)
+    # parameter values by (instrument, interval), looked up for every feature of every compute
+    _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
 
     @property
     def project(self) -> dict[str, Any]:
@@ -181,6 +183,12 @@ class Engine:
 
     # ---- computing --------------------------------------------------------------------------------
     def params(self, instrument: str | None, interval: int) -> dict[str, float]:
+        """Parameter values for an instrument's features at an interval (built ones; do not modify)."""
+        if (instrument, interval) not in self._params:
+            self._params[(instrument, interval)] = self._build_params(instrument, interval)
+        return self._params[(instrument, interval)]
+
+    def _build_params(self, instrument: str | None, interval: int) -> dict[str, float]:
         session = self.project["session"]
         length = session["close_seconds"] - session["open_seconds"]
         values = {
@@ -205,22 +213,22 @@ class Engine:
 
     def compute(self, day: str, interval: int, keys: list[Key]) -> DayResult:
         session_spec = self.project["session"]
-        instruments = sorted({i for k in keys for i in self._instruments_of(k)})
+        instruments = sorted(set().union(*(self.manifest.instruments_read[k] for k in keys)))
         history = self.warmup_sessions(keys, interval)
         days = self._session_days(day, instruments, history)
         n_per = (session_spec["close_seconds"] - session_spec["open_seconds"]) // interval
         session_ids = np.repeat(np.arange(len(days), dtype=np.int64), n_per)
-        trees = [self.manifest.feature(*k)["tree"] for k in keys]
-        pairs = sorted({(n["source"], n["instrument"]) for t in trees for n in _walk(t) if "slot" in n})
+        pairs = sorted(set().union(*(self.manifest.slot_reads[k] for k in keys)))
         slot_cache = self._reduce_all(pairs, days, interval, n_per)
 
         def slot(source: str, index: int, instrument: str) -> np.ndarray:
             return slot_cache[(source, instrument)][index]
 
         values: dict[Key, np.ndarray] = {}
+        wanted = set(keys)
         for feature in self.manifest.features:
             key = (feature["name"], feature["instrument"])
-            if key not in keys:
+            if key not in wanted:
                 continue
             params = self.params(feature["instrument"], interval)
             inputs = BarInputs(
@@ -259,12 +267,6 @@ class Engine:
                 stacklevel=2,
             )
 
-    def _instruments_of(self, key: Key) -> set[str]:
-        feature = self.manifest.feature(*key)
-        found = {n["instrument"] for n in _walk(feature["tree"]) if "slot" in n}
-        for dep in feature["deps"]:
-            found |= self._instruments_of(tuple(dep))  # type: ignore[arg-type]
-        return found
 
     def _session_days(self, day: str, instruments: list[str], history: int) -> list[str]:
         earlier: set[str] = set()
@@ -318,12 +320,6 @@ class Engine:
         ]
         width_ns = interval * NS
         return _KernelCall((source, instrument), block, module, ticks.ts, open_ns, width_ns, n_per, cols, param_array)
-
-
-def _walk(tree: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    yield tree
-    for arg in tree.get("args", []):
-        yield from _walk(arg)
 
 
 def _needed(manifest: Manifest, roots: list[Key]) -> list[Key]:
