@@ -13,6 +13,7 @@ from typing import Any
 import numexpr as ne
 import numpy as np
 
+from fspec.runtime.kernels import frozen
 from fspec.runtime.operators import BAR_OPERATORS
 
 ELEMENTWISE = {
@@ -133,10 +134,18 @@ def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
         with np.errstate(all="ignore"):
             result = ne.evaluate(text, local_dict=builder.local, global_dict={})
         return _as_bars(result, inputs.n_bars)
-    fn, const_names = BAR_OPERATORS[op]
-    args = [np.ascontiguousarray(evaluate(a, inputs)) for a in node["args"]]
-    consts = [node["consts"][c] for c in const_names]
-    consts = [
-        int(c) if c == int(c) and name != "span" else float(c) for c, name in zip(consts, const_names, strict=True)
-    ]
-    return fn(*args, *consts, inputs.session)
+    return apply_bar_operator(op, [evaluate(a, inputs) for a in node["args"]], node["consts"], inputs.session)
+
+
+def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float], session: np.ndarray) -> np.ndarray:
+    """Call a numba bar operator with arguments typed as at compile-time warm-up (see ``kernels.frozen``):
+    read-only float64 series, integer windows, a float ``span``, read-only int64 session numbers."""
+    fn = BAR_OPERATORS[op][0]
+    return fn(*(frozen(a) for a in args), *operator_constants(op, consts), frozen(session, np.int64))
+
+
+def operator_constants(op: str, consts: dict[str, float]) -> list[int | float]:
+    """An operator's constants in call order: whole windows and lags as int, ``span`` always float."""
+    values = [consts[name] for name in BAR_OPERATORS[op][1]]
+    names = BAR_OPERATORS[op][1]
+    return [int(v) if v == int(v) and name != "span" else float(v) for v, name in zip(values, names, strict=True)]

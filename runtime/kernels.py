@@ -47,6 +47,21 @@ def load_kernel(path: Path, module: str) -> ModuleType:
 
 # ---- calling a kernel -----------------------------------------------------------------------------------
 
+
+def frozen(values: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """The array as every compiled function receives it: C-contiguous, of ``dtype`` and read-only.
+
+    numba compiles one machine-code version per argument type, and read-only is part of the type. Data comes
+    read-only from some sources (pandas hands out views of its blocks) and writable from others (computed or
+    asof columns), so without one convention the first ``fspec run`` after ``fspec compile`` would compile its
+    kernels again. A view, not a copy, whenever the array is already contiguous and of ``dtype``."""
+    values = np.ascontiguousarray(values, dtype=dtype)
+    if values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False
+    return values
+
+
 _scratch = threading.local()
 
 
@@ -75,6 +90,8 @@ def reduce_session(
 
     The ticks may also be a part of a session that starts and ends at bar edges (``open_ns`` is then the first
     bar's start): the tick-level state at the end is left in ``carry``, and ``resume`` starts from it."""
+    ts = frozen(ts, np.int64)
+    columns = [frozen(c) for c in columns]
     out = np.empty((len(module.SLOTS), n_bars), dtype=np.float64)
     derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
     module.derive(*columns, params, derived)

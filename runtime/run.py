@@ -267,7 +267,6 @@ class Engine:
                 stacklevel=2,
             )
 
-
     def _session_days(self, day: str, instruments: list[str], history: int) -> list[str]:
         earlier: set[str] = set()
         for inst in instruments:

@@ -1,21 +1,48 @@
-"""Compile (or load from numba's disk cache) every kernel of a build before the first run needs it."""
+"""Compile (or load from numba's disk cache) every compiled function a run of the build will call, so that
+``fspec run`` right after ``fspec compile`` compiles nothing: the tick kernels, and the bar operators the
+features use, each called once on two bars with arguments typed exactly as a run types them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from fspec.runtime.evaluate import apply_bar_operator, operator_constants
 from fspec.runtime.kernels import load_kernel, reduce_session
-from fspec.runtime.manifest import load_manifest
+from fspec.runtime.manifest import Manifest, load_manifest
+from fspec.runtime.operators import BAR_OPERATORS
 
 
 def warm_kernels(root: Path) -> int:
-    """Call each generated kernel once on two ticks; returns how many kernels were warmed."""
+    """Warm each generated kernel and each bar operator in use; returns how many functions were warmed."""
     manifest = load_manifest(root)
     for kernel in manifest.kernels.values():
         module = load_kernel(root / kernel["path"], kernel["module"])
         ts = np.zeros(2, dtype=np.int64)
         cols = [np.ones(2) for _ in kernel["columns"]]
         reduce_session(module, ts, 0, 1, 1, cols, np.ones(len(kernel["params"])))
-    return len(manifest.kernels)
+    calls = bar_operator_calls(manifest)
+    for op, arity, consts in calls:
+        apply_bar_operator(op, [np.ones(2)] * arity, consts, np.zeros(2, dtype=np.int64))
+    return len(manifest.kernels) + len(calls)
+
+
+def bar_operator_calls(manifest: Manifest) -> list[tuple[str, int, dict[str, float]]]:
+    """The distinct (operator, number of series, constants' types) the features' bar trees call."""
+    seen: dict[tuple[str, int, tuple[type, ...]], tuple[str, int, dict[str, float]]] = {}
+    for feature in manifest.features:
+        for node in _operator_nodes(feature["tree"]):
+            op, arity, consts = node["op"], len(node["args"]), node["consts"]
+            types = tuple(type(v) for v in operator_constants(op, consts))
+            seen.setdefault((op, arity, types), (op, arity, consts))
+    return list(seen.values())
+
+
+def _operator_nodes(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if tree.get("op") in BAR_OPERATORS:
+        yield tree
+    for arg in tree.get("args", []):
+        yield from _operator_nodes(arg)

@@ -62,14 +62,14 @@ def same_values(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.array_equal(a, b, equal_nan=True))
 
 
-def fspec_subprocess(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+def fspec_subprocess(*args: object, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fspec.cli", *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "FSPEC_DEBUG"},
+        env={**{k: v for k, v in os.environ.items() if k != "FSPEC_DEBUG"}, **(env or {})},
     )
 
 
@@ -247,6 +247,32 @@ def test_second_compile_leaves_unchanged_kernels_untouched(tmp_path: Path) -> No
         else:
             assert name in now and p.stat().st_mtime == OLD, f"{name} was rewritten"
     assert len([n for n in now if n.startswith("bars_1m_")]) == 1
+
+
+def test_run_right_after_compile_compiles_nothing(tmp_path: Path) -> None:
+    """`fspec compile` leaves numba's cache holding every compiled function the run calls, typed as the run
+    types its arguments (read-only data from parquet and from computed columns, integer windows, float spans):
+    the first run adds nothing to the cache. A fresh cache folder, so nothing is warm from other tests."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    project = root / "specs" / "project.yaml"
+    text = project.read_text(encoding="utf-8")
+    project.write_text(text.replace("size: float64}", 'size: float64, mid: {expr: "price + 0.005"}}'), encoding="utf-8")
+    extra = (
+        "  - name: mean_volume\n    formula: rolling_mean(volume, 3)\n"
+        "  - name: smooth_mid\n    formula: ewm_mean(last(trades.mid), 4)\n"
+        "  - name: volume_mid_corr\n    formula: rolling_corr(volume, smooth_mid, 5)\n"
+    )
+    features = root / "specs" / "features.yaml"
+    features.write_text(features.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    cache = tmp_path / "numba_cache"
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+    compiled = fspec_subprocess("compile", "--project", root, cwd=root, env=env)
+    assert compiled.returncode == 0, compiled.stderr
+    after_compile = sorted(p.name for p in cache.rglob("*") if p.is_file())
+    assert any("reduce_ticks" in n for n in after_compile) and any("ewm_mean" in n for n in after_compile)
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == after_compile
 
 
 def test_compile_error_exits_1_and_keeps_nothing_half_written(broken: Path) -> None:
