@@ -6,19 +6,31 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fspec.errors import DataError
 from fspec.files import display as display_path
 from fspec.runtime.evaluate import _numexpr_text
+from fspec.runtime.kernels import run_all
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NS = 1_000_000_000
+NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS}
+
+# A file's rows as read: parquet as an Arrow table (its columns go to numpy without pandas when they are plain
+# numbers or timestamps), CSV as a pandas frame. Anything unusual (text times, time zones to localise, nulls
+# in the time column, non-numeric columns) goes through pandas, whose messages name the problem.
+Frame: TypeAlias = "pa.Table | pd.DataFrame"
+Column: TypeAlias = "pa.ChunkedArray | pd.Series"
 
 
 class DataWarning(UserWarning):
@@ -56,7 +68,7 @@ def available_dates(root: Path, source: dict[str, Any], symbol: str) -> list[str
     return sorted(found)
 
 
-def _read(path: Path, fmt: str, wanted: list[str], display: str) -> pd.DataFrame:
+def _read(path: Path, fmt: str, wanted: list[str], display: str) -> Frame:
     if not path.exists():
         raise DataError(display, "file not found", "check the source's 'path' template, the symbol and the date")
     try:
@@ -69,7 +81,9 @@ def _read(path: Path, fmt: str, wanted: list[str], display: str) -> pd.DataFrame
                     f"missing column(s) {', '.join(missing)}; the file has: {', '.join(names)}",
                     "fix the column mapping ('from:') of this source",
                 )
-            return pq.read_table(path, columns=wanted).to_pandas()
+            return _joined(pq.read_table(path, columns=wanted))
+        import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
+
         frame = pd.read_csv(path)
     except DataError:
         raise
@@ -85,7 +99,68 @@ def _read(path: Path, fmt: str, wanted: list[str], display: str) -> pd.DataFrame
     return frame[wanted]
 
 
-def _to_utc_ns(values: pd.Series, source: dict[str, Any], display: str) -> np.ndarray:
+def _joined(table: pa.Table) -> pa.Table:
+    """The table with each column in one chunk (a file has one per row group), joined on the kernels' thread
+    pool: joining is mostly first touches of fresh memory, which two threads make in about half the time."""
+    joined = run_all([partial(_one_chunk, column) for column in table.columns])
+    return pa.Table.from_arrays(joined, names=table.column_names)
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column if column.num_chunks == 1 else pa.chunked_array([pa.concat_arrays(column.chunks)], column.type)
+
+
+def _column(frame: Frame, name: str) -> Column:
+    return frame.column(name) if isinstance(frame, pa.Table) else frame[name]
+
+
+def _to_utc_ns(values: Column, source: dict[str, Any], display: str) -> np.ndarray:
+    unit, zone = source["time_unit"], source["time_zone"]
+    if isinstance(values, pa.ChunkedArray):
+        direct = _arrow_utc_ns(values, unit, zone)
+        if direct is not None:
+            return direct
+        values = values.to_pandas()
+    return _pandas_utc_ns(values, source, display)
+
+
+def _arrow_utc_ns(values: pa.ChunkedArray, unit: str | None, zone: str | None) -> np.ndarray | None:
+    """UTC ns straight from Arrow for integer epochs with a unit and for timestamps that need no time zone
+    rules (zone-aware ones are stored in UTC; naive ones only when the zone is UTC); None for anything else."""
+    if values.null_count:
+        return None
+    kind = values.type
+    if pa.types.is_signed_integer(kind) and unit:
+        epochs = _as_numpy(values, pa.int64())
+        factor = NS_PER_UNIT[unit]
+        if factor == 1:
+            return epochs
+        limit = np.iinfo(np.int64).max // factor
+        if epochs.size and (epochs.max() > limit or epochs.min() < -limit):
+            return None  # out of range: pandas names it
+        return epochs * factor
+    if pa.types.is_timestamp(kind) and (kind.tz is not None or zone in (None, "UTC")):
+        try:
+            nanos = pc.cast(values, pa.timestamp("ns", kind.tz))
+        except pa.ArrowInvalid:
+            return None  # out of the ns range: pandas names it
+        return _as_numpy(pc.cast(nanos, pa.int64()), pa.int64())
+    return None
+
+
+def _as_numpy(values: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
+    """The column cast to ``kind`` as one numpy array (nulls NaN for float64): a read-only view of Arrow's
+    memory when the column is one chunk of ``kind`` without nulls."""
+    chunks = [chunk if chunk.type == kind else pc.cast(chunk, kind, safe=False) for chunk in values.chunks]
+    if not chunks:
+        return np.empty(0, dtype=kind.to_pandas_dtype())
+    joined = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+    return joined.to_numpy(zero_copy_only=False)
+
+
+def _pandas_utc_ns(values: pd.Series, source: dict[str, Any], display: str) -> np.ndarray:
+    import pandas as pd
+
     unit, zone = source["time_unit"], source["time_zone"]
     column = source["time_column"]
     try:
@@ -121,6 +196,8 @@ def _to_utc_ns(values: pd.Series, source: dict[str, Any], display: str) -> np.nd
 
 
 def _first_bad_timestamp(values: pd.Series) -> str:
+    import pandas as pd
+
     for i, v in enumerate(values.head(100_000)):
         try:
             pd.Timestamp(v)
@@ -129,8 +206,15 @@ def _first_bad_timestamp(values: pd.Series) -> str:
     return ""
 
 
-def _numeric(frame: pd.DataFrame, column: str, display: str) -> np.ndarray:
-    series = frame[column]
+def _numeric(frame: Frame, column: str, display: str) -> np.ndarray:
+    series = _column(frame, column)
+    if isinstance(series, pa.ChunkedArray):
+        kind = series.type
+        if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            return _as_numpy(series, pa.float64())
+        series = series.to_pandas()
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     raise DataError(
@@ -146,9 +230,7 @@ def _tree_columns(tree: dict[str, Any] | None) -> list[str]:
     return [c for a in tree.get("args", []) for c in _tree_columns(a)]
 
 
-def _row_values(
-    tree: dict[str, Any], frame: pd.DataFrame, display: str, params: dict[str, float] | None = None
-) -> np.ndarray:
+def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[str, float] | None = None) -> np.ndarray:
     """Evaluate a filter or computed-column tree over a file's rows (numexpr, elementwise)."""
     import numexpr as ne
 
@@ -200,7 +282,7 @@ def load_source(
         )
     )
     frame = _read(path, source["format"], wanted, shown)
-    ts = _to_utc_ns(frame[source["time_column"]], source, shown)
+    ts = _to_utc_ns(_column(frame, source["time_column"]), source, shown)
     columns = {}
     for name, spec in mapped.items():
         values = _numeric(frame, spec["source_column"], shown)

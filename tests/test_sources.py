@@ -1,0 +1,163 @@
+"""Loading a source file: parquet columns go to numpy straight from Arrow when they are plain numbers or
+timestamps, and through pandas otherwise (text times, time zones to localise, nulls in the time column).
+Every encoding of the same instants and values must load to the same UTC ns and float64 arrays, checked
+against values built here independently of both readers (and against the CSV reader, which is all pandas).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fspec.errors import DataError
+from fspec.runtime.sources import load_source
+
+N = 1_000
+# whole seconds from 2024-03-04 14:30 UTC (09:30 New York), 7 s apart: every unit can encode them exactly
+SECONDS = 1_709_562_600 + 7 * np.arange(N, dtype=np.int64)
+UTC_NS = SECONDS * 1_000_000_000
+NEW_YORK = "America/New_York"
+
+
+def source(time_unit: str | None = None, time_zone: str | None = None, columns: tuple[str, ...] = ("x",)) -> dict:
+    return {
+        "name": "trades",
+        "path": "{symbol}_{date}.parquet",
+        "format": "parquet",
+        "time_column": "t",
+        "time_unit": time_unit,
+        "time_zone": time_zone,
+        "columns": [{"name": c, "source_column": c, "dtype": "float64", "expr": None, "scale": 1.0} for c in columns],
+        "column_trees": {},
+        "filter_tree": None,
+        "bar_width": None,
+        "bar_stamp": None,
+        "unsorted": "reject",
+        "asof_source": None,
+        "asof_columns": [],
+    }
+
+
+def write(root: Path, columns: dict[str, Any], row_group_size: int = 300) -> Path:
+    """A parquet file of several row groups (so several chunks per column, as real files have)."""
+    path = root / "abc_20240304.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+    return path
+
+
+def load(root: Path, src: dict) -> Any:
+    return load_source(root, src, "abc", "2024-03-04")
+
+
+def values() -> pa.Array:
+    return pa.array(np.linspace(100.0, 101.0, N))
+
+
+TIME_ENCODINGS = {
+    "int64 ns": (pa.array(UTC_NS), "ns", None),
+    "int64 s": (pa.array(SECONDS), "s", None),
+    "int32 ms offset": (pa.array((SECONDS - SECONDS[0]).astype(np.int32) * 1000), "ms", None),
+    "uint64 us": (pa.array((SECONDS * 1_000_000).astype(np.uint64)), "us", None),
+    "timestamp us UTC": (pa.array(UTC_NS // 1000, pa.timestamp("us", tz="UTC")), None, None),
+    "timestamp ns New York": (pa.array(UTC_NS, pa.timestamp("ns", tz=NEW_YORK)), None, None),
+    "timestamp ms naive, no zone": (pa.array(UTC_NS // 1_000_000, pa.timestamp("ms")), None, None),
+    "timestamp ms naive, zone UTC": (pa.array(UTC_NS // 1_000_000, pa.timestamp("ms")), None, "UTC"),
+    "timestamp us naive, New York wall clock": (
+        pa.array(
+            pd.DatetimeIndex(UTC_NS, tz="UTC").tz_convert(NEW_YORK).tz_localize(None).as_unit("us"),
+            pa.timestamp("us"),
+        ),
+        None,
+        NEW_YORK,
+    ),
+    "text, New York wall clock": (
+        pa.array(pd.DatetimeIndex(UTC_NS, tz="UTC").tz_convert(NEW_YORK).strftime("%Y-%m-%d %H:%M:%S")),
+        None,
+        NEW_YORK,
+    ),
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(TIME_ENCODINGS))
+def test_every_time_encoding_loads_the_same_utc_ns(tmp_path: Path, encoding: str) -> None:
+    times, unit, zone = TIME_ENCODINGS[encoding]
+    write(tmp_path, {"t": times, "x": values()})
+    ticks = load(tmp_path, source(unit, zone))
+    expected = UTC_NS - UTC_NS[0] if encoding == "int32 ms offset" else UTC_NS
+    assert ticks.ts.dtype == np.int64
+    np.testing.assert_array_equal(ticks.ts, expected)
+    np.testing.assert_array_equal(ticks.columns["x"], np.linspace(100.0, 101.0, N))
+
+
+VALUE_ENCODINGS = {
+    "float64": (pa.array(np.arange(N) / 8.0), np.arange(N) / 8.0),
+    "float32": (pa.array((np.arange(N) / 8.0).astype(np.float32)), np.arange(N) / 8.0),
+    "int64 with nulls": (
+        pa.array([None if i % 10 == 3 else i for i in range(N)], pa.int64()),
+        np.where(np.arange(N) % 10 == 3, np.nan, np.arange(N)),
+    ),
+    "float64 with nulls": (
+        pa.array([None if i % 7 == 0 else i / 4 for i in range(N)], pa.float64()),
+        np.where(np.arange(N) % 7 == 0, np.nan, np.arange(N) / 4),
+    ),
+    "bool": (pa.array(np.arange(N) % 3 == 0), (np.arange(N) % 3 == 0).astype(np.float64)),
+    "uint8": (pa.array((np.arange(N) % 200).astype(np.uint8)), (np.arange(N) % 200).astype(np.float64)),
+    "int64 beyond 2**53": (pa.array(np.full(N, 2**60 + 1)), np.full(N, float(2**60 + 1))),
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(VALUE_ENCODINGS))
+def test_numeric_columns_load_as_float64_with_nulls_as_nan(tmp_path: Path, encoding: str) -> None:
+    column, expected = VALUE_ENCODINGS[encoding]
+    write(tmp_path, {"t": pa.array(UTC_NS), "x": column})
+    ticks = load(tmp_path, source("ns"))
+    assert ticks.columns["x"].dtype == np.float64
+    np.testing.assert_array_equal(ticks.columns["x"], expected)
+
+
+def test_parquet_and_csv_of_the_same_rows_load_identically(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"t": UTC_NS, "x": np.arange(N) / 3.0, "y": np.arange(N) % 5})
+    write(tmp_path, {name: pa.array(frame[name].to_numpy()) for name in frame})
+    (tmp_path / "abc_20240304.csv").write_text(frame.to_csv(index=False), encoding="utf-8")
+    from_parquet = load(tmp_path, source("ns", columns=("x", "y")))
+    from_csv = load(tmp_path, {**source("ns", columns=("x", "y")), "path": "{symbol}_{date}.csv", "format": "csv"})
+    np.testing.assert_array_equal(from_parquet.ts, from_csv.ts)
+    for name in ("x", "y"):
+        np.testing.assert_array_equal(from_parquet.columns[name], from_csv.columns[name])
+
+
+def test_one_row_group_and_empty_files_load(tmp_path: Path) -> None:
+    write(tmp_path, {"t": pa.array(UTC_NS), "x": values()}, row_group_size=N)
+    np.testing.assert_array_equal(load(tmp_path, source("ns")).ts, UTC_NS)
+    write(tmp_path, {"t": pa.array([], pa.int64()), "x": pa.array([], pa.float64())})
+    empty = load(tmp_path, source("ns"))
+    assert len(empty) == 0 and empty.ts.dtype == np.int64 and empty.columns["x"].dtype == np.float64
+
+
+BAD = {
+    "null time": ({"t": pa.array([None, *UTC_NS[1:]], pa.int64())}, "ns", "missing timestamp in column 't' at row 0"),
+    "epochs out of range": ({"t": pa.array(SECONDS * 10**6)}, "s", "unparseable timestamps in column 't'"),
+    "numbers without a unit": ({"t": pa.array(UTC_NS)}, None, "holds numbers but the source gives no unit"),
+    "text values": ({"t": pa.array(UTC_NS), "x": pa.array(["1.5"] * N)}, "ns", "column 'x' has type"),
+    "decimal values": (
+        {"t": pa.array(UTC_NS), "x": pa.array([1] * N, pa.decimal128(10, 2))},
+        "ns",
+        "column 'x' has type",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_columns_name_the_file_and_the_problem(tmp_path: Path, case: str) -> None:
+    columns, unit, message = BAD[case]
+    write(tmp_path, {"x": values(), **columns})
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, source(unit))
+    text = str(caught.value)
+    assert "abc_20240304.parquet" in text and message in text, text
