@@ -25,7 +25,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.operators import ELEMENTWISE, REGISTRY
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "5"
+CODEGEN_VERSION = "6"
 
 
 @dataclass(frozen=True)
@@ -276,24 +276,31 @@ class _Emitter:
             StateVar(f"vp_oi{k}", f"np.zeros({n})", "ring of bucket order imbalances", size=n, is_array=True),
             StateVar(f"vp_value{k}", "nan"),
         )
+        # A trade that fills the open bucket closes it at its price; what it has left fills whole buckets of its
+        # own (dP = 0, so imbalance 0) and opens the next. Whole buckets are counted, not looped over: only
+        # the last n reach the rings, so a tiny bucket cannot make one trade cost size / bucket steps.
         return [
-            f"if {price} == {price} and {size} == {size} and {size} > 0.0 and {bucket} > 0.0:",
+            f"if {price} == {price} and 0.0 < {size} < np.inf and {bucket} > 0.0:",
             f"    if vp_close{k} != vp_close{k}:",
             f"        vp_close{k} = {price}",
-            f"    left{k} = {size}",
-            f"    while left{k} > 0.0:",
-            f"        take{k} = min(left{k}, {bucket} - vp_fill{k})",
-            f"        vp_fill{k} += take{k}",
-            f"        left{k} -= take{k}",
-            f"        if vp_fill{k} >= {bucket}:  # the bucket is complete: classify it",
-            f"            slot{k} = vp_count{k} % {n}",
-            f"            vp_dp{k}[slot{k}] = {price} - vp_close{k}",
-            f"            vp_close{k} = {price}",
-            f"            vp_count{k} += 1",
-            f"            vp_oi{k}[slot{k}] = vpin_imbalance(vp_dp{k}, min(vp_count{k}, {n}), slot{k})",
-            f"            vp_fill{k} = 0.0",
-            f"            if vp_count{k} >= {n}:",
-            f"                vp_value{k} = np.mean(vp_oi{k})",
+            f"    room{k} = {bucket} - vp_fill{k}",
+            f"    if {size} < room{k}:",
+            f"        vp_fill{k} += {size}",
+            "    else:",
+            f"        slot{k} = vp_count{k} % {n}",
+            f"        vp_dp{k}[slot{k}] = {price} - vp_close{k}",
+            f"        vp_close{k} = {price}",
+            f"        vp_count{k} += 1",
+            f"        vp_oi{k}[slot{k}] = vpin_imbalance(vp_dp{k}, min(vp_count{k}, {n}), slot{k})",
+            f"        rest{k} = {size} - room{k}",
+            f"        whole{k} = np.floor(rest{k} / {bucket})",
+            f"        for step{k} in range(int(min(whole{k}, {n}.0))):",
+            f"            vp_dp{k}[(vp_count{k} + step{k}) % {n}] = 0.0",
+            f"            vp_oi{k}[(vp_count{k} + step{k}) % {n}] = 0.0",
+            f"        vp_count{k} += int(min(whole{k}, 1e18))",
+            f"        vp_fill{k} = max(rest{k} - whole{k} * {bucket}, 0.0)",
+            f"        if vp_count{k} >= {n}:",
+            f"            vp_value{k} = np.mean(vp_oi{k})",
             f"vp_value{k}",
         ]
 

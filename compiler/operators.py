@@ -185,8 +185,9 @@ register(
         "over the last n buckets",
         "NaN until n buckets of the session are complete; the first bucket's dP is from the session's first "
         "usable trade; with fewer than 2 buckets or sigma = 0 a bucket counts as half buys (imbalance 0); "
-        "a trade larger than the room in a bucket fills "
-        "it and spills into the next ones at its price; NaN price or size, or size <= 0, is skipped; "
+        "a trade larger than the room in a bucket closes "
+        "it at its price and its rest fills floor(rest / bucket) whole buckets of its own (dP = 0, imbalance 0) "
+        "and opens the next; NaN price, NaN or infinite size, or size <= 0, is skipped; "
         "bucket is a number or parameter (NaN or <= 0: "
         "no buckets, NaN); restarts each session",
     )

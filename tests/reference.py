@@ -192,33 +192,43 @@ def tick_rule(price: np.ndarray) -> np.ndarray:
 def vpin(price: np.ndarray, size: np.ndarray, bucket: float, n: int) -> np.ndarray:
     """VPIN after each tick, from an explicit list of completed equal-volume buckets.
 
-    A trade fills the open bucket and spills into new ones at its price; each completed bucket records its
+    A trade fills the open bucket and spills into new ones at its price (its rest after closing the open one
+    fills floor(rest / bucket) whole buckets with dP = 0); each completed bucket records its
     close-to-close price change dP (the first from the session's first usable trade); with sigma the sample
     std of the last n changes, its imbalance is |2 * Phi(dP / sigma) - 1| (0 with fewer than 2 changes or
     sigma = 0); VPIN is the mean imbalance of the last n buckets, NaN before n buckets exist.
     """
     normal = NormalDist()
     out = np.full(price.shape[0], np.nan)
-    changes: list[float] = []
+    changes: list[float] = []  # of the last buckets (at least the last n)
     imbalances: list[float] = []
+    completed = 0
     fill, last_close, current = 0.0, None, np.nan
+
+    def complete(change: float) -> None:
+        nonlocal completed
+        changes.append(change)
+        window = changes[-n:]
+        sigma = float(np.std(window, ddof=1)) if len(window) >= 2 else 0.0
+        imbalances.append(0.0 if sigma == 0.0 else abs(2 * normal.cdf(change / sigma) - 1))
+        completed += 1
+
     for i, (p, v) in enumerate(zip(price.tolist(), size.tolist(), strict=True)):
-        if p == p and v == v and v > 0 and bucket > 0:
+        if p == p and 0 < v < math.inf and bucket > 0:
             last_close = p if last_close is None else last_close
-            left = v
-            while left > 0:
-                take = min(left, bucket - fill)
-                fill += take
-                left -= take
-                if fill >= bucket:
-                    changes.append(p - last_close)
-                    last_close = p
-                    window = changes[-n:]
-                    sigma = float(np.std(window, ddof=1)) if len(window) >= 2 else 0.0
-                    imbalances.append(0.0 if sigma == 0.0 else abs(2 * normal.cdf(changes[-1] / sigma) - 1))
-                    fill = 0.0
-                    if len(imbalances) >= n:
-                        current = float(np.mean(imbalances[-n:]))
+            if v < bucket - fill:
+                fill += v
+            else:
+                complete(p - last_close)
+                last_close = p
+                rest = v - (bucket - fill)
+                whole = np.floor(rest / bucket)
+                for _ in range(int(min(whole, n))):  # the trade's own buckets: dP = 0 (only the last n matter)
+                    complete(0.0)
+                completed += int(min(whole, 1e18)) - int(min(whole, n))
+                fill = max(rest - whole * bucket, 0.0)
+                if completed >= n:
+                    current = float(np.mean(imbalances[-n:]))
         out[i] = current
     return out
 

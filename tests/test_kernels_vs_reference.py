@@ -288,6 +288,9 @@ OTHER_FEATURES = {
     "tk_vpin_a": ("vpin", "last(vpin(trades.price, trades.size, 300, 3))"),
     "tk_vpin_b": ("vpin", "mean(vpin(trades.price, trades.size, 77.5, n=2))"),
     "tk_vpin_c": ("vpin", "ffill(last(vpin((quotes.bid + quotes.ask) / 2, quotes.bid_size, 1000, 4)))"),
+    # a bucket far below the trade sizes: each trade fills ~1e8 buckets of its own, counted without a loop
+    "tk_vpin_d": ("vpin", "last(vpin(trades.price, trades.size, 0.000001, 3))"),
+    "tk_vpin_e": ("vpin", "mean(vpin(trades.price, trades.size, 45, 4))"),
     "tk_rule_a": ("tick_rule", "sum(trades.size * tick_rule(trades.price))"),
     "tk_rule_b": ("tick_rule", "last(tick_rule(trades.price))"),
     "tk_rule_c": ("tick_rule", "sum(tick_rule((quotes.bid + quotes.ask) / 2))"),
