@@ -16,7 +16,7 @@ import numpy as np
 
 from fspec.runtime.grid import NS, column_name, column_of, session_bounds
 from fspec.runtime.manifest import Manifest
-from fspec.runtime.run import Engine, Key, _needed, published
+from fspec.runtime.run import Engine, Key, published, with_dependencies
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def audit(
     roots = published(manifest, None, intervals)
     at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
     intervals = [i for i in intervals if at[i]]
-    keys = {i: _needed(manifest, at[i]) for i in intervals}
+    keys = {i: with_dependencies(manifest, at[i]) for i in intervals}
     features = [k for k in roots if not manifest.feature(*k)["is_target"]]
     targets = [k for k in roots if manifest.feature(*k)["is_target"]]
     report = AuditReport(cuts=cuts, features=len(features), targets=len(targets))

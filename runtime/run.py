@@ -321,7 +321,8 @@ class Engine:
         return _KernelCall((source, instrument), block, module, ticks.ts, open_ns, width_ns, n_per, cols, param_array)
 
 
-def _needed(manifest: Manifest, roots: list[Key]) -> list[Key]:
+def with_dependencies(manifest: Manifest, roots: list[Key]) -> list[Key]:
+    """The features ``roots`` need, dependencies before dependents (what ``Engine.compute`` takes)."""
     seen: list[Key] = []
 
     def visit(key: Key) -> None:
@@ -377,7 +378,7 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
             "interval": result.interval,
             "formula": f["formula"],
             "resolved": f["resolved"],
-            "lineage": [list(k) for k in _needed(manifest, [key])[:-1]],
+            "lineage": [list(k) for k in with_dependencies(manifest, [key])[:-1]],
             "window": f["window"],
             "target": f["is_target"],
             "spec": f"{f['file']}:{f['line']}",
@@ -454,7 +455,7 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     written = []
     for day in days:
         # Every interval of a day is computed before any is written: bad data writes nothing for the day.
-        results = [engine.compute(day, i, _needed(manifest, at[i])) for i in intervals]
+        results = [engine.compute(day, i, with_dependencies(manifest, at[i])) for i in intervals]
         written += [write_day(manifest, result, at[result.interval], out_dir) for result in results]
         if len(engine.cache) > 64:  # bound memory on long multi-day runs
             engine.cache.clear()
@@ -473,5 +474,5 @@ def compute_in_memory(
     for (source, instrument), ticks in data.items():
         engine.cache[(source, instrument, day)] = ticks
     engine._dates = {inst: [day] for inst in manifest.project["instruments"]}
-    chosen = keys or _needed(manifest, published(manifest, None, [interval]))
+    chosen = keys or with_dependencies(manifest, published(manifest, None, [interval]))
     return engine.compute(day, interval, chosen)

@@ -63,7 +63,7 @@ from fspec.compiler.operators import REGISTRY
 from fspec.errors import SpecError
 from fspec.runtime.audit import audit
 from fspec.runtime.manifest import load_manifest
-from fspec.runtime.run import Engine, _needed
+from fspec.runtime.run import Engine, with_dependencies
 
 # ---- the synthetic project -------------------------------------------------------------------------------
 
@@ -573,7 +573,7 @@ def run_crashes(root: Path) -> dict[str, str]:
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        engine.compute(day, interval, _needed(manifest, [key]))
+                        engine.compute(day, interval, with_dependencies(manifest, [key]))
                 except Exception as exc:
                     found.setdefault(name, "run: " + _error(exc))
     return found
