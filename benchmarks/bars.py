@@ -5,7 +5,8 @@
 For each size, in one process: generate the workload (fixed seed), write and compile its fspec project, build
 the three engines' in-memory inputs (not timed), check that all three agree on every feature (relative 1e-9,
 same NaN pattern), then time, interleaved and in a rotating order, the compute stage of each engine and the
-memory floor (one numpy sum over every needed input column; best of three back-to-back reads per round).
+memory floor (one numpy sum over every needed input column, on as many threads as fspec's kernels use;
+best of three back-to-back reads per round).
 Peak memory is measured in a fresh subprocess per engine (see :func:`memory_child`), so its allocator
 settings do not touch the timings. ``--e2e`` also times parquet on disk -> features parquet on disk, stage
 by stage; ``--profile`` breaks fspec's compute time down.
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,16 +105,29 @@ def runner(engine: str, setup: Setup) -> Callable[[], Any]:
 
         return lambda: polars_impl.compute(data, w.open_ns, w.close_ns, setup.interval, setup.pair)
     if engine == "floor":
+        from fspec.runtime.kernels import threads
+
         arrays = [cols[c] for cols in w.data.values() for c in ("ts", *COLUMNS)]
+        # As many readers as fspec has kernel threads (numpy's sum releases the GIL), each summing every
+        # workers-th column: on this 2-core machine one reader alone reads at half the speed of two.
+        workers = threads()
+        shares = [arrays[k::workers] for k in range(workers)]
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+
+        def read(share: list[np.ndarray]) -> None:
+            for a in share:
+                np.add.reduce(a)
 
         def floor() -> float:
-            # Best of three back-to-back reads, timed here: the floor is ~20 ms at 10M rows, and one read right
-            # after a multi-second pandas run is often 2x slower (a transient of the machine, not of the read).
+            # Best of three back-to-back reads, timed here: one read right after a multi-second pandas run is
+            # often 2x slower (a transient of the machine, not of the read).
             best = float("inf")
             for _ in range(3):
                 started = time.perf_counter()
-                for a in arrays:
-                    np.add.reduce(a)
+                if pool is None:
+                    read(arrays)
+                else:
+                    list(pool.map(read, shares))
                 best = min(best, time.perf_counter() - started)
             return best
 
