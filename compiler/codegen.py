@@ -25,7 +25,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.operators import ELEMENTWISE, REGISTRY
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "6"
+CODEGEN_VERSION = "7"
 
 
 @dataclass(frozen=True)

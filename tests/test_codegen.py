@@ -7,6 +7,7 @@ back into the per-tick loop fails here.
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from conftest import make_project
@@ -73,8 +74,8 @@ def test_first_and_last_of_stateless_expressions_are_read_at_the_bar_ends(tmp_pa
     assert model.derived == []  # read once per bar: not worth a vectorised pass
     assert "col_price" not in _loop(model)  # the loop only sums sizes
     source = render_kernel(kernel)
-    assert "for j in range(i - 1, start - 1, -1):  # slot 0: last(log(trades.price))" in source
-    assert "for j in range(start, i):  # slot 1: first(trades.price * trades.size)" in source
+    assert "for j in range(stop - 1, start - 1, -1):  # slot 0: last(log(trades.price))" in source
+    assert "for j in range(start, stop):  # slot 1: first(trades.price * trades.size)" in source
 
 
 def test_first_and_last_of_stateful_expressions_are_kept_per_tick(tmp_path: Path) -> None:
@@ -96,3 +97,10 @@ def test_tick_state_is_laid_out_in_the_carry_array(tmp_path: Path) -> None:
         "sgn2 = carry[5]",
     ]
     assert [v.store for v in model.state][:2] == ["carry[0:3] = ring0", "carry[3] = pos0"]
+
+
+def test_a_kernel_of_end_of_bar_reads_only_has_no_tick_loop(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path, "last(trades.price)", "first(trades.size)")
+    source = render_kernel(kernel)
+    assert "for i in range" not in source
+    ast.parse(source)  # valid Python without a per-tick loop body
