@@ -5,8 +5,8 @@
 For each size, in one process: generate the workload (fixed seed), write and compile its fspec project, build
 the three engines' in-memory inputs (not timed), check that all three agree on every feature (relative 1e-9,
 same NaN pattern), then time, interleaved and in a rotating order, the compute stage of each engine and the
-memory floor (one numpy sum over every needed input column, on as many threads as fspec's kernels use;
-best of three back-to-back reads per round).
+memory floor (one numpy sum over every needed input column, on as many threads as fspec's kernels use, and
+for reference on one thread; best of three back-to-back reads per round).
 Peak memory is measured in a fresh subprocess per engine (see :func:`memory_child`), so its allocator
 settings do not touch the timings. ``--e2e`` also times parquet on disk -> features parquet on disk, stage
 by stage; ``--profile`` breaks fspec's compute time down.
@@ -40,6 +40,7 @@ from benchmarks.workload import COLUMNS, Workload, generate, instrument_names
 Key = tuple[str, str | None]
 ENGINES = ("fspec", "polars", "pandas")
 RTOL = 1e-9
+FLOORS = ["floor", "floor-1t"]  # reading the input once on fspec's number of threads, and on one
 
 
 # ---- inputs and the engines' compute stages -------------------------------------------------------------
@@ -104,13 +105,13 @@ def runner(engine: str, setup: Setup) -> Callable[[], Any]:
         from benchmarks import polars_impl
 
         return lambda: polars_impl.compute(data, w.open_ns, w.close_ns, setup.interval, setup.pair)
-    if engine == "floor":
+    if engine in FLOORS:
         from fspec.runtime.kernels import threads
 
         arrays = [cols[c] for cols in w.data.values() for c in ("ts", *COLUMNS)]
-        # As many readers as fspec has kernel threads (numpy's sum releases the GIL), each summing every
-        # workers-th column: on this 2-core machine one reader alone reads at half the speed of two.
-        workers = threads()
+        # "floor": as many readers as fspec has kernel threads (numpy's sum releases the GIL), each summing
+        # every workers-th column; on this 2-core machine one reader alone ("floor-1t") takes twice as long.
+        workers = threads() if engine == "floor" else 1
         shares = [arrays[k::workers] for k in range(workers)]
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 
@@ -466,7 +467,7 @@ def run_size(args: argparse.Namespace, rows: int, workdir: Path, engines: list[s
         f"workload + inputs built in {time.perf_counter() - started:.1f}s; input columns "
         f"{_mib(setup.workload.nbytes())}; workload specs compiled + kernel warmed in {setup.compile_seconds:.2f}s"
     )
-    fns = {e: runner(e, setup) for e in [*engines, "floor"]}
+    fns = {e: runner(e, setup) for e in [*engines, *FLOORS]}
     results = {e: fns[e]() for e in engines}  # also the warm-up run (JIT, caches)
     reference = {k: v for k, v in results["fspec"].items() if k[0] != "mid"} if "fspec" in results else {}
     agreement = compare(reference, {e: results[e] for e in engines if e != "fspec"}) if reference else None
@@ -487,9 +488,9 @@ def run_size(args: argparse.Namespace, rows: int, workdir: Path, engines: list[s
     fspec_med = statistics.median(times["fspec"]) if "fspec" in times else None
     print(f"\ncompute stage, {args.repeat} interleaved rounds:")
     print(f"  {'engine':8} {'median':>10} {'min':>10} {'/floor':>8} {'ns/row':>8} {'vs fspec':>9}")
-    for e in ["floor", *engines]:
+    for e in [*FLOORS, *engines]:
         med, low = statistics.median(times[e]), min(times[e])
-        vs = f"{med / fspec_med:.1f}x" if fspec_med and e != "floor" else ""
+        vs = f"{med / fspec_med:.1f}x" if fspec_med and e not in FLOORS else ""
         print(f"  {e:8} {_fmt_s(med):>10} {_fmt_s(low):>10} {med / floor_med:>7.1f}x {med / rows * 1e9:>8.2f} {vs:>9}")
         summary["engines"][e] = {"median": med, "min": low, "times": times[e]}
     if args.profile and "fspec" in engines:
@@ -547,9 +548,9 @@ def markdown_table(summaries: list[dict[str, Any]], engines: list[str]) -> str:
     for s in summaries:
         floor_med = s["engines"]["floor"]["median"]
         fspec_med = s["engines"].get("fspec", {}).get("median")
-        for e in ["floor", *engines]:
+        for e in [*FLOORS, *engines]:
             d = s["engines"][e]
-            faster = f"{d['median'] / fspec_med:.1f}x" if fspec_med and e not in ("floor", "fspec") else ""
+            faster = f"{d['median'] / fspec_med:.1f}x" if fspec_med and e not in (*FLOORS, "fspec") else ""
             mem = d.get("extra_peak_bytes")
             mem_text = f"{_mib(mem)} ({mem / s['input_bytes']:.2f}x input)" if mem is not None else ""
             lines.append(
