@@ -101,7 +101,8 @@ def _read(path: Path, fmt: str, wanted: list[str], display: str) -> Frame:
 
 def _joined(table: pa.Table) -> pa.Table:
     """The table with each column in one chunk (a file has one per row group), joined on the kernels' thread
-    pool: joining is mostly first touches of fresh memory, which two threads make in about half the time."""
+    pool: joining is mostly first touches of fresh memory, which go faster on two threads (five 2M-row files
+    in a fresh process: 0.42 s against 0.56 s on one)."""
     joined = run_all([partial(_one_chunk, column) for column in table.columns])
     return pa.Table.from_arrays(joined, names=table.column_names)
 
