@@ -146,6 +146,7 @@ def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float]
 
 def operator_constants(op: str, consts: dict[str, float]) -> list[int | float]:
     """An operator's constants in call order: whole windows and lags as int, ``span`` always float."""
-    values = [consts[name] for name in BAR_OPERATORS[op][1]]
-    names = BAR_OPERATORS[op][1]
-    return [int(v) if v == int(v) and name != "span" else float(v) for v, name in zip(values, names, strict=True)]
+    return [
+        int(consts[name]) if consts[name] == int(consts[name]) and name != "span" else float(consts[name])
+        for name in BAR_OPERATORS[op][1]
+    ]

@@ -73,11 +73,15 @@ class Manifest:
         return found
 
 
-def _slots_in(tree: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    if "slot" in tree:
-        yield tree["source"], tree["instrument"]
+def tree_nodes(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a resolved tree (JSON form), parents before their arguments."""
+    yield tree
     for arg in tree.get("args", []):
-        yield from _slots_in(arg)
+        yield from tree_nodes(arg)
+
+
+def _slots_in(tree: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    return ((node["source"], node["instrument"]) for node in tree_nodes(tree) if "slot" in node)
 
 
 def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:

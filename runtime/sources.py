@@ -192,7 +192,14 @@ def _pandas_utc_ns(values: pd.Series, source: dict[str, Any], display: str) -> n
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
         raise DataError(display, f"missing timestamp in column '{column}' at row {row}", "drop or fix that row")
-    naive = stamps.dt.tz_localize(None).astype("datetime64[ns]")
+    try:
+        naive = stamps.dt.tz_localize(None).astype("datetime64[ns]")
+    except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise DataError(
+            display,
+            f"timestamps in column '{column}' outside the years 1677-2262 (UTC nanoseconds), e.g. {stamps.max()}",
+            "check the time column and its unit",
+        ) from None
     return naive.to_numpy().view(np.int64).copy()
 
 

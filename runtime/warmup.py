@@ -4,15 +4,13 @@ features use, each called once on two bars with arguments typed exactly as a run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from fspec.runtime.evaluate import apply_bar_operator, operator_constants
 from fspec.runtime.kernels import load_kernel, reduce_session
-from fspec.runtime.manifest import Manifest, load_manifest
+from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
 from fspec.runtime.operators import BAR_OPERATORS
 
 
@@ -34,15 +32,8 @@ def bar_operator_calls(manifest: Manifest) -> list[tuple[str, int, dict[str, flo
     """The distinct (operator, number of series, constants' types) the features' bar trees call."""
     seen: dict[tuple[str, int, tuple[type, ...]], tuple[str, int, dict[str, float]]] = {}
     for feature in manifest.features:
-        for node in _operator_nodes(feature["tree"]):
+        for node in (n for n in tree_nodes(feature["tree"]) if n.get("op") in BAR_OPERATORS):
             op, arity, consts = node["op"], len(node["args"]), node["consts"]
             types = tuple(type(v) for v in operator_constants(op, consts))
             seen.setdefault((op, arity, types), (op, arity, consts))
     return list(seen.values())
-
-
-def _operator_nodes(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if tree.get("op") in BAR_OPERATORS:
-        yield tree
-    for arg in tree.get("args", []):
-        yield from _operator_nodes(arg)

@@ -143,6 +143,16 @@ def test_one_row_group_and_empty_files_load(tmp_path: Path) -> None:
 BAD = {
     "null time": ({"t": pa.array([None, *UTC_NS[1:]], pa.int64())}, "ns", "missing timestamp in column 't' at row 0"),
     "epochs out of range": ({"t": pa.array(SECONDS * 10**6)}, "s", "unparseable timestamps in column 't'"),
+    "timestamps beyond 2262": (
+        {"t": pa.array(np.full(N, 32_503_680_000), pa.timestamp("s", tz="UTC"))},
+        None,
+        "timestamps in column 't' outside the years 1677-2262",
+    ),
+    "naive timestamps beyond 2262": (
+        {"t": pa.array(np.full(N, 32_503_680_000_000), pa.timestamp("ms"))},
+        None,
+        "timestamps in column 't' outside the years 1677-2262",
+    ),
     "numbers without a unit": ({"t": pa.array(UTC_NS)}, None, "holds numbers but the source gives no unit"),
     "text values": ({"t": pa.array(UTC_NS), "x": pa.array(["1.5"] * N)}, "ns", "column 'x' has type"),
     "decimal values": (
