@@ -25,7 +25,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.operators import ELEMENTWISE, REGISTRY
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "7"
+CODEGEN_VERSION = "8"
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class KernelModel:
     flush: list[Step] = field(default_factory=list)  # when a bar is complete
     lazy: list[LazyScan] = field(default_factory=list)
     derived: list[Derived] = field(default_factory=list)
+    loop_reads: list[str] = field(default_factory=list)  # arrays the per-tick loop reads at i, in first-use order
 
     @property
     def carry_size(self) -> int:
@@ -161,16 +162,19 @@ def _const(value: float) -> str:
 class _Emitter:
     """Turns tick expressions at row ``index`` into numbered locals, computing each distinct subexpression once.
 
-    ``hoist`` (the per-tick loop only) moves log and exp of numpy-expressible expressions into ``derive``.
+    ``per_tick`` (the per-tick loop only) moves log and exp of numpy-expressible expressions into ``derive``,
+    and records the arrays the loop reads (``model.loop_reads``), which the loop prefetches.
     """
 
-    def __init__(self, kernel: TickKernel, model: KernelModel, steps: list[Step], prefix: str, index: str, hoist: bool):
+    def __init__(
+        self, kernel: TickKernel, model: KernelModel, steps: list[Step], prefix: str, index: str, per_tick: bool
+    ):
         self.kernel = kernel
         self.model = model
         self.steps = steps
         self.prefix = prefix
         self.index = index
-        self.hoist = hoist
+        self.per_tick = per_tick
         self.names: dict[Node, str] = {}
 
     def _fresh(self) -> str:
@@ -183,14 +187,14 @@ class _Emitter:
         if isinstance(node, ir.Const):
             return _const(node.value)
         if isinstance(node, ir.Column):
-            return f"col_{node.column}[{self.index}]"
+            return self._read(f"col_{node.column}")
         if isinstance(node, ir.ParamRef):
             return self._param(node)
         if node in self.names:
             return self.names[node]
         assert isinstance(node, ir.Apply)
-        if self.hoist and node.op in _HOISTED and _numpy_expressible(node):
-            name = f"derived[{self._derive(node)}, {self.index}]"
+        if self.per_tick and node.op in _HOISTED and _numpy_expressible(node):
+            name = self._read(f"derived_{self._derive(node)}")
             self.names[node] = name
             return name
         args = [self.value(a) for a in node.args]
@@ -203,6 +207,11 @@ class _Emitter:
             code = code[-1]
         self.steps.append(Step(f"{name} = {code}", resolved_source(node)))
         return name
+
+    def _read(self, array: str) -> str:
+        if self.per_tick and array not in self.model.loop_reads:
+            self.model.loop_reads.append(array)
+        return f"{array}[{self.index}]"
 
     def _derive(self, node: ir.Apply) -> int:
         for d in self.model.derived:
@@ -389,14 +398,14 @@ def _reduce(s: int, reducer: str, args: list[str], model: KernelModel) -> None:
 
 def _lazy(slot: Slot, kernel: TickKernel, model: KernelModel) -> LazyScan:
     steps: list[Step] = []
-    emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", hoist=False)
+    emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)
     value = emitter.value(slot.args[0])
     return LazyScan(slot.index, slot.reducer, tuple(steps), value, slot.text)
 
 
 def kernel_model(kernel: TickKernel) -> KernelModel:
     model = KernelModel()
-    per_tick = _Emitter(kernel, model, model.steps, prefix="t", index="i", hoist=True)
+    per_tick = _Emitter(kernel, model, model.steps, prefix="t", index="i", per_tick=True)
     for slot in kernel.slots:
         model.init.append(f"out[{slot.index}, :] = {_empty_value(slot.reducer)}")
         if slot.reducer in ("first", "last") and is_stateless(slot.args[0]):

@@ -10,11 +10,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
+import pytest
 from conftest import make_project
+from numba import njit
+from numba.core.errors import TypingError
 
 from fspec.compiler.build import check
 from fspec.compiler.codegen import KernelModel, kernel_model, render_kernel
 from fspec.compiler.lower import TickKernel
+from fspec.runtime.scalars import prefetch
 
 PROJECT = """\
 spec_version: 1
@@ -48,10 +53,21 @@ def test_log_of_a_column_is_computed_once_vectorised(tmp_path: Path) -> None:
     model = kernel_model(kernel)
     assert [d.text for d in model.derived] == ["log(trades.price)"]
     assert "np.log" not in _loop(model)
-    assert "derived[0, i]" in _loop(model)
+    assert "derived_0[i]" in _loop(model)
     source = render_kernel(kernel)
     assert "np.log(col_price, out=derived[0])  # log(trades.price)" in source
+    assert "derived_0 = derived[0]  # log(trades.price)" in source
     compile(source, "kernel.py", "exec")  # valid Python
+
+
+def test_the_loop_prefetches_exactly_the_arrays_it_reads(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path, "sum(diff(log(trades.price)))", "sum(log(trades.price) * trades.size)")
+    model = kernel_model(kernel)
+    assert model.loop_reads == ["derived_0", "col_size"]
+    source = render_kernel(kernel)
+    loop = source[source.index("for i in range(start, stop):") :]
+    prefetched = [line.strip() for line in loop.splitlines() if line.strip().startswith("prefetch(")]
+    assert prefetched == ["prefetch(derived_0, i + PREFETCH)", "prefetch(col_size, i + PREFETCH)"]
 
 
 def test_hoisted_expressions_keep_parameters_and_nesting(tmp_path: Path) -> None:
@@ -73,6 +89,7 @@ def test_first_and_last_of_stateless_expressions_are_read_at_the_bar_ends(tmp_pa
     assert [(scan.slot, scan.reducer) for scan in model.lazy] == [(0, "last"), (1, "first")]
     assert model.derived == []  # read once per bar: not worth a vectorised pass
     assert "col_price" not in _loop(model)  # the loop only sums sizes
+    assert model.loop_reads == ["col_size"]  # and prefetches only them
     source = render_kernel(kernel)
     assert "for j in range(stop - 1, start - 1, -1):  # slot 0: last(log(trades.price))" in source
     assert "for j in range(start, stop):  # slot 1: first(trades.price * trades.size)" in source
@@ -104,3 +121,26 @@ def test_a_kernel_of_end_of_bar_reads_only_has_no_tick_loop(tmp_path: Path) -> N
     source = render_kernel(kernel)
     assert "for i in range" not in source
     ast.parse(source)  # valid Python without a per-tick loop body
+
+
+def test_prefetch_is_only_a_hint() -> None:
+    """Past the end of the array, or far past it, the hint neither faults nor changes what the loop computes."""
+
+    @njit
+    def total(values: np.ndarray, ahead: int) -> float:
+        acc = 0.0
+        for i in range(values.shape[0]):
+            prefetch(values, i + ahead)
+            acc += values[i]
+        return acc
+
+    values = np.arange(1000, dtype=np.float64)
+    assert total(values, 256) == total(values, 0) == values.sum()
+    assert total(values, 1 << 40) == values.sum()
+
+    @njit
+    def of_a_matrix(values: np.ndarray) -> None:
+        prefetch(values, 0)
+
+    with pytest.raises(TypingError):
+        of_a_matrix(np.zeros((2, 2)))
