@@ -316,11 +316,13 @@ class _Emitter:
     def _tick_rule(self, x: str) -> list[str]:
         n = len(self.model.state)
         self.model.add_state(StateVar(f"last_px{n}", "nan"), StateVar(f"sgn{n}", "0.0"))
-        # Branch-free: on random ticks an if/elif on the price change is mispredicted about half the time.
-        # A NaN price compares false both ways, so it keeps the sign and the last price.
+        # Two selects, not an if/elif: on random ticks a branch on the price change is mispredicted about half
+        # the time. A change that is NaN (a NaN price, or inf - inf) compares false both ways and keeps the
+        # sign, and a NaN price keeps the last price.
         return [
-            f"move{n} = (1.0 if {x} > last_px{n} else 0.0) - (1.0 if {x} < last_px{n} else 0.0)",
-            f"sgn{n} = move{n} if move{n} != 0.0 else sgn{n}",
+            f"move{n} = {x} - last_px{n}",
+            f"sgn{n} = 1.0 if move{n} > 0.0 else sgn{n}",
+            f"sgn{n} = -1.0 if move{n} < 0.0 else sgn{n}",
             f"last_px{n} = {x} if {x} == {x} else last_px{n}",
             f"sgn{n}",
         ]
