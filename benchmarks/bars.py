@@ -357,14 +357,16 @@ def profile_fspec(setup: Setup, repeat: int) -> dict[str, float]:
 def e2e_fspec(setup: Setup, out_dir: Path) -> dict[str, float]:
     """``fspec run`` for the day, stage by stage, as :func:`fspec.runtime.run.run` does it."""
     from fspec.runtime.run import Engine, published, with_dependencies, write_day
+    from fspec.runtime.sources import arrow_allocator
 
     manifest, day = setup.manifest, setup.workload.day
     t0 = time.perf_counter()
     engine = Engine(manifest)
     roots = published(manifest, None, [setup.interval])
     keys = with_dependencies(manifest, roots)
-    for name in setup.workload.instruments:
-        engine.ticks("trades", name, day)
+    with arrow_allocator():  # as run() reads
+        for name in setup.workload.instruments:
+            engine.ticks("trades", name, day)
     t1 = time.perf_counter()
     result = engine.compute(day, setup.interval, keys)
     t2 = time.perf_counter()

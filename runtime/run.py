@@ -25,7 +25,15 @@ from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import NS, column_name, column_of, session_bounds
 from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
-from fspec.runtime.sources import DataWarning, Ticks, attach_asof, available_dates, load_source, source_path
+from fspec.runtime.sources import (
+    DataWarning,
+    Ticks,
+    arrow_allocator,
+    attach_asof,
+    available_dates,
+    load_source,
+    source_path,
+)
 
 Key = tuple[str, str | None]
 
@@ -427,6 +435,11 @@ def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: P
 
 def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     """Compute and write every requested (date, interval). A date whose data fails writes nothing."""
+    with arrow_allocator():
+        return _run(manifest, options)
+
+
+def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     engine = Engine(manifest)
     intervals = options.intervals or manifest.intervals
     for interval in intervals:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fspec.errors import DataError
-from fspec.runtime.sources import load_source
+from fspec.runtime.sources import arrow_allocator, load_source
 
 N = 1_000
 # whole seconds from 2024-03-04 14:30 UTC (09:30 New York), 7 s apart: every unit can encode them exactly
@@ -171,3 +171,21 @@ def test_bad_columns_name_the_file_and_the_problem(tmp_path: Path, case: str) ->
         load(tmp_path, source(unit))
     text = str(caught.value)
     assert "abc_20240304.parquet" in text and message in text, text
+
+
+def test_arrow_allocator_switches_the_pool_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    before = pa.default_memory_pool().backend_name
+    with arrow_allocator():
+        assert pa.default_memory_pool().backend_name in ("jemalloc", "system")
+    assert pa.default_memory_pool().backend_name == before
+    with pytest.raises(RuntimeError), arrow_allocator():
+        raise RuntimeError("a failed read")
+    assert pa.default_memory_pool().backend_name == before
+
+
+def test_arrow_allocator_leaves_a_pool_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    before = pa.default_memory_pool().backend_name
+    with arrow_allocator():
+        assert pa.default_memory_pool().backend_name == before
