@@ -275,6 +275,32 @@ def test_run_right_after_compile_compiles_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == after_compile
 
 
+def test_run_on_plain_parquet_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Path) -> None:
+    """Between them they cost half a second of every `fspec run`; parquet with epoch or UTC times and numeric
+    columns needs neither (text times, local zones and CSV still go through pandas)."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    project = root / "specs" / "project.yaml"
+    text = project.read_text(encoding="utf-8")
+    epochs = text.replace("time: {column: time, timezone: America/New_York}", "time: {column: time, unit: ns}")
+    project.write_text(epochs, encoding="utf-8")
+    for day in DAYS:  # text times in New York -> int64 UTC ns epochs
+        frame = tiny_trades(day)
+        local = pd.to_datetime(frame["time"]).dt.tz_localize("America/New_York")
+        frame["time"] = local.dt.tz_convert("UTC").astype("int64")
+        write_trades(root, day, frame, "parquet")
+    expect(cli("compile", "--project", root), 0)
+    code = (
+        "import sys\nfrom fspec.cli import main\n"
+        f"sys.argv = ['fspec', 'run', '--project', {str(root)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "print([m for m in ('pandas', 'pyarrow.dataset') if m in sys.modules])\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().splitlines()[-1] == "[]"
+    assert files_in(root / "out")
+
+
 def test_compile_error_exits_1_and_keeps_nothing_half_written(broken: Path) -> None:
     out = expect(cli("compile", "--project", broken, "--no-jit"), 1)
     assert "specs/broken.yaml:4:" in out
