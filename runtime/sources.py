@@ -185,12 +185,16 @@ def _as_numpy(values: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
     dtype = np.dtype(np.int64 if kind == pa.int64() else np.float64)
     chunks = [chunk if chunk.type == kind else pc.cast(chunk, kind, safe=False) for chunk in values.chunks]
     if not chunks:
-        return np.empty(0, dtype=dtype)
-    joined = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
-    if joined.null_count:
-        joined = pc.fill_null(joined, np.nan)
-    # The values buffer itself, not Array.to_numpy: that imports pandas (0.2 s) even for plain numbers.
-    return np.frombuffer(joined.buffers()[1], dtype=dtype, count=len(joined), offset=joined.offset * dtype.itemsize)
+        array = np.empty(0, dtype=dtype)
+    else:
+        joined = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+        if joined.null_count:
+            joined = pc.fill_null(joined, np.nan)
+        # The values buffer itself, not Array.to_numpy: that imports pandas (0.2 s) even for plain numbers.
+        values_buffer = joined.buffers()[1]
+        array = np.frombuffer(values_buffer, dtype=dtype, count=len(joined), offset=joined.offset * dtype.itemsize)
+    array.flags.writeable = False  # Arrow's memory is immutable
+    return array
 
 
 def _pandas_utc_ns(values: pd.Series, source: dict[str, Any], display: str) -> np.ndarray:

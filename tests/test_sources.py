@@ -173,6 +173,16 @@ def test_bad_columns_name_the_file_and_the_problem(tmp_path: Path, case: str) ->
     assert "abc_20240304.parquet" in text and message in text, text
 
 
+def test_plain_parquet_columns_are_read_only_views_of_arrow_memory(tmp_path: Path) -> None:
+    """Nothing may write into Arrow's immutable buffers: a loaded column refuses it."""
+    write(tmp_path, {"t": pa.array(UTC_NS), "x": values()}, row_group_size=N)
+    ticks = load(tmp_path, source("ns"))
+    for array in (ticks.ts, ticks.columns["x"]):
+        assert not array.flags.writeable
+        with pytest.raises(ValueError):
+            array[0] = 0
+
+
 def test_arrow_allocator_switches_the_pool_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     before = pa.default_memory_pool().backend_name
