@@ -1,14 +1,16 @@
 """Plan -> kernel source files. The template receives a typed :class:`KernelModel`, nothing else.
 
-A kernel walks one session's ticks bar by bar. Three choices keep the per-tick loop short, because the cost
-of turning ticks into bars is almost all of a run:
+A kernel walks one session's ticks bar by bar. Four choices keep the per-tick loop short, because the cost
+of turning ticks into bars is almost all of the compute stage:
 
 * every reducer keeps its running value in locals while the bar lasts and writes ``out`` once per bar;
 * ``first`` and ``last`` of a stateless tick expression are not computed per tick: when the bar is complete,
   the kernel evaluates the expression at the bar's first (or last) ticks until one is not NaN;
 * ``log`` and ``exp`` of stateless tick expressions are computed once per call, vectorised, by the module's
   ``derive`` function (numpy's SIMD versions are several times faster than one libm call per tick), and the
-  loop reads them as ``derived`` rows.
+  loop reads them as ``derived`` rows;
+* the loop prefetches every array it reads (``loop_reads``) a fixed number of ticks ahead: it does little
+  work per tick, and without the hint it spends more time waiting on memory than computing.
 """
 
 from __future__ import annotations
