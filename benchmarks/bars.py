@@ -444,7 +444,7 @@ def _data_files(setup: Setup) -> list[tuple[str, Path]]:
 # ---- main ------------------------------------------------------------------------------------------------
 
 
-def _rows(text: str) -> int:
+def rows(text: str) -> int:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmM]?)", text.strip())
     if not match:
         raise argparse.ArgumentTypeError(f"{text}: give a row count like 1000000, 1M or 500k")
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         description="fspec vs idiomatic pandas and polars on synthetic trades -> 30-second bars.",
         epilog="example: python -m benchmarks.bars --rows 1M 10M --repeat 5 --profile --e2e",
     )
-    parser.add_argument("--rows", type=_rows, nargs="+", default=[10_000_000], help="total rows (e.g. 1M 10M 30M)")
+    parser.add_argument("--rows", type=rows, nargs="+", default=[10_000_000], help="total rows (e.g. 1M 10M 30M)")
     parser.add_argument("--instruments", type=int, default=5, help="instruments (rows are split evenly)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--interval", type=int, default=30, help="bar width in seconds")

@@ -72,8 +72,8 @@ def prefetch(typingctx: Any, array: types.Type, index: types.Type) -> Any:
 
     A hint with no result: it changes no value, and it never faults, even for an index past the end (the
     loop asks for a row a fixed distance ahead and does not check where the array ends). Without it the
-    per-tick loop waits on memory more than it computes: on the benchmark workload one instrument's kernel
-    call takes about a quarter less time with it (interleaved calls of the two versions of the kernel).
+    per-tick loop waits on memory more than it computes: ``python -m benchmarks.kernels`` on the benchmark's
+    kernel and a copy without its prefetch lines gave 10.9 against 15.6 ms per 2M-tick call (median of 21).
     """
     if not (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"):
         return None

@@ -12,7 +12,9 @@ import pytest
 pytest.importorskip("polars")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not an installed package
 
-from benchmarks import bars
+from benchmarks import bars, kernels
+from benchmarks import project as bench_project
+from fspec.compiler.build import compile_project
 
 ROWS = 20_000
 
@@ -51,3 +53,19 @@ def test_command_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "agreement" in out and ": OK;" in out
     assert "| 10,000 | fspec |" in out and "| 10,000 | floor-1t |" in out
+
+
+def test_kernel_ab_times_agreeing_files_and_refuses_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = bench_project.write_project(tmp_path / "p", ["s0", "s1"])
+    compile_project(root)
+    (kernel,) = (root / "build" / "kernels").glob("*.py")
+    text = kernel.read_text(encoding="utf-8")
+    unprefetched = tmp_path / "no_prefetch.py"
+    unprefetched.write_text("".join(line for line in text.splitlines(True) if "prefetch(" not in line))
+    assert kernels.main([str(kernel), str(unprefetched), "--ticks", "20k", "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "20,000 ticks" in out and "no_prefetch.py" in out and out.count(" median ") == 2
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text(text.replace("acc0 += ", "acc0 -= ", 1))
+    with pytest.raises(SystemExit, match="disagrees"):
+        kernels.main([str(kernel), str(wrong), "--ticks", "20k", "--rounds", "1"])
