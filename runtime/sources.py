@@ -21,12 +21,12 @@ import pyarrow.parquet as pq
 from fspec.errors import DataError
 from fspec.files import display as display_path
 from fspec.runtime.evaluate import _numexpr_text
+from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
 
 if TYPE_CHECKING:
     import pandas as pd
 
-NS = 1_000_000_000
 NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS}
 
 # A file's rows as read: parquet as an Arrow table (its columns go to numpy without pandas when they are plain
@@ -180,7 +180,7 @@ def _arrow_utc_ns(values: pa.ChunkedArray, unit: str | None, zone: str | None) -
 
 
 def _as_numpy(values: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
-    """The column cast to ``kind`` as one numpy array (nulls NaN for float64): a read-only view of Arrow's
+    """The column cast to ``kind`` as one read-only numpy array (nulls NaN for float64): a view of Arrow's
     memory when the column is one chunk of ``kind`` without nulls."""
     dtype = np.dtype(np.int64 if kind == pa.int64() else np.float64)
     chunks = [chunk if chunk.type == kind else pc.cast(chunk, kind, safe=False) for chunk in values.chunks]

@@ -173,6 +173,23 @@ def test_bad_columns_name_the_file_and_the_problem(tmp_path: Path, case: str) ->
     assert "abc_20240304.parquet" in text and message in text, text
 
 
+def test_a_truncated_parquet_file_is_a_data_error_naming_it(tmp_path: Path) -> None:
+    path = write(tmp_path, {"t": pa.array(UTC_NS), "x": values()})
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, source("ns"))
+    text = str(caught.value)
+    assert "abc_20240304.parquet" in text and "cannot read parquet file" in text, text
+
+
+def test_a_parquet_file_without_a_mapped_column_names_what_it_has(tmp_path: Path) -> None:
+    write(tmp_path, {"t": pa.array(UTC_NS), "y": values()})
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, source("ns"))
+    text = str(caught.value)
+    assert "abc_20240304.parquet" in text and "missing column(s) x; the file has: t, y" in text, text
+
+
 def test_plain_parquet_columns_are_read_only_views_of_arrow_memory(tmp_path: Path) -> None:
     """Nothing may write into Arrow's immutable buffers: a loaded column refuses it."""
     write(tmp_path, {"t": pa.array(UTC_NS), "x": values()}, row_group_size=N)
