@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
 
     workload = generate(args.ticks, 1)  # the benchmark's seed
     cols = next(iter(workload.data.values()))
-    n_bars = (workload.close_ns - workload.open_ns) // INTERVAL_NS
+    bar_ends = np.arange(workload.open_ns + INTERVAL_NS, workload.close_ns + 1, INTERVAL_NS, dtype=np.int64)
     modules = [load(path, k) for k, path in enumerate(args.kernels)]
     params = frozen(np.empty(0))
 
     def call(module: ModuleType) -> np.ndarray:
         columns = [cols[c] for c in module.COLUMNS]
-        return reduce_session(module, cols["ts"], workload.open_ns, INTERVAL_NS, n_bars, columns, params)
+        return reduce_session(module, cols["ts"], bar_ends, columns, params)
 
     first = call(modules[0])  # also compiles
     for path, module in zip(args.kernels[1:], modules[1:], strict=True):
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             call(modules[k])
             times[k].append(time.perf_counter() - started)
-    print(f"{len(cols['ts']):,} ticks, {n_bars} bars of {INTERVAL} s, {args.rounds} interleaved rounds, one thread")
+    ticks = len(cols["ts"])
+    print(f"{ticks:,} ticks, {len(bar_ends)} bars of {INTERVAL} s, {args.rounds} interleaved rounds, one thread")
     for path, t in zip(args.kernels, times, strict=True):
         print(f"  {path.name:40s} median {statistics.median(t) * 1e3:7.2f} ms   min {min(t) * 1e3:7.2f} ms")
     return 0

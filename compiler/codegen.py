@@ -27,7 +27,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.operators import ELEMENTWISE, REGISTRY
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "8"
+CODEGEN_VERSION = "9"
 
 
 @dataclass(frozen=True)

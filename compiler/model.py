@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
+from fspec.session import Session
 
 PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output", "constants")
 DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
@@ -62,18 +63,6 @@ class InstrumentSpec:
 
 
 @dataclass(frozen=True)
-class SessionSpec:
-    timezone: str = "America/New_York"
-    open_seconds: int = 9 * 3600 + 30 * 60
-    close_seconds: int = 16 * 3600
-    trading_days_per_year: float = 252.0
-
-    @property
-    def length_seconds(self) -> int:
-        return self.close_seconds - self.open_seconds
-
-
-@dataclass(frozen=True)
 class FeatureSpec:
     """One concrete feature or target (families are already expanded)."""
 
@@ -101,7 +90,7 @@ class Project:
     sources: dict[str, SourceSpec]
     instruments: dict[str, InstrumentSpec]
     intervals: tuple[int, ...]
-    session: SessionSpec
+    session: Session
     dates: tuple[str, ...]
     output_dir: str
     features: tuple[FeatureSpec, ...]
@@ -304,10 +293,10 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True), use
         )
 
-    session = SessionSpec()
+    session = Session()
     if "session" in seen:
         raw = seen["session"].data["session"]
-        session = SessionSpec(
+        session = Session(
             timezone=raw.get("timezone", session.timezone),
             open_seconds=_clock(raw["open"]) if "open" in raw else session.open_seconds,
             close_seconds=_clock(raw["close"]) if "close" in raw else session.close_seconds,
@@ -323,12 +312,13 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     "use an IANA name like America/New_York",
                 )
             )
-        if session.close_seconds <= session.open_seconds:
+        if session.close_seconds == session.open_seconds or session.open_seconds >= 24 * 3600:
             problems.append(
                 Diagnostic(
-                    seen["session"].pos(("session", "close")),
-                    "session close must be after its open",
-                    "e.g. open: '09:30', close: '16:00'",
+                    seen["session"].pos(("session", "close" if "close" in raw else "open")),
+                    f"a session from {raw.get('open', '09:30')} to {raw.get('close', '16:00')} is empty",
+                    "a whole day is open: '00:00', close: '24:00'; a close before the open crosses midnight "
+                    "(e.g. open: '17:00', close: '16:00')",
                 )
             )
 

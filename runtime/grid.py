@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date as Date
-from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import numpy as np
+from fspec.session import NS, Session
 
-NS = 1_000_000_000
+__all__ = ["NS", "Session", "column_name", "column_of", "session_bounds", "session_of"]
+
+
+def session_of(project: dict[str, Any]) -> Session:
+    """The manifest's session as its type."""
+    return Session.from_json(project["session"])
 
 
 def session_bounds(day: str, session: dict[str, Any]) -> tuple[int, int]:
-    """UTC ns of the open and close of ``day`` (YYYY-MM-DD), in the session's own time zone."""
-    zone = ZoneInfo(session["timezone"])
-    d = Date.fromisoformat(day)
-    midnight = datetime.combine(d, time(0), tzinfo=zone)
-    open_local = midnight + timedelta(seconds=session["open_seconds"])
-    close_local = midnight + timedelta(seconds=session["close_seconds"])
-    # Re-attach the zone so a DST change between midnight and the open is honoured.
-    open_local = open_local.replace(tzinfo=None).replace(tzinfo=zone)
-    close_local = close_local.replace(tzinfo=None).replace(tzinfo=zone)
-    return int(open_local.timestamp()) * NS, int(close_local.timestamp()) * NS
-
-
-def bar_starts(open_ns: int, close_ns: int, interval: int) -> np.ndarray:
-    return np.arange(open_ns, close_ns, interval * NS, dtype=np.int64)
+    """UTC ns of the open and close of the session dated ``day`` (YYYY-MM-DD), in the session's own time zone."""
+    return Session.from_json(session).bounds(day)
 
 
 def column_name(feature: str, interval: int | None, instrument: str | None) -> str:

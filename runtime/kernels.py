@@ -78,26 +78,26 @@ def _derived_buffer(rows: int, n: int) -> np.ndarray:
 def reduce_session(
     module: ModuleType,
     ts: np.ndarray,
-    open_ns: int,
-    width_ns: int,
-    n_bars: int,
+    bar_ends: np.ndarray,
     columns: list[np.ndarray],
     params: np.ndarray,
     carry: np.ndarray | None = None,
     resume: bool = False,
 ) -> np.ndarray:
-    """One session's ticks of one instrument -> the kernel's slots, shape (len(SLOTS), n_bars).
+    """One session's ticks of one instrument -> the kernel's slots, shape (len(SLOTS), len(bar_ends)).
 
-    The ticks may also be a part of a session that starts and ends at bar edges (``open_ns`` is then the first
-    bar's start): the tick-level state at the end is left in ``carry``, and ``resume`` starts from it."""
+    ``bar_ends`` are the grid's bar ends in UTC ns (bar b holds the ticks before ``bar_ends[b]`` and from
+    ``bar_ends[b - 1]`` on). The ticks may also be a part of a session that starts and ends at bar edges: the
+    tick-level state at the end is left in ``carry``, and ``resume`` starts from it."""
     ts = frozen(ts, np.int64)
+    bar_ends = frozen(bar_ends, np.int64)
     columns = [frozen(c) for c in columns]
-    out = np.empty((len(module.SLOTS), n_bars), dtype=np.float64)
+    out = np.empty((len(module.SLOTS), bar_ends.shape[0]), dtype=np.float64)
     derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
     module.derive(*columns, params, derived)
     if carry is None:
         carry = np.empty(module.CARRY, dtype=np.float64)
-    module.reduce_ticks(ts, open_ns, width_ns, n_bars, *columns, derived, params, out, carry, resume)
+    module.reduce_ticks(ts, bar_ends, *columns, derived, params, out, carry, resume)
     return out
 
 

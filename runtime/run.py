@@ -10,6 +10,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,8 +22,9 @@ import pyarrow.parquet as pq
 from fspec import __version__
 from fspec.errors import DataError, OutputError, UsageError
 from fspec.files import display, follow_umask
+from fspec.runtime.cache import BudgetCache
 from fspec.runtime.evaluate import BarInputs, evaluate
-from fspec.runtime.grid import NS, column_name, column_of, session_bounds
+from fspec.runtime.grid import column_name, column_of, session_of
 from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import (
@@ -34,6 +36,7 @@ from fspec.runtime.sources import (
     load_source,
     source_path,
 )
+from fspec.session import Session, bar_starts
 
 Key = tuple[str, str | None]
 
@@ -65,9 +68,7 @@ class _KernelCall:
     block: int  # the day's position in the pair's blocks
     module: ModuleType
     ts: np.ndarray
-    open_ns: int
-    width_ns: int
-    n_bars: int
+    bar_ends: np.ndarray  # the grid's bar ends that day (UTC ns)
     columns: list[np.ndarray]
     params: np.ndarray
 
@@ -76,17 +77,18 @@ class _KernelCall:
         return int(self.ts.shape[0])
 
     def run(self) -> tuple[_KernelCall, np.ndarray]:
-        args = (self.module, self.ts, self.open_ns, self.width_ns, self.n_bars, self.columns, self.params)
-        return self, reduce_session(*args)
+        return self, reduce_session(self.module, self.ts, self.bar_ends, self.columns, self.params)
 
     def halves(self) -> tuple[Callable[[], None], Callable[[], tuple[_KernelCall, np.ndarray]]] | None:
-        """The session as two calls split at the bar edge nearest its middle tick; the second continues the
+        """The session as two calls split at the bar edge before its middle tick; the second continues the
         first's tick-level state, so it must start after the first has started (it waits for it to end).
         None if there is no such edge."""
         n = self.ticks
-        bar = int((int(self.ts[n // 2]) - self.open_ns) // self.width_ns) if n else 0
-        m = int(np.searchsorted(self.ts, self.open_ns + bar * self.width_ns))
-        if bar <= 0 or m <= 0 or m >= n:
+        bar = int(np.searchsorted(self.bar_ends, self.ts[n // 2], side="right")) if n else 0
+        if bar <= 0 or bar >= len(self.bar_ends):
+            return None
+        m = int(np.searchsorted(self.ts, self.bar_ends[bar - 1]))
+        if m <= 0 or m >= n:
             return None
         carry = np.empty(self.module.CARRY, dtype=np.float64)
         first_done = threading.Event()
@@ -95,9 +97,8 @@ class _KernelCall:
         def first() -> None:
             try:
                 part = [c[:m] for c in self.columns]
-                first_out.append(
-                    reduce_session(self.module, self.ts[:m], self.open_ns, self.width_ns, bar, part, self.params, carry)
-                )
+                ends = self.bar_ends[:bar]
+                first_out.append(reduce_session(self.module, self.ts[:m], ends, part, self.params, carry))
             finally:
                 first_done.set()
 
@@ -105,11 +106,8 @@ class _KernelCall:
             first_done.wait()
             if not first_out:
                 raise RuntimeError("the first part of a split kernel call failed")
-            open_ns = self.open_ns + bar * self.width_ns
             part = [c[m:] for c in self.columns]
-            rest = reduce_session(
-                self.module, self.ts[m:], open_ns, self.width_ns, self.n_bars - bar, part, self.params, carry, True
-            )
+            rest = reduce_session(self.module, self.ts[m:], self.bar_ends[bar:], part, self.params, carry, True)
             return self, np.concatenate([first_out[0], rest], axis=1)
 
         return first, second
@@ -139,7 +137,9 @@ class Engine:
     """Computes features for (date, interval) pairs, caching loaded source data between them."""
 
     manifest: Manifest
-    cache: dict[tuple[str, str, str], Ticks] = field(default_factory=dict)
+    cache: BudgetCache[Ticks] = field(default_factory=BudgetCache)  # (source, instrument, day) -> rows
+    # (source, instrument, day, interval) -> that session's slots: a later day's warm-up reads them, not the data
+    slots: BudgetCache[np.ndarray] = field(default_factory=BudgetCache)
     # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
     cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
@@ -150,6 +150,10 @@ class Engine:
     @property
     def project(self) -> dict[str, Any]:
         return self.manifest.project
+
+    @cached_property
+    def session(self) -> Session:
+        return session_of(self.project)
 
     # ---- dates and data -------------------------------------------------------------------------
     def instrument_dates(self, instrument: str) -> list[str]:
@@ -179,7 +183,7 @@ class Engine:
                 other_spec = self.project["sources"][spec["asof_source"]]
                 other = load_source(self.manifest.root, other_spec, symbol, day, params)
                 ticks = attach_asof(ticks, other, list(spec["asof_columns"]))
-            open_ns, close_ns = session_bounds(day, self.project["session"])
+            open_ns, close_ns = self.session.bounds(day)
             # Rows are in time order here: the session is one slice (views, no copy).
             lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
             ticks = ticks.take(slice(int(lo), int(hi)))
@@ -197,13 +201,13 @@ class Engine:
         return self._params[(instrument, interval)]
 
     def _build_params(self, instrument: str | None, interval: int) -> dict[str, float]:
-        session = self.project["session"]
-        length = session["close_seconds"] - session["open_seconds"]
+        session = self.session
+        length = session.length_seconds
         values = {
             "pi": math.pi,
             "interval_seconds": float(interval),
             "bars_per_session": float(length // interval),
-            "periods_per_year": session["trading_days_per_year"] * length / interval,
+            "periods_per_year": session.trading_days_per_year * length / interval,
         }
         values.update(self.project.get("constants") or {})
         if instrument is not None:
@@ -211,8 +215,7 @@ class Engine:
         return values
 
     def warmup_sessions(self, keys: list[Key], interval: int) -> int:
-        session = self.project["session"]
-        per_session = (session["close_seconds"] - session["open_seconds"]) // interval
+        per_session = self.session.length_seconds // interval
         needed = [
             math.ceil(f["window"][0] / per_session) + f.get("warmup_sessions", 0)
             for f in (self.manifest.feature(*k) for k in keys)
@@ -220,14 +223,13 @@ class Engine:
         return max(needed, default=0)
 
     def compute(self, day: str, interval: int, keys: list[Key]) -> DayResult:
-        session_spec = self.project["session"]
         instruments = sorted(set().union(*(self.manifest.instruments_read[k] for k in keys)))
         history = self.warmup_sessions(keys, interval)
         days = self._session_days(day, instruments, history)
-        n_per = (session_spec["close_seconds"] - session_spec["open_seconds"]) // interval
-        session_ids = np.repeat(np.arange(len(days), dtype=np.int64), n_per)
+        grids = [self.session.bar_ends(d, interval) for d in days]
+        session_ids = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(grids)])
         pairs = sorted(set().union(*(self.manifest.slot_reads[k] for k in keys)))
-        slot_cache = self._reduce_all(pairs, days, interval, n_per)
+        slot_cache = self._reduce_all(pairs, days, grids, interval)
 
         def slot(source: str, index: int, instrument: str) -> np.ndarray:
             return slot_cache[(source, instrument)][index]
@@ -247,9 +249,9 @@ class Engine:
                 param=lambda name, inst, p=params: (self.params(inst, interval) if inst else p)[name],
             )
             values[key] = evaluate(feature["tree"], inputs)
-        open_ns, _ = session_bounds(day, session_spec)
-        ts_event = open_ns + np.arange(n_per, dtype=np.int64) * interval * NS
-        current = {k: v[-n_per:].copy() for k, v in values.items()}
+        n_today = len(grids[-1])
+        ts_event = bar_starts(grids[-1], self.session.bounds(day)[0])
+        current = {k: v[len(session_ids) - n_today :].copy() for k, v in values.items()}
         return DayResult(day, interval, ts_event, current)
 
     def require_data(self, day: str) -> None:
@@ -282,16 +284,19 @@ class Engine:
         return [*(sorted(earlier)[-history:] if history else []), day]
 
     def _reduce_all(
-        self, pairs: list[tuple[str, str]], days: list[str], interval: int, n_per: int
+        self, pairs: list[tuple[str, str]], days: list[str], grids: list[np.ndarray], interval: int
     ) -> dict[tuple[str, str], np.ndarray]:
-        """Slots of every (source, instrument) pair over ``days``: data is read here, in order (its errors and
-        warnings come out as they would one by one), then the kernel calls run on a thread pool."""
+        """Slots of every (source, instrument) pair over ``days`` (``grids``: each day's bar ends). A session
+        reduced before (an earlier output day, now warm-up) is taken from ``slots``; the others' data is read
+        here, in order (its errors and warnings come out as they would one by one), then the kernel calls run on
+        a thread pool."""
         blocks: dict[tuple[str, str], list[np.ndarray]] = {}
         calls: list[_KernelCall] = []
         for pair in pairs:
             blocks[pair] = []
-            for d in days:
-                call = self._kernel_call(pair[0], pair[1], d, interval, n_per, len(blocks[pair]))
+            for d, bar_ends in zip(days, grids, strict=True):
+                known = self.slots.get((*pair, d, interval)) if self.cut is None else None
+                call = known if known is not None else self._kernel_call(pair, d, bar_ends, interval, len(blocks[pair]))
                 if isinstance(call, _KernelCall):
                     calls.append(call)
                     blocks[pair].append(np.empty(0))  # filled in below
@@ -301,23 +306,27 @@ class Engine:
             if result is not None:
                 call, out = result
                 blocks[call.pair][call.block] = out
+        if self.cut is None:
+            for pair, found in blocks.items():
+                for d, out in zip(days, found, strict=True):
+                    self.slots[(*pair, d, interval)] = out
         return {pair: np.concatenate(b, axis=1) for pair, b in blocks.items()}
 
     def _kernel_call(
-        self, source: str, instrument: str, day: str, interval: int, n_per: int, block: int
+        self, pair: tuple[str, str], day: str, bar_ends: np.ndarray, interval: int, block: int
     ) -> np.ndarray | _KernelCall:
         """The kernel call for one instrument's session, ready to run; or the slots already, when there is
         nothing to run."""
+        source, instrument = pair
         kernel = self.manifest.kernels[source]
         if day not in self.instrument_dates(instrument):
             # The instrument has no data that day at all: its values are unknown, not empty bars.
             self._warn_absent(instrument, day)
-            return np.full((len(kernel["slots"]), n_per), np.nan)
+            return np.full((len(kernel["slots"]), len(bar_ends)), np.nan)
         module = load_kernel(self.manifest.root / kernel["path"], kernel["module"])
         params = self.params(instrument, interval)
         param_array = np.array([params[p] for p in kernel["params"]], dtype=np.float64)
         ticks = self.ticks(source, instrument, day)
-        open_ns, _ = session_bounds(day, self.project["session"])
         # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
         cols = [
             np.ascontiguousarray(ticks.columns[c], dtype=np.float64)
@@ -325,24 +334,23 @@ class Engine:
             else np.full(len(ticks), np.nan)
             for c in kernel["columns"]
         ]
-        width_ns = interval * NS
-        return _KernelCall((source, instrument), block, module, ticks.ts, open_ns, width_ns, n_per, cols, param_array)
+        return _KernelCall(pair, block, module, ticks.ts, bar_ends, cols, param_array)
 
 
 def with_dependencies(manifest: Manifest, roots: list[Key]) -> list[Key]:
     """The features ``roots`` need, dependencies before dependents (what ``Engine.compute`` takes)."""
-    seen: list[Key] = []
+    seen: dict[Key, None] = {}  # insertion-ordered, with constant-time membership
 
     def visit(key: Key) -> None:
         if key in seen:
             return
         for dep in manifest.feature(*key)["deps"]:
             visit((dep[0], dep[1]))
-        seen.append(key)
+        seen[key] = None
 
     for key in roots:
         visit(key)
-    return seen
+    return list(seen)
 
 
 def published(manifest: Manifest, select: list[str] | None, intervals: list[int]) -> list[Key]:
@@ -477,8 +485,6 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
         # Every interval of a day is computed before any is written: bad data writes nothing for the day.
         results = [engine.compute(day, i, with_dependencies(manifest, at[i])) for i in intervals]
         written += [write_day(manifest, result, at[result.interval], out_dir) for result in results]
-        if len(engine.cache) > 64:  # bound memory on long multi-day runs
-            engine.cache.clear()
     return written
 
 

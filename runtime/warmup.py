@@ -21,7 +21,7 @@ def warm_kernels(root: Path) -> int:
         module = load_kernel(root / kernel["path"], kernel["module"])
         ts = np.zeros(2, dtype=np.int64)
         cols = [np.ones(2) for _ in kernel["columns"]]
-        reduce_session(module, ts, 0, 1, 1, cols, np.ones(len(kernel["params"])))
+        reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel["params"])))
     calls = bar_operator_calls(manifest)
     for op, arity, consts in calls:
         apply_bar_operator(op, [np.ones(2)] * arity, consts, np.zeros(2, dtype=np.int64))

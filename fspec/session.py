@@ -1,0 +1,75 @@
+"""The trading session: which UTC instants a session day spans, and the bars of a grid inside it.
+
+Shared by the compiler (which checks and writes it into the manifest) and the runtime (which builds each day's
+grid from it). A session may be any hours of the exchange's day, a whole day (``close`` 24:00), or cross
+midnight (``close`` before ``open``): then the session of date D opens on the calendar day before D, and its
+date is the date of its close (CME's 17:00-16:00 Chicago session of Monday opens on Sunday).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date as Date
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+NS = 1_000_000_000
+DAY_SECONDS = 86_400
+
+
+@dataclass(frozen=True)
+class Session:
+    timezone: str = "America/New_York"
+    open_seconds: int = 9 * 3600 + 30 * 60  # local clock time of the open, seconds after midnight
+    close_seconds: int = 16 * 3600  # up to 86400 (24:00); at or before the open: the session crosses midnight
+    trading_days_per_year: float = 252.0
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.close_seconds <= self.open_seconds
+
+    @property
+    def length_seconds(self) -> int:
+        """The session's nominal length (a day that changes to or from daylight saving time may differ)."""
+        return self.close_seconds - self.open_seconds + (DAY_SECONDS if self.crosses_midnight else 0)
+
+    def bounds(self, day: str) -> tuple[int, int]:
+        """UTC ns of the open and the close of the session dated ``day`` (YYYY-MM-DD)."""
+        close_day = Date.fromisoformat(day)
+        open_day = close_day - timedelta(days=1) if self.crosses_midnight else close_day
+        return _local_ns(open_day, self.open_seconds, self.timezone), _local_ns(
+            close_day, self.close_seconds, self.timezone
+        )
+
+    def bar_ends(self, day: str, width: int) -> np.ndarray:
+        """The ends of the session's bars of ``width`` seconds (UTC ns), counted in elapsed time from the open;
+        the last one is the close (on a day shortened by a clock change, the bars past the close are dropped)."""
+        open_ns, close_ns = self.bounds(day)
+        step = width * NS
+        count = -(-(close_ns - open_ns) // step)
+        return np.minimum(open_ns + step * np.arange(1, count + 1, dtype=np.int64), close_ns)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Session:
+        return cls(**data)
+
+
+def bar_starts(bar_ends: np.ndarray, open_ns: int) -> np.ndarray:
+    """Each bar's start: the session open, then the previous bar's end."""
+    starts = np.empty_like(bar_ends)
+    if len(bar_ends):
+        starts[0] = open_ns
+        starts[1:] = bar_ends[:-1]
+    return starts
+
+
+def _local_ns(day: Date, seconds: int, zone_name: str) -> int:
+    zone = ZoneInfo(zone_name)
+    local = datetime.combine(day, time(0)) + timedelta(seconds=seconds)  # 24:00 is the next day's midnight
+    return int(local.replace(tzinfo=zone).timestamp()) * NS
