@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from itertools import product
+from string import Formatter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -95,6 +96,35 @@ class Project:
     output_dir: str
     features: tuple[FeatureSpec, ...]
     constants: tuple[tuple[str, float], ...] = ()
+
+
+SAFE_SYMBOL = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._=-]*")
+PATH_FIELDS = ("symbol", "date")
+
+
+def _path_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
+    """A path template may use only {symbol} and {date}, each plainly (no format specs or attributes)."""
+    pos = doc.pos(("sources", src.name, "path"))
+    try:
+        fields = [f for _, f, spec, conv in Formatter().parse(src.path) if f is not None]
+        plain = all(spec == "" and conv is None for _, f, spec, conv in Formatter().parse(src.path) if f is not None)
+    except ValueError as exc:
+        return [
+            Diagnostic(
+                pos, f"path template '{src.path}' is malformed: {exc}", "write e.g. data/{symbol}/{date}.parquet"
+            )
+        ]
+    unknown = [f for f in fields if f not in PATH_FIELDS]
+    if unknown or not plain:
+        shown = ", ".join("{" + f + "}" for f in unknown) if unknown else "a format spec"
+        return [
+            Diagnostic(
+                pos,
+                f"path template '{src.path}' uses {shown}",
+                "paths may use {symbol} and {date} (YYYYMMDD) only; a path without {date} is one file of many days",
+            )
+        ]
+    return []
 
 
 def parse_duration(text: str) -> int:
@@ -257,6 +287,20 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                         )
                     )
 
+    for src in sources.values():
+        problems += _path_problems(src, seen["sources"])
+    for src in sources.values():
+        other = sources.get(src.asof_source or "")
+        if other is not None and ("{date}" in src.path) != ("{date}" in other.path):
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "asof", "source")),
+                    f"'{src.name}' and its asof source '{other.name}' split days differently "
+                    "(one path has {date}, the other does not)",
+                    "give both paths {date}, or neither (one file holding every day)",
+                )
+            )
+
     instruments = {}
     idoc = seen["instruments"]
     for key, raw in idoc.data["instruments"].items():
@@ -288,6 +332,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                         f"defined sources: {', '.join(sorted(sources))}",
                     )
                 )
+        if not SAFE_SYMBOL.fullmatch(str(raw["symbol"])):
+            problems.append(
+                Diagnostic(
+                    idoc.pos(("instruments", key, "symbol")),
+                    f"symbol {raw['symbol']!r} cannot be part of a file path",
+                    "symbols are letters, digits, '.', '-', '_' and '=' (no path separators, no '..')",
+                )
+            )
         params = tuple((k, float(v)) for k, v in (raw.get("params") or {}).items())
         instruments[key] = InstrumentSpec(
             key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True), use

@@ -52,6 +52,24 @@ class Session:
         count = -(-(close_ns - open_ns) // step)
         return np.minimum(open_ns + step * np.arange(1, count + 1, dtype=np.int64), close_ns)
 
+    def dates_of(self, ts: np.ndarray) -> list[str]:
+        """The dates (YYYY-MM-DD) of the sessions that hold at least one of the ascending UTC ns ``ts``: how a file
+        of many days is split. Rows outside every session belong to none; a day without rows is not a session."""
+        if not len(ts):
+            return []
+        zone = ZoneInfo(self.timezone)
+        first = datetime.fromtimestamp(int(ts[0]) // NS, zone).date()
+        last = datetime.fromtimestamp(int(ts[-1]) // NS, zone).date()
+        found = []
+        day = first
+        while day <= last + timedelta(days=1):  # a session crossing midnight is dated by the day after its open
+            open_ns, close_ns = self.bounds(day.isoformat())
+            lo, hi = np.searchsorted(ts, [open_ns, close_ns])
+            if hi > lo:
+                found.append(day.isoformat())
+            day += timedelta(days=1)
+        return found
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -33,6 +33,7 @@ from fspec.runtime.sources import (
     arrow_allocator,
     attach_asof,
     available_dates,
+    holds_many_days,
     load_source,
     source_path,
 )
@@ -140,6 +141,8 @@ class Engine:
     cache: BudgetCache[Ticks] = field(default_factory=BudgetCache)  # (source, instrument, day) -> rows
     # (source, instrument, day, interval) -> that session's slots: a later day's warm-up reads them, not the data
     slots: BudgetCache[np.ndarray] = field(default_factory=BudgetCache)
+    # (source, instrument, "") -> the rows of a file that holds many days, before session clipping
+    files: BudgetCache[Ticks] = field(default_factory=BudgetCache)
     # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
     cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
@@ -162,7 +165,11 @@ class Engine:
             found: set[str] = set()
             for source in inst["sources"]:
                 concrete = self.project["sources"][inst.get("use", {}).get(source, source)]
-                found |= set(available_dates(self.manifest.root, concrete, inst["symbol"]))
+                if holds_many_days(concrete):
+                    if source_path(self.manifest.root, concrete, inst["symbol"], "").exists():
+                        found |= set(self.session.dates_of(self._rows(source, instrument, "").ts))
+                else:
+                    found |= set(available_dates(self.manifest.root, concrete, inst["symbol"]))
             self._dates[instrument] = sorted(found)
         return self._dates[instrument]
 
@@ -171,23 +178,34 @@ class Engine:
             return list(self.project["dates"])
         return sorted({d for inst in self.project["instruments"] for d in self.instrument_dates(inst)})
 
+    def _rows(self, source: str, instrument: str, day: str) -> Ticks:
+        """A source's rows of one file, in time order, with asof columns attached: the day's file, or the whole
+        file of a source that holds many days (read once, whatever day asks)."""
+        inst = self.project["instruments"][instrument]
+        spec = self.project["sources"][inst.get("use", {}).get(source, source)]
+        many = holds_many_days(spec)
+        key = (source, instrument, "" if many else day)
+        if key in self.files:
+            return self.files[key]
+        symbol, params = inst["symbol"], inst["params"]
+        ticks = load_source(self.manifest.root, spec, symbol, key[2], params)
+        if spec["asof_source"]:
+            other_spec = self.project["sources"][spec["asof_source"]]
+            other = load_source(self.manifest.root, other_spec, symbol, key[2], params)
+            ticks = attach_asof(ticks, other, list(spec["asof_columns"]))
+        if many:  # a day's file is read once anyway: only the session's rows of it are kept, in ``cache``
+            self.files[key] = ticks
+        return ticks
+
     def ticks(self, source: str, instrument: str, day: str) -> Ticks:
         """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
         key = (source, instrument, day)
         if key not in self.cache:
-            inst = self.project["instruments"][instrument]
-            spec = self.project["sources"][inst.get("use", {}).get(source, source)]
-            symbol, params = inst["symbol"], inst["params"]
-            ticks = load_source(self.manifest.root, spec, symbol, day, params)
-            if spec["asof_source"]:
-                other_spec = self.project["sources"][spec["asof_source"]]
-                other = load_source(self.manifest.root, other_spec, symbol, day, params)
-                ticks = attach_asof(ticks, other, list(spec["asof_columns"]))
+            ticks = self._rows(source, instrument, day)
             open_ns, close_ns = self.session.bounds(day)
             # Rows are in time order here: the session is one slice (views, no copy).
             lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
-            ticks = ticks.take(slice(int(lo), int(hi)))
-            self.cache[key] = ticks
+            self.cache[key] = ticks.take(slice(int(lo), int(hi)))
         ticks = self.cache[key]
         if self.cut is not None and self.cut[0] == day:
             ticks = ticks.take(ticks.ts < self.cut[1])

@@ -79,6 +79,12 @@ def arrow_allocator() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
+def holds_many_days(source: dict[str, Any]) -> bool:
+    """A path without ``{date}`` names one file (per symbol) that holds every day; days are split from it by
+    the session rule."""
+    return "{date}" not in source["path"]
+
+
 def source_path(root: Path, source: dict[str, Any], symbol: str, date: str) -> Path:
     return root / source["path"].format(symbol=symbol, date=date.replace("-", ""))
 
