@@ -32,8 +32,8 @@ def node_window(node: Node, windows: dict[Key, Window]) -> Window:
         inner = inner | node_window(arg, windows)
     op = REGISTRY[node.op]
     consts = dict(node.consts)
-    consts["_grain"] = "tick" if ir.is_tick(node.grain) else "bar"  # type: ignore[assignment]
-    if ir.is_tick(node.grain) or op.kind == "reducer":
+    consts["_grain"] = "tick" if node.grain.is_tick else "bar"  # type: ignore[assignment]
+    if node.grain.is_tick or op.kind == "reducer":
         return Window()  # tick state stays inside the session and the bar; nothing after the bar end
     outer = op.window(inner, consts)
     if outer.left > inner.left and inner.anchored:

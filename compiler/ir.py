@@ -1,7 +1,7 @@
 """Resolved formula nodes: every name bound to a source column, a feature, or a parameter.
 
 These are the typed intermediate model that lowering, code generation, the manifest and the reference
-evaluator read. ``grain`` is ``"scalar"``, ``"bar"`` or ``"tick:<source>"``.
+evaluator read. Every node has a :class:`fspec.grain.Grain`.
 """
 
 from __future__ import annotations
@@ -10,22 +10,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fspec.compiler.formula import Node
+from fspec.grain import BAR, INVALID, SCALAR, Grain
+from fspec.grain import tick as tick_grain
 
-SCALAR, BAR, INVALID = "scalar", "bar", "invalid"
-
-
-def tick_grain(source: str) -> str:
-    return f"tick:{source}"
-
-
-def is_tick(grain: str) -> bool:
-    return grain.startswith("tick:")
+__all__ = ["BAR", "INVALID", "SCALAR", "Grain", "tick_grain"]
 
 
 @dataclass(frozen=True)
 class Const(Node):
     value: float
-    grain: str = SCALAR
+    grain: Grain = SCALAR
 
 
 @dataclass(frozen=True)
@@ -37,9 +31,9 @@ class Column(Node):
     instrument: str
 
     @property
-    def grain(self) -> str:
+    def grain(self) -> Grain:
         # ticks of two instruments are different rows, even from the same source
-        return tick_grain(self.source) + (f"@{self.instrument}" if self.instrument else "")
+        return tick_grain(self.source, self.instrument)
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,7 @@ class ParamRef(Node):
 
     name: str
     instrument: str | None
-    grain: str = SCALAR
+    grain: Grain = SCALAR
 
 
 @dataclass(frozen=True)
@@ -57,7 +51,7 @@ class FeatureRef(Node):
 
     feature: str
     instrument: str | None
-    grain: str = BAR
+    grain: Grain = BAR
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,7 @@ class Apply(Node):
     op: str
     args: tuple[Node, ...]
     consts: tuple[tuple[str, float], ...]
-    grain: str
+    grain: Grain
 
     def children(self) -> tuple[Node, ...]:
         return self.args
@@ -96,7 +90,7 @@ def to_json(node: Node) -> dict[str, Any]:
             "op": node.op,
             "args": [to_json(a) for a in node.args],
             "consts": dict(node.consts),
-            "grain": node.grain,
+            "grain": node.grain.to_json(),
         }
     raise TypeError(f"not a resolved node: {node!r}")
 
@@ -113,7 +107,10 @@ def from_json(data: dict[str, Any]) -> Node:
     if "slot" in data:
         return SlotRef(data["source"], int(data["slot"]), data["instrument"])
     return Apply(
-        data["op"], tuple(from_json(a) for a in data["args"]), tuple(sorted(data["consts"].items())), data["grain"]
+        data["op"],
+        tuple(from_json(a) for a in data["args"]),
+        tuple(sorted(data["consts"].items())),
+        Grain.from_json(data["grain"]),
     )
 
 
@@ -124,7 +121,7 @@ class SlotRef(Node):
     source: str
     slot: int
     instrument: str
-    grain: str = BAR
+    grain: Grain = BAR
 
 
 def strip_instrument(node: Node) -> Node:
@@ -136,8 +133,8 @@ def strip_instrument(node: Node) -> Node:
             return replace(n, instrument="")
         if isinstance(n, ParamRef) and n.instrument is not None:
             return replace(n, instrument="")
-        if isinstance(n, Apply) and "@" in n.grain:
-            return replace(n, grain=n.grain.partition("@")[0])
+        if isinstance(n, Apply):
+            return replace(n, grain=n.grain.for_any_entity())
         return n
 
     return transform(node, fn)

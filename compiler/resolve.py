@@ -277,14 +277,9 @@ def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None
     return None
 
 
-def _tick_label(grain: str) -> str:
-    source, _, instrument = grain.removeprefix("tick:").partition("@")
-    return f"{instrument}.{source}" if instrument else source
-
-
 def _reducer_hint(args: list[Node]) -> str:
     """Name the reducers to use on the tick-level operand itself."""
-    tick = next((a for a in args if ir.is_tick(getattr(a, "grain", ir.SCALAR))), None)
+    tick = next((a for a in args if getattr(a, "grain", ir.SCALAR).is_tick), None)
     if tick is None:
         return "reduce the tick expression to bars first, e.g. last(...), mean(...) or sum(...)"
     text = resolved_source(ir.strip_instrument(tick))
@@ -344,18 +339,22 @@ def _call(ctx: _Context, node: Call) -> Node:
     return ir.Apply(node.op, tuple(args), tuple(sorted(consts)), grain)
 
 
-def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None:
+def _grain_order(grain: ir.Grain) -> tuple[str, tuple[str, str]]:
+    return (grain.time.value, grain.rows)
+
+
+def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain | None:
     grains = [getattr(a, "grain", ir.SCALAR) for a in args]
     if ir.INVALID in grains:
         return None
-    non_scalar = sorted({g for g in grains if g != ir.SCALAR})
+    non_scalar = sorted({g for g in grains if g != ir.SCALAR}, key=_grain_order)
     if kind == ELEMENTWISE:
         if len(non_scalar) <= 1:
             return non_scalar[0] if non_scalar else ir.SCALAR
-        ticks = [g for g in non_scalar if ir.is_tick(g)]
+        ticks = [g for g in non_scalar if g.is_tick]
         if len(ticks) > 1:
-            same_instrument = len({g.partition("@")[2] for g in ticks}) == 1
-            names = " and ".join(_tick_label(g.partition("@")[0] if same_instrument else g) for g in ticks)
+            same_instrument = len({g.rows[1] for g in ticks}) == 1
+            names = " and ".join(g.label(with_entity=not same_instrument) for g in ticks)
             ctx.error(
                 node.span,
                 f"{_op_label(node.op)} mixes ticks of {names}, which have different rows",
@@ -385,7 +384,7 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
                 "lookahead",
             )
             return None
-        if not ir.is_tick(grain):
+        if not grain.is_tick:
             ctx.error(node.span, f"{node.op}() needs tick data, e.g. {node.op}(trades.price)", "", "grain")
             return None
         return ir.BAR
@@ -398,11 +397,11 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
         )
         return None
     if kind == TICK:
-        ticks = sorted({g for g in grains if g != ir.SCALAR})
+        ticks = sorted({g for g in grains if g != ir.SCALAR}, key=_grain_order)
         if len(ticks) > 1 or any(g == ir.BAR for g in grains):
             ctx.error(node.span, f"{node.op}() needs its inputs from one source's ticks (or constants)", "", "grain")
             return None
-        if not ir.is_tick(grain):
+        if not grain.is_tick:
             ctx.error(node.span, f"{node.op}() works on ticks, e.g. {node.op}(trades.price)", "", "grain")
             return None
         return grain
@@ -414,7 +413,7 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> str | None
             return None
         return grain
     if kind == BAR:
-        if ir.is_tick(grain):
+        if grain.is_tick:
             ctx.error(node.span, f"{node.op}() works on bars, not ticks", _reducer_hint(args), "grain")
             return None
         if len(non_scalar) == 0:
@@ -593,7 +592,7 @@ def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]
 
 def _check_top(spec: FeatureSpec, tree: Node, problems: list[Diagnostic]) -> Node:
     grain = getattr(tree, "grain", ir.SCALAR)
-    if ir.is_tick(grain):
+    if grain.is_tick:
         problems.append(
             diagnostic_at(
                 formula_position(spec),
