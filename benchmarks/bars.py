@@ -291,7 +291,7 @@ def profile_fspec(setup: Setup, repeat: int) -> dict[str, float]:
     from fspec.runtime.kernels import load_kernel, threads
 
     kernel = next(iter(setup.manifest.kernels.values()))
-    module = load_kernel(setup.manifest.root / kernel["path"], kernel["module"])
+    module = load_kernel(setup.manifest.root / kernel.path, kernel.module)
     clock: dict[str, float] = {}
     lock = threading.Lock()  # kernel calls run on a thread pool
 

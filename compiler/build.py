@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import json
 import os
 import tempfile
@@ -23,9 +23,16 @@ from fspec.compiler.schema import validate_doc
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import Diagnostic, Position, SpecError
 from fspec.files import follow_umask
+from fspec.manifest import (
+    ColumnDef,
+    FeatureDef,
+    InstrumentDef,
+    KernelDef,
+    ManifestData,
+    ProjectDef,
+    SourceDef,
+)
 from fspec.project import BUILD_DIR, MANIFEST, display_path, spec_files, spec_hash
-
-MANIFEST_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -141,71 +148,82 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def manifest_data(root: Path, checked: Checked) -> dict[str, Any]:
+def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) -> ManifestData:
+    """The typed manifest of a checked project; ``kernel_texts`` maps each kernel module to its file's text."""
     assert checked.project is not None and checked.plan is not None
     project = checked.project
-    kernels = [
-        {
-            "source": k.source,
-            "module": k.module,
-            "path": f"{BUILD_DIR}/kernels/{k.module}.py",
-            "columns": list(k.columns),
-            "params": list(k.params),
-            "slots": [s.text for s in k.slots],
-        }
+    kernels = tuple(
+        KernelDef(
+            source=k.source,
+            module=k.module,
+            path=f"{BUILD_DIR}/kernels/{k.module}.py",
+            sha256=hashlib.sha256(kernel_texts[k.module].encode("utf-8")).hexdigest(),
+            columns=k.columns,
+            params=k.params,
+            slots=tuple(s.text for s in k.slots),
+        )
         for k in checked.plan.kernels
-    ]
-    features = [
-        {
-            "name": f.name,
-            "instrument": f.instrument,
-            "tree": ir.to_json(f.tree),
-            "formula": f.formula,
-            "resolved": f.resolved,
-            "description": f.description,
-            "window": [f.window.left, f.window.right],
-            "warmup_sessions": f.window.sessions,
-            "publish": f.publish,
-            "is_target": f.is_target,
-            "deps": [list(d) for d in f.deps],
-            "sources": list(f.sources),
-            "file": f.file,
-            "line": f.line,
-            "order": f.order,
-            "intervals": list(f.intervals) if f.intervals else None,
-            "clock": f.clock,
-        }
+    )
+    features = tuple(
+        FeatureDef(
+            name=f.name,
+            instrument=f.instrument,
+            tree=ir.to_json(f.tree),
+            formula=f.formula,
+            resolved=f.resolved,
+            description=f.description,
+            window=(f.window.left, f.window.right),
+            warmup_sessions=f.window.sessions,
+            publish=f.publish,
+            is_target=f.is_target,
+            deps=f.deps,
+            sources=f.sources,
+            file=f.file,
+            line=f.line,
+            order=f.order,
+            intervals=f.intervals,
+            clock=f.clock,
+        )
         for f in checked.plan.features
-    ]
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        "fspec_version": __version__,
-        "codegen_version": CODEGEN_VERSION,
-        "spec_hash": spec_hash(root),
-        "project": {
-            "sources": {
-                n: dataclasses.asdict(s)
-                | {
-                    "pos": None,
-                    "filter_pos": None,
-                    "filter_tree": checked.filters.get(n),
-                    "column_trees": {c.name: checked.filters[f"{n}.{c.name}"] for c in s.columns if c.expr},
-                }
-                for n, s in project.sources.items()
-            },
-            "instruments": {
-                k: {"symbol": i.symbol, "params": dict(i.params), "sources": list(i.sources), "use": dict(i.use)}
-                for k, i in project.instruments.items()
-            },
-            "intervals": list(project.intervals),
-            "session": dataclasses.asdict(project.session),
-            "dates": list(project.dates),
-            "constants": dict(project.constants),
-            "output_dir": project.output_dir,
-        },
-        "kernels": kernels,
-        "features": features,
+    )
+    sources = {
+        n: SourceDef(
+            name=s.name,
+            path=s.path,
+            format=s.format,
+            time_column=s.time_column,
+            time_unit=s.time_unit,
+            time_zone=s.time_zone,
+            columns=tuple(ColumnDef(c.name, c.source_column, c.dtype, c.scale, c.expr) for c in s.columns),
+            filter_tree=checked.filters.get(n),
+            column_trees={c.name: checked.filters[f"{n}.{c.name}"] for c in s.columns if c.expr},
+            bar_width=s.bar_width,
+            bar_stamp=s.bar_stamp,
+            unsorted=s.unsorted,
+            asof_source=s.asof_source,
+            asof_columns=s.asof_columns,
+        )
+        for n, s in project.sources.items()
     }
+    instruments = {
+        k: InstrumentDef(k, i.symbol, dict(i.params), i.sources, dict(i.use)) for k, i in project.instruments.items()
+    }
+    return ManifestData(
+        fspec_version=__version__,
+        codegen_version=CODEGEN_VERSION,
+        spec_hash=spec_hash(root),
+        project=ProjectDef(
+            sources=sources,
+            instruments=instruments,
+            intervals=project.intervals,
+            session=project.session,
+            dates=project.dates,
+            constants=dict(project.constants),
+            output_dir=project.output_dir,
+        ),
+        kernels=kernels,
+        features=features,
+    )
 
 
 def compile_project(root: Path) -> tuple[Path, list[Path]]:
@@ -218,10 +236,11 @@ def compile_project(root: Path) -> tuple[Path, list[Path]]:
     kernel_dir.mkdir(parents=True, exist_ok=True)
     written = []
     keep = set()
+    texts: dict[str, str] = {}
     for kernel in checked.plan.kernels:
         path = kernel_dir / f"{kernel.module}.py"
         keep.add(path.name)
-        text = render_kernel(kernel)
+        text = texts[kernel.module] = render_kernel(kernel)
         # Content-addressed names: an unchanged kernel keeps its file (and its numba cache) untouched.
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             _write_atomic(path, text)
@@ -230,5 +249,6 @@ def compile_project(root: Path) -> tuple[Path, list[Path]]:
         if stale.name not in keep:
             stale.unlink()
     manifest_path = root / BUILD_DIR / MANIFEST
-    _write_atomic(manifest_path, json.dumps(manifest_data(root, checked), indent=1, sort_keys=True) + "\n")
+    manifest = manifest_data(root, checked, texts).to_json()
+    _write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest_path, written

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fspec.runtime.grid import NS, column_name, column_of, session_bounds
+from fspec.runtime.grid import NS, column_name, column_of
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.run import Engine, Key, published, with_dependencies
 from fspec.runtime.sources import arrow_allocator
@@ -86,8 +86,8 @@ def audit(
     at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
     intervals = [i for i in intervals if at[i]]
     keys = {i: with_dependencies(manifest, at[i]) for i in intervals}
-    features = [k for k in roots if not manifest.feature(*k)["is_target"]]
-    targets = [k for k in roots if manifest.feature(*k)["is_target"]]
+    features = [k for k in roots if not manifest.feature(*k).is_target]
+    targets = [k for k in roots if manifest.feature(*k).is_target]
     report = AuditReport(cuts=cuts, features=len(features), targets=len(targets))
     with arrow_allocator():  # every file is read here; the cuts reuse what was read
         full = {(d, i): engine.compute(d, i, keys[i]) for d in days for i in intervals}
@@ -99,7 +99,7 @@ def audit(
     plan = [(days[int(rng.integers(len(days)))], float(rng.random())) for _ in range(cuts)]
     iterator: Iterable[tuple[str, float]] = on_progress(plan, cuts) if on_progress else plan
     for day, where in iterator:
-        open_ns, close_ns = session_bounds(day, manifest.project["session"])
+        open_ns, close_ns = manifest.project.session.bounds(day)
         n_bars = (close_ns - open_ns) // (finest * NS)
         cut_ns = open_ns + (1 + int(where * (n_bars - 1))) * finest * NS
         engine.cut = (day, cut_ns)

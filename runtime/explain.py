@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fspec.errors import UsageError
+from fspec.manifest import FeatureDef
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
 
 
-def _find(manifest: Manifest, column: str) -> tuple[dict[str, Any], int | None]:
+def _find(manifest: Manifest, column: str) -> tuple[FeatureDef, int | None]:
     for f in manifest.features:
-        if column == f["name"] or column == column_name(f["name"], None, f["instrument"]):
+        if column == f.name or column == column_name(f.name, None, f.instrument):
             return f, None
         for interval in manifest.intervals:
             if column == column_of(f, interval):
@@ -37,20 +38,20 @@ def _interval_text(interval: int | None, intervals: list[int]) -> str:
 def explain_column(manifest: Manifest, column: str) -> str:
     f, interval = _find(manifest, column)
     kernels = manifest.kernels
-    slots = sorted({(n["source"], n["slot"]) for n in _walk(f["tree"]) if "slot" in n})
+    slots = sorted({(n["source"], n["slot"]) for n in _walk(f.tree) if "slot" in n})
     lines = [
         f"column:      {column}",
-        f"feature:     {f['name']}" + (" (target)" if f["is_target"] else "") + ("" if f["publish"] else " (helper)"),
-        f"instrument:  {f['instrument'] or '(cross-asset)'}",
+        f"feature:     {f.name}" + (" (target)" if f.is_target else "") + ("" if f.publish else " (helper)"),
+        f"instrument:  {f.instrument or '(cross-asset)'}",
         f"interval:    {_interval_text(interval, manifest.intervals)}",
-        f"defined at:  {f['file']}:{f['line']}",
-        f"description: {f['description'] or '-'}",
-        f"formula:     {f['formula']}",
-        f"resolved:    {f['resolved']}",
-        f"window:      ({f['window'][0]}, {f['window'][1]}) bars (left = warm-up history, right = future)",
-        "depends on:  " + (", ".join(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in f["deps"]) or "-"),
+        f"defined at:  {f.file}:{f.line}",
+        f"description: {f.description or '-'}",
+        f"formula:     {f.formula}",
+        f"resolved:    {f.resolved}",
+        f"window:      ({f.window[0]}, {f.window[1]}) bars (left = warm-up history, right = future)",
+        "depends on:  " + (", ".join(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in f.deps) or "-"),
     ]
     for source, index in slots:
         k = kernels[source]
-        lines.append(f"kernel:      {k['path']} slot {index}: {k['slots'][index]}")
+        lines.append(f"kernel:      {k.path} slot {index}: {k.slots[index]}")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""Read build/manifest.json and refuse a build that does not match the specs."""
+"""Read build/manifest.json into the typed manifest, and refuse a build that does not match the specs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,60 +12,61 @@ from typing import Any
 
 from fspec import __version__
 from fspec.errors import BuildError
+from fspec.manifest import MANIFEST_VERSION, FeatureDef, KernelDef, Key, ManifestData, ProjectDef
 from fspec.project import BUILD_DIR, MANIFEST, spec_hash
-
-SUPPORTED_MANIFEST = 1
 
 
 @dataclass(frozen=True)
 class Manifest:
+    """A loaded build: the typed manifest, where it lives, and lookups the runtime makes often."""
+
     root: Path
-    data: dict[str, Any]
+    data: ManifestData
 
     @property
-    def project(self) -> dict[str, Any]:
-        return self.data["project"]
+    def project(self) -> ProjectDef:
+        return self.data.project
 
     @property
-    def features(self) -> list[dict[str, Any]]:
-        return self.data["features"]
+    def features(self) -> tuple[FeatureDef, ...]:
+        return self.data.features
 
-    @property
-    def kernels(self) -> dict[str, dict[str, Any]]:
-        return {k["source"]: k for k in self.data["kernels"]}
+    @cached_property
+    def kernels(self) -> dict[str, KernelDef]:
+        return {k.source: k for k in self.data.kernels}
 
-    @property
+    @cached_property
     def intervals(self) -> list[int]:
         """Every bar width some published column is computed at (project intervals and per-feature ones)."""
-        grids = set(self.project["intervals"])
+        grids = set(self.project.intervals)
         for f in self.features:
-            grids |= set(f.get("intervals") or [])
+            grids |= set(f.intervals or ())
         return sorted(grids)
 
-    def published_at(self, feature: dict[str, Any], interval: int) -> bool:
-        return feature["publish"] and interval in (feature.get("intervals") or self.project["intervals"])
+    def published_at(self, feature: FeatureDef, interval: int) -> bool:
+        return feature.publish and interval in (feature.intervals or self.project.intervals)
 
-    def feature(self, name: str, instrument: str | None) -> dict[str, Any]:
+    def feature(self, name: str, instrument: str | None) -> FeatureDef:
         return self._by_key[(name, instrument)]
 
     @cached_property
-    def _by_key(self) -> dict[tuple[str, str | None], dict[str, Any]]:
-        return {(f["name"], f["instrument"]): f for f in self.features}
+    def _by_key(self) -> dict[Key, FeatureDef]:
+        return {f.key: f for f in self.features}
 
     @cached_property
-    def slot_reads(self) -> dict[tuple[str, str | None], frozenset[tuple[str, str]]]:
+    def slot_reads(self) -> dict[Key, frozenset[tuple[str, str]]]:
         """For each feature, the (source, instrument) pairs whose kernel slots its own bar tree reads."""
-        return {key: frozenset(_slots_in(f["tree"])) for key, f in self._by_key.items()}
+        return {key: frozenset(_slots_in(f.tree)) for key, f in self._by_key.items()}
 
     @cached_property
-    def instruments_read(self) -> dict[tuple[str, str | None], frozenset[str]]:
+    def instruments_read(self) -> dict[Key, frozenset[str]]:
         """For each feature, the instruments whose data it reads, itself or through the features it uses."""
-        found: dict[tuple[str, str | None], frozenset[str]] = {}
+        found: dict[Key, frozenset[str]] = {}
 
-        def visit(key: tuple[str, str | None]) -> frozenset[str]:
+        def visit(key: Key) -> frozenset[str]:
             if key not in found:
                 own = {instrument for _, instrument in self.slot_reads[key]}
-                deps = [visit((d[0], d[1])) for d in self._by_key[key]["deps"]]
+                deps = [visit(d) for d in self._by_key[key].deps]
                 found[key] = frozenset(own.union(*deps))
             return found[key]
 
@@ -89,17 +91,33 @@ def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:
     if not path.exists():
         raise BuildError(f"no build found at {BUILD_DIR}/{MANIFEST}", "run 'fspec compile' first")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BuildError(f"{BUILD_DIR}/{MANIFEST} is unreadable: {exc}", "run 'fspec compile' again") from None
-    if data.get("manifest_version") != SUPPORTED_MANIFEST or data.get("fspec_version") != __version__:
+    if (
+        not isinstance(raw, dict)
+        or raw.get("manifest_version") != MANIFEST_VERSION
+        or raw.get("fspec_version") != __version__
+    ):
         raise BuildError(f"{BUILD_DIR}/{MANIFEST} was written by another fspec version", "run 'fspec compile' again")
-    if check_fresh and data.get("spec_hash") != spec_hash(root):
+    try:
+        data = ManifestData.from_json(raw)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise BuildError(
+            f"{BUILD_DIR}/{MANIFEST} is damaged ({type(exc).__name__}: {exc})", "run 'fspec compile' again"
+        ) from None
+    if check_fresh and data.spec_hash != spec_hash(root):
         raise BuildError(
             "the build is stale: specs/ changed since the last 'fspec compile'",
             "run 'fspec compile' (or 'fspec compile && fspec run')",
         )
-    for kernel in data["kernels"]:
-        if not (root / kernel["path"]).exists():
-            raise BuildError(f"kernel file {kernel['path']} is missing", "run 'fspec compile' again")
+    for kernel in data.kernels:
+        file = root / kernel.path
+        if not file.exists():
+            raise BuildError(f"kernel file {kernel.path} is missing", "run 'fspec compile' again")
+        if hashlib.sha256(file.read_bytes()).hexdigest() != kernel.sha256:
+            raise BuildError(
+                f"kernel file {kernel.path} is not the file 'fspec compile' wrote (its hash differs)",
+                "generated kernels are not to be edited; run 'fspec compile' again",
+            )
     return Manifest(root, data)

@@ -10,7 +10,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,9 +21,10 @@ import pyarrow.parquet as pq
 from fspec import __version__
 from fspec.errors import DataError, OutputError, UsageError
 from fspec.files import display, follow_umask
+from fspec.manifest import ProjectDef
 from fspec.runtime.cache import BudgetCache
 from fspec.runtime.evaluate import BarInputs, evaluate
-from fspec.runtime.grid import column_name, column_of, session_of
+from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import (
@@ -33,7 +33,6 @@ from fspec.runtime.sources import (
     arrow_allocator,
     attach_asof,
     available_dates,
-    holds_many_days,
     load_source,
     source_path,
 )
@@ -151,48 +150,48 @@ class Engine:
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
 
     @property
-    def project(self) -> dict[str, Any]:
+    def project(self) -> ProjectDef:
         return self.manifest.project
 
-    @cached_property
+    @property
     def session(self) -> Session:
-        return session_of(self.project)
+        return self.project.session
 
     # ---- dates and data -------------------------------------------------------------------------
     def instrument_dates(self, instrument: str) -> list[str]:
         if instrument not in self._dates:
-            inst = self.project["instruments"][instrument]
+            inst = self.project.instruments[instrument]
             found: set[str] = set()
-            for source in inst["sources"]:
-                concrete = self.project["sources"][inst.get("use", {}).get(source, source)]
-                if holds_many_days(concrete):
-                    if source_path(self.manifest.root, concrete, inst["symbol"], "").exists():
+            for source in inst.sources:
+                concrete = self.project.source_of(instrument, source)
+                if concrete.holds_many_days:
+                    if source_path(self.manifest.root, concrete, inst.symbol, "").exists():
                         found |= set(self.session.dates_of(self._rows(source, instrument, "").ts))
                 else:
-                    found |= set(available_dates(self.manifest.root, concrete, inst["symbol"]))
+                    found |= set(available_dates(self.manifest.root, concrete, inst.symbol))
             self._dates[instrument] = sorted(found)
         return self._dates[instrument]
 
     def all_dates(self) -> list[str]:
-        if self.project["dates"]:
-            return list(self.project["dates"])
-        return sorted({d for inst in self.project["instruments"] for d in self.instrument_dates(inst)})
+        if self.project.dates:
+            return list(self.project.dates)
+        return sorted({d for inst in self.project.instruments for d in self.instrument_dates(inst)})
 
     def _rows(self, source: str, instrument: str, day: str) -> Ticks:
         """A source's rows of one file, in time order, with asof columns attached: the day's file, or the whole
         file of a source that holds many days (read once, whatever day asks)."""
-        inst = self.project["instruments"][instrument]
-        spec = self.project["sources"][inst.get("use", {}).get(source, source)]
-        many = holds_many_days(spec)
+        inst = self.project.instruments[instrument]
+        spec = self.project.source_of(instrument, source)
+        many = spec.holds_many_days
         key = (source, instrument, "" if many else day)
         if key in self.files:
             return self.files[key]
-        symbol, params = inst["symbol"], inst["params"]
+        symbol, params = inst.symbol, inst.params
         ticks = load_source(self.manifest.root, spec, symbol, key[2], params)
-        if spec["asof_source"]:
-            other_spec = self.project["sources"][spec["asof_source"]]
+        if spec.asof_source:
+            other_spec = self.project.sources[spec.asof_source]
             other = load_source(self.manifest.root, other_spec, symbol, key[2], params)
-            ticks = attach_asof(ticks, other, list(spec["asof_columns"]))
+            ticks = attach_asof(ticks, other, list(spec.asof_columns))
         if many:  # a day's file is read once anyway: only the session's rows of it are kept, in ``cache``
             self.files[key] = ticks
         return ticks
@@ -227,16 +226,15 @@ class Engine:
             "bars_per_session": float(length // interval),
             "periods_per_year": session.trading_days_per_year * length / interval,
         }
-        values.update(self.project.get("constants") or {})
+        values.update(self.project.constants)
         if instrument is not None:
-            values.update(self.project["instruments"][instrument]["params"])
+            values.update(self.project.instruments[instrument].params)
         return values
 
     def warmup_sessions(self, keys: list[Key], interval: int) -> int:
         per_session = self.session.length_seconds // interval
         needed = [
-            math.ceil(f["window"][0] / per_session) + f.get("warmup_sessions", 0)
-            for f in (self.manifest.feature(*k) for k in keys)
+            math.ceil(f.window[0] / per_session) + f.warmup_sessions for f in (self.manifest.feature(*k) for k in keys)
         ]
         return max(needed, default=0)
 
@@ -255,10 +253,10 @@ class Engine:
         values: dict[Key, np.ndarray] = {}
         wanted = set(keys)
         for feature in self.manifest.features:
-            key = (feature["name"], feature["instrument"])
+            key = feature.key
             if key not in wanted:
                 continue
-            params = self.params(feature["instrument"], interval)
+            params = self.params(feature.instrument, interval)
             inputs = BarInputs(
                 n_bars=len(session_ids),
                 session=session_ids,
@@ -266,7 +264,7 @@ class Engine:
                 feature=lambda name, inst: values[(name, inst)],
                 param=lambda name, inst, p=params: (self.params(inst, interval) if inst else p)[name],
             )
-            values[key] = evaluate(feature["tree"], inputs)
+            values[key] = evaluate(feature.tree, inputs)
         n_today = len(grids[-1])
         ts_event = bar_starts(grids[-1], self.session.bounds(day)[0])
         current = {k: v[len(session_ids) - n_today :].copy() for k, v in values.items()}
@@ -274,12 +272,11 @@ class Engine:
 
     def require_data(self, day: str) -> None:
         """A day on which no instrument has any file is an error (one absent instrument is only a warning)."""
-        if any(day in self.instrument_dates(inst) for inst in self.project["instruments"]):
+        if any(day in self.instrument_dates(inst) for inst in self.project.instruments):
             return
-        inst = next(iter(self.project["instruments"].values()))
-        source = inst["sources"][0]
-        concrete = self.project["sources"][inst.get("use", {}).get(source, source)]
-        path = source_path(self.manifest.root, concrete, inst["symbol"], day)
+        inst = next(iter(self.project.instruments.values()))
+        concrete = self.project.source_of(inst.key, inst.sources[0])
+        path = source_path(self.manifest.root, concrete, inst.symbol, day)
         raise DataError(
             display(path, self.manifest.root),
             f"file not found: no instrument has data on {day}",
@@ -340,17 +337,17 @@ class Engine:
         if day not in self.instrument_dates(instrument):
             # The instrument has no data that day at all: its values are unknown, not empty bars.
             self._warn_absent(instrument, day)
-            return np.full((len(kernel["slots"]), len(bar_ends)), np.nan)
-        module = load_kernel(self.manifest.root / kernel["path"], kernel["module"])
+            return np.full((len(kernel.slots), len(bar_ends)), np.nan)
+        module = load_kernel(self.manifest.root / kernel.path, kernel.module)
         params = self.params(instrument, interval)
-        param_array = np.array([params[p] for p in kernel["params"]], dtype=np.float64)
+        param_array = np.array([params[p] for p in kernel.params], dtype=np.float64)
         ticks = self.ticks(source, instrument, day)
         # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
         cols = [
             np.ascontiguousarray(ticks.columns[c], dtype=np.float64)
             if c in ticks.columns
             else np.full(len(ticks), np.nan)
-            for c in kernel["columns"]
+            for c in kernel.columns
         ]
         return _KernelCall(pair, block, module, ticks.ts, bar_ends, cols, param_array)
 
@@ -362,8 +359,8 @@ def with_dependencies(manifest: Manifest, roots: list[Key]) -> list[Key]:
     def visit(key: Key) -> None:
         if key in seen:
             return
-        for dep in manifest.feature(*key)["deps"]:
-            visit((dep[0], dep[1]))
+        for dep in manifest.feature(*key).deps:
+            visit(dep)
         seen[key] = None
 
     for key in roots:
@@ -373,9 +370,9 @@ def with_dependencies(manifest: Manifest, roots: list[Key]) -> list[Key]:
 
 def published(manifest: Manifest, select: list[str] | None, intervals: list[int]) -> list[Key]:
     """Published features in output order (features by file and line, then targets), filtered by --select."""
-    features = [f for f in manifest.features if f["publish"]]
-    features.sort(key=lambda f: (f["is_target"], f["order"], f["instrument"] or ""))
-    keys = [(f["name"], f["instrument"]) for f in features]
+    features = [f for f in manifest.features if f.publish]
+    features.sort(key=lambda f: (f.is_target, f.order, f.instrument or ""))
+    keys = [f.key for f in features]
     if not select:
         return keys
     chosen = []
@@ -407,19 +404,19 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
     for key in keys:
         f = manifest.feature(*key)
         columns[column_of(f, result.interval)] = {
-            "feature": f["name"],
-            "instrument": f["instrument"],
+            "feature": f.name,
+            "instrument": f.instrument,
             "interval": result.interval,
-            "formula": f["formula"],
-            "resolved": f["resolved"],
+            "formula": f.formula,
+            "resolved": f.resolved,
             "lineage": [list(k) for k in with_dependencies(manifest, [key])[:-1]],
-            "window": f["window"],
-            "target": f["is_target"],
-            "spec": f"{f['file']}:{f['line']}",
+            "window": list(f.window),
+            "target": f.is_target,
+            "spec": f"{f.file}:{f.line}",
         }
     return {
         "fspec_version": __version__,
-        "spec_hash": manifest.data["spec_hash"],
+        "spec_hash": manifest.data.spec_hash,
         "date": result.date,
         "interval_seconds": result.interval,
         "columns": columns,
@@ -442,7 +439,7 @@ def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: P
     fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
     for name, key in zip(names, keys, strict=True):
         f = manifest.feature(*key)
-        fields.append(pa.field(name, pa.float64(), metadata={"formula": f["formula"], "resolved": f["resolved"]}))
+        fields.append(pa.field(name, pa.float64(), metadata={"formula": f.formula, "resolved": f.resolved}))
     schema = pa.schema(fields, metadata={"fspec": json.dumps(meta, sort_keys=True)})
     table = pa.Table.from_arrays(arrays, schema=schema)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -492,7 +489,7 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     roots = published(manifest, options.select, intervals)
     at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
     intervals = [i for i in intervals if at[i]]
-    out_dir = options.output_dir or manifest.root / manifest.project["output_dir"]
+    out_dir = options.output_dir or manifest.root / manifest.project.output_dir
     for day in dates:
         engine.require_data(day)
     days: Iterable[str] = sorted(dates)
@@ -517,6 +514,6 @@ def compute_in_memory(
     engine = Engine(manifest)
     for (source, instrument), ticks in data.items():
         engine.cache[(source, instrument, day)] = ticks
-    engine._dates = {inst: [day] for inst in manifest.project["instruments"]}
+    engine._dates = {inst: [day] for inst in manifest.project.instruments}
     chosen = keys or with_dependencies(manifest, published(manifest, None, [interval]))
     return engine.compute(day, interval, chosen)

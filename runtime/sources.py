@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from fspec.errors import DataError
 from fspec.files import display as display_path
+from fspec.manifest import SourceDef
 from fspec.runtime.evaluate import _numexpr_text
 from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
@@ -79,19 +80,13 @@ def arrow_allocator() -> Iterator[None]:
         pa.set_memory_pool(previous)
 
 
-def holds_many_days(source: dict[str, Any]) -> bool:
-    """A path without ``{date}`` names one file (per symbol) that holds every day; days are split from it by
-    the session rule."""
-    return "{date}" not in source["path"]
+def source_path(root: Path, source: SourceDef, symbol: str, date: str) -> Path:
+    return root / source.path.format(symbol=symbol, date=date.replace("-", ""))
 
 
-def source_path(root: Path, source: dict[str, Any], symbol: str, date: str) -> Path:
-    return root / source["path"].format(symbol=symbol, date=date.replace("-", ""))
-
-
-def available_dates(root: Path, source: dict[str, Any], symbol: str) -> list[str]:
+def available_dates(root: Path, source: SourceDef, symbol: str) -> list[str]:
     """Dates (YYYY-MM-DD) for which the source has a file for this symbol."""
-    template = source["path"].format(symbol=symbol, date="{date}")
+    template = source.path.format(symbol=symbol, date="{date}")
     pattern = re.compile(re.escape(template).replace(re.escape("{date}"), r"(\d{8})") + "$")
     found = set()
     for path in root.glob(template.replace("{date}", "*")):
@@ -151,8 +146,8 @@ def _column(frame: Frame, name: str) -> Column:
     return frame.column(name) if isinstance(frame, pa.Table) else frame[name]
 
 
-def _to_utc_ns(values: Column, source: dict[str, Any], display: str) -> np.ndarray:
-    unit, zone = source["time_unit"], source["time_zone"]
+def _to_utc_ns(values: Column, source: SourceDef, display: str) -> np.ndarray:
+    unit, zone = source.time_unit, source.time_zone
     if isinstance(values, pa.ChunkedArray):
         direct = _arrow_utc_ns(values, unit, zone)
         if direct is not None:
@@ -203,11 +198,11 @@ def _as_numpy(values: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
     return array
 
 
-def _pandas_utc_ns(values: pd.Series, source: dict[str, Any], display: str) -> np.ndarray:
+def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.ndarray:
     import pandas as pd
 
-    unit, zone = source["time_unit"], source["time_zone"]
-    column = source["time_column"]
+    unit, zone = source.time_unit, source.time_zone
+    column = source.time_column
     try:
         if pd.api.types.is_integer_dtype(values) or (unit and pd.api.types.is_numeric_dtype(values)):
             if not unit:
@@ -315,46 +310,44 @@ def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[s
     return np.array(np.broadcast_to(result, (len(frame),)), dtype=np.float64)
 
 
-def load_source(
-    root: Path, source: dict[str, Any], symbol: str, date: str, params: dict[str, float] | None = None
-) -> Ticks:
+def load_source(root: Path, source: SourceDef, symbol: str, date: str, params: dict[str, float] | None = None) -> Ticks:
     """Read, map, convert, filter and order one source file. Raises DataError naming the file."""
     path = source_path(root, source, symbol, date)
     shown = display_path(path, root)
-    mapped = {c["name"]: c for c in source["columns"] if not c.get("expr")}
-    computed = source.get("column_trees") or {}
+    mapped = {c.name: c for c in source.columns if not c.expr}
+    computed = source.column_trees
     wanted = list(
         dict.fromkeys(
             [
-                source["time_column"],
-                *(c["source_column"] for c in mapped.values()),
-                *_tree_columns(source.get("filter_tree")),
+                source.time_column,
+                *(c.source_column for c in mapped.values()),
+                *_tree_columns(source.filter_tree),
                 *(c for tree in computed.values() for c in _tree_columns(tree)),
             ]
         )
     )
-    frame = _read(path, source["format"], wanted, shown)
-    ts = _to_utc_ns(_column(frame, source["time_column"]), source, shown)
+    frame = _read(path, source.format, wanted, shown)
+    ts = _to_utc_ns(_column(frame, source.time_column), source, shown)
     columns = {}
     for name, spec in mapped.items():
-        values = _numeric(frame, spec["source_column"], shown)
-        columns[name] = values * spec["scale"] if spec["scale"] != 1.0 else values
+        values = _numeric(frame, spec.source_column, shown)
+        columns[name] = values * spec.scale if spec.scale != 1.0 else values
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
     ticks = Ticks(ts, columns)
-    if source.get("filter_tree") is not None:
-        ticks = ticks.take(_row_values(source["filter_tree"], frame, shown) != 0)
-    if source["bar_width"] and source["bar_stamp"] == "start":
+    if source.filter_tree is not None:
+        ticks = ticks.take(_row_values(source.filter_tree, frame, shown) != 0)
+    if source.bar_width and source.bar_stamp == "start":
         # A bar's values are known only when it ends.
-        ticks.ts = ticks.ts + np.int64(source["bar_width"]) * NS
+        ticks.ts = ticks.ts + np.int64(source.bar_width) * NS
     return _ordered(ticks, source, shown)
 
 
-def _ordered(ticks: Ticks, source: dict[str, Any], display: str) -> Ticks:
+def _ordered(ticks: Ticks, source: SourceDef, display: str) -> Ticks:
     if len(ticks) < 2 or bool(np.all(ticks.ts[1:] >= ticks.ts[:-1])):
         return ticks
     first = int(np.flatnonzero(ticks.ts[1:] < ticks.ts[:-1])[0]) + 1
-    if source["unsorted"] == "reject":
+    if source.unsorted == "reject":
         raise DataError(
             display,
             f"rows are not in time order (row {first} is earlier than row {first - 1})",

@@ -18,10 +18,10 @@ def warm_kernels(root: Path) -> int:
     """Warm each generated kernel and each bar operator in use; returns how many functions were warmed."""
     manifest = load_manifest(root)
     for kernel in manifest.kernels.values():
-        module = load_kernel(root / kernel["path"], kernel["module"])
+        module = load_kernel(root / kernel.path, kernel.module)
         ts = np.zeros(2, dtype=np.int64)
-        cols = [np.ones(2) for _ in kernel["columns"]]
-        reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel["params"])))
+        cols = [np.ones(2) for _ in kernel.columns]
+        reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel.params)))
     calls = bar_operator_calls(manifest)
     for op, arity, consts in calls:
         apply_bar_operator(op, [np.ones(2)] * arity, consts, np.zeros(2, dtype=np.int64))
@@ -32,7 +32,7 @@ def bar_operator_calls(manifest: Manifest) -> list[tuple[str, int, dict[str, flo
     """The distinct (operator, number of series, constants' types) the features' bar trees call."""
     seen: dict[tuple[str, int, tuple[type, ...]], tuple[str, int, dict[str, float]]] = {}
     for feature in manifest.features:
-        for node in (n for n in tree_nodes(feature["tree"]) if n.get("op") in BAR_OPERATORS):
+        for node in (n for n in tree_nodes(feature.tree) if n.get("op") in BAR_OPERATORS):
             op, arity, consts = node["op"], len(node["args"]), node["consts"]
             types = tuple(type(v) for v in operator_constants(op, consts))
             seen.setdefault((op, arity, types), (op, arity, consts))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -45,16 +47,24 @@ def test_a_kernel_that_reads_the_next_tick_is_caught(project: Path, tmp_path: Pa
     compile_project(leaky)
     manifest = load_manifest(leaky)
     kernel = manifest.kernels["trades"]
-    slot = kernel["slots"].index("last(trades.price)")
-    path = leaky / kernel["path"]
+    slot = kernel.slots.index("last(trades.price)")
+    path = leaky / kernel.path
     text = path.read_text()
     # last() of a column is read at the bar's last ticks once the bar is complete (index j)
     honest = f"                out[{slot}, b] = col_price[j]\n"
     assert honest in text
     # Bypass the static check: the generated code now reads the tick after the current one.
     path.write_text(text.replace(honest, f"                out[{slot}, b] = col_price[min(j + 1, ts.shape[0] - 1)]\n"))
+    # As if compile itself had generated it (a code-generation bug): the manifest records the file's hash, and
+    # a kernel whose hash differs is refused before it runs (tested in test_cli).
+    manifest_file = leaky / "build" / "manifest.json"
+    raw = json.loads(manifest_file.read_text())
+    for entry in raw["kernels"]:
+        if entry["path"] == kernel.path:
+            entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest_file.write_text(json.dumps(raw))
     # Kernel modules are content-addressed: drop the honest one this process loaded so the patched file loads.
-    name = f"fspec_kernels.{kernel['module']}"
+    name = f"fspec_kernels.{kernel.module}"
     sys.modules.pop(name, None)
     try:
         report = audit(manifest, cuts=10, seed=0)

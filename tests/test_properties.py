@@ -565,8 +565,8 @@ def run_crashes(root: Path) -> dict[str, str]:
     engine = Engine(manifest)
     found: dict[str, str] = {}
     for feature in manifest.features:  # in dependency order
-        name, key = feature["name"], (feature["name"], feature["instrument"])
-        if name in found or any(dep[0] in found for dep in feature["deps"]):
+        name, key = feature.name, feature.key
+        if name in found or any(dep[0] in found for dep in feature.deps):
             continue
         for day in DAYS:
             for interval in INTERVALS:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fspec.errors import DataError
+from fspec.manifest import SourceDef
 from fspec.runtime.sources import arrow_allocator, load_source
 
 N = 1_000
@@ -52,7 +53,7 @@ def write(root: Path, columns: dict[str, Any], row_group_size: int = 300) -> Pat
 
 
 def load(root: Path, src: dict) -> Any:
-    return load_source(root, src, "abc", "2024-03-04")
+    return load_source(root, SourceDef.from_json(src), "abc", "2024-03-04")
 
 
 def values() -> pa.Array:

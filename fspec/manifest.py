@@ -1,0 +1,284 @@
+"""The manifest: the typed, versioned contract between ``fspec compile`` and ``fspec run``.
+
+The compiler builds a :class:`ManifestData` and writes it as JSON (``build/manifest.json``); the runtime reads
+it back into the same classes and nothing else. Formula trees inside it stay in their JSON form (what
+:func:`fspec.compiler.ir.to_json` writes); every other value has a type here. A change of these classes or
+their JSON is a new ``MANIFEST_VERSION``: the runtime refuses a manifest of another version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fspec.grain import EntityKind
+from fspec.session import Session
+
+MANIFEST_VERSION = 2
+
+Tree = dict[str, Any]  # a resolved formula tree in its JSON form
+Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    """A column of a source as formulas see it: mapped from a file column (times ``scale``) or computed."""
+
+    name: str
+    source_column: str
+    dtype: str = "float64"
+    scale: float = 1.0
+    expr: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceDef:
+    name: str
+    path: str  # template with {symbol} and {date}; without {date} one file holds every day
+    format: str
+    time_column: str
+    time_unit: str | None
+    time_zone: str | None
+    columns: tuple[ColumnDef, ...]
+    filter_tree: Tree | None
+    column_trees: dict[str, Tree]  # computed columns
+    bar_width: int | None  # seconds; None for a source of events (ticks, quotes)
+    bar_stamp: str | None
+    unsorted: str
+    asof_source: str | None
+    asof_columns: tuple[str, ...]
+
+    @property
+    def holds_many_days(self) -> bool:
+        return "{date}" not in self.path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "format": self.format,
+            "time_column": self.time_column,
+            "time_unit": self.time_unit,
+            "time_zone": self.time_zone,
+            "columns": [vars(c) for c in self.columns],
+            "filter_tree": self.filter_tree,
+            "column_trees": self.column_trees,
+            "bar_width": self.bar_width,
+            "bar_stamp": self.bar_stamp,
+            "unsorted": self.unsorted,
+            "asof_source": self.asof_source,
+            "asof_columns": list(self.asof_columns),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SourceDef:
+        return cls(
+            **(
+                data
+                | {
+                    "columns": tuple(ColumnDef(**c) for c in data["columns"]),
+                    "asof_columns": tuple(data["asof_columns"]),
+                }
+            )
+        )
+
+
+@dataclass(frozen=True)
+class InstrumentDef:
+    key: str
+    symbol: str
+    params: dict[str, float]
+    sources: tuple[str, ...]  # the source names formulas use for this instrument
+    use: dict[str, str]  # source name in formulas -> the source that holds this instrument's data
+
+    def concrete(self, source: str) -> str:
+        return self.use.get(source, source)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "params": self.params, "sources": list(self.sources), "use": self.use}
+
+    @classmethod
+    def from_json(cls, key: str, data: dict[str, Any]) -> InstrumentDef:
+        return cls(key, data["symbol"], dict(data["params"]), tuple(data["sources"]), dict(data["use"]))
+
+
+@dataclass(frozen=True)
+class ProjectDef:
+    sources: dict[str, SourceDef]
+    instruments: dict[str, InstrumentDef]
+    intervals: tuple[int, ...]
+    session: Session
+    dates: tuple[str, ...]
+    constants: dict[str, float]
+    output_dir: str
+
+    def source_of(self, instrument: str, source: str) -> SourceDef:
+        """The source that holds ``instrument``'s data for the source name formulas use."""
+        return self.sources[self.instruments[instrument].concrete(source)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sources": {n: s.to_json() for n, s in self.sources.items()},
+            "instruments": {k: i.to_json() for k, i in self.instruments.items()},
+            "intervals": list(self.intervals),
+            "session": self.session.to_json(),
+            "dates": list(self.dates),
+            "constants": self.constants,
+            "output_dir": self.output_dir,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProjectDef:
+        return cls(
+            {n: SourceDef.from_json(s) for n, s in data["sources"].items()},
+            {k: InstrumentDef.from_json(k, i) for k, i in data["instruments"].items()},
+            tuple(data["intervals"]),
+            Session.from_json(data["session"]),
+            tuple(data["dates"]),
+            dict(data["constants"]),
+            data["output_dir"],
+        )
+
+
+@dataclass(frozen=True)
+class KernelDef:
+    """One source's fused tick kernel: a generated module under build/kernels."""
+
+    source: str
+    module: str  # content-addressed file stem
+    path: str  # relative to the project root
+    sha256: str  # of the file's text, checked before the runtime executes it
+    columns: tuple[str, ...]
+    params: tuple[str, ...]
+    slots: tuple[str, ...]  # what each slot computes, as formula text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "module": self.module,
+            "path": self.path,
+            "sha256": self.sha256,
+            "columns": list(self.columns),
+            "params": list(self.params),
+            "slots": list(self.slots),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KernelDef:
+        return cls(
+            data["source"],
+            data["module"],
+            data["path"],
+            data["sha256"],
+            tuple(data["columns"]),
+            tuple(data["params"]),
+            tuple(data["slots"]),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    """One feature (or target) bound to one entity, with its bar tree over kernel slots."""
+
+    name: str
+    instrument: str | None
+    tree: Tree
+    formula: str
+    resolved: str
+    description: str
+    window: tuple[int, int]  # (left, right) bars read around the current bar
+    warmup_sessions: int
+    publish: bool
+    is_target: bool
+    deps: tuple[Key, ...]
+    sources: tuple[str, ...]
+    file: str
+    line: int
+    order: int  # position in the spec files: the output column order
+    intervals: tuple[int, ...] | None  # None: the project's intervals
+    clock: str  # "time", or "volume" for a volume-clocked value whose column has no interval
+    entity: EntityKind = EntityKind.INSTRUMENT
+
+    @property
+    def key(self) -> Key:
+        return (self.name, self.instrument)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "instrument": self.instrument,
+            "entity": self.entity.value,
+            "tree": self.tree,
+            "formula": self.formula,
+            "resolved": self.resolved,
+            "description": self.description,
+            "window": list(self.window),
+            "warmup_sessions": self.warmup_sessions,
+            "publish": self.publish,
+            "is_target": self.is_target,
+            "deps": [list(d) for d in self.deps],
+            "sources": list(self.sources),
+            "file": self.file,
+            "line": self.line,
+            "order": self.order,
+            "intervals": list(self.intervals) if self.intervals else None,
+            "clock": self.clock,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeatureDef:
+        return cls(
+            name=data["name"],
+            instrument=data["instrument"],
+            entity=EntityKind(data["entity"]),
+            tree=data["tree"],
+            formula=data["formula"],
+            resolved=data["resolved"],
+            description=data["description"],
+            window=(int(data["window"][0]), int(data["window"][1])),
+            warmup_sessions=int(data["warmup_sessions"]),
+            publish=bool(data["publish"]),
+            is_target=bool(data["is_target"]),
+            deps=tuple((d[0], d[1]) for d in data["deps"]),
+            sources=tuple(data["sources"]),
+            file=data["file"],
+            line=int(data["line"]),
+            order=int(data["order"]),
+            intervals=tuple(data["intervals"]) if data["intervals"] else None,
+            clock=data["clock"],
+        )
+
+
+@dataclass(frozen=True)
+class ManifestData:
+    fspec_version: str
+    codegen_version: str
+    spec_hash: str
+    project: ProjectDef
+    kernels: tuple[KernelDef, ...]
+    features: tuple[FeatureDef, ...]  # in dependency order
+    manifest_version: int = field(default=MANIFEST_VERSION)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifest_version": self.manifest_version,
+            "fspec_version": self.fspec_version,
+            "codegen_version": self.codegen_version,
+            "spec_hash": self.spec_hash,
+            "project": self.project.to_json(),
+            "kernels": [k.to_json() for k in self.kernels],
+            "features": [f.to_json() for f in self.features],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ManifestData:
+        """Raises KeyError, TypeError or ValueError on a manifest that does not have this version's shape."""
+        return cls(
+            fspec_version=data["fspec_version"],
+            codegen_version=str(data["codegen_version"]),
+            spec_hash=data["spec_hash"],
+            project=ProjectDef.from_json(data["project"]),
+            kernels=tuple(KernelDef.from_json(k) for k in data["kernels"]),
+            features=tuple(FeatureDef.from_json(f) for f in data["features"]),
+            manifest_version=int(data["manifest_version"]),
+        )
