@@ -167,7 +167,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
     features = tuple(
         FeatureDef(
             name=f.name,
-            instrument=f.instrument,
+            members=f.members,
             tree=ir.to_json(f.tree),
             formula=f.formula,
             resolved=f.resolved,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from graphlib import CycleError, TopologicalSorter
 
 from fspec.compiler import ir
 from fspec.compiler.dag import Graph
@@ -17,6 +18,7 @@ from fspec.compiler.formula import Node, transform
 from fspec.compiler.model import Project
 from fspec.compiler.operators import REGISTRY, Window
 from fspec.compiler.unparse import resolved_source
+from fspec.grain import natural_key
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,16 @@ class TickKernel:
 
 @dataclass(frozen=True)
 class PlannedFeature:
+    """One feature compiled once for a group of entities that share its bar tree.
+
+    ``members`` are the instruments it is computed for (empty: a cross-asset feature, one column without a
+    suffix). In ``tree``, ``resolved`` and ``deps`` an instrument of '' is each member itself."""
+
     name: str
-    instrument: str | None
+    members: tuple[str, ...]
     tree: Node  # bar tree with SlotRefs
     formula: str
-    resolved: str
+    resolved: str  # a template: {instrument} is the member
     description: str
     window: Window
     publish: bool
@@ -79,6 +86,53 @@ def _slot_key(node: ir.Apply, project: Project) -> tuple[str, str, tuple[Node, .
     return source, node.op, tuple(ir.strip_instrument(transform(a, freeze)) for a in node.args)
 
 
+SELF = "\x00"  # stands for the member while a resolved text is made into a template
+
+
+def _relative(tree: Node, own: str) -> Node:
+    """The tree with the member's own instrument written as '' (slots, features and parameters of "itself")."""
+    if not own:
+        return tree
+
+    def fn(n: Node) -> Node:
+        if isinstance(n, ir.SlotRef | ir.FeatureRef | ir.ParamRef) and n.instrument == own:
+            return replace(n, instrument="")
+        return n
+
+    return transform(tree, fn)
+
+
+def _template(tree: Node, own: str) -> str:
+    """The resolved formula text with {instrument} where it names the member (``str.format`` fills it in)."""
+    if not own:
+        return resolved_source(tree).replace("{", "{{").replace("}", "}}")
+
+    def fn(n: Node) -> Node:
+        if isinstance(n, ir.Column | ir.FeatureRef | ir.ParamRef) and n.instrument == own:
+            return replace(n, instrument=SELF)
+        return n
+
+    text = resolved_source(transform(tree, fn)).replace("{", "{{").replace("}", "}}")
+    return text.replace(SELF, "{instrument}")
+
+
+def _in_dependency_order(features: list[PlannedFeature]) -> tuple[PlannedFeature, ...]:
+    """Groups ordered so that every feature comes after those it reads, for every member."""
+    provider: dict[tuple[str, str | None], int] = {}
+    for i, f in enumerate(features):
+        for member in f.members or (None,):
+            provider[(f.name, member)] = i
+    sorter: TopologicalSorter[int] = TopologicalSorter()
+    for i, f in enumerate(features):
+        needs = set()
+        for name, dep in f.deps:
+            for member in [dep] if dep != "" else list(f.members):
+                if (name, member) in provider:
+                    needs.add(provider[(name, member)])
+        sorter.add(i, *needs)
+    return tuple(features[i] for i in sorter.static_order())
+
+
 def _instrument_of(node: ir.Apply) -> str:
     return next(n.instrument for n in node.walk() if isinstance(n, ir.Column))
 
@@ -95,30 +149,45 @@ def plan(project: Project, graph: Graph) -> Plan:
         return node
 
     spec_order = {spec.name: i for i, spec in enumerate(project.features)}
-    features = []
+    groups: dict[tuple[str, ...], list[PlannedFeature]] = {}
+    single: list[PlannedFeature] = []
     for inst in graph.order:
-        tree = transform(inst.tree, lower_node)
+        own = inst.instrument or ""
+        tree = _relative(transform(inst.tree, lower_node), own)
         sources = sorted({n.source for n in inst.tree.walk() if isinstance(n, ir.Column)})
-        features.append(
-            PlannedFeature(
-                name=inst.spec.name,
-                instrument=inst.instrument,
-                tree=tree,
-                formula=inst.spec.formula.strip(),
-                resolved=resolved_source(inst.tree),
-                description=inst.spec.description,
-                window=graph.windows[inst.key],
-                publish=inst.spec.publish,
-                is_target=inst.spec.is_target,
-                deps=tuple(inst.deps()),
-                sources=tuple(sources),
-                file=inst.spec.file,
-                line=inst.spec.name_pos.line,
-                order=spec_order[inst.spec.name],
-                intervals=inst.spec.intervals,
-                clock=inst.spec.clock,
-            )
+        window = graph.windows[inst.key]
+        deps = tuple((name, "" if own and dep == own else dep) for name, dep in inst.deps())
+        planned = PlannedFeature(
+            name=inst.spec.name,
+            members=(own,) if own else (),
+            tree=tree,
+            formula=inst.spec.formula.strip(),
+            resolved=_template(inst.tree, own),
+            description=inst.spec.description,
+            window=window,
+            publish=inst.spec.publish,
+            is_target=inst.spec.is_target,
+            deps=deps,
+            sources=tuple(sources),
+            file=inst.spec.file,
+            line=inst.spec.name_pos.line,
+            order=spec_order[inst.spec.name],
+            intervals=inst.spec.intervals,
+            clock=inst.spec.clock,
         )
+        # Members share one compiled feature when everything but the member itself is the same.
+        key = (inst.spec.name, json.dumps(ir.to_json(tree), sort_keys=True), planned.formula, repr(window), repr(deps))
+        groups.setdefault(key, []).append(planned)
+        single.append(planned)
+    try:
+        features = _in_dependency_order(
+            [
+                replace(g[0], members=tuple(sorted((m for p in g for m in p.members), key=natural_key)))
+                for g in groups.values()
+            ]
+        )
+    except CycleError:  # members that read each other across features: one feature per member, as resolved
+        features = tuple(single)
     kernels = []
     for source in sorted(slots):
         table = slots[source]

@@ -11,6 +11,7 @@ grain out of a string.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -86,6 +87,11 @@ class Grain:
             data.get("source", ""),
             Entity(EntityKind(entity["kind"]), entity["key"]) if entity is not None else None,
         )
+
+
+def natural_key(key: str | None) -> tuple[tuple[int, int | str], ...]:
+    """The order of entities in columns and kernels: digits compare as numbers (s2 before s10)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", key or "") if part)
 
 
 SCALAR = Grain(Time.SCALAR)

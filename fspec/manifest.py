@@ -14,7 +14,7 @@ from typing import Any
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
@@ -178,10 +178,14 @@ class KernelDef:
 
 @dataclass(frozen=True)
 class FeatureDef:
-    """One feature (or target) bound to one entity, with its bar tree over kernel slots."""
+    """One feature (or target), compiled once for the entities that share its bar tree over kernel slots.
+
+    ``members`` are its instruments, one column each; none for a cross-asset feature (one column without a
+    suffix). An instrument of '' in ``tree`` and ``deps`` is each member itself, and ``resolved`` is a
+    template whose {instrument} is the member."""
 
     name: str
-    instrument: str | None
+    members: tuple[str, ...]
     tree: Tree
     formula: str
     resolved: str
@@ -200,13 +204,21 @@ class FeatureDef:
     entity: EntityKind = EntityKind.INSTRUMENT
 
     @property
-    def key(self) -> Key:
-        return (self.name, self.instrument)
+    def keys(self) -> tuple[Key, ...]:
+        """One (feature, instrument) per column it writes."""
+        return tuple((self.name, m) for m in self.members) if self.members else ((self.name, None),)
+
+    def resolved_for(self, instrument: str | None) -> str:
+        return self.resolved.format(instrument=instrument or "")
+
+    def deps_of(self, instrument: str | None) -> tuple[Key, ...]:
+        """The (feature, instrument) columns one member reads."""
+        return tuple((name, instrument if dep == "" else dep) for name, dep in self.deps)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "instrument": self.instrument,
+            "members": list(self.members),
             "entity": self.entity.value,
             "tree": self.tree,
             "formula": self.formula,
@@ -229,7 +241,7 @@ class FeatureDef:
     def from_json(cls, data: dict[str, Any]) -> FeatureDef:
         return cls(
             name=data["name"],
-            instrument=data["instrument"],
+            members=tuple(data["members"]),
             entity=EntityKind(data["entity"]),
             tree=data["tree"],
             formula=data["formula"],

@@ -116,7 +116,7 @@ def audit(
                     row = int(diff[0])
                     report.violations.append(
                         Violation(
-                            column_of(manifest.feature(*key), interval),
+                            column_of(manifest.feature(*key), key[1], interval),
                             day,
                             cut_ns,
                             row,

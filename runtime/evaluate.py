@@ -48,13 +48,23 @@ _COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="
 
 @dataclass
 class BarInputs:
-    """What a bar tree can read: slots, other features, parameters, and the session of each bar."""
+    """What a bar tree can read: slots, other features, parameters, and the session of each bar.
 
+    A tree is evaluated for ``rows`` entities at once (the members of one feature; one row for a cross-asset
+    feature), each over the same ``n_bars``. The instrument of a leaf is '' for "each row's own entity": a slot
+    or feature is then a (rows, n_bars) array and a parameter a (rows, 1) column; a named instrument gives a
+    (1, n_bars) row or a number, the same for every row."""
+
+    rows: int
     n_bars: int
     session: np.ndarray
     slot: Callable[[str, int, str], np.ndarray]
     feature: Callable[[str, str | None], np.ndarray]
-    param: Callable[[str, str | None], float]
+    param: Callable[[str, str | None], Any]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.n_bars)
 
 
 class _NumexprBuilder:
@@ -68,6 +78,9 @@ class _NumexprBuilder:
         return name
 
     def build(self, node: dict[str, Any]) -> str:
+        if "param" in node or ("slot" in node and node["instrument"]) or ("feature" in node and node["instrument"]):
+            # a named instrument's row or a parameter column: numexpr broadcasts it over the rows
+            return self.leaf(_leaf_value(node, self.inputs))
         if "const" in node:
             # A variable, not a literal: numexpr folds literal-only subexpressions such as (2 != 2) into
             # Python booleans, which it then cannot combine with array terms.
@@ -76,6 +89,14 @@ class _NumexprBuilder:
             a = [self.build(arg) for arg in node["args"]]
             return _numexpr_text(node["op"], a)
         return self.leaf(evaluate(node, self.inputs))
+
+
+def _leaf_value(node: dict[str, Any], inputs: BarInputs) -> Any:
+    if "param" in node:
+        return np.asarray(inputs.param(node["param"], node["instrument"]), dtype=np.float64)
+    if "slot" in node:
+        return inputs.slot(node["source"], int(node["slot"]), node["instrument"])
+    return inputs.feature(node["feature"], node["instrument"])
 
 
 def _numexpr_text(op: str, a: list[str]) -> str:
@@ -110,36 +131,36 @@ def _numexpr_text(op: str, a: list[str]) -> str:
     raise NotImplementedError(op)
 
 
-def _as_bars(value: Any, n: int) -> np.ndarray:
+def _as_bars(value: Any, shape: tuple[int, int]) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        return np.full(n, float(arr))
-    return arr
+    if arr.shape == shape:
+        return arr
+    return np.ascontiguousarray(np.broadcast_to(arr, shape))
 
 
 def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
-    """The bar values of a resolved tree (JSON form) as float64[n_bars]."""
+    """The bar values of a resolved tree (JSON form) as float64[rows, n_bars]."""
     if "slot" in node:
-        return inputs.slot(node["source"], int(node["slot"]), node["instrument"])
+        return _as_bars(inputs.slot(node["source"], int(node["slot"]), node["instrument"]), inputs.shape)
     if "feature" in node:
-        return inputs.feature(node["feature"], node["instrument"])
+        return _as_bars(inputs.feature(node["feature"], node["instrument"]), inputs.shape)
     if "param" in node:
-        return np.full(inputs.n_bars, inputs.param(node["param"], node["instrument"]))
+        return _as_bars(inputs.param(node["param"], node["instrument"]), inputs.shape)
     if "const" in node:
-        return np.full(inputs.n_bars, float(node["const"]))
+        return np.full(inputs.shape, float(node["const"]))
     op = node["op"]
     if op in ELEMENTWISE:
         builder = _NumexprBuilder(inputs)
         text = builder.build(node)
         with np.errstate(all="ignore"):
             result = ne.evaluate(text, local_dict=builder.local, global_dict={})
-        return _as_bars(result, inputs.n_bars)
+        return _as_bars(result, inputs.shape)
     return apply_bar_operator(op, [evaluate(a, inputs) for a in node["args"]], node["consts"], inputs.session)
 
 
 def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float], session: np.ndarray) -> np.ndarray:
     """Call a numba bar operator with arguments typed as at compile-time warm-up (see ``kernels.frozen``):
-    read-only float64 series, integer windows, a float ``span``, read-only int64 session numbers."""
+    read-only (rows, bars) float64 series, integer windows, a float ``span``, read-only int64 session numbers."""
     fn = BAR_OPERATORS[op][0]
     return fn(*(frozen(a) for a in args), *operator_constants(op, consts), frozen(session, np.int64))
 

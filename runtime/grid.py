@@ -17,7 +17,7 @@ def column_name(feature: str, interval: int | None, instrument: str | None) -> s
     return "_".join(parts)
 
 
-def column_of(feature: FeatureDef, interval: int | None) -> str:
-    """A manifest feature's column at an interval; volume-clocked features carry no interval."""
+def column_of(feature: FeatureDef, instrument: str | None, interval: int | None) -> str:
+    """A manifest feature's column for one member at an interval; volume-clocked features carry no interval."""
     shown = None if feature.clock == "volume" else interval
-    return column_name(feature.name, shown, feature.instrument)
+    return column_name(feature.name, shown, instrument)

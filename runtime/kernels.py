@@ -83,16 +83,19 @@ def reduce_session(
     params: np.ndarray,
     carry: np.ndarray | None = None,
     resume: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One session's ticks of one instrument -> the kernel's slots, shape (len(SLOTS), len(bar_ends)).
 
     ``bar_ends`` are the grid's bar ends in UTC ns (bar b holds the ticks before ``bar_ends[b]`` and from
     ``bar_ends[b - 1]`` on). The ticks may also be a part of a session that starts and ends at bar edges: the
-    tick-level state at the end is left in ``carry``, and ``resume`` starts from it."""
+    tick-level state at the end is left in ``carry``, and ``resume`` starts from it. ``out``, if given, is a
+    C-contiguous float64 array of that shape to write the slots into."""
     ts = frozen(ts, np.int64)
     bar_ends = frozen(bar_ends, np.int64)
     columns = [frozen(c) for c in columns]
-    out = np.empty((len(module.SLOTS), bar_ends.shape[0]), dtype=np.float64)
+    if out is None:
+        out = np.empty((len(module.SLOTS), bar_ends.shape[0]), dtype=np.float64)
     derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
     module.derive(*columns, params, derived)
     if carry is None:

@@ -47,31 +47,38 @@ class Manifest:
         return feature.publish and interval in (feature.intervals or self.project.intervals)
 
     def feature(self, name: str, instrument: str | None) -> FeatureDef:
+        """The compiled feature that writes the column of ``name`` for ``instrument`` (None: cross-asset)."""
         return self._by_key[(name, instrument)]
 
     @cached_property
+    def keys(self) -> tuple[Key, ...]:
+        """Every (feature, instrument) column of the build, in dependency order."""
+        return tuple(key for f in self.features for key in f.keys)
+
+    @cached_property
     def _by_key(self) -> dict[Key, FeatureDef]:
-        return {f.key: f for f in self.features}
+        return {key: f for f in self.features for key in f.keys}
+
+    def deps(self, key: Key) -> tuple[Key, ...]:
+        return self._by_key[key].deps_of(key[1])
 
     @cached_property
     def slot_reads(self) -> dict[Key, frozenset[tuple[str, str]]]:
-        """For each feature, the (source, instrument) pairs whose kernel slots its own bar tree reads."""
-        return {key: frozenset(_slots_in(f.tree)) for key, f in self._by_key.items()}
+        """For each column, the (source, instrument) pairs whose kernel slots its own bar tree reads."""
+        found: dict[Key, frozenset[tuple[str, str]]] = {}
+        for f in self.features:
+            pairs = set(_slots_in(f.tree))
+            for key in f.keys:
+                found[key] = frozenset((source, inst or key[1] or "") for source, inst in pairs)
+        return found
 
     @cached_property
     def instruments_read(self) -> dict[Key, frozenset[str]]:
-        """For each feature, the instruments whose data it reads, itself or through the features it uses."""
+        """For each column, the instruments whose data it reads, itself or through the features it uses."""
         found: dict[Key, frozenset[str]] = {}
-
-        def visit(key: Key) -> frozenset[str]:
-            if key not in found:
-                own = {instrument for _, instrument in self.slot_reads[key]}
-                deps = [visit(d) for d in self._by_key[key].deps]
-                found[key] = frozenset(own.union(*deps))
-            return found[key]
-
-        for key in self._by_key:
-            visit(key)
+        for key in self.keys:  # dependency order: what a column reads is known before the column
+            own = {instrument for _, instrument in self.slot_reads[key]}
+            found[key] = frozenset(own.union(*(found[d] for d in self.deps(key) if d in found)))
         return found
 
 

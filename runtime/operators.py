@@ -1,9 +1,11 @@
 """Bar-level window operators, written once by hand and compiled by numba.
 
-Every operator takes the bar series of one instrument over the loaded sessions (warm-up sessions first)
-and ``session``, the session number of each bar. Windows (``lag``, ``rolling_*``) run across session
-boundaries, which is what warm-up is for; operators marked session-local in the registry restart at each
-session. Edge cases are documented in the registry (`fspec ops`).
+Each operator is written once for the bar series of one entity over the loaded sessions (warm-up sessions
+first) and ``session``, the session number of each bar; the runtime calls it on a (rows, bars) array, one row
+per entity of a feature (an instrument, or the one row of a cross-asset feature), all on the same grid.
+Windows (``lag``, ``rolling_*``) run across session boundaries, which is what warm-up is for, and never
+across rows; operators marked session-local in the registry restart at each session. Edge cases are
+documented in the registry (`fspec ops`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from numba import njit
 
 
 @njit(cache=True)
-def lag(x, k, session):
+def _lag(x, k, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(k, x.shape[0]):
         out[i] = x[i - k]
@@ -21,7 +23,7 @@ def lag(x, k, session):
 
 
 @njit(cache=True)
-def diff(x, k, session):
+def _diff(x, k, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(k, x.shape[0]):
         out[i] = x[i] - x[i - k]
@@ -29,7 +31,7 @@ def diff(x, k, session):
 
 
 @njit(cache=True)
-def lead(x, k, session):
+def _lead(x, k, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(x.shape[0] - k):
         if session[i + k] == session[i]:
@@ -38,7 +40,7 @@ def lead(x, k, session):
 
 
 @njit(cache=True)
-def rolling_sum(x, n, session):
+def _rolling_sum(x, n, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(n - 1, x.shape[0]):
         acc = 0.0
@@ -49,15 +51,15 @@ def rolling_sum(x, n, session):
 
 
 @njit(cache=True)
-def rolling_mean(x, n, session):
-    out = rolling_sum(x, n, session)
+def _rolling_mean(x, n, session):
+    out = _rolling_sum(x, n, session)
     for i in range(out.shape[0]):
         out[i] = out[i] / n
     return out
 
 
 @njit(cache=True)
-def rolling_std(x, n, session):
+def _rolling_std(x, n, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(n - 1, x.shape[0]):
         mean = 0.0
@@ -72,7 +74,7 @@ def rolling_std(x, n, session):
 
 
 @njit(cache=True)
-def rolling_min(x, n, session):
+def _rolling_min(x, n, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(n - 1, x.shape[0]):
         best = x[i]
@@ -87,7 +89,7 @@ def rolling_min(x, n, session):
 
 
 @njit(cache=True)
-def rolling_max(x, n, session):
+def _rolling_max(x, n, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(n - 1, x.shape[0]):
         best = x[i]
@@ -102,7 +104,7 @@ def rolling_max(x, n, session):
 
 
 @njit(cache=True)
-def rolling_corr(x, y, n, session):
+def _rolling_corr(x, y, n, session):
     out = np.full(x.shape[0], np.nan)
     for i in range(n - 1, x.shape[0]):
         mx = 0.0
@@ -133,7 +135,7 @@ def rolling_corr(x, y, n, session):
 
 
 @njit(cache=True)
-def ewm_mean(x, span, session):
+def _ewm_mean(x, span, session):
     alpha = 2.0 / (span + 1.0)
     out = np.full(x.shape[0], np.nan)
     mean = np.nan
@@ -147,7 +149,7 @@ def ewm_mean(x, span, session):
 
 
 @njit(cache=True)
-def ffill(x, session):
+def _ffill(x, session):
     out = np.empty(x.shape[0])
     last = np.nan
     for i in range(x.shape[0]):
@@ -160,7 +162,7 @@ def ffill(x, session):
 
 
 @njit(cache=True)
-def session_cumsum(x, session):
+def _session_cumsum(x, session):
     out = np.empty(x.shape[0])
     acc = 0.0
     for i in range(x.shape[0]):
@@ -169,6 +171,105 @@ def session_cumsum(x, session):
         if x[i] == x[i]:
             acc += x[i]
         out[i] = acc
+    return out
+
+
+# ---- the operators as the runtime calls them: on every row (entity) of a (rows, bars) array ----------------
+
+
+@njit(cache=True)
+def lag(x, k, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _lag(x[r], k, session)
+    return out
+
+
+@njit(cache=True)
+def diff(x, k, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _diff(x[r], k, session)
+    return out
+
+
+@njit(cache=True)
+def lead(x, k, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _lead(x[r], k, session)
+    return out
+
+
+@njit(cache=True)
+def rolling_sum(x, n, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _rolling_sum(x[r], n, session)
+    return out
+
+
+@njit(cache=True)
+def rolling_mean(x, n, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _rolling_mean(x[r], n, session)
+    return out
+
+
+@njit(cache=True)
+def rolling_std(x, n, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _rolling_std(x[r], n, session)
+    return out
+
+
+@njit(cache=True)
+def rolling_min(x, n, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _rolling_min(x[r], n, session)
+    return out
+
+
+@njit(cache=True)
+def rolling_max(x, n, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _rolling_max(x[r], n, session)
+    return out
+
+
+@njit(cache=True)
+def rolling_corr(x, y, n, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _rolling_corr(x[r], y[r], n, session)
+    return out
+
+
+@njit(cache=True)
+def ewm_mean(x, span, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _ewm_mean(x[r], span, session)
+    return out
+
+
+@njit(cache=True)
+def ffill(x, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _ffill(x[r], session)
+    return out
+
+
+@njit(cache=True)
+def session_cumsum(x, session):
+    out = np.empty(x.shape)
+    for r in range(x.shape[0]):
+        out[r] = _session_cumsum(x[r], session)
     return out
 
 

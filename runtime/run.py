@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from fspec import __version__
 from fspec.errors import DataError, OutputError, UsageError
 from fspec.files import display, follow_umask
+from fspec.grain import natural_key
 from fspec.manifest import ProjectDef
 from fspec.runtime.cache import BudgetCache
 from fspec.runtime.evaluate import BarInputs, evaluate
@@ -71,13 +72,14 @@ class _KernelCall:
     bar_ends: np.ndarray  # the grid's bar ends that day (UTC ns)
     columns: list[np.ndarray]
     params: np.ndarray
+    out: np.ndarray | None = None  # where the slots go, (slots, bars); None: a new array
 
     @property
     def ticks(self) -> int:
         return int(self.ts.shape[0])
 
     def run(self) -> tuple[_KernelCall, np.ndarray]:
-        return self, reduce_session(self.module, self.ts, self.bar_ends, self.columns, self.params)
+        return self, reduce_session(self.module, self.ts, self.bar_ends, self.columns, self.params, out=self.out)
 
     def halves(self) -> tuple[Callable[[], None], Callable[[], tuple[_KernelCall, np.ndarray]]] | None:
         """The session as two calls split at the bar edge before its middle tick; the second continues the
@@ -111,6 +113,25 @@ class _KernelCall:
             return self, np.concatenate([first_out[0], rest], axis=1)
 
         return first, second
+
+
+@dataclass
+class _Stacked:
+    """One source's slots of all its instruments on one day: ``values[row_of[instrument], slot, bar]``."""
+
+    values: np.ndarray
+    row_of: dict[str, int]
+
+    def row(self, instrument: str) -> np.ndarray:
+        return self.values[self.row_of[instrument]]
+
+    def slot(self, index: int, members: list[str]) -> np.ndarray:
+        """Slot ``index`` of ``members`` as (members, bars): a view when they are this source's instruments in
+        order, else a gathered copy."""
+        rows = [self.row_of[m] for m in members]
+        if rows == list(range(len(self.row_of))):
+            return self.values[:, index, :]
+        return self.values[rows, index, :]
 
 
 def _schedule(calls: list[_KernelCall], workers: int) -> list[Callable[[], tuple[_KernelCall, np.ndarray] | None]]:
@@ -245,30 +266,55 @@ class Engine:
         grids = [self.session.bar_ends(d, interval) for d in days]
         session_ids = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(grids)])
         pairs = sorted(set().union(*(self.manifest.slot_reads[k] for k in keys)))
-        slot_cache = self._reduce_all(pairs, days, grids, interval)
-
-        def slot(source: str, index: int, instrument: str) -> np.ndarray:
-            return slot_cache[(source, instrument)][index]
+        slot_cache, stacked = self._reduce_all(pairs, days, grids, interval)
 
         values: dict[Key, np.ndarray] = {}
         wanted = set(keys)
+        n_bars = len(session_ids)
         for feature in self.manifest.features:
-            key = feature.key
-            if key not in wanted:
+            rows = [key[1] for key in feature.keys if key in wanted]
+            if not rows:
                 continue
-            params = self.params(feature.instrument, interval)
-            inputs = BarInputs(
-                n_bars=len(session_ids),
-                session=session_ids,
-                slot=slot,
-                feature=lambda name, inst: values[(name, inst)],
-                param=lambda name, inst, p=params: (self.params(inst, interval) if inst else p)[name],
-            )
-            values[key] = evaluate(feature.tree, inputs)
+            inputs = self._inputs(rows, n_bars, session_ids, slot_cache, stacked, values, interval)
+            result = evaluate(feature.tree, inputs)
+            for r, instrument in enumerate(rows):
+                values[(feature.name, instrument)] = result[r]
         n_today = len(grids[-1])
         ts_event = bar_starts(grids[-1], self.session.bounds(day)[0])
-        current = {k: v[len(session_ids) - n_today :].copy() for k, v in values.items()}
+        # Views of today's bars (warm-up sessions come first); the writer reads them as they are.
+        current = {k: v[n_bars - n_today :] for k, v in values.items()}
         return DayResult(day, interval, ts_event, current)
+
+    def _inputs(
+        self,
+        rows: list[str | None],
+        n_bars: int,
+        session_ids: np.ndarray,
+        slot_cache: dict[tuple[str, str], np.ndarray],
+        stacked: dict[str, _Stacked],
+        values: dict[Key, np.ndarray],
+        interval: int,
+    ) -> BarInputs:
+        """What one compiled feature's tree reads, for its members ``rows`` (``[None]``: a cross-asset one)."""
+
+        def slot(source: str, index: int, instrument: str) -> np.ndarray:
+            if instrument:
+                return slot_cache[(source, instrument)][index][None, :]
+            if source in stacked:
+                return stacked[source].slot(index, rows)  # type: ignore[arg-type]
+            return np.stack([slot_cache[(source, m)][index] for m in rows])  # type: ignore[index]
+
+        def feature(name: str, instrument: str | None) -> np.ndarray:
+            if instrument != "":
+                return values[(name, instrument)][None, :]
+            return np.stack([values[(name, m)] for m in rows])
+
+        def param(name: str, instrument: str | None) -> Any:
+            if instrument != "":
+                return self.params(instrument, interval)[name]
+            return np.array([self.params(m, interval)[name] for m in rows])[:, None]
+
+        return BarInputs(len(rows), n_bars, session_ids, slot, feature, param)
 
     def require_data(self, day: str) -> None:
         """A day on which no instrument has any file is an error (one absent instrument is only a warning)."""
@@ -300,32 +346,51 @@ class Engine:
 
     def _reduce_all(
         self, pairs: list[tuple[str, str]], days: list[str], grids: list[np.ndarray], interval: int
-    ) -> dict[tuple[str, str], np.ndarray]:
+    ) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, _Stacked]]:
         """Slots of every (source, instrument) pair over ``days`` (``grids``: each day's bar ends). A session
         reduced before (an earlier output day, now warm-up) is taken from ``slots``; the others' data is read
         here, in order (its errors and warnings come out as they would one by one), then the kernel calls run on
-        a thread pool."""
+        a thread pool.
+
+        On a single day every source's slots of all its instruments are one (instruments, slots, bars) array
+        (the kernels write into it), so a feature of many members reads a slot of all of them without a copy."""
+        stacked: dict[str, _Stacked] = {}
+        if len(days) == 1:
+            wanted = set(pairs)
+            for source in sorted({s for s, _ in pairs}):
+                # in the order of a feature's members
+                members = sorted((i for s, i in wanted if s == source), key=natural_key)
+                shape = (len(members), len(self.manifest.kernels[source].slots), len(grids[0]))
+                stacked[source] = _Stacked(np.empty(shape), {m: r for r, m in enumerate(members)})
         blocks: dict[tuple[str, str], list[np.ndarray]] = {}
         calls: list[_KernelCall] = []
         for pair in pairs:
             blocks[pair] = []
+            target = stacked[pair[0]].row(pair[1]) if stacked else None
             for d, bar_ends in zip(days, grids, strict=True):
                 known = self.slots.get((*pair, d, interval)) if self.cut is None else None
                 call = known if known is not None else self._kernel_call(pair, d, bar_ends, interval, len(blocks[pair]))
                 if isinstance(call, _KernelCall):
+                    call.out = target
                     calls.append(call)
                     blocks[pair].append(np.empty(0))  # filled in below
+                elif target is not None:
+                    target[...] = call
+                    blocks[pair].append(target)
                 else:
                     blocks[pair].append(call)
         for result in run_all(_schedule(calls, threads())):
             if result is not None:
                 call, out = result
-                blocks[call.pair][call.block] = out
+                if call.out is not None and out is not call.out:
+                    call.out[...] = out  # a call split in two halves computed into its own arrays
+                blocks[call.pair][call.block] = call.out if call.out is not None else out
         if self.cut is None:
             for pair, found in blocks.items():
                 for d, out in zip(days, found, strict=True):
                     self.slots[(*pair, d, interval)] = out
-        return {pair: np.concatenate(b, axis=1) for pair, b in blocks.items()}
+        joined = {pair: b[0] if len(b) == 1 else np.concatenate(b, axis=1) for pair, b in blocks.items()}
+        return joined, stacked
 
     def _kernel_call(
         self, pair: tuple[str, str], day: str, bar_ends: np.ndarray, interval: int, block: int
@@ -353,13 +418,13 @@ class Engine:
 
 
 def with_dependencies(manifest: Manifest, roots: list[Key]) -> list[Key]:
-    """The features ``roots`` need, dependencies before dependents (what ``Engine.compute`` takes)."""
+    """The columns ``roots`` need, dependencies before dependents (what ``Engine.compute`` takes)."""
     seen: dict[Key, None] = {}  # insertion-ordered, with constant-time membership
 
     def visit(key: Key) -> None:
         if key in seen:
             return
-        for dep in manifest.feature(*key).deps:
+        for dep in manifest.deps(key):
             visit(dep)
         seen[key] = None
 
@@ -369,16 +434,15 @@ def with_dependencies(manifest: Manifest, roots: list[Key]) -> list[Key]:
 
 
 def published(manifest: Manifest, select: list[str] | None, intervals: list[int]) -> list[Key]:
-    """Published features in output order (features by file and line, then targets), filtered by --select."""
-    features = [f for f in manifest.features if f.publish]
-    features.sort(key=lambda f: (f.is_target, f.order, f.instrument or ""))
-    keys = [f.key for f in features]
+    """Published columns in output order (features by file and line, then targets), filtered by --select."""
+    keys = [key for f in manifest.features if f.publish for key in f.keys]
+    keys.sort(key=lambda k: (manifest.feature(*k).is_target, manifest.feature(*k).order, natural_key(k[1])))
     if not select:
         return keys
     chosen = []
     for word in select:
         matches = [k for k in keys if word in (k[0], column_name(k[0], None, k[1]))]
-        matches += [k for k in keys if any(word == column_of(manifest.feature(*k), i) for i in intervals)]
+        matches += [k for k in keys if any(word == column_of(manifest.feature(*k), k[1], i) for i in intervals)]
         if not matches:
             raise UsageError(
                 f"--select {word}: no published feature or column has that name",
@@ -392,7 +456,9 @@ def _intervals_named(manifest: Manifest, select: list[str]) -> list[int]:
     """The intervals that --select words name, when every word is a full column name with an interval."""
     named = set()
     for word in select:
-        hits = {i for f in manifest.features for i in manifest.intervals if word == column_of(f, i)}
+        hits = {
+            i for k in manifest.keys for i in manifest.intervals if word == column_of(manifest.feature(*k), k[1], i)
+        }
         if not hits:
             return []
         named |= hits
@@ -403,12 +469,12 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
     columns = {}
     for key in keys:
         f = manifest.feature(*key)
-        columns[column_of(f, result.interval)] = {
+        columns[column_of(f, key[1], result.interval)] = {
             "feature": f.name,
-            "instrument": f.instrument,
+            "instrument": key[1],
             "interval": result.interval,
             "formula": f.formula,
-            "resolved": f.resolved,
+            "resolved": f.resolved_for(key[1]),
             "lineage": [list(k) for k in with_dependencies(manifest, [key])[:-1]],
             "window": list(f.window),
             "target": f.is_target,
@@ -432,14 +498,15 @@ def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
 
 def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: Path) -> Path:
     """Write one file atomically: a temp file in the same folder, renamed over the target."""
-    names = [column_of(manifest.feature(*k), result.interval) for k in keys]
+    names = [column_of(manifest.feature(*k), k[1], result.interval) for k in keys]
     arrays = [_arrow(result.ts_event, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
     arrays += [_arrow(result.values[k], pa.float64()) for k in keys]
     meta = _metadata(manifest, result, keys)
     fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
     for name, key in zip(names, keys, strict=True):
         f = manifest.feature(*key)
-        fields.append(pa.field(name, pa.float64(), metadata={"formula": f.formula, "resolved": f.resolved}))
+        resolved = f.resolved_for(key[1])
+        fields.append(pa.field(name, pa.float64(), metadata={"formula": f.formula, "resolved": resolved}))
     schema = pa.schema(fields, metadata={"fspec": json.dumps(meta, sort_keys=True)})
     table = pa.Table.from_arrays(arrays, schema=schema)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ def warm_kernels(root: Path) -> int:
         reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel.params)))
     calls = bar_operator_calls(manifest)
     for op, arity, consts in calls:
-        apply_bar_operator(op, [np.ones(2)] * arity, consts, np.zeros(2, dtype=np.int64))
+        apply_bar_operator(op, [np.ones((1, 2))] * arity, consts, np.zeros(2, dtype=np.int64))
     return len(manifest.kernels) + len(calls)
 
 

@@ -327,8 +327,9 @@ def test_run_columns_and_grid(sample_out: Path, manifest: dict, interval: int) -
     names = table.schema.names
     assert names[0] == "ts_event"
     assert table.schema.field("ts_event").type == pa.timestamp("ns", tz="UTC")
-    volume_clocked = {f"{f['name']}_{f['instrument']}" for f in manifest["features"] if f["clock"] == "volume"}
-    cross_asset = {f"{f['name']}_{interval}s" for f in manifest["features"] if f["instrument"] is None}
+    columns = [(f, m) for f in manifest["features"] for m in (f["members"] or [None])]
+    volume_clocked = {f"{f['name']}_{m}" for f, m in columns if f["clock"] == "volume"}
+    cross_asset = {f"{f['name']}_{interval}s" for f, m in columns if m is None}
     instruments = set(manifest["project"]["instruments"])
     for name in names[1:]:
         if name in volume_clocked:  # volume-clocked features carry no interval: vpin_spy
@@ -341,13 +342,13 @@ def test_run_columns_and_grid(sample_out: Path, manifest: dict, interval: int) -
         assert int(m["seconds"]) == interval and m["instrument"] in instruments
         assert table.schema.field(name).type == pa.float64()
     assert len(set(names)) == len(names)
-    published = [f for f in manifest["features"] if f["publish"] and interval in (f["intervals"] or [30, 60])]
+    published = [(f, m) for f, m in columns if f["publish"] and interval in (f["intervals"] or [30, 60])]
 
-    def expected_name(f: dict) -> str:
+    def expected_name(f: dict, member: str | None) -> str:
         parts = [f["name"]] + ([] if f["clock"] == "volume" else [f"{interval}s"])
-        return "_".join(parts + ([f["instrument"]] if f["instrument"] else []))
+        return "_".join(parts + ([member] if member else []))
 
-    expected = {expected_name(f) for f in published}
+    expected = {expected_name(f, m) for f, m in published}
     assert "vpin_spy" in names
     assert set(names[1:]) == expected
     assert "mid_30s_spy" not in names  # publish: false helpers are not written

@@ -65,3 +65,75 @@ def test_a_manifest_of_another_version_is_refused(sample_project: FspecProject, 
     del raw["features"][0]["tree"]
     path.write_text(json.dumps(raw))
     assert "build/manifest.json is damaged" in expect(cli("run", "--project", root), 1)
+
+
+def _grouped_project(root: Path, n: int) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    from tests.conftest import make_project
+
+    names = [f"s{i}" for i in range(n)]
+    project = "\n".join(
+        [
+            "spec_version: 1",
+            "sources:",
+            "  trades: {path: 'data/{symbol}_{date}.parquet', time: {column: ts, unit: ns}, "
+            "columns: {price: float64, size: float64}}",
+            "instruments:",
+            *(f"  {s}: {{symbol: {s}, params: {{scale: {i + 1}}}}}" for i, s in enumerate(names)),
+            "intervals: [60s]",
+            "session: {timezone: UTC, open: '00:00', close: '01:00'}",
+        ]
+    )
+    features = """\
+spec_version: 1
+features:
+  - name: volume
+    formula: sum(trades.size)
+  - name: scaled_volume
+    formula: volume * scale
+  - name: volume_mean
+    formula: rolling_mean(scaled_volume, 3)
+  - name: vol_ratio_s0_s1
+    formula: s0.volume / s1.volume
+"""
+    rng = np.random.default_rng(7)
+    data = {}
+    for i, s in enumerate(names):
+        ts = pd.Timestamp("2024-01-02", tz="UTC").value + np.sort(rng.integers(0, 3600 * 10**9, 50 + i))
+        data[f"data/{s}_20240102.parquet"] = pd.DataFrame({"ts": ts, "price": 1.0 + i, "size": rng.random(50 + i)})
+    make_project(root, {"project.yaml": project, "features.yaml": features}, data)
+    return root
+
+
+def test_features_compile_once_for_all_instruments(tmp_path: Path) -> None:
+    """The manifest holds one compiled feature per formula, whatever the number of instruments, and every
+    member's column equals the same formula computed for that instrument alone."""
+    import pandas as pd
+
+    from fspec.compiler.build import compile_project
+
+    sizes = {}
+    for n in (3, 30):
+        root = _grouped_project(tmp_path / f"n{n}", n)
+        compile_project(root)
+        manifest = load_manifest(root)
+        assert [f.name for f in manifest.features if f.members] == ["volume", "scaled_volume", "volume_mean"]
+        assert all(len(f.members) == n for f in manifest.features if f.members)
+        sizes[n] = sum(len(json.dumps(f.to_json()["tree"])) for f in manifest.features)
+        expect(cli("run", "--project", root), 0)
+    assert sizes[3] == sizes[30]  # trees do not grow with the instruments
+    out = pd.read_parquet(tmp_path / "n30" / "out" / "features_20240102_60s.parquet")
+    # columns in natural order of their instruments: s2 before s10
+    volume = [c for c in out.columns if c.startswith("volume_60s_")]
+    assert volume[:3] == ["volume_60s_s0", "volume_60s_s1", "volume_60s_s2"] and volume[10] == "volume_60s_s10"
+    for i in (0, 7, 29):
+        # the per-member parameter reaches its own row
+        pd.testing.assert_series_equal(
+            out[f"scaled_volume_60s_s{i}"], out[f"volume_60s_s{i}"] * (i + 1), check_names=False
+        )
+        want = (out[f"volume_60s_s{i}"] * (i + 1)).rolling(3).mean()
+        pd.testing.assert_series_equal(out[f"volume_mean_60s_s{i}"], want, check_names=False, rtol=1e-15)
+    ratio = out["volume_60s_s0"] / out["volume_60s_s1"]
+    pd.testing.assert_series_equal(out["vol_ratio_s0_s1_60s"], ratio, check_names=False)

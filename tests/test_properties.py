@@ -564,9 +564,9 @@ def run_crashes(root: Path) -> dict[str, str]:
     manifest = load_manifest(root)
     engine = Engine(manifest)
     found: dict[str, str] = {}
-    for feature in manifest.features:  # in dependency order
-        name, key = feature.name, feature.key
-        if name in found or any(dep[0] in found for dep in feature.deps):
+    for key in manifest.keys:  # in dependency order
+        name = key[0]
+        if name in found or any(dep[0] in found for dep in manifest.deps(key)):
             continue
         for day in DAYS:
             for interval in INTERVALS:
