@@ -370,7 +370,7 @@ def e2e_fspec(setup: Setup, out_dir: Path) -> dict[str, float]:
     t1 = time.perf_counter()
     result = engine.compute(day, setup.interval, keys)
     t2 = time.perf_counter()
-    write_day(manifest, result, roots, out_dir)
+    write_day(manifest, [result], {result.interval: roots}, out_dir)
     t3 = time.perf_counter()
     return {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2, "total": t3 - t0}
 

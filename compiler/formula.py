@@ -133,9 +133,14 @@ def _convert(node: ast.expr) -> Node:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise FormulaSyntaxError(f"unsupported literal {node.value!r}", span, "only numbers are allowed")
-        value = float(node.value)
+        try:
+            value = float(node.value)
+        except OverflowError:
+            value = math.inf
         if not math.isfinite(value):
-            raise FormulaSyntaxError(f"number {node.value!r} is too large", span, "write a finite number")
+            digits = repr(node.value)
+            shown = digits if len(digits) <= 24 else f"{digits[:12]}... ({len(digits)} digits)"
+            raise FormulaSyntaxError(f"number {shown} is too large", span, "write a finite number")
         return Num(value, span=span)
     if isinstance(node, ast.Name | ast.Attribute):
         parts = _dotted(node)
@@ -193,12 +198,64 @@ def parse(text: str) -> Node:
     source = text.strip()
     if not source:
         raise FormulaSyntaxError("empty formula", Span(), "write an expression, e.g. last(trades.price)")
+    if len(source) > MAX_FORMULA_CHARS:
+        raise FormulaSyntaxError(
+            f"formula is {len(source):,} characters long, over the limit of {MAX_FORMULA_CHARS:,}",
+            Span(),
+            "split it into helper features (publish: false) that reference each other",
+        )
+    depth = _nesting(source)
+    if depth > MAX_NESTING:
+        raise FormulaSyntaxError(
+            f"formula nests {depth} brackets deep, over the limit of {MAX_NESTING}",
+            Span(),
+            "split it into helper features (publish: false) that reference each other",
+        )
     try:
         tree = ast.parse(source, mode="eval")
+        converted = _convert(tree.body)
     except SyntaxError as exc:
         span = Span(exc.lineno or 1, max((exc.offset or 1) - 1, 0))
         raise FormulaSyntaxError(f"syntax error: {exc.msg}", span, "check brackets and operators") from None
-    return _convert(tree.body)
+    except ValueError as exc:  # e.g. an integer literal of thousands of digits
+        raise FormulaSyntaxError(f"syntax error: {exc}", Span(), "write numbers of ordinary size") from None
+    except (RecursionError, MemoryError):
+        raise FormulaSyntaxError(
+            "formula is too deeply nested to parse", Span(), "split it into helper features (publish: false)"
+        ) from None
+    if _depth(converted) > MAX_DEPTH:
+        raise FormulaSyntaxError(
+            f"formula is more than {MAX_DEPTH} operations deep",
+            Span(),
+            "split it into helper features (publish: false), or sum many terms in groups",
+        )
+    return converted
+
+
+MAX_FORMULA_CHARS = 10_000
+MAX_NESTING = 100  # brackets inside brackets
+MAX_DEPTH = 200  # operations inside operations (a chain a + b + c ... is as deep as it is long)
+
+
+def _depth(root: Node) -> int:
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.children())
+    return deepest
+
+
+def _nesting(source: str) -> int:
+    depth = deepest = 0
+    for char in source:
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
 
 
 def _fmt_num(value: float) -> str:

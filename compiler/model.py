@@ -223,7 +223,40 @@ def _expand(
 
 
 def _num_token(value: float) -> str:
-    return str(int(value)) if value == int(value) else str(value).replace(".", "p").replace("-", "m")
+    """A family value as a name token: 5 -> 5, 0.5 -> 0p5, -1 -> m1 (names stay lower snake_case)."""
+    text = str(int(value)) if value == int(value) else repr(value).replace(".", "p")
+    return text.replace("-", "m")
+
+
+BUILTIN_CONSTANTS = ("pi", "interval_seconds", "periods_per_year", "bars_per_session", "nan")
+
+
+def _shadowing(seen: dict[str, SourceDoc], instruments: dict[str, InstrumentSpec]) -> list[Diagnostic]:
+    """Project constants and instrument parameters may not take a name that already means something."""
+    problems = []
+    constants = seen["constants"].data["constants"] if "constants" in seen else {}
+    for name in constants:
+        if name in BUILTIN_CONSTANTS:
+            problems.append(
+                Diagnostic(
+                    seen["constants"].pos(("constants", name), key=True),
+                    f"constant '{name}' would replace the built-in '{name}'",
+                    "pick another name; built-ins: " + ", ".join(BUILTIN_CONSTANTS),
+                )
+            )
+    idoc = seen["instruments"]
+    for inst in instruments.values():
+        for param, _ in inst.params:
+            if param in BUILTIN_CONSTANTS or param in constants:
+                where = "the built-in" if param in BUILTIN_CONSTANTS else "the project constant"
+                problems.append(
+                    Diagnostic(
+                        idoc.pos(("instruments", inst.key, "params", param), key=True),
+                        f"parameter '{param}' of '{inst.key}' would replace {where} '{param}'",
+                        "pick another name for the parameter",
+                    )
+                )
+    return problems
 
 
 def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnostic]]:
@@ -289,6 +322,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
 
     for src in sources.values():
         problems += _path_problems(src, seen["sources"])
+        if src.bar_width is not None and src.bar_width <= 0:
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "bars", "width")),
+                    f"source '{src.name}' declares bars of width {src.bar_width}s",
+                    "a bar source has a positive width, e.g. bars: {width: 1s, stamp: start}",
+                )
+            )
     for src in sources.values():
         other = sources.get(src.asof_source or "")
         if other is not None and ("{date}" in src.path) != ("{date}" in other.path):
@@ -410,6 +451,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                         "pick a width that divides the session, e.g. 1s, 5s, 30s",
                     )
                 )
+    problems += _shadowing(seen, instruments)
     dates = tuple(seen["dates"].data["dates"]) if "dates" in seen else ()
     output = seen["output"].data["output"].get("dir", "out") if "output" in seen else "out"
     constants = (

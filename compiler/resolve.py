@@ -8,6 +8,7 @@ the features are in dependency order.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field, replace
 
@@ -37,6 +38,7 @@ from fspec.compiler.operators import (
 )
 from fspec.compiler.unparse import resolved_source
 from fspec.errors import Diagnostic, Position
+from fspec.naming import column_name
 
 
 def _invalid() -> Node:
@@ -49,6 +51,7 @@ def _op_label(op: str) -> str:
 
 
 INTERVAL_TOKEN = re.compile(r"^[0-9]+s$")
+MAX_WINDOW = 1_000_000  # bars or ticks an operator may look back (lag, rolling windows, vpin buckets)
 TARGET_PREFIXES = ("target_", "resp_")
 
 
@@ -311,6 +314,13 @@ def _call(ctx: _Context, node: Call) -> Node:
         value = p.default if p.name not in bound else _const_value(ctx, bound[p.name], node.op, p.name)
         if value is None:
             return _invalid()
+        if not math.isfinite(value) or (p.kind == "int" and abs(value) > MAX_WINDOW):
+            ctx.error(
+                bound[p.name].span,
+                f"{node.op}: '{p.name}' must be a finite number of at most {MAX_WINDOW:,}, got {value:g}",
+                f"signature: {op.signature}",
+            )
+            return _invalid()
         if p.kind == "int" and value != int(value):
             ctx.error(
                 bound[p.name].span,
@@ -437,7 +447,9 @@ def check_names(project: Project) -> list[Diagnostic]:
     """Naming rules: unique names, target prefixes, no interval-like tokens, cross-asset names."""
     problems = []
     seen: dict[str, FeatureSpec] = {}
+    params = {p: key for key, inst in project.instruments.items() for p, _ in inst.params}
     reserved = set(project.sources) | set(project.instruments) | set(CONSTANTS) | set(dict(project.constants))
+    reserved |= set(params)
     for spec in project.features:
         if spec.name in seen:
             other = seen[spec.name]
@@ -455,7 +467,8 @@ def check_names(project: Project) -> list[Diagnostic]:
             problems.append(
                 Diagnostic(
                     spec.name_pos,
-                    f"'{spec.name}' is already the name of a source, instrument or constant",
+                    f"'{spec.name}' is already the name of a source, instrument, constant or parameter"
+                    + (f" (a parameter of '{params[spec.name]}')" if spec.name in params else ""),
                     "pick another name",
                     "naming",
                 )
@@ -513,6 +526,17 @@ def check_names(project: Project) -> list[Diagnostic]:
             }
             missing = sorted(i for i in named if i not in tokens)
             if spec.cross_asset is not None:
+                unknown = [i for i in spec.cross_asset if i not in project.instruments]
+                if unknown:
+                    problems.append(
+                        Diagnostic(
+                            spec.name_pos,
+                            f"'{spec.name}' lists unknown instrument(s) {', '.join(unknown)} in cross_asset",
+                            _suggest(unknown[0], list(project.instruments))
+                            or f"instruments: {', '.join(project.instruments)}",
+                            "naming",
+                        )
+                    )
                 if not set(spec.cross_asset) >= named:
                     problems.append(
                         Diagnostic(
@@ -533,6 +557,36 @@ def check_names(project: Project) -> list[Diagnostic]:
                         "naming",
                     )
                 )
+    return problems
+
+
+def check_columns(project: Project, instances: list[Instance]) -> list[Diagnostic]:
+    """Every column a run writes has its own name: two features that would write the same column (or one named
+    ts_event) are an error naming both."""
+    problems = []
+    owner: dict[str, Instance | None] = {"ts_event": None}
+    for inst in instances:
+        if not inst.spec.publish:
+            continue
+        intervals = [None] if inst.spec.clock == "volume" else list(inst.spec.intervals or project.intervals)
+        for interval in intervals:
+            name = column_name(inst.spec.name, interval, inst.instrument)
+            if name not in owner:
+                owner[name] = inst
+                continue
+            other = owner[name]
+            if other is inst:
+                continue
+            where = "the time column" if other is None else f"'{other.spec.name}' at {other.spec.name_pos}"
+            problems.append(
+                Diagnostic(
+                    inst.spec.name_pos,
+                    f"column '{name}' of '{inst.spec.name}' is also written by {where}",
+                    "rename one of the features: every column name must be unique",
+                    "naming",
+                )
+            )
+            break
     return problems
 
 
@@ -587,7 +641,9 @@ def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]
                 if spec.instruments is None and instrument is not None:
                     defaulted.add((spec.name, instrument))
                 instances.append(Instance(bound, instrument, _check_top(bound, tree, problems)))
-    return _drop_unavailable(instances, defaulted, problems), _dedupe(problems)
+    kept = _drop_unavailable(instances, defaulted, problems)
+    problems += check_columns(project, kept)
+    return kept, _dedupe(problems)
 
 
 def _check_top(spec: FeatureSpec, tree: Node, problems: list[Diagnostic]) -> Node:

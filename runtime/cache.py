@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -66,6 +66,14 @@ class BudgetCache(Generic[V]):
         while self.bytes > self.budget and len(self._items) > 1:
             _, (_, dropped) = self._items.popitem(last=False)
             self.bytes -= dropped
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(list(self._items))
+
+    def pop(self, key: Hashable) -> V:
+        value, size = self._items.pop(key)
+        self.bytes -= size
+        return value
 
     def clear(self) -> None:
         self._items.clear()

@@ -42,6 +42,8 @@ ELEMENTWISE = {
     "min2",
     "max2",
 }
+NUMEXPR_MAX_INPUTS = 24
+NUMEXPR_MAX_DEPTH = 24  # elementwise levels in one expression (each may add a few brackets)
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
@@ -77,7 +79,10 @@ class _NumexprBuilder:
         self.local[name] = array
         return name
 
-    def build(self, node: dict[str, Any]) -> str:
+    def build(self, node: dict[str, Any], depth: int = 0) -> str:
+        if "op" in node and (depth > NUMEXPR_MAX_DEPTH or len(self.local) > NUMEXPR_MAX_INPUTS):
+            # numexpr takes at most 32 inputs and a bounded nesting: a larger subtree is its own expression
+            return self.leaf(evaluate(node, self.inputs))
         if "param" in node or ("slot" in node and node["instrument"]) or ("feature" in node and node["instrument"]):
             # a named instrument's row or a parameter column: numexpr broadcasts it over the rows
             return self.leaf(_leaf_value(node, self.inputs))
@@ -86,7 +91,7 @@ class _NumexprBuilder:
             # Python booleans, which it then cannot combine with array terms.
             return self.leaf(np.float64(node["const"]))
         if "op" in node and node["op"] in ELEMENTWISE:
-            a = [self.build(arg) for arg in node["args"]]
+            a = [self.build(arg, depth + 1) for arg in node["args"]]
             return _numexpr_text(node["op"], a)
         return self.leaf(evaluate(node, self.inputs))
 

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from fspec.manifest import FeatureDef
+from fspec.naming import column_name
 from fspec.session import NS
 
 __all__ = ["NS", "column_name", "column_of"]
-
-
-def column_name(feature: str, interval: int | None, instrument: str | None) -> str:
-    parts = [feature]
-    if interval is not None:
-        parts.append(f"{interval}s")
-    if instrument:
-        parts.append(instrument)
-    return "_".join(parts)
 
 
 def column_of(feature: FeatureDef, instrument: str | None, interval: int | None) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from fspec.errors import UsageError
 
 PACKAGE = "fspec_kernels"
+POOL_PREFIX = "fspec-kernel"
 T = TypeVar("T")
 
 
@@ -112,12 +113,12 @@ def run_all(calls: list[Callable[[], T]]) -> list[T]:
     its threads keep their derived-column buffers from one compute to the next (no fresh pages to fault in)."""
     global _pool
     workers = threads()
-    if workers == 1 or len(calls) < 2:
-        return [call() for call in calls]
+    if workers == 1 or len(calls) < 2 or threading.current_thread().name.startswith(POOL_PREFIX):
+        return [call() for call in calls]  # (from inside a pool thread: waiting on the pool could deadlock)
     if _pool is None or _pool[1] != workers:
         if _pool is not None:
             _pool[0].shutdown(wait=True)
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fspec-kernel"), workers
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=POOL_PREFIX), workers
     return list(_pool[0].map(lambda call: call(), calls))
 
 

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from fspec import __version__
-from fspec.errors import DataError, OutputError, UsageError
-from fspec.files import display, follow_umask
+from fspec.errors import DataError, UsageError
+from fspec.files import display
 from fspec.grain import natural_key
 from fspec.manifest import ProjectDef
 from fspec.runtime.cache import BudgetCache
+from fspec.runtime.columns import _intervals_named, published, with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
-from fspec.runtime.grid import column_name, column_of
+from fspec.runtime.grid import column_of
 from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import (
@@ -37,9 +33,20 @@ from fspec.runtime.sources import (
     load_source,
     source_path,
 )
+from fspec.runtime.write import DayResult, output_path, refuse_shrinking, remove_leftovers, write_day
 from fspec.session import Session, bar_starts
 
 Key = tuple[str, str | None]
+__all__ = [
+    "DayResult",
+    "Engine",
+    "RunOptions",
+    "compute_in_memory",
+    "published",
+    "run",
+    "with_dependencies",
+    "write_day",
+]
 
 
 @dataclass
@@ -49,16 +56,6 @@ class RunOptions:
     select: list[str] | None = None
     output_dir: Path | None = None
     on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
-
-
-@dataclass
-class DayResult:
-    """Every computed feature for one date and interval, on that session's grid."""
-
-    date: str
-    interval: int
-    ts_event: np.ndarray
-    values: dict[Key, np.ndarray]
 
 
 @dataclass
@@ -221,15 +218,41 @@ class Engine:
         """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
         key = (source, instrument, day)
         if key not in self.cache:
-            ticks = self._rows(source, instrument, day)
-            open_ns, close_ns = self.session.bounds(day)
-            # Rows are in time order here: the session is one slice (views, no copy).
-            lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
-            self.cache[key] = ticks.take(slice(int(lo), int(hi)))
+            self.cache[key] = self._session_rows(source, instrument, day)
         ticks = self.cache[key]
         if self.cut is not None and self.cut[0] == day:
             ticks = ticks.take(ticks.ts < self.cut[1])
         return ticks
+
+    def forget_rows(self, day: str) -> None:
+        """Drop the rows of ``day`` from the cache: a run in date order needs only their slots afterwards."""
+        for key in [k for k in self.cache if k[2] == day]:
+            self.cache.pop(key)
+
+    def _session_rows(self, source: str, instrument: str, day: str) -> Ticks:
+        ticks = self._rows(source, instrument, day)
+        open_ns, close_ns = self.session.bounds(day)
+        # Rows are in time order here: the session is one slice (views, no copy).
+        lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
+        return ticks.take(slice(int(lo), int(hi)))
+
+    def _read_ahead(self, pairs: list[tuple[str, str]], days: list[str], interval: int) -> None:
+        """Read the day files the kernel calls will need on the thread pool (a file's read releases the GIL):
+        many small files (one per instrument) read in parallel. Errors surface in the order of the calls."""
+        todo = [
+            (pair, d)
+            for pair in pairs
+            for d in days
+            if (*pair, d) not in self.cache
+            and (self.cut is not None or (*pair, d, interval) not in self.slots)
+            and d in self.instrument_dates(pair[1])
+            and not self.project.source_of(pair[1], pair[0]).holds_many_days
+        ]
+        if len(todo) < 2 or threads() < 2:
+            return
+        loaded = run_all([partial(self._session_rows, pair[0], pair[1], d) for pair, d in todo])
+        for (pair, d), ticks in zip(todo, loaded, strict=True):
+            self.cache[(*pair, d)] = ticks
 
     # ---- computing --------------------------------------------------------------------------------
     def params(self, instrument: str | None, interval: int) -> dict[str, float]:
@@ -362,6 +385,7 @@ class Engine:
                 members = sorted((i for s, i in wanted if s == source), key=natural_key)
                 shape = (len(members), len(self.manifest.kernels[source].slots), len(grids[0]))
                 stacked[source] = _Stacked(np.empty(shape), {m: r for r, m in enumerate(members)})
+        self._read_ahead(pairs, days, interval)
         blocks: dict[tuple[str, str], list[np.ndarray]] = {}
         calls: list[_KernelCall] = []
         for pair in pairs:
@@ -417,119 +441,6 @@ class Engine:
         return _KernelCall(pair, block, module, ticks.ts, bar_ends, cols, param_array)
 
 
-def with_dependencies(manifest: Manifest, roots: list[Key]) -> list[Key]:
-    """The columns ``roots`` need, dependencies before dependents (what ``Engine.compute`` takes)."""
-    seen: dict[Key, None] = {}  # insertion-ordered, with constant-time membership
-
-    def visit(key: Key) -> None:
-        if key in seen:
-            return
-        for dep in manifest.deps(key):
-            visit(dep)
-        seen[key] = None
-
-    for key in roots:
-        visit(key)
-    return list(seen)
-
-
-def published(manifest: Manifest, select: list[str] | None, intervals: list[int]) -> list[Key]:
-    """Published columns in output order (features by file and line, then targets), filtered by --select."""
-    keys = [key for f in manifest.features if f.publish for key in f.keys]
-    keys.sort(key=lambda k: (manifest.feature(*k).is_target, manifest.feature(*k).order, natural_key(k[1])))
-    if not select:
-        return keys
-    chosen = []
-    for word in select:
-        matches = [k for k in keys if word in (k[0], column_name(k[0], None, k[1]))]
-        matches += [k for k in keys if any(word == column_of(manifest.feature(*k), k[1], i) for i in intervals)]
-        if not matches:
-            raise UsageError(
-                f"--select {word}: no published feature or column has that name",
-                "list them with 'fspec explain' or see build/manifest.json",
-            )
-        chosen += [m for m in matches if m not in chosen]
-    return chosen
-
-
-def _intervals_named(manifest: Manifest, select: list[str]) -> list[int]:
-    """The intervals that --select words name, when every word is a full column name with an interval."""
-    named = set()
-    for word in select:
-        hits = {
-            i for k in manifest.keys for i in manifest.intervals if word == column_of(manifest.feature(*k), k[1], i)
-        }
-        if not hits:
-            return []
-        named |= hits
-    return sorted(named)
-
-
-def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[str, Any]:
-    columns = {}
-    for key in keys:
-        f = manifest.feature(*key)
-        columns[column_of(f, key[1], result.interval)] = {
-            "feature": f.name,
-            "instrument": key[1],
-            "interval": result.interval,
-            "formula": f.formula,
-            "resolved": f.resolved_for(key[1]),
-            "lineage": [list(k) for k in with_dependencies(manifest, [key])[:-1]],
-            "window": list(f.window),
-            "target": f.is_target,
-            "spec": f"{f.file}:{f.line}",
-        }
-    return {
-        "fspec_version": __version__,
-        "spec_hash": manifest.data.spec_hash,
-        "date": result.date,
-        "interval_seconds": result.interval,
-        "columns": columns,
-    }
-
-
-def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
-    """A numpy array as an Arrow array of ``kind`` (int64 or float64; NaN stays a value, not a null), sharing
-    its memory. Not ``pa.array``: that imports pandas (0.2 s) to ask whether the array is a pandas object."""
-    values = np.ascontiguousarray(values, dtype=np.int64 if kind == pa.int64() else np.float64)
-    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
-
-
-def write_day(manifest: Manifest, result: DayResult, keys: list[Key], out_dir: Path) -> Path:
-    """Write one file atomically: a temp file in the same folder, renamed over the target."""
-    names = [column_of(manifest.feature(*k), k[1], result.interval) for k in keys]
-    arrays = [_arrow(result.ts_event, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
-    arrays += [_arrow(result.values[k], pa.float64()) for k in keys]
-    meta = _metadata(manifest, result, keys)
-    fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
-    for name, key in zip(names, keys, strict=True):
-        f = manifest.feature(*key)
-        resolved = f.resolved_for(key[1])
-        fields.append(pa.field(name, pa.float64(), metadata={"formula": f.formula, "resolved": resolved}))
-    schema = pa.schema(fields, metadata={"fspec": json.dumps(meta, sort_keys=True)})
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"features_{result.date.replace('-', '')}_{result.interval}s.parquet"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-        follow_umask(tmp)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(
-            display(target, manifest.root),
-            f"cannot write output: {exc.strerror or exc}",
-            "check free disk space and permissions of the output folder",
-        ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
 def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     """Compute and write every requested (date, interval). A date whose data fails writes nothing."""
     with arrow_allocator():
@@ -559,6 +470,19 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     out_dir = options.output_dir or manifest.root / manifest.project.output_dir
     for day in dates:
         engine.require_data(day)
+    if options.select:
+        refuse_shrinking(
+            manifest,
+            out_dir,
+            {
+                output_path(out_dir, day, i): [column_of(manifest.feature(*k), k[1], i) for k in at[i]]
+                for day in dates
+                for i in intervals
+            },
+        )
+    for path in remove_leftovers(out_dir):
+        shown = display(path, manifest.root)
+        warnings.warn(f"removed {shown}, left by a run that was stopped", DataWarning, stacklevel=2)
     days: Iterable[str] = sorted(dates)
     if options.on_progress:
         days = options.on_progress(days, len(dates))
@@ -566,7 +490,8 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     for day in days:
         # Every interval of a day is computed before any is written: bad data writes nothing for the day.
         results = [engine.compute(day, i, with_dependencies(manifest, at[i])) for i in intervals]
-        written += [write_day(manifest, result, at[result.interval], out_dir) for result in results]
+        written += write_day(manifest, results, at, out_dir)
+        engine.forget_rows(day)  # later days read this one's slots for warm-up, not its rows
     return written
 
 

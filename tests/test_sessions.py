@@ -220,3 +220,13 @@ def test_interval_must_tile_a_cross_midnight_session(tmp_path: Path) -> None:
     make_project(tmp_path, {"project.yaml": bad, "features.yaml": ES_FEATURES})
     out = expect(cli("validate", "--project", tmp_path), 1)
     assert "interval '7m' does not divide the 82800s session" in out and "project.yaml:" in out
+
+
+def test_a_family_of_negative_values_keeps_snake_case_names(tmp_path: Path) -> None:
+    features = ES_FEATURES + "  - name: shifted\n    expand: {k: [-1, 2.5]}\n    formula: volume + k\n"
+    make_project(tmp_path, {"project.yaml": ES_PROJECT, "features.yaml": features})
+    from fspec.compiler.build import check
+
+    checked = check(tmp_path)
+    assert not checked.diagnostics
+    assert {f.name for f in checked.project.features} >= {"shifted_m1", "shifted_2p5"}

@@ -1,0 +1,144 @@
+"""Writing a day's output: one parquet file per interval, all of a day's files renamed into place together.
+
+Each file is written to a temp file in the output folder first; only when every file of the day is complete
+are they renamed over their targets, so a crash leaves either the old files or the new ones (a rename is
+atomic), never a half-written file. Temp files left by a killed run are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fspec import __version__
+from fspec.errors import OutputError, UsageError
+from fspec.files import display, follow_umask
+from fspec.manifest import Key
+from fspec.runtime.columns import with_dependencies
+from fspec.runtime.grid import column_of
+from fspec.runtime.manifest import Manifest
+
+TEMP_PREFIX = ".features_"
+TEMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True)
+class DayResult:
+    """Every computed feature for one date and interval, on that session's grid."""
+
+    date: str
+    interval: int
+    ts_event: np.ndarray
+    values: dict[Key, np.ndarray]
+
+
+def output_path(out_dir: Path, date: str, interval: int) -> Path:
+    return out_dir / f"features_{date.replace('-', '')}_{interval}s.parquet"
+
+
+def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[str, Any]:
+    columns = {}
+    for key in keys:
+        f = manifest.feature(*key)
+        columns[column_of(f, key[1], result.interval)] = {
+            "feature": f.name,
+            "instrument": key[1],
+            "interval": result.interval,
+            "formula": f.formula,
+            "resolved": f.resolved_for(key[1]),
+            "lineage": [list(k) for k in with_dependencies(manifest, [key])[:-1]],
+            "window": list(f.window),
+            "target": f.is_target,
+            "spec": f"{f.file}:{f.line}",
+        }
+    return {
+        "fspec_version": __version__,
+        "spec_hash": manifest.data.spec_hash,
+        "date": result.date,
+        "interval_seconds": result.interval,
+        "columns": columns,
+    }
+
+
+def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """A numpy array as an Arrow array of ``kind`` (int64 or float64; NaN stays a value, not a null), sharing
+    its memory. Not ``pa.array``: that imports pandas (0.2 s) to ask whether the array is a pandas object."""
+    values = np.ascontiguousarray(values, dtype=np.int64 if kind == pa.int64() else np.float64)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
+def _table(manifest: Manifest, result: DayResult, keys: list[Key]) -> pa.Table:
+    names = [column_of(manifest.feature(*k), k[1], result.interval) for k in keys]
+    arrays = [_arrow(result.ts_event, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
+    arrays += [_arrow(result.values[k], pa.float64()) for k in keys]
+    meta = _metadata(manifest, result, keys)
+    fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
+    for name, key in zip(names, keys, strict=True):
+        f = manifest.feature(*key)
+        resolved = f.resolved_for(key[1])
+        fields.append(pa.field(name, pa.float64(), metadata={"formula": f.formula, "resolved": resolved}))
+    schema = pa.schema(fields, metadata={"fspec": json.dumps(meta, sort_keys=True)})
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_day(manifest: Manifest, results: list[DayResult], keys: dict[int, list[Key]], out_dir: Path) -> list[Path]:
+    """Write one day's files (one per result's interval): every file to a temp file first, then all renamed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[str, Path]] = []
+    try:
+        for result in results:
+            target = output_path(out_dir, result.date, result.interval)
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX)
+            os.close(fd)
+            staged.append((tmp, target))
+            pq.write_table(_table(manifest, result, keys[result.interval]), tmp, compression="zstd")
+            follow_umask(tmp)
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except OSError as exc:
+        target = staged[-1][1] if staged else out_dir
+        raise OutputError(
+            display(target, manifest.root),
+            f"cannot write output: {exc.strerror or exc}",
+            "check free disk space and permissions of the output folder",
+        ) from None
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+    return [target for _, target in staged]
+
+
+def remove_leftovers(out_dir: Path) -> list[Path]:
+    """Delete temp files that a killed run left in the output folder (a live run's own are not there yet)."""
+    if not out_dir.is_dir():
+        return []
+    found = sorted(p for p in out_dir.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}") if p.is_file())
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def refuse_shrinking(manifest: Manifest, out_dir: Path, planned: dict[Path, list[str]]) -> None:
+    """A run that writes a subset (--select) never replaces a file that holds columns it would drop."""
+    for target, columns in planned.items():
+        if not target.exists():
+            continue
+        try:
+            existing = pq.read_schema(target).names
+        except (OSError, pa.ArrowException):
+            continue  # not a readable parquet file: it holds no columns to lose
+        dropped = [c for c in existing if c not in set(columns) and c != "ts_event"]
+        if dropped:
+            raise UsageError(
+                f"{display(target, manifest.root)} holds {len(existing) - 1} columns; this run would replace it "
+                f"with {len(columns)} and drop {len(dropped)} (e.g. {dropped[0]})",
+                "write the subset elsewhere with --out DIR, or run without --select",
+            )
