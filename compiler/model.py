@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
+from fspec.naming import SESSION_GRID
 from fspec.session import Session
 
 PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output", "constants")
@@ -127,6 +128,11 @@ def _path_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
     return []
 
 
+def parse_interval(text: str) -> int:
+    """A bar width in seconds; ``session`` is the grid of one bar per session (width 0)."""
+    return SESSION_GRID if text == "session" else parse_duration(text)
+
+
 def parse_duration(text: str) -> int:
     match = DURATION.match(text)
     if not match:
@@ -209,7 +215,7 @@ def _expand(
                 formula_pos=doc.pos((*at, "formula")),
                 formula_style=doc.scalar_style.get((*at, "formula")),
                 formula_segments=doc.segments.get((*at, "formula"), ()),
-                intervals=tuple(parse_duration(t) for t in raw["intervals"]) if raw.get("intervals") else None,
+                intervals=tuple(parse_interval(t) for t in raw["intervals"]) if raw.get("intervals") else None,
                 clock=raw.get("clock", "time"),
                 cross_asset=tuple(raw["cross_asset"]) if raw.get("cross_asset") else None,
                 formula_for=tuple(
@@ -418,9 +424,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
     intervals: list[int] = []
     ivdoc = seen["intervals"]
     for i, text in enumerate(ivdoc.data["intervals"]):
-        seconds = parse_duration(text)
+        seconds = parse_interval(text)
         pos = ivdoc.pos(("intervals", i))
-        if seconds <= 0:
+        if seconds == SESSION_GRID:
+            if seconds in intervals:
+                problems.append(Diagnostic(pos, "interval 'session' is listed twice", "list each width once"))
+            else:
+                intervals.append(seconds)
+        elif seconds <= 0:
             problems.append(Diagnostic(pos, f"interval '{text}' is empty", "use a positive width like 30s"))
         elif session.length_seconds > 0 and session.length_seconds % seconds:
             problems.append(
@@ -443,7 +454,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
 
     for spec in features:
         for seconds in spec.intervals or ():
-            if seconds <= 0 or session.length_seconds % seconds:
+            if seconds != SESSION_GRID and (seconds <= 0 or session.length_seconds % seconds):
                 problems.append(
                     Diagnostic(
                         spec.name_pos,

@@ -96,6 +96,8 @@ def _hint(error: ValidationError, path: tuple[str | int, ...] = ()) -> str:
         return 'times are quoted 24-hour HH:MM or HH:MM:SS, e.g. "09:30"'
     if error.validator == "pattern" and "a-z" in str(error.validator_value):
         return "names are lower snake_case, e.g. realized_vol; targets start with target_ or resp_"
+    if error.validator == "pattern" and "session" in str(error.validator_value):
+        return "intervals are a whole number with a unit (30s, 1m, 1h) or session (one bar per session)"
     if error.validator == "pattern" and "(s|m|h)" in str(error.validator_value):
         return "durations are a whole number with a unit: 30s, 1m, 1h"
     if error.validator == "const" and error.validator_value == 1:

@@ -169,10 +169,10 @@ def compile(project: str | None, no_jit: bool) -> None:
 
 
 def _parse_interval(text: str) -> int:
-    from fspec.compiler.model import parse_duration
+    from fspec.compiler.model import parse_interval
 
     try:
-        return parse_duration(text)
+        return parse_interval(text)
     except ValueError:
         raise UsageError(f"--interval {text}: not a duration", "write it like 30s, 1m or 300s") from None
 

@@ -46,8 +46,11 @@ class Session:
 
     def bar_ends(self, day: str, width: int) -> np.ndarray:
         """The ends of the session's bars of ``width`` seconds (UTC ns), counted in elapsed time from the open;
-        the last one is the close (on a day shortened by a clock change, the bars past the close are dropped)."""
+        the last one is the close (on a day shortened by a clock change, the bars past the close are dropped).
+        A width of 0 is the grid of one bar per session, from the open to the close."""
         open_ns, close_ns = self.bounds(day)
+        if width == 0:
+            return np.array([close_ns], dtype=np.int64)
         step = width * NS
         count = -(-(close_ns - open_ns) // step)
         return np.minimum(open_ns + step * np.arange(1, count + 1, dtype=np.int64), close_ns)

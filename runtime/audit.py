@@ -95,7 +95,8 @@ def audit(
     target_changed: dict[Key, bool] = {k: False for k in targets}
     # Cuts fall on bar boundaries of the finest interval: the strictest test, since the bar that ends at the
     # cut may use everything before it and nothing at or after it.
-    finest = min(intervals)
+    bar_widths = [i for i in intervals if i]
+    finest = min(bar_widths) if bar_widths else 1  # on the session grid alone: cuts at whole seconds
     plan = [(days[int(rng.integers(len(days)))], float(rng.random())) for _ in range(cuts)]
     iterator: Iterable[tuple[str, float]] = on_progress(plan, cuts) if on_progress else plan
     for day, where in iterator:
@@ -106,7 +107,8 @@ def audit(
         for interval in intervals:
             result = engine.compute(day, interval, keys[interval])
             reference = full[(day, interval)]
-            complete = reference.ts_event + interval * NS <= cut_ns
+            ends = manifest.project.session.bar_ends(day, interval)
+            complete = ends <= cut_ns
             n = int(complete.sum())
             for key in (k for k in features if k in at[interval]):
                 report.rows_compared += n

@@ -6,6 +6,7 @@ from typing import Any
 
 from fspec.errors import UsageError
 from fspec.manifest import FeatureDef
+from fspec.naming import interval_token
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
 
@@ -33,7 +34,9 @@ def _walk(tree: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _interval_text(interval: int | None, intervals: list[int]) -> str:
-    return f"{interval}s" if interval else "every interval: " + ", ".join(f"{i}s" for i in intervals)
+    if interval is not None:
+        return interval_token(interval)
+    return "every interval: " + ", ".join(interval_token(i) for i in intervals)
 
 
 def explain_column(manifest: Manifest, column: str) -> str:

@@ -18,6 +18,7 @@ from fspec.errors import DataError, UsageError
 from fspec.files import display
 from fspec.grain import natural_key
 from fspec.manifest import ProjectDef
+from fspec.naming import interval_token
 from fspec.runtime.cache import BudgetCache
 from fspec.runtime.columns import _intervals_named, published, with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
@@ -264,11 +265,12 @@ class Engine:
     def _build_params(self, instrument: str | None, interval: int) -> dict[str, float]:
         session = self.session
         length = session.length_seconds
+        width = interval or length  # the session grid's one bar is the whole session
         values = {
             "pi": math.pi,
-            "interval_seconds": float(interval),
-            "bars_per_session": float(length // interval),
-            "periods_per_year": session.trading_days_per_year * length / interval,
+            "interval_seconds": float(width),
+            "bars_per_session": float(length // width),
+            "periods_per_year": session.trading_days_per_year * length / width,
         }
         values.update(self.project.constants)
         if instrument is not None:
@@ -276,7 +278,7 @@ class Engine:
         return values
 
     def warmup_sessions(self, keys: list[Key], interval: int) -> int:
-        per_session = self.session.length_seconds // interval
+        per_session = self.session.length_seconds // interval if interval else 1
         needed = [
             math.ceil(f.window[0] / per_session) + f.warmup_sessions for f in (self.manifest.feature(*k) for k in keys)
         ]
@@ -453,8 +455,8 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     for interval in intervals:
         if interval not in manifest.intervals:
             raise UsageError(
-                f"--interval {interval}s is not in the project's intervals "
-                f"({', '.join(f'{i}s' for i in manifest.intervals)})",
+                f"--interval {interval_token(interval)} is not in the project's intervals "
+                f"({', '.join(interval_token(i) for i in manifest.intervals)})",
                 "add it to 'intervals:' and compile",
             )
     dates = options.dates or engine.all_dates()

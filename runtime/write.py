@@ -22,6 +22,7 @@ from fspec import __version__
 from fspec.errors import OutputError, UsageError
 from fspec.files import display, follow_umask
 from fspec.manifest import Key
+from fspec.naming import interval_token
 from fspec.runtime.columns import with_dependencies
 from fspec.runtime.grid import column_of
 from fspec.runtime.manifest import Manifest
@@ -41,7 +42,7 @@ class DayResult:
 
 
 def output_path(out_dir: Path, date: str, interval: int) -> Path:
-    return out_dir / f"features_{date.replace('-', '')}_{interval}s.parquet"
+    return out_dir / f"features_{date.replace('-', '')}_{interval_token(interval)}.parquet"
 
 
 def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[str, Any]:

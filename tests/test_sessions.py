@@ -230,3 +230,59 @@ def test_a_family_of_negative_values_keeps_snake_case_names(tmp_path: Path) -> N
     checked = check(tmp_path)
     assert not checked.diagnostics
     assert {f.name for f in checked.project.features} >= {"shifted_m1", "shifted_2p5"}
+
+
+# ---- one bar per session ------------------------------------------------------------------------------
+
+SESSION_FEATURES = """\
+spec_version: 1
+features:
+  - name: volume
+    formula: sum(trades.size)
+  - name: realized_var
+    formula: sum(diff(log(trades.price)) ** 2)
+  - name: bars_seen
+    formula: bars_per_session + 0 * volume
+  - name: volume_prev
+    formula: lag(volume, 1)
+"""
+
+
+def test_session_interval_gives_one_row_per_session(tmp_path: Path) -> None:
+    project = ES_PROJECT.replace("intervals: [300s]", "intervals: [300s, session]")
+    make_project(
+        tmp_path,
+        {"project.yaml": project, "features.yaml": SESSION_FEATURES},
+        links={"data/es_ticks.parquet": ES_TICKS},
+    )
+    expect(cli("validate", "--project", tmp_path), 0)
+    expect(cli("compile", "--project", tmp_path), 0)
+    expect(cli("run", "--project", tmp_path), 0)
+    raw = pd.read_parquet(ES_TICKS)
+    local = raw["time"]
+    clock = local.dt.hour * 3600 + local.dt.minute * 60 + local.dt.second
+    day = np.where(clock >= 17 * 3600, local.dt.normalize() + pd.Timedelta(days=1), local.dt.normalize())
+    inside = ((clock >= 17 * 3600) | (clock < 16 * 3600)).to_numpy()
+    frame = raw[inside].assign(day=pd.DatetimeIndex(day[inside]).strftime("%Y-%m-%d"))
+    previous = np.nan
+    for date, rows in frame.groupby("day"):
+        got = pd.read_parquet(tmp_path / "out" / f"features_{date.replace('-', '')}_session.parquet")
+        assert list(got.columns) == [
+            "ts_event",
+            "volume_session_es",
+            "realized_var_session_es",
+            "bars_seen_session_es",
+            "volume_prev_session_es",
+        ]
+        assert len(got) == 1 and got["ts_event"].iloc[0] == pd.Timestamp(date, tz="America/Chicago") - pd.Timedelta(
+            hours=7
+        )
+        assert got["volume_session_es"].iloc[0] == rows["size"].sum()
+        r = np.diff(np.log(rows["price"].to_numpy()))
+        assert got["realized_var_session_es"].iloc[0] == pytest.approx((r**2).sum(), rel=1e-12)
+        assert got["bars_seen_session_es"].iloc[0] == 1.0
+        np.testing.assert_equal(got["volume_prev_session_es"].iloc[0], previous)  # lag reaches the session before
+        previous = rows["size"].sum()
+    expect(cli("audit", "--project", tmp_path, "--cuts", "4"), 0)
+    explained = expect(cli("explain", "--project", tmp_path, "volume_session_es"), 0)
+    assert "interval:    session" in explained
