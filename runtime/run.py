@@ -235,6 +235,15 @@ class Engine:
         open_ns, close_ns = self.session.bounds(day)
         # Rows are in time order here: the session is one slice (views, no copy).
         lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
+        spec = self.project.source_of(instrument, source)
+        if hi == lo and len(ticks) and not spec.holds_many_days:
+            path = source_path(self.manifest.root, spec, self.project.instruments[instrument].symbol, day)
+            warnings.warn(
+                f"{display(path, self.manifest.root)}: none of its {len(ticks):,} rows falls inside the session of "
+                f"{day} (check the file's date and the time zone of its times)",
+                DataWarning,
+                stacklevel=2,
+            )
         return ticks.take(slice(int(lo), int(hi)))
 
     def _read_ahead(self, pairs: list[tuple[str, str]], days: list[str], interval: int) -> None:

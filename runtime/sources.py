@@ -149,14 +149,24 @@ def _column(frame: Frame, name: str) -> Column:
 def _to_utc_ns(values: Column, source: SourceDef, display: str) -> np.ndarray:
     unit, zone = source.time_unit, source.time_zone
     if isinstance(values, pa.ChunkedArray):
-        direct = _arrow_utc_ns(values, unit, zone)
+        direct = _arrow_utc_ns(values, unit, zone, display, source.time_column)
         if direct is not None:
             return direct
         values = values.to_pandas()
     return _pandas_utc_ns(values, source, display)
 
 
-def _arrow_utc_ns(values: pa.ChunkedArray, unit: str | None, zone: str | None) -> np.ndarray | None:
+def _no_zone(display: str, column: str) -> DataError:
+    return DataError(
+        display,
+        f"time column '{column}' holds local times without a zone, and the source declares none",
+        f"say which zone they are in: time: {{column: {column}, timezone: America/New_York}} (or UTC)",
+    )
+
+
+def _arrow_utc_ns(
+    values: pa.ChunkedArray, unit: str | None, zone: str | None, display: str, column: str
+) -> np.ndarray | None:
     """UTC ns straight from Arrow for integer epochs with a unit and for timestamps that need no time zone
     rules (zone-aware ones are stored in UTC; naive ones only when the zone is UTC); None for anything else."""
     if values.null_count:
@@ -171,7 +181,9 @@ def _arrow_utc_ns(values: pa.ChunkedArray, unit: str | None, zone: str | None) -
         if epochs.size and (epochs.max() > limit or epochs.min() < -limit):
             return None  # out of range: pandas names it
         return epochs * factor
-    if pa.types.is_timestamp(kind) and (kind.tz is not None or zone in (None, "UTC")):
+    if pa.types.is_timestamp(kind) and kind.tz is None and zone is None:
+        raise _no_zone(display, column)
+    if pa.types.is_timestamp(kind) and (kind.tz is not None or zone == "UTC"):
         try:
             nanos = pc.cast(values, pa.timestamp("ns", kind.tz))
         except pa.ArrowInvalid:
@@ -217,7 +229,9 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
         else:
             stamps = pd.to_datetime(values, utc=False)
             if stamps.dt.tz is None:
-                stamps = stamps.dt.tz_localize(zone or "UTC", ambiguous="raise", nonexistent="raise")
+                if zone is None:
+                    raise _no_zone(display, column)
+                stamps = stamps.dt.tz_localize(zone, ambiguous="raise", nonexistent="raise")
             stamps = stamps.dt.tz_convert("UTC")
     except DataError:
         raise
@@ -335,12 +349,53 @@ def load_source(root: Path, source: SourceDef, symbol: str, date: str, params: d
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
     ticks = Ticks(ts, columns)
+    if not len(ticks):
+        warnings.warn(f"{shown}: the file has no rows", DataWarning, stacklevel=2)
     if source.filter_tree is not None:
         ticks = ticks.take(_row_values(source.filter_tree, frame, shown) != 0)
+    _clean_values(ticks, shown)
     if source.bar_width and source.bar_stamp == "start":
         # A bar's values are known only when it ends.
         ticks.ts = ticks.ts + np.int64(source.bar_width) * NS
     return _ordered(ticks, source, shown)
+
+
+SIZE_COLUMNS = ("size", "volume", "qty")  # and every column ending in _size: quantities, never negative
+
+
+def _clean_values(ticks: Ticks, display: str) -> None:
+    """The data rules of docs (each a counted warning naming the file): infinite values are missing values
+    (NaN, which reducers skip); a negative size is a missing value; a crossed quote (bid above ask) is kept."""
+    for name, values in list(ticks.columns.items()):
+        infinite = np.isinf(values)
+        if infinite.any():
+            ticks.columns[name] = values = np.where(infinite, np.nan, values)
+            count = int(infinite.sum())
+            warnings.warn(
+                f"{display}: {count:,} infinite value(s) in column '{name}' (first at row "
+                f"{int(np.flatnonzero(infinite)[0])}) are treated as missing",
+                DataWarning,
+                stacklevel=3,
+            )
+        if name in SIZE_COLUMNS or name.endswith("_size"):
+            negative = values < 0
+            if negative.any():
+                ticks.columns[name] = np.where(negative, np.nan, values)
+                warnings.warn(
+                    f"{display}: {int(negative.sum()):,} negative value(s) in size column '{name}' (first at row "
+                    f"{int(np.flatnonzero(negative)[0])}) are treated as missing",
+                    DataWarning,
+                    stacklevel=3,
+                )
+    if "bid" in ticks.columns and "ask" in ticks.columns:
+        crossed = ticks.columns["bid"] > ticks.columns["ask"]
+        if crossed.any():
+            warnings.warn(
+                f"{display}: {int(crossed.sum()):,} crossed quote(s), bid above ask (first at row "
+                f"{int(np.flatnonzero(crossed)[0])}); kept as they are",
+                DataWarning,
+                stacklevel=3,
+            )
 
 
 def _ordered(ticks: Ticks, source: SourceDef, display: str) -> Ticks:
@@ -353,6 +408,10 @@ def _ordered(ticks: Ticks, source: SourceDef, display: str) -> Ticks:
             f"rows are not in time order (row {first} is earlier than row {first - 1})",
             "sort the file by time, or set unsorted: sort on this source",
         )
+    if bool(np.all(ticks.ts[1:] <= ticks.ts[:-1])):
+        # A file written newest first: reversed, so that rows of one timestamp keep their true order too.
+        warnings.warn(f"{display}: rows are in descending time order; reversed them", DataWarning, stacklevel=2)
+        return ticks.take(slice(None, None, -1))
     warnings.warn(
         f"{display}: rows are not in time order (first at row {first}); sorted them (stable)", DataWarning, stacklevel=2
     )

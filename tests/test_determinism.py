@@ -117,21 +117,35 @@ def test_warmup_comes_from_earlier_sessions_only(project: Path, tmp_path: Path) 
     assert np.isnan(day1["target_next_60s_abc"].iloc[-1])
 
 
-def test_descending_input_is_sorted_with_a_warning_and_matches_sorted_input(project: Path, tmp_path: Path) -> None:
+def test_descending_input_is_reversed_with_a_warning_and_matches_ascending_input(project: Path, tmp_path: Path) -> None:
+    """A file written newest first is reversed, not stably sorted: ticks that share a timestamp then come back
+    in their true order, so every column (tick returns included) equals the ascending file's."""
     flipped = _project(tmp_path / "desc", descending=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         files = run(load_manifest(flipped), RunOptions(output_dir=tmp_path / "desc_out"))
-    assert any(issubclass(w.category, DataWarning) and "not in time order" in str(w.message) for w in caught)
+    assert any(issubclass(w.category, DataWarning) and "descending time order" in str(w.message) for w in caught)
     reference = run(load_manifest(project), RunOptions(output_dir=tmp_path / "asc_out"))
     for got, want in zip(files, reference, strict=True):
         a, b = pd.read_parquet(got), pd.read_parquet(want)
-        # ticks with equal timestamps keep their (reversed) input order, so only their order-dependent
-        # tick returns may differ; bar volume and everything else must agree
+        pd.testing.assert_frame_equal(a, b)
+        assert a.filter(like="vol_").sum().sum() > 0
+
+
+def test_shuffled_input_is_sorted_stably_with_a_warning(project: Path, tmp_path: Path) -> None:
+    shuffled = _project(tmp_path / "shuffled")
+    for path in (shuffled / "data" / "abc").glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        frame.iloc[np.random.default_rng(1).permutation(len(frame))].to_parquet(path, index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = run(load_manifest(shuffled), RunOptions(output_dir=tmp_path / "out"))
+    assert any(issubclass(w.category, DataWarning) and "sorted them (stable)" in str(w.message) for w in caught)
+    reference = run(load_manifest(project), RunOptions(output_dir=tmp_path / "asc_out"))
+    for got, want in zip(files, reference, strict=True):
         interval = got.stem.split("_")[-1]
-        column = f"vol_{interval}_abc"
-        pd.testing.assert_series_equal(a[column], b[column])
-        assert a[column].sum() > 0
+        column = f"vol_{interval}_abc"  # volume does not depend on the order of equal-timestamp ticks
+        pd.testing.assert_series_equal(pd.read_parquet(got)[column], pd.read_parquet(want)[column])
 
 
 def test_rolling_features_on_unsorted_rows_would_differ(project: Path) -> None:

@@ -67,7 +67,6 @@ TIME_ENCODINGS = {
     "uint64 us": (pa.array((SECONDS * 1_000_000).astype(np.uint64)), "us", None),
     "timestamp us UTC": (pa.array(UTC_NS // 1000, pa.timestamp("us", tz="UTC")), None, None),
     "timestamp ns New York": (pa.array(UTC_NS, pa.timestamp("ns", tz=NEW_YORK)), None, None),
-    "timestamp ms naive, no zone": (pa.array(UTC_NS // 1_000_000, pa.timestamp("ms")), None, None),
     "timestamp ms naive, zone UTC": (pa.array(UTC_NS // 1_000_000, pa.timestamp("ms")), None, "UTC"),
     "timestamp us naive, New York wall clock": (
         pa.array(
@@ -149,10 +148,15 @@ BAD = {
         None,
         "timestamps in column 't' outside the years 1677-2262",
     ),
-    "naive timestamps beyond 2262": (
-        {"t": pa.array(np.full(N, 32_503_680_000_000), pa.timestamp("ms"))},
+    "naive timestamps without a declared zone": (
+        {"t": pa.array(UTC_NS // 1_000_000, pa.timestamp("ms"))},
         None,
-        "timestamps in column 't' outside the years 1677-2262",
+        "holds local times without a zone, and the source declares none",
+    ),
+    "naive text times without a declared zone": (
+        {"t": pa.array([str(pd.Timestamp(v)) for v in UTC_NS])},
+        None,
+        "holds local times without a zone, and the source declares none",
     ),
     "numbers without a unit": ({"t": pa.array(UTC_NS)}, None, "holds numbers but the source gives no unit"),
     "text values": ({"t": pa.array(UTC_NS), "x": pa.array(["1.5"] * N)}, "ns", "column 'x' has type"),
