@@ -24,7 +24,6 @@ from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import Diagnostic, Position, SpecError
 from fspec.files import follow_umask
 from fspec.manifest import (
-    ColumnDef,
     FeatureDef,
     InstrumentDef,
     KernelDef,
@@ -194,7 +193,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             time_column=s.time_column,
             time_unit=s.time_unit,
             time_zone=s.time_zone,
-            columns=tuple(ColumnDef(c.name, c.source_column, c.dtype, c.scale, c.expr) for c in s.columns),
+            columns=s.columns,
             filter_tree=checked.filters.get(n),
             column_trees={c.name: checked.filters[f"{n}.{c.name}"] for c in s.columns if c.expr},
             bar_width=s.bar_width,

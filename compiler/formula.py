@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -212,7 +213,9 @@ def parse(text: str) -> Node:
             "split it into helper features (publish: false) that reference each other",
         )
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # e.g. "1and 2": the error or the tree speaks for it
+            tree = ast.parse(source, mode="eval")
         converted = _convert(tree.body)
     except SyntaxError as exc:
         span = Span(exc.lineno or 1, max((exc.offset or 1) - 1, 0))

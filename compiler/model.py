@@ -12,21 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
+from fspec.manifest import ColumnDef  # one column type for the model and the manifest
 from fspec.naming import SESSION_GRID
 from fspec.session import Session
 
 PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output", "constants")
 DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    name: str
-    source_column: str
-    dtype: str = "float64"
-    scale: float = 1.0
-    expr: str | None = None  # a computed column: formula over file columns and instrument params
 
 
 @dataclass(frozen=True)
@@ -37,7 +29,7 @@ class SourceSpec:
     time_column: str
     time_unit: str | None
     time_zone: str | None
-    columns: tuple[ColumnSpec, ...]
+    columns: tuple[ColumnDef, ...]
     filter: str | None
     filter_pos: Position | None
     bar_width: int | None  # seconds; None for a tick source
@@ -151,11 +143,11 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
     columns = []
     for col, spec in raw["columns"].items():
         if isinstance(spec, str):
-            columns.append(ColumnSpec(col, col, spec))
+            columns.append(ColumnDef(col, col, spec))
         elif "expr" in spec:
-            columns.append(ColumnSpec(col, "", "float64", 1.0, spec["expr"]))
+            columns.append(ColumnDef(col, "", "float64", 1.0, spec["expr"]))
         else:
-            columns.append(ColumnSpec(col, spec["from"], spec.get("dtype", "float64"), float(spec.get("scale", 1.0))))
+            columns.append(ColumnDef(col, spec["from"], spec.get("dtype", "float64"), float(spec.get("scale", 1.0))))
     path = raw["path"]
     fmt = raw.get("format") or ("csv" if path.endswith((".csv", ".csv.gz")) else "parquet")
     bars = raw.get("bars")
