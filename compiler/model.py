@@ -91,6 +91,7 @@ class Project:
     constants: tuple[tuple[str, float], ...] = ()
 
 
+MAX_FAMILY = 1_000  # features one expand may make
 SAFE_SYMBOL = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._=-]*")
 PATH_FIELDS = ("symbol", "date")
 
@@ -176,6 +177,16 @@ def _expand(
 ) -> list[FeatureSpec]:
     expand = raw.get("expand") or {}
     keys = list(expand)
+    size = math.prod(len(expand[k]) for k in keys) if keys else 1
+    if size > MAX_FAMILY:
+        problems.append(
+            Diagnostic(
+                doc.pos((*at, "expand"), key=True),
+                f"'{raw['name']}' expands to {size:,} features, over the limit of {MAX_FAMILY:,}",
+                "list fewer values, or split the family",
+            )
+        )
+        return []
     combos = list(product(*(expand[k] for k in keys))) if keys else [()]
     out = []
     for combo in combos:

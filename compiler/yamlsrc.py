@@ -46,8 +46,62 @@ def _mark(file: str, node: yaml.Node) -> Position:
     return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _build(doc: SourceDoc, node: yaml.Node, path: PathKey, problems: list[Diagnostic]) -> Any:
+MAX_FILE_BYTES = 1 << 20  # a spec file of 1 MiB is far past any feature library; a bigger one is a mistake
+MAX_VALUES = 100_000  # keys and values after YAML aliases are expanded ("billion laughs" stops here)
+
+
+class _TooLarge(Exception):
+    """The document expands past MAX_VALUES values, or an alias contains itself."""
+
+    def __init__(self, message: str, position: Position):
+        super().__init__(message)
+        self.position = position
+
+
+def _build(
+    doc: SourceDoc, node: yaml.Node, path: PathKey, problems: list[Diagnostic], open_nodes: set[int] | None = None
+) -> Any:
+    open_nodes = set() if open_nodes is None else open_nodes
+    if id(node) in open_nodes:
+        raise _TooLarge(f"a YAML alias at {path_text(path)} contains itself", _mark(doc.file, node))
+    if len(doc.value_pos) >= MAX_VALUES:
+        raise _TooLarge(f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?)", _mark(doc.file, node))
     doc.value_pos[path] = _mark(doc.file, node)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        open_nodes.add(id(node))
+        try:
+            return _build_collection(doc, node, path, problems, open_nodes)
+        finally:
+            open_nodes.discard(id(node))
+    doc.scalar_style[path] = node.style
+    doc.segments[path] = _segments(doc.text, node)
+    try:
+        value = yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        problems.append(
+            Diagnostic(
+                _mark(doc.file, node),
+                f"cannot read the value {node.value!r} with tag {node.tag}: {str(exc).splitlines()[0]}",
+                "write plain values; spec files use no YAML tags",
+            )
+        )
+        return None
+    if node.style is None and isinstance(value, date | datetime | int) and not isinstance(value, bool):
+        raw = node.value
+        if isinstance(value, date | datetime) or ":" in raw:
+            # YAML 1.1 reads 2013-10-07 as a date and 9:30 as 570: keep what was written, flag it.
+            doc.surprises[path] = (raw, "a date" if isinstance(value, date | datetime) else f"the number {value}")
+            return raw
+    return value
+
+
+def path_text(path: PathKey) -> str:
+    return "/".join(str(p) for p in path) or "the top"
+
+
+def _build_collection(
+    doc: SourceDoc, node: yaml.Node, path: PathKey, problems: list[Diagnostic], open_nodes: set[int]
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -59,20 +113,9 @@ def _build(doc: SourceDoc, node: yaml.Node, path: PathKey, problems: list[Diagno
                 )
                 continue
             doc.key_pos[child] = _mark(doc.file, key_node)
-            out[key] = _build(doc, value_node, child, problems)
+            out[key] = _build(doc, value_node, child, problems, open_nodes)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(doc, item, (*path, i), problems) for i, item in enumerate(node.value)]
-    doc.scalar_style[path] = node.style
-    doc.segments[path] = _segments(doc.text, node)
-    value = yaml.SafeLoader("").construct_object(node, deep=True)
-    if node.style is None and isinstance(value, date | datetime | int) and not isinstance(value, bool):
-        raw = node.value
-        if isinstance(value, date | datetime) or ":" in raw:
-            # YAML 1.1 reads 2013-10-07 as a date and 9:30 as 570: keep what was written, flag it.
-            doc.surprises[path] = (raw, "a date" if isinstance(value, date | datetime) else f"the number {value}")
-            return raw
-    return value
+    return [_build(doc, item, (*path, i), problems, open_nodes) for i, item in enumerate(node.value)]
 
 
 def _segments(text: str, node: yaml.ScalarNode) -> tuple[tuple[int, int, int], ...]:
@@ -128,13 +171,35 @@ def load_yaml(path: Path, display: str) -> tuple[SourceDoc, list[Diagnostic]]:
     except (OSError, UnicodeDecodeError) as exc:
         return doc, [Diagnostic(Position(display), f"cannot read file: {exc}")]
     doc.text = text
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        return doc, [
+            Diagnostic(Position(display, 1, 1), f"the file is larger than {MAX_FILE_BYTES >> 20} MiB", "split it up")
+        ]
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         return doc, [_syntax_diagnostic(exc, display)]
+    except yaml.reader.ReaderError as exc:  # a NUL byte or another character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return doc, [
+            Diagnostic(
+                Position(display, line, column),
+                f"character U+{character:04X} is not allowed in YAML",
+                "remove control characters from the file",
+            )
+        ]
+    except yaml.YAMLError as exc:
+        return doc, [Diagnostic(Position(display, 1, 1), f"YAML error: {exc}", "fix the YAML syntax")]
     if node is None:
         doc.data = {}
         return doc, []
     problems: list[Diagnostic] = []
-    doc.data = _build(doc, node, (), problems)
+    try:
+        doc.data = _build(doc, node, (), problems)
+    except _TooLarge as exc:
+        return doc, [Diagnostic(exc.position, str(exc), "write the specs out without deep or nested aliases")]
+    except RecursionError:
+        return doc, [Diagnostic(Position(display, 1, 1), "the file nests too deeply", "flatten the YAML")]
     return doc, problems
