@@ -12,6 +12,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from fspec.errors import Diagnostic, Position
 
@@ -194,6 +195,7 @@ def _convert(node: ast.expr) -> Node:
     )
 
 
+@lru_cache(maxsize=8192)  # trees are immutable: a formula bound to 500 instruments is parsed once
 def parse(text: str) -> Node:
     """Parse formula text into a tree; raises :class:`FormulaSyntaxError` with a position."""
     source = text.strip()

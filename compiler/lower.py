@@ -151,6 +151,7 @@ def plan(project: Project, graph: Graph) -> Plan:
     spec_order = {spec.name: i for i, spec in enumerate(project.features)}
     groups: dict[tuple[str, ...], list[PlannedFeature]] = {}
     single: list[PlannedFeature] = []
+    templates: dict[tuple[str, ...], str] = {}
     for inst in graph.order:
         own = inst.instrument or ""
         tree = _relative(transform(inst.tree, lower_node), own)
@@ -162,7 +163,7 @@ def plan(project: Project, graph: Graph) -> Plan:
             members=(own,) if own else (),
             tree=tree,
             formula=inst.spec.formula.strip(),
-            resolved=_template(inst.tree, own),
+            resolved="",  # filled in once per group below
             description=inst.spec.description,
             window=window,
             publish=inst.spec.publish,
@@ -177,7 +178,11 @@ def plan(project: Project, graph: Graph) -> Plan:
         )
         # Members share one compiled feature when everything but the member itself is the same.
         key = (inst.spec.name, json.dumps(ir.to_json(tree), sort_keys=True), planned.formula, repr(window), repr(deps))
-        groups.setdefault(key, []).append(planned)
+        if key not in groups:  # the members of a group share the template: made for the first one only
+            groups[key] = []
+            templates[key] = _template(inst.tree, own)
+        planned = replace(planned, resolved=templates[key])
+        groups[key].append(planned)
         single.append(planned)
     try:
         features = _in_dependency_order(
