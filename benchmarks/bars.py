@@ -38,7 +38,7 @@ from benchmarks import project as bench_project
 from benchmarks.workload import COLUMNS, Workload, generate, instrument_names
 
 Key = tuple[str, str | None]
-ENGINES = ("fspec", "polars", "pandas")
+ENGINES = ("fspec", "polars-tuned", "polars", "pandas")
 RTOL = 1e-9
 FLOORS = ["floor", "floor-1t"]  # reading the input once on fspec's number of threads, and on one
 
@@ -82,7 +82,7 @@ def build_input(engine: str, workload: Workload) -> Any:
         from benchmarks import pandas_impl
 
         return pandas_impl.to_frame(workload)
-    if engine == "polars":
+    if engine in ("polars", "polars-tuned"):
         from benchmarks import polars_impl
 
         return polars_impl.to_frame(workload)
@@ -105,6 +105,10 @@ def runner(engine: str, setup: Setup) -> Callable[[], Any]:
         from benchmarks import polars_impl
 
         return lambda: polars_impl.compute(data, w.open_ns, w.close_ns, setup.interval, setup.pair)
+    if engine == "polars-tuned":
+        from benchmarks import polars_tuned
+
+        return lambda: polars_tuned.compute(data, w.open_ns, w.close_ns, setup.interval, setup.pair)
     if engine in FLOORS:
         from fspec.runtime.kernels import threads
 
@@ -573,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--interval", type=int, default=30, help="bar width in seconds")
     parser.add_argument("--seed", type=int, default=20240305, help="workload seed")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma list of fspec, polars, pandas")
+    parser.add_argument(
+        "--engines", default=",".join(ENGINES), help="comma list of fspec, polars-tuned, polars, pandas"
+    )
     parser.add_argument("--profile", action="store_true", help="break fspec's compute time down")
     parser.add_argument("--e2e", action="store_true", help="also time parquet on disk -> features parquet")
     parser.add_argument("--e2e-repeat", type=int, default=3, help="rounds of the end-to-end timing")

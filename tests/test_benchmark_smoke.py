@@ -27,7 +27,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 def test_engines_agree(results: dict[str, dict]) -> None:
     reference = {k: v for k, v in results["fspec"].items() if k[0] != "mid"}
-    agreement = bars.compare(reference, {e: results[e] for e in ("pandas", "polars")})
+    agreement = bars.compare(reference, {e: results[e] for e in ("pandas", "polars", "polars-tuned")})
     assert agreement.problems == []
     assert agreement.values > 100_000
 
