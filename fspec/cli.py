@@ -6,6 +6,7 @@ This is the one place that catches fspec errors and turns them into messages and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -288,5 +289,24 @@ def explain(project: str | None, column: str) -> None:
     click.echo(explain_column(load_manifest(root, check_fresh=False), column))
 
 
+def entry() -> None:
+    """The `fspec` command: the click application, then an immediate exit.
+
+    Everything a command writes is complete (files renamed into place, output flushed) when it returns, so the
+    process ends without the interpreter's teardown, which frees the run's arrays and the JIT's state object by
+    object: about a quarter of a second of a small `fspec run`, measured here."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            click.echo(exc.code, err=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, OSError):  # e.g. `fspec ops | head`: the reader has gone
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

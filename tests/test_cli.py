@@ -881,3 +881,20 @@ def test_compact_date_is_rejected_or_means_the_same_day(tiny: Path) -> None:
         "the first bar of the first session has no previous bar; a later session was used as history"
     )
     assert target.read_bytes() == reference
+
+
+def test_the_command_keeps_its_exit_codes_with_the_immediate_exit(tmp_path: Path) -> None:
+    """`fspec` ends the process at once after a command (no interpreter teardown): the exit code and the
+    output must still be those of the command."""
+    import subprocess
+    import sys
+
+    def fspec(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fspec.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+
+    assert fspec("--help").returncode == 0 and "Usage: " in fspec("--help").stdout
+    bogus = fspec("validate", "--bogus")
+    assert bogus.returncode == 2 and "No such option" in bogus.stderr
+    (tmp_path / "specs").mkdir()
+    missing = fspec("run", "--project", str(tmp_path))  # no build: a build error
+    assert missing.returncode == 1 and "hint:" in missing.stderr and "Traceback" not in missing.stderr
