@@ -136,9 +136,11 @@ def validate(project: str | None, fmt: str) -> None:
         sys.exit(1)
     if fmt == "text":
         assert checked.plan is not None
-        n_cols = sum(1 for f in checked.plan.features if f.publish)
+        features = checked.plan.features
+        columns = sum(max(len(f.members), 1) for f in features)
+        published = sum(max(len(f.members), 1) for f in features if f.publish)
         click.echo(
-            f"ok: {len(checked.plan.features)} feature instances ({n_cols} published) in "
+            f"ok: {len(features)} compiled feature(s) for {columns} feature instances ({published} published) in "
             f"{len(checked.plan.kernels)} tick kernel(s)"
         )
 
