@@ -10,6 +10,7 @@ from string import Formatter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fspec.compiler.operators import CONSTANTS
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
 from fspec.manifest import ColumnDef  # one column type for the model and the manifest
@@ -100,15 +101,15 @@ def _path_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
     """A path template may use only {symbol} and {date}, each plainly (no format specs or attributes)."""
     pos = doc.pos(("sources", src.name, "path"))
     try:
-        fields = [f for _, f, spec, conv in Formatter().parse(src.path) if f is not None]
-        plain = all(spec == "" and conv is None for _, f, spec, conv in Formatter().parse(src.path) if f is not None)
+        parts = [(f, spec, conv) for _, f, spec, conv in Formatter().parse(src.path) if f is not None]
     except ValueError as exc:
         return [
             Diagnostic(
                 pos, f"path template '{src.path}' is malformed: {exc}", "write e.g. data/{symbol}/{date}.parquet"
             )
         ]
-    unknown = [f for f in fields if f not in PATH_FIELDS]
+    unknown = [f for f, _, _ in parts if f not in PATH_FIELDS]
+    plain = all(spec == "" and conv is None for _, spec, conv in parts)
     if unknown or not plain:
         shown = ", ".join("{" + f + "}" for f in unknown) if unknown else "a format spec"
         return [
@@ -237,7 +238,7 @@ def _num_token(value: float) -> str:
     return text.replace("-", "m")
 
 
-BUILTIN_CONSTANTS = ("pi", "interval_seconds", "periods_per_year", "bars_per_session", "nan")
+BUILTIN_CONSTANTS = (*CONSTANTS, "nan")  # the registry's constants, and nan (a literal of filters)
 
 
 def _shadowing(seen: dict[str, SourceDoc], instruments: dict[str, InstrumentSpec]) -> list[Diagnostic]:

@@ -40,9 +40,6 @@ class Entity:
     kind: EntityKind = EntityKind.INSTRUMENT
     key: str = ""
 
-    def __str__(self) -> str:
-        return self.key
-
 
 @dataclass(frozen=True)
 class Grain:

@@ -75,10 +75,6 @@ class BudgetCache(Generic[V]):
         self.bytes -= size
         return value
 
-    def clear(self) -> None:
-        self._items.clear()
-        self.bytes = 0
-
 
 def memory_budget() -> int:
     """FSPEC_MEMORY (bytes, or with a K, M or G suffix), else 2 GiB: what the data caches of a run may hold."""

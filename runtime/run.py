@@ -382,9 +382,9 @@ class Engine:
         self, pairs: list[tuple[str, str]], days: list[str], grids: list[np.ndarray], interval: int
     ) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, _Stacked]]:
         """Slots of every (source, instrument) pair over ``days`` (``grids``: each day's bar ends). A session
-        reduced before (an earlier output day, now warm-up) is taken from ``slots``; the others' data is read
-        here, in order (its errors and warnings come out as they would one by one), then the kernel calls run on
-        a thread pool.
+        reduced before (an earlier output day, now warm-up) is taken from ``slots``; the others' files are read
+        here (day files ahead on the thread pool: a failing file's error is raised in the order of the calls, but
+        the warnings of files read in parallel may come in either order), then the kernel calls run on the pool.
 
         On a single day every source's slots of all its instruments are one (instruments, slots, bars) array
         (the kernels write into it), so a feature of many members reads a slot of all of them without a copy."""
