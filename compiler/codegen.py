@@ -27,7 +27,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.operators import ELEMENTWISE, REGISTRY
 from fspec.compiler.unparse import resolved_source
 
-CODEGEN_VERSION = "9"
+CODEGEN_VERSION = "10"
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,10 @@ class Derived:
     """A tick column computed once per call with numpy, before the loop: ``derived[index]``."""
 
     index: int
-    code: str  # a numpy expression over whole columns
+    code: str  # a numpy expression over whole columns, or over entity e's rows ``lo:hi`` if it uses parameters
     function: str  # the numpy ufunc that writes into ``derived[index]``
     text: str  # the formula it computes
+    uses_params: bool = False  # parameters differ between entities: computed entity by entity
 
 
 @dataclass(frozen=True)
@@ -220,19 +221,21 @@ class _Emitter:
             if d.text == resolved_source(node):
                 return d.index
         index = len(self.model.derived)
-        code = self._numpy(node.args[0])
-        self.model.derived.append(Derived(index, code, _HOISTED[node.op], resolved_source(node)))
+        uses_params = any(isinstance(n, ir.ParamRef) for n in node.walk())
+        code = self._numpy(node.args[0], per_entity=uses_params)
+        self.model.derived.append(Derived(index, code, _HOISTED[node.op], resolved_source(node), uses_params))
         return index
 
-    def _numpy(self, node: Node) -> str:
+    def _numpy(self, node: Node, per_entity: bool) -> str:
+        """numpy code of ``node`` over whole columns, or (``per_entity``) over entity e's rows lo:hi."""
         if isinstance(node, ir.Const):
             return _const(node.value)
         if isinstance(node, ir.Column):
-            return f"col_{node.column}"
+            return f"col_{node.column}[lo:hi]" if per_entity else f"col_{node.column}"
         if isinstance(node, ir.ParamRef):
-            return self._param(node)
+            return f"params[e, {self.kernel.params.index(node.name)}]"
         assert isinstance(node, ir.Apply)
-        a = [self._numpy(x) for x in node.args]
+        a = [self._numpy(x, per_entity) for x in node.args]
         if node.op in _BINARY:
             return f"({a[0]} {_BINARY[node.op]} {a[1]})"
         if node.op == "neg":

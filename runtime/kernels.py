@@ -92,17 +92,38 @@ def reduce_session(
     ``bar_ends[b - 1]`` on). The ticks may also be a part of a session that starts and ends at bar edges: the
     tick-level state at the end is left in ``carry``, and ``resume`` starts from it. ``out``, if given, is a
     C-contiguous float64 array of that shape to write the slots into."""
-    ts = frozen(ts, np.int64)
-    bar_ends = frozen(bar_ends, np.int64)
-    columns = [frozen(c) for c in columns]
     if out is None:
-        out = np.empty((len(module.SLOTS), bar_ends.shape[0]), dtype=np.float64)
-    derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
-    module.derive(*columns, params, derived)
+        out = np.empty((len(module.SLOTS), len(bar_ends)), dtype=np.float64)
     if carry is None:
         carry = np.empty(module.CARRY, dtype=np.float64)
-    module.reduce_ticks(ts, bar_ends, *columns, derived, params, out, carry, resume)
+    starts = np.array([0, len(ts)], dtype=np.int64)
+    reduce_entities(module, ts, starts, bar_ends, columns, params[None, :], carry[None, :], resume, out[None])
     return out
+
+
+def reduce_entities(
+    module: ModuleType,
+    ts: np.ndarray,
+    starts: np.ndarray,
+    bar_ends: np.ndarray,
+    columns: list[np.ndarray],
+    params: np.ndarray,
+    carry: np.ndarray,
+    resume: bool,
+    out: np.ndarray,
+) -> None:
+    """The sessions of several entities in one kernel call: entity e's ticks are rows ``starts[e]`` to
+    ``starts[e + 1] - 1`` (each in time order); its parameters are ``params[e]``, its carried state
+    ``carry[e]`` (shape (entities, CARRY)) and its slots go to ``out[e]`` (shape (entities, slots, bars),
+    C-contiguous float64)."""
+    ts = frozen(ts, np.int64)
+    starts = frozen(starts, np.int64)
+    bar_ends = frozen(bar_ends, np.int64)
+    columns = [frozen(c) for c in columns]
+    params = frozen(params)
+    derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
+    module.derive(*columns, starts, params, derived)
+    module.reduce_ticks(ts, starts, bar_ends, *columns, derived, params, out, carry, resume)
 
 
 _pool: tuple[ThreadPoolExecutor, int] | None = None  # and its number of threads

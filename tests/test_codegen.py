@@ -19,6 +19,7 @@ from numba.core.errors import TypingError
 from fspec.compiler.build import check
 from fspec.compiler.codegen import KernelModel, kernel_model, render_kernel
 from fspec.compiler.lower import TickKernel
+from fspec.runtime.kernels import load_kernel, reduce_entities, reduce_session
 from fspec.runtime.scalars import prefetch
 
 PROJECT = """\
@@ -56,7 +57,7 @@ def test_log_of_a_column_is_computed_once_vectorised(tmp_path: Path) -> None:
     assert "derived_0[i]" in _loop(model)
     source = render_kernel(kernel)
     assert "np.log(col_price, out=derived[0])  # log(trades.price)" in source
-    assert "derived_0 = derived[0]  # log(trades.price)" in source
+    assert "derived[0, lo:hi]," in source and "derived_0, params, out, carry, resume):" in source
     compile(source, "kernel.py", "exec")  # valid Python
 
 
@@ -72,9 +73,37 @@ def test_the_loop_prefetches_exactly_the_arrays_it_reads(tmp_path: Path) -> None
 
 def test_hoisted_expressions_keep_parameters_and_nesting(tmp_path: Path) -> None:
     model = kernel_model(_kernel(tmp_path, "sum(exp(sqrt(abs(trades.price - scale)) / 2))"))
-    assert [(d.function, d.code) for d in model.derived] == [
-        ("np.exp", "(np.sqrt(np.abs((col_price - params[0]))) / 2.0)")
+    # a parameter may differ between the entities of one call: that row is derived entity by entity
+    assert [(d.function, d.code, d.uses_params) for d in model.derived] == [
+        ("np.exp", "(np.sqrt(np.abs((col_price[lo:hi] - params[e, 0]))) / 2.0)", True)
     ]
+
+
+def test_one_call_over_many_entities_equals_one_call_per_entity(tmp_path: Path) -> None:
+    """The entity loop: rows of several instruments in one call (one with no rows), each with its own
+    parameters and tick-level state, give exactly the slots of one call per instrument."""
+    formulas = ("sum(exp(trades.price - scale))", "sum(diff(trades.price))", "last(trades.size * scale)")
+    kernel = _kernel(tmp_path, *formulas)
+    path = tmp_path / "kernel_entities.py"
+    path.write_text(render_kernel(kernel), encoding="utf-8")
+    module = load_kernel(path, "test_entities_kernel")
+    rng = np.random.default_rng(7)
+    bar_ends = np.array([10, 20, 30, 40], dtype=np.int64)
+    lengths, scales = [50, 0, 17], [2.0, -1.0, 0.5]
+    ts_parts = [np.sort(rng.integers(0, 40, n)).astype(np.int64) for n in lengths]
+    price_parts = [rng.normal(size=n) for n in lengths]
+    size_parts = [rng.uniform(1, 5, size=n) for n in lengths]
+    for part in price_parts[2:]:
+        part[3] = np.nan
+    starts = np.cumsum([0, *lengths]).astype(np.int64)
+    out = np.empty((3, len(kernel.slots), len(bar_ends)))
+    carry = np.empty((3, module.CARRY))
+    params = np.array(scales)[:, None]
+    columns = [np.concatenate(price_parts), np.concatenate(size_parts)]
+    reduce_entities(module, np.concatenate(ts_parts), starts, bar_ends, columns, params, carry, False, out)
+    for e in range(3):
+        alone = reduce_session(module, ts_parts[e], bar_ends, [price_parts[e], size_parts[e]], params[e])
+        np.testing.assert_array_equal(out[e], alone)
 
 
 def test_log_of_a_stateful_expression_stays_in_the_loop(tmp_path: Path) -> None:
