@@ -21,15 +21,16 @@ class Graph:
     windows: dict[Key, Window]
 
 
-def node_window(node: Node, windows: dict[Key, Window]) -> Window:
-    """The bars ``node`` reads around the current bar, composed from its operators' window rules."""
+def node_window(node: Node, windows: dict[Key, Window], own: str | None = None) -> Window:
+    """The bars ``node`` reads around the current bar, composed from its operators' window rules (a feature
+    of instrument '' is the instance's ``own``)."""
     if isinstance(node, ir.FeatureRef):
-        return windows.get((node.feature, node.instrument), Window())
+        return windows.get((node.feature, own if node.instrument == "" else node.instrument), Window())
     if not isinstance(node, ir.Apply):
         return Window()
     inner = Window()
     for arg in node.args:
-        inner = inner | node_window(arg, windows)
+        inner = inner | node_window(arg, windows, own)
     op = REGISTRY[node.op]
     consts = dict(node.consts)
     consts["_grain"] = "tick" if node.grain.is_tick else "bar"  # type: ignore[assignment]
@@ -44,11 +45,11 @@ def node_window(node: Node, windows: dict[Key, Window]) -> Window:
     return outer
 
 
-def _culprit(node: Node, windows: dict[Key, Window]) -> Node:
+def _culprit(node: Node, windows: dict[Key, Window], own: str | None) -> Node:
     """The innermost sub-expression that reads past the bar end."""
     for child in node.children():
-        if node_window(child, windows).right > 0:
-            return _culprit(child, windows)
+        if node_window(child, windows, own).right > 0:
+            return _culprit(child, windows, own)
     return node
 
 
@@ -78,13 +79,18 @@ def build_graph(instances: list[Instance]) -> tuple[Graph | None, list[Diagnosti
     windows: dict[Key, Window] = {}
     problems: list[Diagnostic] = []
     order = []
+    # Members of a class share one tree: its window is composed once for each distinct set of dependency windows.
+    composed: dict[tuple[int, tuple[Window, ...]], Window] = {}
     for key in order_keys:
         inst = by_key[key]
-        window = node_window(inst.tree, windows)
+        memo = (id(inst.tree), tuple(windows.get(d, Window()) for d in inst.deps()))
+        if memo not in composed:
+            composed[memo] = node_window(inst.tree, windows, inst.instrument)
+        window = composed[memo]
         windows[key] = window
         order.append(inst)
         if window.right > 0 and not inst.spec.is_target:
-            bad = _culprit(inst.tree, windows)
+            bad = _culprit(inst.tree, windows, inst.instrument)
             problems.append(
                 diagnostic_at(
                     formula_position(inst.spec),

@@ -124,6 +124,37 @@ class SlotRef(Node):
     grain: Grain = BAR
 
 
+def relative(node: Node, own: str) -> Node:
+    """The tree with instrument ``own`` written as '' (its member itself): columns, parameters, features,
+    slots and tick grains of "the instance's own instrument", so that one tree serves every member."""
+    if not own:
+        return node
+    from fspec.compiler.formula import transform
+
+    def fn(n: Node) -> Node:
+        if isinstance(n, Column | SlotRef | FeatureRef | ParamRef) and n.instrument == own:
+            return replace(n, instrument="")
+        if isinstance(n, Apply) and n.grain.entity is not None and n.grain.entity.key == own:
+            return replace(n, grain=n.grain.for_any_entity())
+        return n
+
+    return transform(node, fn)
+
+
+def bind(node: Node, own: str | None) -> Node:
+    """The inverse of :func:`relative`: '' written as instrument ``own`` again (a tree of one instance)."""
+    if not own:
+        return node
+    from fspec.compiler.formula import transform
+
+    def fn(n: Node) -> Node:
+        if isinstance(n, Column | SlotRef | FeatureRef | ParamRef) and n.instrument == "":
+            return replace(n, instrument=own)
+        return n
+
+    return transform(node, fn)
+
+
 def strip_instrument(node: Node) -> Node:
     """The same tick expression with instrument bindings removed (kernels take the instrument as input)."""
     from fspec.compiler.formula import transform

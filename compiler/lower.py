@@ -89,26 +89,12 @@ def _slot_key(node: ir.Apply, project: Project) -> tuple[str, str, tuple[Node, .
 SELF = "\x00"  # stands for the member while a resolved text is made into a template
 
 
-def _relative(tree: Node, own: str) -> Node:
-    """The tree with the member's own instrument written as '' (slots, features and parameters of "itself")."""
-    if not own:
-        return tree
+def _template(tree: Node) -> str:
+    """The resolved formula text with {instrument} where it names the member ('' in a member-relative tree;
+    ``str.format`` fills it in)."""
 
     def fn(n: Node) -> Node:
-        if isinstance(n, ir.SlotRef | ir.FeatureRef | ir.ParamRef) and n.instrument == own:
-            return replace(n, instrument="")
-        return n
-
-    return transform(tree, fn)
-
-
-def _template(tree: Node, own: str) -> str:
-    """The resolved formula text with {instrument} where it names the member (``str.format`` fills it in)."""
-    if not own:
-        return resolved_source(tree).replace("{", "{{").replace("}", "}}")
-
-    def fn(n: Node) -> Node:
-        if isinstance(n, ir.Column | ir.FeatureRef | ir.ParamRef) and n.instrument == own:
+        if isinstance(n, ir.Column | ir.FeatureRef | ir.ParamRef) and n.instrument == "":
             return replace(n, instrument=SELF)
         return n
 
@@ -149,50 +135,51 @@ def plan(project: Project, graph: Graph) -> Plan:
         return node
 
     spec_order = {spec.name: i for i, spec in enumerate(project.features)}
-    groups: dict[tuple[str, ...], list[PlannedFeature]] = {}
-    single: list[PlannedFeature] = []
-    templates: dict[tuple[str, ...], str] = {}
+    # Members share one compiled feature when everything but the member itself is the same.
+    groups: dict[tuple[str, ...], tuple[PlannedFeature, list[str]]] = {}
+    in_order: list[tuple[tuple[str, ...], str]] = []  # (group, member) of every instance, in dependency order
+    # The members of a class of instruments share one member-relative tree: it is lowered once.
+    lowered: dict[int, tuple[Node, tuple[str, ...], str]] = {}
     for inst in graph.order:
         own = inst.instrument or ""
-        tree = _relative(transform(inst.tree, lower_node), own)
-        sources = sorted({n.source for n in inst.tree.walk() if isinstance(n, ir.Column)})
+        if id(inst.tree) not in lowered:
+            tree = transform(inst.tree, lower_node)
+            sources = tuple(sorted({n.source for n in inst.tree.walk() if isinstance(n, ir.Column)}))
+            lowered[id(inst.tree)] = (tree, sources, json.dumps(ir.to_json(tree), sort_keys=True))
+        tree, sources, tree_key = lowered[id(inst.tree)]
         window = graph.windows[inst.key]
-        deps = tuple((name, "" if own and dep == own else dep) for name, dep in inst.deps())
-        planned = PlannedFeature(
-            name=inst.spec.name,
-            members=(own,) if own else (),
-            tree=tree,
-            formula=inst.spec.formula.strip(),
-            resolved="",  # filled in once per group below
-            description=inst.spec.description,
-            window=window,
-            publish=inst.spec.publish,
-            is_target=inst.spec.is_target,
-            deps=deps,
-            sources=tuple(sources),
-            file=inst.spec.file,
-            line=inst.spec.name_pos.line,
-            order=spec_order[inst.spec.name],
-            intervals=inst.spec.intervals,
-            clock=inst.spec.clock,
-        )
-        # Members share one compiled feature when everything but the member itself is the same.
-        key = (inst.spec.name, json.dumps(ir.to_json(tree), sort_keys=True), planned.formula, repr(window), repr(deps))
-        if key not in groups:  # the members of a group share the template: made for the first one only
-            groups[key] = []
-            templates[key] = _template(inst.tree, own)
-        planned = replace(planned, resolved=templates[key])
-        groups[key].append(planned)
-        single.append(planned)
+        deps = tuple((name, "" if own and dep == own else dep) for name, dep in inst.relative_deps)
+        formula = inst.spec.formula.strip()
+        key = (inst.spec.name, tree_key, formula, repr(window), repr(deps))
+        if key not in groups:
+            planned = PlannedFeature(
+                name=inst.spec.name,
+                members=(),
+                tree=tree,
+                formula=formula,
+                resolved=_template(inst.tree),
+                description=inst.spec.description,
+                window=window,
+                publish=inst.spec.publish,
+                is_target=inst.spec.is_target,
+                deps=deps,
+                sources=sources,
+                file=inst.spec.file,
+                line=inst.spec.name_pos.line,
+                order=spec_order[inst.spec.name],
+                intervals=inst.spec.intervals,
+                clock=inst.spec.clock,
+            )
+            groups[key] = (planned, [])
+        if own:
+            groups[key][1].append(own)
+        in_order.append((key, own))
     try:
         features = _in_dependency_order(
-            [
-                replace(g[0], members=tuple(sorted((m for p in g for m in p.members), key=natural_key)))
-                for g in groups.values()
-            ]
+            [replace(first, members=tuple(sorted(members, key=natural_key))) for first, members in groups.values()]
         )
     except CycleError:  # members that read each other across features: one feature per member, as resolved
-        features = tuple(single)
+        features = tuple(replace(groups[key][0], members=(own,) if own else ()) for key, own in in_order)
     kernels = []
     for source in sorted(slots):
         table = slots[source]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from fspec.compiler import ir
@@ -57,18 +58,27 @@ TARGET_PREFIXES = ("target_", "resp_")
 
 @dataclass(frozen=True)
 class Instance:
-    """One feature bound to one instrument (``None``: a cross-asset feature with no suffix)."""
+    """One feature bound to one instrument (``None``: a cross-asset feature with no suffix).
+
+    In ``tree`` an instrument of '' is the instance's own: the members of a class of instruments (same sources,
+    same parameter names) share one resolved tree object, and ``relative_deps`` is read from it once."""
 
     spec: FeatureSpec
     instrument: str | None
     tree: Node
+    relative_deps: tuple[tuple[str, str | None], ...]
 
     @property
     def key(self) -> tuple[str, str | None]:
         return (self.spec.name, self.instrument)
 
     def deps(self) -> list[tuple[str, str | None]]:
-        return [(n.feature, n.instrument) for n in self.tree.walk() if isinstance(n, ir.FeatureRef)]
+        return [(name, self.instrument if dep == "" else dep) for name, dep in self.relative_deps]
+
+
+def feature_refs(tree: Node) -> tuple[tuple[str, str | None], ...]:
+    """(feature, instrument) of every feature ``tree`` reads, '' for the instance's own instrument."""
+    return tuple((n.feature, n.instrument) for n in tree.walk() if isinstance(n, ir.FeatureRef))
 
 
 class Unavailable(Exception):
@@ -82,6 +92,8 @@ class _Context:
     instrument: str | None
     specs: dict[str, FeatureSpec]
     problems: list[Diagnostic] = field(default_factory=list)
+    # instrument parameters read as constants (a window of ``n``): their values shape the tree
+    constant_params: set[str] = field(default_factory=set)
 
     def error(self, span: Span, message: str, hint: str = "", code: str = "formula") -> None:
         self.problems.append(diagnostic_at(formula_position(self.spec), span, message, hint, code))
@@ -269,7 +281,10 @@ def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None
         # instrument parameters and project constants are known when compiling
         known = dict(ctx.project.constants)
         if ctx.instrument:
-            known |= dict(ctx.project.instruments[ctx.instrument].params)
+            own = dict(ctx.project.instruments[ctx.instrument].params)
+            known |= own
+            if node.parts[0] in own:
+                ctx.constant_params.add(node.parts[0])
         if node.parts[0] in known:
             return known[node.parts[0]]
     ctx.error(
@@ -599,13 +614,17 @@ def _for_instrument(spec: FeatureSpec, instrument: str | None) -> FeatureSpec:
 
 
 def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]:
-    """Every (feature, instrument) instance with its resolved tree, plus all problems found."""
+    """Every (feature, instrument) instance with its resolved tree, plus all problems found.
+
+    A feature is resolved once per class of its instruments (:func:`_classes`), not once per instrument, so
+    compile time does not grow with the number of instruments; the members of a class share the tree."""
     problems = check_names(project)
     specs: dict[str, FeatureSpec] = {}
     for spec in project.features:
         specs.setdefault(spec.name, spec)
     instances: list[Instance] = []
     defaulted: set[tuple[str, str | None]] = set()
+    refs: dict[int, tuple[tuple[str, str | None], ...]] = {}  # by tree: the members of a class share it
     for spec in specs.values():
         try:
             parse(spec.formula)
@@ -613,37 +632,122 @@ def resolve_project(project: Project) -> tuple[list[Instance], list[Diagnostic]]
             problems.append(diagnostic_at(formula_position(spec), exc.span, exc.message, exc.hint, "syntax"))
             continue
         if is_cross_asset(spec, project):
-            bindings: list[str | None] = [None]
+            classes: list[list[str | None]] = [[None]]
         else:
-            bindings = list(spec.instruments or project.instruments)
-        for instrument in bindings:
-            if instrument is not None and instrument not in project.instruments:
-                continue
-            bound = _for_instrument(spec, instrument)
-            ctx = _Context(project, bound, instrument, specs)
-            try:
-                tree = _resolve(ctx, parse(bound.formula))
-            except FormulaSyntaxError as exc:
-                problems.append(diagnostic_at(formula_position(bound), exc.span, exc.message, exc.hint, "syntax"))
-                continue
-            except Unavailable as exc:
-                if spec.instruments is not None:
-                    problems.append(
-                        Diagnostic(
-                            spec.name_pos,
-                            f"'{spec.name}' for instrument '{instrument}': {exc}",
-                            "remove the instrument from the list or give it the source",
-                        )
-                    )
-                continue
-            problems.extend(ctx.problems)
-            if not ctx.problems:
+            members = [i for i in (spec.instruments or project.instruments) if i in project.instruments]
+            classes = list(_classes(spec, project, members))
+        for members_of_class in classes:
+            for instrument, tree in _resolve_class(project, spec, specs, members_of_class, problems):
                 if spec.instruments is None and instrument is not None:
                     defaulted.add((spec.name, instrument))
-                instances.append(Instance(bound, instrument, _check_top(bound, tree, problems)))
+                if id(tree) not in refs:
+                    refs[id(tree)] = feature_refs(tree)
+                instances.append(Instance(_for_instrument(spec, instrument), instrument, tree, refs[id(tree)]))
     kept = _drop_unavailable(instances, defaulted, problems)
     problems += check_columns(project, kept)
     return kept, _dedupe(problems)
+
+
+def _classes(spec: FeatureSpec, project: Project, members: list[str]) -> Iterable[list[str | None]]:
+    """The instruments of a feature in classes that resolve alike: the same sources (and the sources standing
+    for them) and the same parameter names. An instrument with its own ``formula_for`` or named in the formula
+    is a class of its own."""
+    own = {inst for inst, *_ in spec.formula_for}
+    named = {n.parts[0] for n in parse(spec.formula).walk() if isinstance(n, Name)}
+    classes: dict[tuple[object, ...], list[str | None]] = {}
+    for key in members:
+        inst = project.instruments[key]
+        if key in own or key in named:
+            signature: tuple[object, ...] = ("own", key)
+        else:
+            signature = (inst.sources, inst.use, tuple(sorted(p for p, _ in inst.params)))
+        classes.setdefault(signature, []).append(key)
+    return classes.values()
+
+
+def _resolve_class(
+    project: Project,
+    spec: FeatureSpec,
+    specs: dict[str, FeatureSpec],
+    members: list[str | None],
+    problems: list[Diagnostic],
+) -> Iterable[tuple[str | None, Node]]:
+    """(instrument, tree) for the members of one class, the tree resolved for the first member and shared.
+
+    Members whose parameters read as constants (a window ``n``) differ from the first member's resolve on their
+    own; so does every member of a class whose first member has problems, so that each message names its
+    instrument as it would alone."""
+    first = members[0]
+    resolved = _resolve_one(project, spec, specs, first)
+    if resolved is None:  # what it lacks (a source, a column) the whole class lacks
+        return
+    if resolved[1].problems:
+        yield from _each(project, spec, specs, members, problems, resolved)
+        return
+    tree, ctx = resolved
+    shared = ir.relative(tree, first or "")
+    differing: list[str | None] = []
+    for member in members:
+        if member is not first and _constants_differ(project, ctx.constant_params, first, member):
+            differing.append(member)
+            continue
+        yield member, shared
+    if differing:
+        yield from _resolve_class(project, spec, specs, differing, problems)
+
+
+def _constants_differ(project: Project, names: set[str], first: str | None, member: str | None) -> bool:
+    if not names or first is None or member is None:
+        return False
+    a, b = dict(project.instruments[first].params), dict(project.instruments[member].params)
+    return any(a.get(n) != b.get(n) for n in names)
+
+
+def _each(
+    project: Project,
+    spec: FeatureSpec,
+    specs: dict[str, FeatureSpec],
+    members: list[str | None],
+    problems: list[Diagnostic],
+    first: tuple[Node, _Context] | None,
+) -> Iterable[tuple[str | None, Node]]:
+    """Members resolved one by one (the first one's result reused), their problems reported."""
+    for k, member in enumerate(members):
+        resolved = first if k == 0 else _resolve_one(project, spec, specs, member)
+        if resolved is None:
+            continue
+        tree, ctx = resolved
+        problems.extend(ctx.problems)
+        if not ctx.problems:
+            yield member, ir.relative(tree, member or "")
+
+
+def _resolve_one(
+    project: Project, spec: FeatureSpec, specs: dict[str, FeatureSpec], instrument: str | None
+) -> tuple[Node, _Context] | None:
+    """The tree of ``spec`` for one instrument and the context holding its problems; None if the instrument
+    lacks what the formula needs (reported here when the feature lists its instruments)."""
+    bound = _for_instrument(spec, instrument)
+    ctx = _Context(project, bound, instrument, specs)
+    try:
+        tree = _resolve(ctx, parse(bound.formula))
+    except FormulaSyntaxError as exc:
+        ctx.problems.append(diagnostic_at(formula_position(bound), exc.span, exc.message, exc.hint, "syntax"))
+        return _invalid(), ctx
+    except Unavailable as exc:
+        if spec.instruments is not None:
+            ctx.problems.append(
+                Diagnostic(
+                    spec.name_pos,
+                    f"'{spec.name}' for instrument '{instrument}': {exc}",
+                    "remove the instrument from the list or give it the source",
+                )
+            )
+            return _invalid(), ctx
+        return None
+    if not ctx.problems:
+        tree = _check_top(bound, tree, ctx.problems)
+    return tree, ctx
 
 
 def _check_top(spec: FeatureSpec, tree: Node, problems: list[Diagnostic]) -> Node:

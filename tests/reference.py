@@ -507,7 +507,7 @@ class Reference:
         for inst in self.instances:
             ctx.features = values
             with np.errstate(all="ignore"):
-                values[inst.key] = ctx.full(ctx.bar(inst.tree))
+                values[inst.key] = ctx.full(ctx.bar(ir.bind(inst.tree, inst.instrument)))
         return Result(interval, days, n_per, ts_event, values)
 
 
