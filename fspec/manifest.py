@@ -14,7 +14,7 @@ from typing import Any
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
@@ -272,6 +272,12 @@ class ManifestData:
     manifest_version: int = field(default=MANIFEST_VERSION)
 
     def to_json(self) -> dict[str, Any]:
+        """Each distinct list of members is written once (``member_sets``), and a feature names it by its index:
+        the features of 500 instruments do not repeat 500 names each."""
+        sets: dict[tuple[str, ...], int] = {}
+        features = []
+        for f in self.features:
+            features.append(f.to_json() | {"members": sets.setdefault(f.members, len(sets))})
         return {
             "manifest_version": self.manifest_version,
             "fspec_version": self.fspec_version,
@@ -279,7 +285,8 @@ class ManifestData:
             "spec_hash": self.spec_hash,
             "project": self.project.to_json(),
             "kernels": [k.to_json() for k in self.kernels],
-            "features": [f.to_json() for f in self.features],
+            "member_sets": [list(members) for members in sets],
+            "features": features,
         }
 
     @classmethod
@@ -291,6 +298,8 @@ class ManifestData:
             spec_hash=data["spec_hash"],
             project=ProjectDef.from_json(data["project"]),
             kernels=tuple(KernelDef.from_json(k) for k in data["kernels"]),
-            features=tuple(FeatureDef.from_json(f) for f in data["features"]),
+            features=tuple(
+                FeatureDef.from_json(f | {"members": data["member_sets"][f["members"]]}) for f in data["features"]
+            ),
             manifest_version=int(data["manifest_version"]),
         )

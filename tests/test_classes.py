@@ -4,12 +4,14 @@ an instrument whose parameter value shapes the tree (a window of ``n``) gets a t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from fspec.compiler import resolve
-from fspec.compiler.build import check
+from fspec.compiler.build import check, manifest_data
+from fspec.manifest import ManifestData
 from tests.conftest import make_project
 
 FEATURES = {
@@ -112,3 +114,18 @@ def test_an_error_names_each_instrument_of_the_class(tmp_path: Path) -> None:
         "'bad' for instrument 's0': instrument 's0' has no source 'trades'",
         "'bad' for instrument 's1': instrument 's1' has no source 'trades'",
     ]
+
+
+def test_the_manifest_s_features_do_not_grow_with_instruments(tmp_path: Path) -> None:
+    """Only the project's own list of instruments grows: each distinct members list is written once."""
+    sizes = []
+    for n in (3, 300):
+        root = tmp_path / str(n)
+        make_project(root, {"project.yaml": _project(n, windows={"s1": 5}), "features.yaml": FEATURES})
+        checked = check(root)
+        assert checked.plan is not None
+        texts = {k.module: "" for k in checked.plan.kernels}
+        data = manifest_data(root, checked, texts).to_json()
+        assert ManifestData.from_json(data) == manifest_data(root, checked, texts)
+        sizes.append(len(json.dumps(data["features"])))
+    assert sizes[0] == sizes[1]
