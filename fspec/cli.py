@@ -196,6 +196,7 @@ def run(
     Example:
         fspec run --date 2013-10-07 --interval 30s --select realized_vol
     """
+    from fspec.runtime.kernels import start_warming
     from fspec.runtime.manifest import load_manifest
     from fspec.runtime.run import RunOptions
     from fspec.runtime.run import run as run_task
@@ -204,6 +205,7 @@ def run(
     for d in dates:
         _check_date(d)
     manifest = load_manifest(root)
+    start_warming(manifest, skip_blas_check=True)
     options = RunOptions(
         dates=list(dates) or None,
         intervals=[_parse_interval(i) for i in intervals] or None,

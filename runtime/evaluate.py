@@ -1,7 +1,8 @@
 """Evaluate a feature's bar tree over bar arrays.
 
 Maximal elementwise subtrees become one numexpr expression (no JIT compile, one pass over memory);
-window operators call the numba operators in :mod:`fspec.runtime.operators`.
+window operators call the numba operators in :mod:`fspec.runtime.operators`, imported on first use (reading
+data, which also uses this module's numexpr text, does not wait for numba).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import numexpr as ne
 import numpy as np
 
 from fspec.runtime.kernels import frozen
-from fspec.runtime.operators import BAR_OPERATORS
 
 ELEMENTWISE = {
     "add",
@@ -166,12 +166,16 @@ def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
 def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float], session: np.ndarray) -> np.ndarray:
     """Call a numba bar operator with arguments typed as at compile-time warm-up (see ``kernels.frozen``):
     read-only (rows, bars) float64 series, integer windows, a float ``span``, read-only int64 session numbers."""
+    from fspec.runtime.operators import BAR_OPERATORS
+
     fn = BAR_OPERATORS[op][0]
     return fn(*(frozen(a) for a in args), *operator_constants(op, consts), frozen(session, np.int64))
 
 
 def operator_constants(op: str, consts: dict[str, float]) -> list[int | float]:
     """An operator's constants in call order: whole windows and lags as int, ``span`` always float."""
+    from fspec.runtime.operators import BAR_OPERATORS
+
     return [
         int(consts[name]) if consts[name] == int(consts[name]) and name != "span" else float(consts[name])
         for name in BAR_OPERATORS[op][1]

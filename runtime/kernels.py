@@ -6,6 +6,7 @@ stable name before the module runs; kernel file names are content hashes, so the
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
 import sys
@@ -14,18 +15,29 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from fspec.errors import UsageError
+
+if TYPE_CHECKING:
+    from fspec.runtime.manifest import Manifest
 
 PACKAGE = "fspec_kernels"
 POOL_PREFIX = "fspec-kernel"
 T = TypeVar("T")
 
 
+_loading = threading.Lock()  # a kernel module is executed once, whichever thread asks first (see warmup)
+
+
 def load_kernel(path: Path, module: str) -> ModuleType:
+    with _loading:
+        return _load_kernel(path, module)
+
+
+def _load_kernel(path: Path, module: str) -> ModuleType:
     name = f"{PACKAGE}.{module}"
     if name in sys.modules:
         return sys.modules[name]
@@ -44,6 +56,54 @@ def load_kernel(path: Path, module: str) -> ModuleType:
         del sys.modules[name]
         raise
     return mod
+
+
+class _NoScipyLinalg(importlib.abc.MetaPathFinder):
+    """Makes ``import scipy.linalg`` fail at once (see :func:`load_numba_target`)."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname == "scipy.linalg" or fullname.startswith("scipy.linalg."):
+            raise ModuleNotFoundError(f"{fullname} is not imported while numba's CPU target loads")
+
+
+def load_numba_target(skip_blas_check: bool = False) -> None:
+    """Load numba's CPU target, which the first compiled call of a process otherwise loads (0.2 s here).
+
+    While it loads, numba checks whether scipy's BLAS is present by importing ``scipy.linalg`` (another 0.3 s
+    where scipy is installed), to pick np.dot's implementation for 1-d arrays. No fspec kernel or operator
+    calls BLAS, so with ``skip_blas_check`` (the command line, which owns its process) that import fails at
+    once instead, unless scipy.linalg is imported already; numba then uses its own loop for a 1-d np.dot in this
+    process, and linear algebra elsewhere still imports scipy when it is compiled."""
+    from numba.core.registry import cpu_target
+
+    finder = _NoScipyLinalg() if skip_blas_check and "scipy.linalg" not in sys.modules else None
+    if finder is not None:
+        sys.meta_path.insert(0, finder)
+    try:
+        cpu_target.target_context.refresh()
+    finally:
+        if finder is not None:
+            sys.meta_path.remove(finder)
+
+
+def start_warming(manifest: Manifest, skip_blas_check: bool = False) -> threading.Thread:
+    """Import numba, load its CPU target and the machine code of every kernel and bar operator a run calls,
+    on a thread of its own, while the run reads its data (reading parquet releases the GIL): the first kernel
+    call then finds its code loaded. A failure here is left to the run's own call, which reports it where it
+    belongs."""
+
+    def warm() -> None:
+        try:
+            load_numba_target(skip_blas_check)
+            from fspec.runtime.warmup import warm_manifest
+
+            warm_manifest(manifest)
+        except Exception:  # only an optimisation: the run's own call raises the same error
+            pass
+
+    thread = threading.Thread(target=warm, name="fspec-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 # ---- calling a kernel -----------------------------------------------------------------------------------

@@ -16,7 +16,12 @@ from fspec.runtime.operators import BAR_OPERATORS
 
 def warm_kernels(root: Path) -> int:
     """Warm each generated kernel and each bar operator in use; returns how many functions were warmed."""
-    manifest = load_manifest(root)
+    return warm_manifest(load_manifest(root))
+
+
+def warm_manifest(manifest: Manifest) -> int:
+    """Warm each kernel and bar operator of a loaded manifest; returns how many functions were warmed."""
+    root = manifest.root
     for kernel in manifest.kernels.values():
         module = load_kernel(root / kernel.path, kernel.module)
         ts = np.zeros(2, dtype=np.int64)

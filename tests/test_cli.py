@@ -327,7 +327,8 @@ def test_run_columns_and_grid(sample_out: Path, manifest: dict, interval: int) -
     names = table.schema.names
     assert names[0] == "ts_event"
     assert table.schema.field("ts_event").type == pa.timestamp("ns", tz="UTC")
-    columns = [(f, m) for f in manifest["features"] for m in (f["members"] or [None])]
+    sets = manifest["member_sets"]
+    columns = [(f, m) for f in manifest["features"] for m in (sets[f["members"]] or [None])]
     volume_clocked = {f"{f['name']}_{m}" for f, m in columns if f["clock"] == "volume"}
     cross_asset = {f"{f['name']}_{interval}s" for f, m in columns if m is None}
     instruments = set(manifest["project"]["instruments"])

@@ -1,0 +1,30 @@
+"""What `fspec run` loads before its first kernel call, checked in fresh processes (a test process has
+imported everything already)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _fresh(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_reading_data_does_not_wait_for_numba() -> None:
+    """The run task and the readers import without numba: the warming thread imports it beside the reads."""
+    out = _fresh("import sys, fspec.runtime.run, fspec.runtime.sources; print('numba' in sys.modules)")
+    assert out == "False"
+
+
+def test_numba_s_target_loads_without_importing_scipy_linalg() -> None:
+    code = (
+        "import sys\n"
+        "from fspec.runtime.kernels import load_numba_target\n"
+        "finders = list(sys.meta_path)\n"
+        "load_numba_target(skip_blas_check=True)\n"
+        "from numba import njit\n"
+        "print('scipy.linalg' in sys.modules, sys.meta_path == finders, njit(lambda x: x + 1)(1))\n"
+    )
+    assert _fresh(code) == "False True 2"
