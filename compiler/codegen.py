@@ -20,12 +20,13 @@ from importlib import resources
 
 import jinja2
 
+import fspec.operators as ops
 from fspec import __version__
 from fspec.compiler import ir
 from fspec.compiler.formula import Node
 from fspec.compiler.lower import Slot, TickKernel
-from fspec.compiler.operators import ELEMENTWISE, REGISTRY
 from fspec.compiler.unparse import resolved_source
+from fspec.operators import ELEMENTWISE, REGISTRY
 
 CODEGEN_VERSION = "10"
 
@@ -84,8 +85,7 @@ class Derived:
     """A tick column computed once per call with numpy, before the loop: ``derived[index]``."""
 
     index: int
-    code: str  # a numpy expression over whole columns, or over entity e's rows ``lo:hi`` if it uses parameters
-    function: str  # the numpy ufunc that writes into ``derived[index]``
+    statement: str  # numpy code writing whole columns into derived[index], or entity e's rows lo:hi
     text: str  # the formula it computes
     uses_params: bool = False  # parameters differ between entities: computed entity by entity
 
@@ -123,33 +123,15 @@ class KernelModel:
             self.state.append(replace(v, offset=self.carry_size))
 
 
-_BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
-_COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-_CALLS: dict[str, str] = {
-    "log": "np.log",
-    "exp": "np.exp",
-    "sqrt": "np.sqrt",
-    "abs": "abs",
-    "sign": "sign",
-    "clip": "clip",
-    "min2": "min2",
-    "max2": "max2",
-}
-# Worth a vectorised pass of their own: a libm call per tick costs several times numpy's SIMD loop.
-_HOISTED = {"log": "np.log", "exp": "np.exp"}
-# What the vectorised pass may contain below a hoisted call (plain numpy on whole columns).
-_NUMPY_CALLS = {"log": "np.log", "exp": "np.exp", "sqrt": "np.sqrt", "abs": "np.abs"}
-
-
 def is_stateless(node: Node) -> bool:
     """True if the value at a tick depends on that tick's row alone (no lag, diff or tick state)."""
     return all(not isinstance(n, ir.Apply) or REGISTRY[n.op].kind == ELEMENTWISE for n in node.walk())
 
 
 def _numpy_expressible(node: Node) -> bool:
+    """True if every operator of ``node`` has numpy code over whole columns (its ``vector`` lowering)."""
     return all(
-        isinstance(n, ir.Const | ir.Column | ir.ParamRef)
-        or (isinstance(n, ir.Apply) and (n.op in _BINARY or n.op == "neg" or n.op in _NUMPY_CALLS))
+        isinstance(n, ir.Const | ir.Column | ir.ParamRef) or (isinstance(n, ir.Apply) and REGISTRY[n.op].vector)
         for n in node.walk()
     )
 
@@ -196,7 +178,7 @@ class _Emitter:
         if node in self.names:
             return self.names[node]
         assert isinstance(node, ir.Apply)
-        if self.per_tick and node.op in _HOISTED and _numpy_expressible(node):
+        if self.per_tick and REGISTRY[node.op].hoist and _numpy_expressible(node):
             name = self._read(f"derived_{self._derive(node)}")
             self.names[node] = name
             return name
@@ -223,7 +205,9 @@ class _Emitter:
         index = len(self.model.derived)
         uses_params = any(isinstance(n, ir.ParamRef) for n in node.walk())
         code = self._numpy(node.args[0], per_entity=uses_params)
-        self.model.derived.append(Derived(index, code, _HOISTED[node.op], resolved_source(node), uses_params))
+        target = f"out=derived[{index}, lo:hi]" if uses_params else f"out=derived[{index}]"
+        statement = REGISTRY[node.op].vector([code, target])  # type: ignore[misc]
+        self.model.derived.append(Derived(index, statement, resolved_source(node), uses_params))
         return index
 
     def _numpy(self, node: Node, per_entity: bool) -> str:
@@ -235,172 +219,33 @@ class _Emitter:
         if isinstance(node, ir.ParamRef):
             return f"params[e, {self.kernel.params.index(node.name)}]"
         assert isinstance(node, ir.Apply)
-        a = [self._numpy(x, per_entity) for x in node.args]
-        if node.op in _BINARY:
-            return f"({a[0]} {_BINARY[node.op]} {a[1]})"
-        if node.op == "neg":
-            return f"(-{a[0]})"
-        return f"{_NUMPY_CALLS[node.op]}({a[0]})"
+        return REGISTRY[node.op].vector([self._numpy(x, per_entity) for x in node.args])  # type: ignore[misc]
 
     def _expression(self, node: ir.Apply, a: list[str]) -> str | list[str]:
-        op = node.op
-        if op in _BINARY:
-            return f"{a[0]} {_BINARY[op]} {a[1]}"
-        if op in _COMPARE:
-            return f"1.0 if {a[0]} {_COMPARE[op]} {a[1]} else 0.0"
-        if op == "neg":
-            return f"-{a[0]}"
-        if op == "and_":
-            return f"1.0 if ({a[0]} != 0.0) and ({a[1]} != 0.0) else 0.0"
-        if op == "or_":
-            return f"1.0 if ({a[0]} != 0.0) or ({a[1]} != 0.0) else 0.0"
-        if op == "not_":
-            return f"1.0 if {a[0]} == 0.0 else 0.0"
-        if op == "where":
-            return f"{a[1]} if {a[0]} != 0.0 else {a[2]}"
-        if op in _CALLS:
-            return f"{_CALLS[op]}({', '.join(a)})"
-        if op in ("lag", "diff"):
-            return self._shift(op, int(node.const("k")), a[0])
-        if op == "tick_rule":
-            return self._tick_rule(a[0])
-        if op == "vpin":
-            return self._vpin(a[0], a[1], a[2], int(node.const("n")))
-        raise NotImplementedError(f"no tick code for operator {op}")
-
-    def _shift(self, op: str, k: int, x: str) -> list[str]:
-        n = len(self.model.state)
-        if k == 1:
-            self.model.add_state(StateVar(f"prev{n}", "nan"))
-            value = f"{x} - prev{n}" if op == "diff" else f"prev{n}"
-            return [f"cur{n} = {value}", f"prev{n} = {x}", f"cur{n}"]
-        self.model.add_state(
-            StateVar(f"ring{n}", f"np.full({k}, nan)", size=k, is_array=True), StateVar(f"pos{n}", "0", is_int=True)
-        )
-        value = f"{x} - ring{n}[pos{n}]" if op == "diff" else f"ring{n}[pos{n}]"
-        return [f"cur{n} = {value}", f"ring{n}[pos{n}] = {x}", f"pos{n} = (pos{n} + 1) % {k}", f"cur{n}"]
-
-    def _vpin(self, price: str, size: str, bucket: str, n: int) -> list[str]:
-        k = len(self.model.state)
-        self.model.add_state(
-            StateVar(f"vp_fill{k}", "0.0", "volume in the open bucket"),
-            StateVar(f"vp_count{k}", "0", "completed buckets this session", is_int=True),
-            StateVar(f"vp_close{k}", "nan", "price at the last bucket close (first trade before any)"),
-            StateVar(f"vp_dp{k}", f"np.zeros({n})", "ring of bucket price changes", size=n, is_array=True),
-            StateVar(f"vp_oi{k}", f"np.zeros({n})", "ring of bucket order imbalances", size=n, is_array=True),
-            StateVar(f"vp_value{k}", "nan"),
-        )
-        # A trade that fills the open bucket closes it at its price; what it has left fills whole buckets of its
-        # own (dP = 0, so imbalance 0) and opens the next. Whole buckets are counted, not looped over: only
-        # the last n reach the rings, so a tiny bucket cannot make one trade cost size / bucket steps.
-        return [
-            f"if {price} == {price} and 0.0 < {size} < np.inf and {bucket} > 0.0:",
-            f"    if vp_close{k} != vp_close{k}:",
-            f"        vp_close{k} = {price}",
-            f"    room{k} = {bucket} - vp_fill{k}",
-            f"    if {size} < room{k}:",
-            f"        vp_fill{k} += {size}",
-            "    else:",
-            f"        slot{k} = vp_count{k} % {n}",
-            f"        vp_dp{k}[slot{k}] = {price} - vp_close{k}",
-            f"        vp_close{k} = {price}",
-            f"        vp_count{k} += 1",
-            f"        vp_oi{k}[slot{k}] = vpin_imbalance(vp_dp{k}, min(vp_count{k}, {n}), slot{k})",
-            f"        rest{k} = {size} - room{k}",
-            f"        whole{k} = np.floor(rest{k} / {bucket})",
-            f"        for step{k} in range(int(min(whole{k}, {n}.0))):",
-            f"            vp_dp{k}[(vp_count{k} + step{k}) % {n}] = 0.0",
-            f"            vp_oi{k}[(vp_count{k} + step{k}) % {n}] = 0.0",
-            f"        vp_count{k} += int(min(whole{k}, 1e18))",
-            f"        vp_fill{k} = max(rest{k} - whole{k} * {bucket}, 0.0)",
-            f"        if vp_count{k} >= {n}:",
-            f"            vp_value{k} = np.mean(vp_oi{k})",
-            f"vp_value{k}",
-        ]
-
-    def _tick_rule(self, x: str) -> list[str]:
-        n = len(self.model.state)
-        self.model.add_state(StateVar(f"last_px{n}", "nan"), StateVar(f"sgn{n}", "0.0"))
-        # Two selects, not an if/elif: on random ticks a branch on the price change is mispredicted about half
-        # the time. A change that is NaN (a NaN price, or inf - inf) compares false both ways and keeps the
-        # sign, and a NaN price keeps the last price.
-        return [
-            f"move{n} = {x} - last_px{n}",
-            f"sgn{n} = 1.0 if move{n} > 0.0 else sgn{n}",
-            f"sgn{n} = -1.0 if move{n} < 0.0 else sgn{n}",
-            f"last_px{n} = {x} if {x} == {x} else last_px{n}",
-            f"sgn{n}",
-        ]
+        """The operator's own tick code (its registry entry's ``tick`` or ``state`` lowering)."""
+        op = REGISTRY[node.op]
+        if op.tick is not None:
+            return op.tick(a)
+        if op.state is None:
+            raise NotImplementedError(f"no tick code for operator {node.op}")
+        code = op.state(len(self.model.state), a, dict(node.consts))
+        self.model.add_state(*(_state_var(v) for v in code.state))
+        return [*code.lines, code.value]
 
 
-def _empty_value(reducer: str) -> str:
-    return "0.0" if reducer in ("sum", "count", "bipower") else "nan"
+def _state_var(v: ops.StateVar) -> StateVar:
+    return StateVar(v.name, v.init, v.comment, v.size, v.is_int, v.is_array)
 
 
 def _reduce(s: int, reducer: str, args: list[str], model: KernelModel) -> None:
-    """Per-bar locals, the per-tick update and the end-of-bar write of one slot."""
-    v = args[0]
-    local, step, flush = model.bar_locals, model.steps, model.flush
-    if reducer in ("sum", "count"):
-        local.append(f"acc{s} = 0.0")
-        add = v if reducer == "sum" else "1.0"
-        step.append(Step(f"acc{s} += {add} if {v} == {v} else 0.0", f"slot {s}"))
-        flush.append(Step(f"out[{s}, b] = acc{s}"))
-    elif reducer in ("first", "last", "min", "max"):
-        local.append(f"val{s} = nan")
-        condition = {
-            "first": f"val{s} != val{s}",
-            "last": "",
-            "min": f"not (val{s} <= {v})",
-            "max": f"not (val{s} >= {v})",
-        }[reducer]
-        test = f"{v} == {v}" + (f" and {condition}" if condition else "")
-        step.append(Step(f"if {test}:\n    val{s} = {v}", f"slot {s}"))
-        flush.append(Step(f"out[{s}, b] = val{s}"))
-    elif reducer == "mean":
-        local += [f"sum{s} = 0.0", f"cnt{s} = 0.0"]
-        step.append(Step(f"sum{s} += {v} if {v} == {v} else 0.0\ncnt{s} += 1.0 if {v} == {v} else 0.0", f"slot {s}"))
-        flush.append(Step(f"if cnt{s} > 0.0:\n    out[{s}, b] = sum{s} / cnt{s}"))
-    elif reducer == "std":
-        local += [f"cnt{s} = 0.0", f"avg{s} = 0.0", f"m2_{s} = 0.0"]
-        step.append(
-            Step(
-                f"if {v} == {v}:  # Welford update\n"
-                f"    cnt{s} += 1.0\n"
-                f"    delta{s} = {v} - avg{s}\n"
-                f"    avg{s} += delta{s} / cnt{s}\n"
-                f"    m2_{s} += delta{s} * ({v} - avg{s})",
-                f"slot {s}",
-            )
-        )
-        flush.append(Step(f"if cnt{s} > 1.0:\n    out[{s}, b] = np.sqrt(m2_{s} / (cnt{s} - 1.0))"))
-    elif reducer == "wmean":
-        w = args[1]
-        local += [f"num{s} = 0.0", f"den{s} = 0.0"]
-        step.append(
-            Step(
-                f"ok{s} = {v} == {v} and {w} == {w}\n"
-                f"num{s} += {v} * {w} if ok{s} else 0.0\n"
-                f"den{s} += {w} if ok{s} else 0.0",
-                f"slot {s}",
-            )
-        )
-        flush.append(Step(f"if den{s} != 0.0:\n    out[{s}, b] = num{s} / den{s}"))
-    elif reducer == "bipower":
-        local += [f"acc{s} = 0.0", f"paired{s} = False", f"prev_abs{s} = 0.0"]
-        step.append(
-            Step(
-                f"if {v} == {v}:\n"
-                f"    if paired{s}:\n"
-                f"        acc{s} += abs({v}) * prev_abs{s}\n"
-                f"    prev_abs{s} = abs({v})\n"
-                f"    paired{s} = True",
-                f"slot {s}",
-            )
-        )
-        flush.append(Step(f"out[{s}, b] = acc{s}"))
-    else:
+    """Per-bar locals, the per-tick update and the end-of-bar write of one slot (the reducer's own code)."""
+    code = REGISTRY[reducer].reduce
+    if code is None:
         raise NotImplementedError(f"no kernel code for reducer {reducer}")
+    parts = code(s, args)
+    model.bar_locals.extend(parts.locals)
+    model.steps.append(Step(parts.step, f"slot {s}"))
+    model.flush.append(Step(parts.flush))
 
 
 def _lazy(slot: Slot, kernel: TickKernel, model: KernelModel) -> LazyScan:
@@ -414,8 +259,8 @@ def kernel_model(kernel: TickKernel) -> KernelModel:
     model = KernelModel()
     per_tick = _Emitter(kernel, model, model.steps, prefix="t", index="i", per_tick=True)
     for slot in kernel.slots:
-        model.init.append(f"out[{slot.index}, :] = {_empty_value(slot.reducer)}")
-        if slot.reducer in ("first", "last") and is_stateless(slot.args[0]):
+        model.init.append(f"out[{slot.index}, :] = {REGISTRY[slot.reducer].empty}")
+        if REGISTRY[slot.reducer].scan and is_stateless(slot.args[0]):
             model.lazy.append(_lazy(slot, kernel, model))
             continue
         args = [per_tick.value(a) for a in slot.args]

@@ -7,10 +7,10 @@ from graphlib import CycleError, TopologicalSorter
 
 from fspec.compiler import ir
 from fspec.compiler.formula import Node, diagnostic_at
-from fspec.compiler.operators import REGISTRY, Window
 from fspec.compiler.resolve import Instance, formula_position
 from fspec.compiler.unparse import resolved_source
 from fspec.errors import Diagnostic
+from fspec.operators import REGISTRY, Window
 
 Key = tuple[str, str | None]
 

@@ -16,9 +16,9 @@ from fspec.compiler import ir
 from fspec.compiler.dag import Graph
 from fspec.compiler.formula import Node, transform
 from fspec.compiler.model import Project
-from fspec.compiler.operators import REGISTRY, Window
 from fspec.compiler.unparse import resolved_source
 from fspec.grain import natural_key
+from fspec.operators import REGISTRY, Window
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from string import Formatter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fspec.compiler.operators import CONSTANTS
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
 from fspec.manifest import ColumnDef  # one column type for the model and the manifest
 from fspec.naming import SESSION_GRID
+from fspec.operators import CONSTANTS
 from fspec.session import Session
 
 PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output", "constants")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fspec.compiler.operators import CONSTANTS, REGISTRY, Window
+from fspec.operators import CONSTANTS, REGISTRY, Window
 
 GRAIN_RULES = {
     "elementwise": "same grain as inputs",
@@ -72,7 +72,7 @@ def operators_page() -> str:
     intro = [
         "# Operators",
         "",
-        "Generated from the operator registry (`compiler/operators.py`) by "
+        "Generated from the operator registry (`fspec/operators/`) by "
         "`python -m fspec.compiler.opsdoc > docs/operators.md`; a test keeps this file in sync.",
         "",
         "Window `(L, R)` is the window of the operator's input; the result reads `left` bars of history and "

@@ -27,7 +27,10 @@ from fspec.compiler.formula import (
     parse,
 )
 from fspec.compiler.model import FeatureSpec, Project
-from fspec.compiler.operators import (
+from fspec.compiler.unparse import resolved_source
+from fspec.errors import Diagnostic, Position
+from fspec.naming import column_name
+from fspec.operators import (
     BAR,
     CONSTANTS,
     ELEMENTWISE,
@@ -37,9 +40,6 @@ from fspec.compiler.operators import (
     SHIFT,
     TICK,
 )
-from fspec.compiler.unparse import resolved_source
-from fspec.errors import Diagnostic, Position
-from fspec.naming import column_name
 
 
 def _invalid() -> Node:

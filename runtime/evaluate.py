@@ -1,8 +1,8 @@
 """Evaluate a feature's bar tree over bar arrays.
 
 Maximal elementwise subtrees become one numexpr expression (no JIT compile, one pass over memory);
-window operators call the numba operators in :mod:`fspec.runtime.operators`, imported on first use (reading
-data, which also uses this module's numexpr text, does not wait for numba).
+other operators their registry entry's ``numpy`` (elementwise ones numexpr has not) or compiled ``bar``
+implementation (windows), which numba compiles, or loads from its cache, on first use.
 """
 
 from __future__ import annotations
@@ -14,38 +14,11 @@ from typing import Any
 import numexpr as ne
 import numpy as np
 
+from fspec.operators import ELEMENTWISE, REGISTRY
 from fspec.runtime.kernels import frozen
 
-ELEMENTWISE = {
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "pow",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "eq",
-    "ne",
-    "and_",
-    "or_",
-    "not_",
-    "neg",
-    "log",
-    "exp",
-    "sqrt",
-    "abs",
-    "sign",
-    "where",
-    "clip",
-    "min2",
-    "max2",
-}
 NUMEXPR_MAX_INPUTS = 24
 NUMEXPR_MAX_DEPTH = 24  # elementwise levels in one expression (each may add a few brackets)
-_BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
-_COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
 
 @dataclass
@@ -90,9 +63,9 @@ class _NumexprBuilder:
             # A variable, not a literal: numexpr folds literal-only subexpressions such as (2 != 2) into
             # Python booleans, which it then cannot combine with array terms.
             return self.leaf(np.float64(node["const"]))
-        if "op" in node and node["op"] in ELEMENTWISE:
-            a = [self.build(arg, depth + 1) for arg in node["args"]]
-            return _numexpr_text(node["op"], a)
+        numexpr = REGISTRY[node["op"]].numexpr if "op" in node else None
+        if numexpr is not None:
+            return numexpr([self.build(arg, depth + 1) for arg in node["args"]])
         return self.leaf(evaluate(node, self.inputs))
 
 
@@ -102,38 +75,6 @@ def _leaf_value(node: dict[str, Any], inputs: BarInputs) -> Any:
     if "slot" in node:
         return inputs.slot(node["source"], int(node["slot"]), node["instrument"])
     return inputs.feature(node["feature"], node["instrument"])
-
-
-def _numexpr_text(op: str, a: list[str]) -> str:
-    if op in _BINARY:
-        return f"({a[0]} {_BINARY[op]} {a[1]})"
-    if op in _COMPARE:
-        return f"where({a[0]} {_COMPARE[op]} {a[1]}, 1.0, 0.0)"
-    if op == "neg":
-        return f"(-{a[0]})"
-    if op == "and_":
-        return f"where(({a[0]} != 0) & ({a[1]} != 0), 1.0, 0.0)"
-    if op == "or_":
-        return f"where(({a[0]} != 0) | ({a[1]} != 0), 1.0, 0.0)"
-    if op == "not_":
-        return f"where({a[0]} == 0, 1.0, 0.0)"
-    if op == "where":
-        return f"where({a[0]} != 0, {a[1]}, {a[2]})"
-    if op in ("log", "exp", "sqrt", "abs"):
-        return f"{op}({a[0]})"
-    if op == "sign":
-        x = a[0]
-        return f"where({x} > 0, 1.0, where({x} < 0, -1.0, {x}))"
-    if op == "clip":
-        x, lo, hi = a
-        capped = f"where({x} > {hi}, {hi}, {x})"
-        clipped = f"where({capped} < {lo}, {lo}, {capped})"  # lo wins when lo > hi, as documented
-        return f"where(({x} != {x}) | ({lo} != {lo}) | ({hi} != {hi}), nan, {clipped})"
-    if op in ("min2", "max2"):
-        x, y = a
-        pick = f"where({x} < {y}, {x}, {y})" if op == "min2" else f"where({x} > {y}, {x}, {y})"
-        return f"where(({x} != {x}) | ({y} != {y}), nan, {pick})"
-    raise NotImplementedError(op)
 
 
 def _as_bars(value: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -153,30 +94,31 @@ def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
         return _as_bars(inputs.param(node["param"], node["instrument"]), inputs.shape)
     if "const" in node:
         return np.full(inputs.shape, float(node["const"]))
-    op = node["op"]
-    if op in ELEMENTWISE:
+    op = REGISTRY[node["op"]]
+    if op.numexpr is not None:
         builder = _NumexprBuilder(inputs)
         text = builder.build(node)
         with np.errstate(all="ignore"):
             result = ne.evaluate(text, local_dict=builder.local, global_dict={})
         return _as_bars(result, inputs.shape)
-    return apply_bar_operator(op, [evaluate(a, inputs) for a in node["args"]], node["consts"], inputs.session)
+    args = [evaluate(a, inputs) for a in node["args"]]
+    if op.kind == ELEMENTWISE:  # numexpr has no such function: numpy's
+        with np.errstate(all="ignore"):
+            return _as_bars(op.numpy(*args), inputs.shape)  # type: ignore[misc]
+    return apply_bar_operator(op.name, args, node["consts"], inputs.session)
 
 
 def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float], session: np.ndarray) -> np.ndarray:
-    """Call a numba bar operator with arguments typed as at compile-time warm-up (see ``kernels.frozen``):
-    read-only (rows, bars) float64 series, integer windows, a float ``span``, read-only int64 session numbers."""
-    from fspec.runtime.operators import BAR_OPERATORS
-
-    fn = BAR_OPERATORS[op][0]
+    """Call a bar operator's compiled implementation with arguments typed as at compile-time warm-up (see
+    ``kernels.frozen``): read-only (rows, bars) float64 series, its constants (whole numbers as int, ``number``
+    parameters as float), read-only int64 session numbers."""
+    fn = REGISTRY[op].bar
+    if fn is None:
+        raise NotImplementedError(f"no bar implementation for operator {op}")
     return fn(*(frozen(a) for a in args), *operator_constants(op, consts), frozen(session, np.int64))
 
 
 def operator_constants(op: str, consts: dict[str, float]) -> list[int | float]:
-    """An operator's constants in call order: whole windows and lags as int, ``span`` always float."""
-    from fspec.runtime.operators import BAR_OPERATORS
-
-    return [
-        int(consts[name]) if consts[name] == int(consts[name]) and name != "span" else float(consts[name])
-        for name in BAR_OPERATORS[op][1]
-    ]
+    """An operator's constants in call order: ``int`` parameters as int, ``number`` parameters as float."""
+    kinds = {p.name: p.kind for p in REGISTRY[op].params}
+    return [int(consts[name]) if kinds[name] == "int" else float(consts[name]) for name in REGISTRY[op].bar_constants]

@@ -74,16 +74,18 @@ def load_numba_target(skip_blas_check: bool = False) -> None:
     calls BLAS, so with ``skip_blas_check`` (the command line, which owns its process) that import fails at
     once instead, unless scipy.linalg is imported already; numba then uses its own loop for a 1-d np.dot in this
     process, and linear algebra elsewhere still imports scipy when it is compiled."""
+    from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
 
-    finder = _NoScipyLinalg() if skip_blas_check and "scipy.linalg" not in sys.modules else None
-    if finder is not None:
-        sys.meta_path.insert(0, finder)
-    try:
-        cpu_target.target_context.refresh()
-    finally:
+    with global_compiler_lock:  # as numba's own compiles do: another thread may be loading a function
+        finder = _NoScipyLinalg() if skip_blas_check and "scipy.linalg" not in sys.modules else None
         if finder is not None:
-            sys.meta_path.remove(finder)
+            sys.meta_path.insert(0, finder)
+        try:
+            cpu_target.target_context.refresh()
+        finally:
+            if finder is not None:
+                sys.meta_path.remove(finder)
 
 
 def start_warming(manifest: Manifest, skip_blas_check: bool = False) -> threading.Thread:

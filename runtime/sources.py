@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from fspec.errors import DataError
 from fspec.files import display as display_path
 from fspec.manifest import SourceDef
-from fspec.runtime.evaluate import _numexpr_text
+from fspec.operators import REGISTRY
 from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
 
@@ -316,7 +316,14 @@ def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[s
             name = f"c{len(local)}"
             local[name] = np.float64(params[node["param"]])
             return name
-        return _numexpr_text(node["op"], [build(a) for a in node["args"]])
+        op = REGISTRY[node["op"]]
+        args = [build(a) for a in node["args"]]
+        if op.numexpr is not None:
+            return op.numexpr(args)
+        name = f"c{len(local)}"  # numexpr has no such function: this node is computed with numpy
+        with np.errstate(all="ignore"):
+            local[name] = op.numpy(*(ne.evaluate(a, local_dict=local, global_dict={}) for a in args))  # type: ignore[misc]
+        return name
 
     text = build(tree)
     with np.errstate(all="ignore"):

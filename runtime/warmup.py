@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fspec.operators import REGISTRY
 from fspec.runtime.evaluate import apply_bar_operator, operator_constants
 from fspec.runtime.kernels import load_kernel, reduce_session
 from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
-from fspec.runtime.operators import BAR_OPERATORS
 
 
 def warm_kernels(root: Path) -> int:
@@ -37,7 +37,7 @@ def bar_operator_calls(manifest: Manifest) -> list[tuple[str, int, dict[str, flo
     """The distinct (operator, number of series, constants' types) the features' bar trees call."""
     seen: dict[tuple[str, int, tuple[type, ...]], tuple[str, int, dict[str, float]]] = {}
     for feature in manifest.features:
-        for node in (n for n in tree_nodes(feature.tree) if n.get("op") in BAR_OPERATORS):
+        for node in (n for n in tree_nodes(feature.tree) if "op" in n and REGISTRY[n["op"]].bar is not None):
             op, arity, consts = node["op"], len(node["args"]), node["consts"]
             types = tuple(type(v) for v in operator_constants(op, consts))
             seen.setdefault((op, arity, types), (op, arity, consts))

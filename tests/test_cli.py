@@ -31,7 +31,7 @@ from click.testing import Result
 from conftest import cli, expect
 
 import fspec
-from fspec.compiler.operators import REGISTRY
+from fspec.operators import REGISTRY
 from fspec.project import spec_hash
 
 REPO = Path(__file__).resolve().parents[1]

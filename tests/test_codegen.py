@@ -74,8 +74,8 @@ def test_the_loop_prefetches_exactly_the_arrays_it_reads(tmp_path: Path) -> None
 def test_hoisted_expressions_keep_parameters_and_nesting(tmp_path: Path) -> None:
     model = kernel_model(_kernel(tmp_path, "sum(exp(sqrt(abs(trades.price - scale)) / 2))"))
     # a parameter may differ between the entities of one call: that row is derived entity by entity
-    assert [(d.function, d.code, d.uses_params) for d in model.derived] == [
-        ("np.exp", "(np.sqrt(np.abs((col_price[lo:hi] - params[e, 0]))) / 2.0)", True)
+    assert [(d.statement, d.uses_params) for d in model.derived] == [
+        ("np.exp((np.sqrt(np.abs((col_price[lo:hi] - params[e, 0]))) / 2.0), out=derived[0, lo:hi])", True)
     ]
 
 

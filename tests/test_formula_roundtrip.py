@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from fspec.compiler import formula as formula_module
 from fspec.compiler.formula import Call, FormulaSyntaxError, Name, Node, Num, Span, parse, to_source
-from fspec.compiler.operators import REGISTRY
+from fspec.operators import REGISTRY
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fspec.compiler.build import check
-from fspec.compiler.operators import REGISTRY
+from fspec.operators import REGISTRY
 from tests.conftest import make_project
 
 PROJECT = """\

@@ -22,7 +22,7 @@ from conftest import FspecProject, make_project
 from reference import SUPPORTED, Reference, Result, column_name, mismatches
 
 from fspec.compiler import ir
-from fspec.compiler.operators import REGISTRY
+from fspec.operators import REGISTRY
 from fspec.runtime.manifest import load_manifest
 from fspec.runtime.run import RunOptions, run
 

@@ -56,11 +56,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from reference import Reference, column_name, mismatches
 
-from fspec.compiler import operators as ops
+import fspec.operators as ops
 from fspec.compiler.build import check, compile_project
 from fspec.compiler.formula import Call, Name, Node, Num, parse, to_source, transform
-from fspec.compiler.operators import REGISTRY
 from fspec.errors import SpecError
+from fspec.operators import REGISTRY
 from fspec.runtime.audit import audit
 from fspec.runtime.manifest import load_manifest
 from fspec.runtime.run import Engine, with_dependencies

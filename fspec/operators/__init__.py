@@ -1,0 +1,74 @@
+"""The operator library: every operator a formula may use, each defined once with its signature, grain rule,
+window rule, doc, edge cases and every lowering it has (see :mod:`fspec.operators.core`).
+
+Operators live in the module of their family, registered in the order ``fspec ops`` lists them:
+:mod:`~fspec.operators.elementwise`, :mod:`~fspec.operators.state` (tick state and shifts),
+:mod:`~fspec.operators.reducers` and :mod:`~fspec.operators.windows` (bar windows). Adding one touches its
+family's module and its test.
+"""
+
+from __future__ import annotations
+
+from fspec.operators import elementwise, reducers, state, windows
+from fspec.operators.core import (
+    BAR,
+    ELEMENTWISE,
+    REDUCER,
+    REGISTRY,
+    SHIFT,
+    TICK,
+    Operator,
+    Param,
+    ReducerCode,
+    StateVar,
+    TickState,
+    Window,
+    bar_function,
+    register,
+)
+
+# Names users reach for that would read the future or the whole sample: each gets its own message.
+FORBIDDEN: dict[str, tuple[str, str]] = {
+    "bfill": ("bfill fills from later bars: it reads the future", "use ffill(x)"),
+    "backfill": ("backfill fills from later bars: it reads the future", "use ffill(x)"),
+    "shift": ("shift is ambiguous about direction", "use lag(x, k) for the past; lead(x, k) only in targets"),
+    "centered_mean": ("a centred window reads the future", "use rolling_mean(x, n), which ends at this bar"),
+    "rolling_center": ("a centred window reads the future", "use rolling_mean(x, n), which ends at this bar"),
+    "zscore": (
+        "zscore over the data set is a whole-sample statistic",
+        "use (x - rolling_mean(x, n)) / rolling_std(x, n)",
+    ),
+    "rank": ("rank over the data set is a whole-sample statistic", "use a rolling window"),
+    "cummax": ("cummax over the data set depends on the sample start", "use rolling_max(x, n)"),
+}
+
+# Names of constants that depend only on the interval and the session.
+CONSTANTS: dict[str, str] = {
+    "pi": "3.141592653589793",
+    "interval_seconds": "the bar width in seconds",
+    "periods_per_year": "trading_days_per_year * session seconds / interval seconds (annualizes a per-bar variance)",
+    "bars_per_session": "number of bars in one session",
+}
+
+__all__ = [
+    "BAR",
+    "CONSTANTS",
+    "ELEMENTWISE",
+    "FORBIDDEN",
+    "REDUCER",
+    "REGISTRY",
+    "SHIFT",
+    "TICK",
+    "Operator",
+    "Param",
+    "ReducerCode",
+    "StateVar",
+    "TickState",
+    "Window",
+    "bar_function",
+    "elementwise",
+    "reducers",
+    "register",
+    "state",
+    "windows",
+]

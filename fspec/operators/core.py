@@ -1,0 +1,202 @@
+"""What an operator is: its signature, grain rule, window rule, doc, edge cases, and every lowering it has.
+
+An operator is one :class:`Operator` value, registered once (:func:`register`) in the module of its family
+(``elementwise``, ``state``, ``reducers``, ``windows``). Whatever compiles or runs a formula reads the
+lowerings from it and has no table of its own:
+
+* ``tick``: scalar code inside a generated kernel (elementwise operators), from the arguments' code;
+* ``vector``: numpy code over whole columns, for the kernel's vectorised ``derive`` pass (elementwise);
+* ``numexpr``: numexpr text over bar arrays (elementwise); an operator without it is evaluated by ``numpy``;
+* ``numpy``: the operator on numpy arrays (elementwise): the bar evaluation's fallback;
+* ``state``: the tick-level state machine of ``tick`` and ``shift`` operators (:class:`TickState`);
+* ``reduce``: the per-bar code of a reducer (:class:`ReducerCode`) and its value for an empty bar;
+* ``bar``: the compiled bar-level implementation over (rows, bars) arrays (:func:`bar_function`), with its
+  constant parameters in call order;
+* ``reference``: a plain numpy / pandas computation the tests check the compiled code against (over one
+  entity's bars, or one bar's ticks for a reducer), written apart from ``bar``.
+
+Grain rules (``kind``):
+    elementwise  per row of whatever grain its inputs have (tick rows or bars); inputs must share a grain
+    tick         tick grain in, tick grain out (state runs over the session's ticks in time order)
+    shift        tick in -> tick out, or bar in -> bar out (``lag``, ``diff``)
+    reducer      tick grain in -> one value per bar
+    bar          bar grain in -> bar grain out (windows over bars)
+
+Window rule: the bars an operator reads relative to the current bar, ``(left, right)``; ``left`` bars of
+history, ``right`` bars of future. Rules compose up the tree and across features; ``right > 0`` is
+lookahead and only targets may have it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ELEMENTWISE, TICK, SHIFT, REDUCER, BAR = "elementwise", "tick", "shift", "reducer", "bar"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Bars read around the current bar: ``left`` back, ``right`` ahead.
+
+    ``sessions`` counts whole earlier sessions needed on top of ``left`` bars, and ``anchored`` marks a value
+    that depends on its session's start (a session-local operator over an input with history): reading such
+    a value even one bar back across a session boundary needs that whole earlier session.
+    """
+
+    left: int = 0
+    right: int = 0
+    sessions: int = 0
+    anchored: bool = False
+
+    def __or__(self, other: Window) -> Window:
+        return Window(
+            max(self.left, other.left),
+            max(self.right, other.right),
+            max(self.sessions, other.sessions),
+            self.anchored or other.anchored,
+        )
+
+
+@dataclass(frozen=True)
+class Param:
+    """``expr`` parameters take formulas; ``int`` and ``number`` parameters take constants, at least
+    ``minimum`` and at most ``maximum``."""
+
+    name: str
+    kind: str = "expr"
+    default: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+WindowRule = Callable[[Window, dict[str, float]], Window]
+Code = Callable[[list[str]], str]
+
+
+def same_window(w: Window, _: dict[str, float]) -> Window:
+    return w
+
+
+@dataclass(frozen=True)
+class StateVar:
+    """A variable of a tick operator's state, carried through the session: a float, an int, or a float array
+    of ``size``."""
+
+    name: str
+    init: str
+    comment: str = ""
+    size: int = 1
+    is_int: bool = False
+    is_array: bool = False
+
+
+@dataclass(frozen=True)
+class TickState:
+    """A tick operator's code at one tick: its state, the statements that update it, and the value."""
+
+    state: tuple[StateVar, ...]
+    lines: tuple[str, ...]
+    value: str
+
+
+@dataclass(frozen=True)
+class ReducerCode:
+    """One reducer slot ``s`` in a kernel: locals reset when a bar starts, the update at each tick, and the
+    write of ``out[s, b]`` when the bar is complete."""
+
+    locals: tuple[str, ...]
+    step: str
+    flush: str
+
+
+StateCode = Callable[[int, list[str], dict[str, float]], TickState]  # (unique number, args, constants)
+ReduceCode = Callable[[int, list[str]], ReducerCode]  # (slot, args)
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    params: tuple[Param, ...]
+    kind: str
+    doc: str
+    edge: str = ""
+    window: WindowRule = same_window
+    target_only: bool = False
+    session_local: bool = False  # restarts at each session start (no warm-up from earlier sessions)
+    # lowerings (see the module doc); each kind has those it needs
+    tick: Code | None = None
+    vector: Code | None = None
+    numexpr: Code | None = None
+    numpy: Callable[..., Any] | None = None
+    hoist: bool = False  # tick code worth a vectorised pass of its own (a libm call per tick is slow)
+    state: StateCode | None = None
+    reduce: ReduceCode | None = None
+    empty: str = "nan"  # a reducer's value for a bar with no ticks
+    scan: bool = False  # a reducer read at the bar's first or last ticks instead of updated per tick
+    bar: Callable[..., Any] | None = None
+    bar_constants: tuple[str, ...] = ()
+    reference: Callable[..., Any] | None = None
+
+    @property
+    def signature(self) -> str:
+        parts = []
+        for p in self.params:
+            parts.append(p.name if p.default is None else f"{p.name}={p.default:g}")
+        return f"{self.name}({', '.join(parts)})"
+
+    @property
+    def expr_params(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params if p.kind == "expr")
+
+
+REGISTRY: dict[str, Operator] = {}
+
+
+def register(op: Operator) -> Operator:
+    if op.name in REGISTRY:
+        raise ValueError(f"operator {op.name} registered twice")
+    REGISTRY[op.name] = op
+    return op
+
+
+class bar_function:
+    """A bar operator's implementation, compiled by numba (``cache=True``) on its first call, so that
+    validating specs never imports numba. Under ``NUMBA_DISABLE_JIT=1`` it runs as plain Python."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self._compiled: Callable[..., Any] | None = None
+
+    @property
+    def compiled(self) -> Callable[..., Any]:
+        if self._compiled is None:
+            from numba import njit
+
+            self._compiled = njit(cache=True)(self.fn)
+        return self._compiled
+
+    def __call__(self, *args: Any) -> Any:
+        return self.compiled(*args)
+
+
+__all__ = [
+    "BAR",
+    "ELEMENTWISE",
+    "REDUCER",
+    "REGISTRY",
+    "SHIFT",
+    "TICK",
+    "Operator",
+    "Param",
+    "ReducerCode",
+    "StateVar",
+    "TickState",
+    "Window",
+    "bar_function",
+    "register",
+    "same_window",
+]
