@@ -17,7 +17,6 @@ from fspec.compiler.dag import Graph, build_graph
 from fspec.compiler.formula import Call, FormulaSyntaxError, Name, Node, Num, diagnostic_at, parse
 from fspec.compiler.lower import Plan, plan
 from fspec.compiler.model import Project, build_project
-from fspec.operators import REGISTRY
 from fspec.compiler.resolve import resolve_project
 from fspec.compiler.schema import validate_doc
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
@@ -31,6 +30,7 @@ from fspec.manifest import (
     ProjectDef,
     SourceDef,
 )
+from fspec.operators import REGISTRY
 from fspec.project import BUILD_DIR, MANIFEST, display_path, spec_files, spec_hash
 
 
