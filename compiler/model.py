@@ -18,6 +18,7 @@ from fspec.operators import CONSTANTS
 from fspec.session import Session
 
 PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output", "constants")
+REQUIRED_PROJECT_KEYS = ("sources", "instruments", "intervals")  # some file of the project must define them
 DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -287,7 +288,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     )
                 else:
                     seen[key] = doc
-    for required in ("sources", "instruments", "intervals"):
+    for required in REQUIRED_PROJECT_KEYS:
         if required not in seen:
             where = docs[0].file if docs else "specs"
             problems.append(

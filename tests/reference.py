@@ -6,7 +6,7 @@ obvious way: data is loaded with ``pd.read_parquet``, tick expressions are numpy
 ticks, reducers are pandas ``groupby`` on the bar index, and bar operators work on the bars of all
 sessions concatenated. Nothing in ``fspec.runtime`` (kernels, bar operators, evaluator, loader) is used.
 
-Data (DESIGN.md, "Time")
+Data (docs/semantics.md, "Sessions and bars" and "Conventions (edge cases)")
     * Times become UTC: tz-aware columns are converted, integer epochs use the source's ``unit``, naive
       times are read in the source's ``timezone`` (default UTC).
     * The source's row filter is a formula over the file's columns with elementwise operators; a row is

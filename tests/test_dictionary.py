@@ -9,7 +9,7 @@
 3. A feature that reads a target is rejected by ``fspec validate``.
 4. A missing instrument on a day gives NaN columns and a warning, not a crash.
 
-The time contract written out once (DESIGN.md section 2, README "Conventions"):
+The time contract written out once (docs/semantics.md, "Sessions and bars" and "Conventions (edge cases)"):
 - bars are [t, t + interval), the session is 09:30 to 16:00 New York time, ``ts_event`` is the bar start (UTC);
 - a bar source (1s quote bars, 1s OHLCV bars) stamped at its start is known at its end, one second later:
   it counts in the output bar containing stamp + 1s, and in the session only if stamp + 1s is in it;
@@ -359,7 +359,7 @@ def test_vpin_spy_is_the_same_in_every_file(sample_project):
 # ---- naming ------------------------------------------------------------------------------------------
 
 # The example column names of the feature dictionary (seed 001, categories I and III without options), with
-# the targets named as DESIGN.md says (single instrument: suffix; cross-asset: none).
+# the targets named as docs/semantics.md says ("Naming": single instrument: suffix; cross-asset: none).
 SEED_EXAMPLES_30S = [
     "log_mid_price_30s_spy",
     "micro_price_30s_spy",
@@ -388,7 +388,7 @@ SEED_EXAMPLES_30S = [
     "target_next_spy_qqq_vxx_spread_change_class_30s",
 ]
 RESPONDERS_1S = [f"resp_{kind}_{h}_1s_{s}" for kind in ("mid", "vwap") for h in (5, 30) for s in ("spy", "qqq", "vxx")]
-BASE_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")  # DESIGN.md, Naming
+BASE_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")  # docs/semantics.md, Naming
 
 
 def _declared() -> tuple[set[str], set[str], dict[str, set[str]]]:
