@@ -94,6 +94,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from fspec.compiler import ir
 from fspec.compiler.build import check
 from fspec.compiler.formula import Call, Name, Node, Num, parse
+from fspec.operators import REGISTRY
 
 Key = tuple[str, str | None]
 
@@ -339,7 +340,19 @@ BAR_OPS: dict[str, Callable[..., np.ndarray]] = {
     "lead": lambda x, session, k: _per_session(x, session, lambda s: s.shift(-int(k))),
 }
 
-SUPPORTED = set(ELEMENTWISE) | {"lag", "diff", "tick_rule", "vpin"} | set(REDUCERS) | set(BAR_OPS)
+# Operators written since carry their reference in their own definition (``Operator.reference``, plain numpy or
+# pandas, written apart from the compiled code): elementwise ones take the arguments' values, reducers the
+# ticks' values plus ``bars`` (each tick's bar) and ``n_bars``, bar operators one entity's bar series plus
+# ``session`` and their constants by name.
+OWN_REFERENCE = {name for name, op in REGISTRY.items() if op.reference is not None}
+SUPPORTED = set(ELEMENTWISE) | {"lag", "diff", "tick_rule", "vpin"} | set(REDUCERS) | set(BAR_OPS) | OWN_REFERENCE
+
+
+def _elementwise(op: str) -> Callable[..., Any] | None:
+    if op in ELEMENTWISE:
+        return ELEMENTWISE[op]
+    kind_ok = REGISTRY[op].kind == "elementwise" if op in REGISTRY else False
+    return REGISTRY[op].reference if kind_ok else None
 
 
 # ---- the evaluator ------------------------------------------------------------------------------------
@@ -439,7 +452,7 @@ class Reference:
             return raw[node.dotted].to_numpy(dtype=np.float64, na_value=np.nan)
         assert isinstance(node, Call)
         with np.errstate(all="ignore"):
-            return ELEMENTWISE[node.op](*(self._filter(a, raw, params) for a in node.args))
+            return _elementwise(node.op)(*(self._filter(a, raw, params) for a in node.args))  # type: ignore[misc]
 
     def load(self, source: str, symbol: str, day: str, params: dict[str, float] | None = None) -> pd.DataFrame:
         """One source file: ``ts`` (UTC, known time) and the mapped columns, filtered and sorted."""
@@ -534,13 +547,18 @@ class _Context:
             return self.features[(node.feature, node.instrument)]
         if not isinstance(node, ir.Apply):
             raise ReferenceError(f"unexpected node {node!r}")
-        if node.op in REDUCERS:
+        if node.op in REDUCERS or REGISTRY[node.op].kind == "reducer":
             return self.reduce(node)
-        if node.op in ELEMENTWISE:
-            return ELEMENTWISE[node.op](*(self.bar(a) for a in node.args))
+        elementwise = _elementwise(node.op)
+        if elementwise is not None:
+            return elementwise(*(self.bar(a) for a in node.args))
         if node.op in BAR_OPS:
             args = [self.full(self.bar(a)) for a in node.args]
             return BAR_OPS[node.op](*args, self.session, *(v for _, v in node.consts))
+        own = REGISTRY[node.op].reference
+        if own is not None:
+            series = [self.full(self.bar(a)) for a in node.args]
+            return own(*series, session=self.session, **dict(node.consts))
         raise ReferenceError(f"no reference for bar operator {node.op}")
 
     def reduce(self, node: ir.Apply) -> np.ndarray:
@@ -555,7 +573,10 @@ class _Context:
             open_, _ = self.ref.session_bounds(day)
             bars = ((frame["ts"] - open_) // step).to_numpy(dtype=np.int64)
             args = [np.broadcast_to(_f(self.tick(a, frame)), (len(frame),)).copy() for a in node.args]
-            blocks.append(REDUCERS[node.op](*args, bars, self.n_per))
+            if node.op in REDUCERS:
+                blocks.append(REDUCERS[node.op](*args, bars, self.n_per))
+            else:
+                blocks.append(REGISTRY[node.op].reference(*args, bars=bars, n_bars=self.n_per))  # type: ignore[misc]
         return np.concatenate(blocks)
 
     def tick(self, node: Node, frame: pd.DataFrame) -> Any:
@@ -569,8 +590,9 @@ class _Context:
         if not isinstance(node, ir.Apply):
             raise ReferenceError(f"unexpected tick node {node!r}")
         args = [self.tick(a, frame) for a in node.args]
-        if node.op in ELEMENTWISE:
-            return ELEMENTWISE[node.op](*args)
+        elementwise = _elementwise(node.op)
+        if elementwise is not None:
+            return elementwise(*args)
         x = np.broadcast_to(_f(args[0]), (len(frame),)).copy()
         if node.op == "lag":
             return shift_down(x, int(node.const("k")))

@@ -403,7 +403,14 @@ def features_under_test() -> dict[str, list[str]]:
     for name, (op, _) in OTHER_FEATURES.items():
         tested.setdefault(op, []).append(name)
     tested["lead"] = list(TARGETS)
+    for name, (op, _) in registry_examples().items():
+        tested.setdefault(op, []).append(name)
     return tested
+
+
+def registry_examples() -> dict[str, tuple[str, str]]:
+    """Features from the operators' own ``examples`` (formulas over trades.price and trades.size)."""
+    return {f"ex_{name}_{j}": (name, formula) for name, op in REGISTRY.items() for j, formula in enumerate(op.examples)}
 
 
 def feature_specs() -> dict[str, object]:
@@ -417,6 +424,7 @@ def feature_specs() -> dict[str, object]:
         for j, e in enumerate(exprs):
             features.append({"name": f"br_{op.rstrip('_')}_{'ab'[j]}", "formula": e})
     features += [{"name": name, "formula": f} for name, (_, f) in OTHER_FEATURES.items()]
+    features += [{"name": name, "formula": f} for name, (_, f) in registry_examples().items()]
     features += [{"name": name, "formula": f} for name, f in MORE_FEATURES.items()]
     features.append({"name": "only_aaa", "formula": "rolling_sum(cnt, 2)", "instruments": ["aaa"]})
     features += [{"name": name, "formula": f} for name, f in CROSS_ASSET.items()]

@@ -12,8 +12,10 @@ lowerings from it and has no table of its own:
 * ``reduce``: the per-bar code of a reducer (:class:`ReducerCode`) and its value for an empty bar;
 * ``bar``: the compiled bar-level implementation over (rows, bars) arrays (:func:`bar_function`), with its
   constant parameters in call order;
-* ``reference``: a plain numpy / pandas computation the tests check the compiled code against (over one
-  entity's bars, or one bar's ticks for a reducer), written apart from ``bar``.
+* ``reference``: a plain numpy / pandas computation the tests check the compiled code against, written apart
+  from ``bar``: elementwise operators take the arguments' values; reducers the ticks' values, ``bars`` (each
+  tick's bar number) and ``n_bars``; bar operators one entity's bar series, ``session`` and their constants by
+  name. ``examples`` are the formulas the tests compute both ways.
 
 Grain rules (``kind``):
     elementwise  per row of whatever grain its inputs have (tick rows or bars); inputs must share a grain
@@ -138,6 +140,9 @@ class Operator:
     bar: Callable[..., Any] | None = None
     bar_constants: tuple[str, ...] = ()
     reference: Callable[..., Any] | None = None
+    # formulas over a ``trades`` source (``price``, ``size``) that use it: shown in the docs, and computed by
+    # the tests against ``reference`` on synthetic data with NaN, empty bars and several sessions
+    examples: tuple[str, ...] = ()
 
     @property
     def signature(self) -> str:
