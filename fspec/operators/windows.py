@@ -261,3 +261,4 @@ register(
         bar_constants=("k",),
     )
 )
+
