@@ -10,6 +10,7 @@ operators marked session-local restart at each session. Each is compiled by numb
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from fspec.operators.core import BAR, Operator, Param, Window, bar_function, register
 
@@ -262,3 +263,39 @@ register(
     )
 )
 
+
+@bar_function
+def rolling_median(x, n, session):
+    out = np.full(x.shape, np.nan)
+    window = np.empty(n)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            complete = True
+            for j in range(n):
+                window[j] = x[r, i - n + 1 + j]
+                if window[j] != window[j]:
+                    complete = False
+                    break
+            if complete:
+                out[r, i] = np.median(window)  # an even n: the mean of the two middle values
+    return out
+
+
+def _rolling_median_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    return pd.Series(x).rolling(int(n)).median().to_numpy(dtype=np.float64)
+
+
+register(
+    Operator(
+        "rolling_median",
+        (Param("x"), N),
+        BAR,
+        "median over the last n bars (an even n: the mean of the two middle values)",
+        NAN_INSIDE,
+        window=rolling_window,
+        bar=rolling_median,
+        bar_constants=("n",),
+        reference=_rolling_median_reference,
+        examples=("rolling_median(last(trades.price), 3)", "rolling_median(sum(trades.size), 4)"),
+    )
+)
