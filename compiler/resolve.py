@@ -188,6 +188,8 @@ def _name(ctx: _Context, node: Name) -> Node:
             return _feature_ref(ctx, node, head, ctx.instrument if _is_per_instrument(ctx, head) else None)
         if head in CONSTANTS or head in dict(project.constants):
             return ir.ParamRef(head, None)
+        if head == "nan":  # the missing value, e.g. where(cond, x, nan)
+            return ir.Const(float("nan"), span=node.span)
         if ctx.instrument and head in dict(project.instruments[ctx.instrument].params):
             return ir.ParamRef(head, ctx.instrument)
         if head in project.sources:

@@ -30,7 +30,16 @@ def warm_manifest(manifest: Manifest) -> int:
     calls = bar_operator_calls(manifest)
     for op, arity, consts in calls:
         apply_bar_operator(op, [np.ones((1, 2))] * arity, consts, np.zeros(2, dtype=np.int64))
-    return len(manifest.kernels) + len(calls)
+    compiled_fallbacks = numpy_fallbacks(manifest)
+    for op in compiled_fallbacks:  # elementwise operators numexpr has not, some of them compiled by numba
+        REGISTRY[op].numpy(*[np.ones((1, 2))] * len(REGISTRY[op].expr_params))  # type: ignore[misc]
+    return len(manifest.kernels) + len(calls) + len(compiled_fallbacks)
+
+
+def numpy_fallbacks(manifest: Manifest) -> list[str]:
+    """The elementwise operators of the features' bar trees that run as numpy code (no numexpr text)."""
+    used = {n["op"] for f in manifest.features for n in tree_nodes(f.tree) if "op" in n}
+    return sorted(op for op in used if REGISTRY[op].kind == "elementwise" and REGISTRY[op].numexpr is None)
 
 
 def bar_operator_calls(manifest: Manifest) -> list[tuple[str, int, dict[str, float]]]:

@@ -7,11 +7,13 @@ whole columns (``vector``, where it has one).
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-from fspec.operators.core import ELEMENTWISE, Operator, Param, register
+from fspec.operators.core import ELEMENTWISE, Operator, Param, bar_function, register
 
 X = (Param("x"),)
 XY = (Param("x"), Param("y"))
@@ -213,5 +215,127 @@ register(
         tick=lambda a: f"max2({a[0]}, {a[1]})",
         numexpr=_pick_numexpr(">"),
         numpy=np.maximum,
+    )
+)
+
+
+@bar_function
+def _norm_cdf_flat(x):
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        out[i] = 0.5 * math.erfc(-x[i] * _SQRT_HALF)
+    return out
+
+
+_SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
+_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
+
+
+def _norm_cdf(x: Any) -> np.ndarray:
+    """Phi(x) on arrays of any shape (numexpr has no erf; numba's loop calls libm's erfc)."""
+    values = np.ascontiguousarray(x, dtype=np.float64)
+    return _norm_cdf_flat(values.reshape(-1)).reshape(values.shape)
+
+
+def _norm_cdf_reference(x: Any) -> np.ndarray:
+    cdf = np.vectorize(lambda v: math.nan if math.isnan(v) else NormalDist().cdf(v), otypes=[float])
+    return cdf(_f(x))
+
+
+def _norm_pdf_reference(x: Any) -> np.ndarray:
+    pdf = np.vectorize(lambda v: math.nan if math.isnan(v) else NormalDist().pdf(v), otypes=[float])
+    return pdf(_f(x))
+
+
+register(
+    Operator(
+        "norm_cdf",
+        X,
+        ELEMENTWISE,
+        "standard normal distribution function Phi(x)",
+        "NaN in -> NaN out; Phi(-inf) = 0, Phi(inf) = 1",
+        tick=lambda a: f"0.5 * math.erfc(-({a[0]}) * {_SQRT_HALF})",
+        numpy=_norm_cdf,
+        reference=_norm_cdf_reference,
+        examples=("sum(norm_cdf((trades.price - 100) / 2))", "norm_cdf(last(trades.price) - 100)"),
+    )
+)
+register(
+    Operator(
+        "norm_pdf",
+        X,
+        ELEMENTWISE,
+        "standard normal density phi(x) = exp(-x**2 / 2) / sqrt(2 pi)",
+        "NaN in -> NaN out; phi(+-inf) = 0",
+        tick=lambda a: f"{_INV_SQRT_2PI} * np.exp(-0.5 * ({a[0]}) * ({a[0]}))",
+        numexpr=lambda a: f"({_INV_SQRT_2PI} * exp(-0.5 * {a[0]} * {a[0]}))",
+        numpy=lambda x: _INV_SQRT_2PI * np.exp(-0.5 * _f(x) * _f(x)),
+        reference=_norm_pdf_reference,
+        examples=("mean(norm_pdf(trades.price - 100))", "norm_pdf(last(trades.price) - 100)"),
+    )
+)
+for _name, _doc, _edge, _fn, _example in [
+    ("log1p", "log(1 + x), exact for small x", "log1p(-1) = -inf, log1p(< -1) = NaN", np.log1p, "trades.size / 1000"),
+    ("expm1", "exp(x) - 1, exact for small x", NAN_IN, np.expm1, "(trades.price - 100) / 1000"),
+    ("tanh", "hyperbolic tangent", NAN_IN + "; tanh(+-inf) = +-1", np.tanh, "trades.price - 100"),
+    ("floor", "the largest whole number <= x", NAN_IN + "; +-inf stays", np.floor, "trades.price"),
+]:
+    register(
+        Operator(
+            _name,
+            X,
+            ELEMENTWISE,
+            _doc,
+            _edge,
+            tick=lambda a, f=_name: f"np.{f}({a[0]})",
+            vector=lambda a, f=_name: f"np.{f}({', '.join(a)})",
+            numexpr=lambda a, f=_name: f"{f}({a[0]})",
+            numpy=_fn,
+            reference=_fn,
+            examples=(f"sum({_name}({_example}))", f"{_name}(last({_example}))"),
+        )
+    )
+register(
+    Operator(
+        "round",
+        X,
+        ELEMENTWISE,
+        "x rounded to the nearest whole number, halves to even (numpy's rule: round(2.5) = 2)",
+        NAN_IN + "; +-inf stays",
+        tick=lambda a: f"np.rint({a[0]})",
+        vector=lambda a: f"np.rint({', '.join(a)})",
+        numpy=np.rint,
+        reference=lambda x: np.vectorize(lambda v: v if not math.isfinite(v) else float(round(v)), otypes=[float])(
+            _f(x)
+        ),
+        examples=("sum(round(trades.size / 7))", "round(last(trades.price) * 2) / 2"),
+    )
+)
+register(
+    Operator(
+        "isnan",
+        X,
+        ELEMENTWISE,
+        "1.0 where x is NaN, else 0.0",
+        "isnan(inf) = 0.0",
+        tick=lambda a: f"1.0 if {a[0]} != {a[0]} else 0.0",
+        numexpr=lambda a: f"where({a[0]} != {a[0]}, 1.0, 0.0)",
+        numpy=lambda x: _as_float(np.isnan(_f(x))),
+        reference=lambda x: np.where(np.isnan(_f(x)), 1.0, 0.0),
+        examples=("sum(isnan(trades.size))", "isnan(last(trades.price))"),
+    )
+)
+register(
+    Operator(
+        "fillna",
+        (Param("x"), Param("value")),
+        ELEMENTWISE,
+        "x, or value where x is NaN",
+        "value may be NaN (then NaN stays NaN)",
+        tick=lambda a: f"{a[1]} if {a[0]} != {a[0]} else {a[0]}",
+        numexpr=lambda a: f"where({a[0]} != {a[0]}, {a[1]}, {a[0]})",
+        numpy=lambda x, v: np.where(np.isnan(_f(x)), v, x),
+        reference=lambda x, v: np.where(np.isnan(_f(x)), _f(v), _f(x)),
+        examples=("sum(fillna(trades.size, 1))", "fillna(last(trades.price), 0)"),
     )
 )
