@@ -166,7 +166,7 @@ class _Emitter:
         return f"{self.prefix}{len(self.names)}"
 
     def _param(self, node: ir.ParamRef) -> str:
-        return f"params[{self.kernel.params.index(node.name)}]"
+        return f"param_{node.name}"  # read from params[] once, at the top of reduce_entity
 
     def value(self, node: Node) -> str:
         if isinstance(node, ir.Const):

@@ -26,6 +26,7 @@ class Slot:
     index: int
     reducer: str
     args: tuple[Node, ...]  # tick expressions with instruments stripped
+    users: tuple[str, ...] = ()  # the features whose bar trees read it
 
     @property
     def text(self) -> str:
@@ -180,10 +181,18 @@ def plan(project: Project, graph: Graph) -> Plan:
         )
     except CycleError:  # members that read each other across features: one feature per member, as resolved
         features = tuple(replace(groups[key][0], members=(own,) if own else ()) for key, own in in_order)
+    users: dict[tuple[str, int], set[str]] = {}
+    for f in features:
+        for n in f.tree.walk():
+            if isinstance(n, ir.SlotRef):
+                users.setdefault((n.source, n.slot), set()).add(f.name)
     kernels = []
     for source in sorted(slots):
         table = slots[source]
-        slot_list = tuple(Slot(i, reducer, args) for (reducer, args), i in sorted(table.items(), key=lambda kv: kv[1]))
+        slot_list = tuple(
+            Slot(i, reducer, args, tuple(sorted(users.get((source, i), ()))))
+            for (reducer, args), i in sorted(table.items(), key=lambda kv: kv[1])
+        )
         nodes = [n for s in slot_list for a in s.args for n in a.walk()]
         columns = tuple(sorted({n.column for n in nodes if isinstance(n, ir.Column)}))
         params = tuple(sorted({n.name for n in nodes if isinstance(n, ir.ParamRef)}))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import config, njit, types
 from numba.extending import intrinsic
 
 
@@ -94,3 +94,9 @@ def prefetch(typingctx: Any, array: types.Type, index: types.Type) -> Any:
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+if config.DISABLE_JIT:  # generated kernels run as plain Python (to step through them): the hint does nothing
+
+    def prefetch(array: Any, index: Any) -> None:  # type: ignore[no-redef]
+        """No memory hint without compiled code."""

@@ -8,11 +8,14 @@ back into the per-tick loop fails here.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_project
+from conftest import FspecProject, make_project
 from numba import njit
 from numba.core.errors import TypingError
 
@@ -173,3 +176,24 @@ def test_prefetch_is_only_a_hint() -> None:
 
     with pytest.raises(TypingError):
         of_a_matrix(np.zeros((2, 2)))
+
+
+def test_generated_kernels_run_as_plain_python(sample_project: FspecProject, tmp_path: Path) -> None:
+    """Under NUMBA_DISABLE_JIT=1 a quant can step through a kernel with a debugger: it runs, and gives the
+    slots the compiled kernel gives."""
+    probe = Path(__file__).with_name("kernel_probe.py")
+    results = {}
+    for mode, env in (("jit", {}), ("python", {"NUMBA_DISABLE_JIT": "1"})):
+        out = tmp_path / f"{mode}.npz"
+        done = subprocess.run(
+            [sys.executable, str(probe), str(sample_project.root), str(out)],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        results[mode] = np.load(out)
+    assert sorted(results["jit"]) == sorted(results["python"]) and len(results["jit"]) >= 3
+    for name in results["jit"]:
+        np.testing.assert_array_equal(results["jit"][name], results["python"][name])
