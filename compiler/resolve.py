@@ -32,6 +32,7 @@ from fspec.errors import Diagnostic, Position
 from fspec.naming import column_name
 from fspec.operators import (
     BAR,
+    BAR_CONSTANTS,
     CONSTANTS,
     ELEMENTWISE,
     FORBIDDEN,
@@ -186,6 +187,8 @@ def _name(ctx: _Context, node: Name) -> Node:
                 )
                 return _invalid()
             return _feature_ref(ctx, node, head, ctx.instrument if _is_per_instrument(ctx, head) else None)
+        if head in BAR_CONSTANTS:
+            return ir.ParamRef(head, None, grain=ir.BAR)  # one value per bar: never inside a tick expression
         if head in CONSTANTS or head in dict(project.constants):
             return ir.ParamRef(head, None)
         if head == "nan":  # the missing value, e.g. where(cond, x, nan)

@@ -301,6 +301,7 @@ class Engine:
         session_ids = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(grids)])
         pairs = sorted(set().union(*(self.manifest.slot_reads[k] for k in keys)))
         slot_cache, stacked = self._reduce_all(pairs, days, grids, interval)
+        per_bar = self._bar_constants(days, grids)
 
         values: dict[Key, np.ndarray] = {}
         wanted = set(keys)
@@ -309,7 +310,7 @@ class Engine:
             rows = [key[1] for key in feature.keys if key in wanted]
             if not rows:
                 continue
-            inputs = self._inputs(rows, n_bars, session_ids, slot_cache, stacked, values, interval)
+            inputs = self._inputs(rows, n_bars, session_ids, slot_cache, stacked, values, interval, per_bar)
             result = evaluate(feature.tree, inputs)
             for r, instrument in enumerate(rows):
                 values[(feature.name, instrument)] = result[r]
@@ -328,6 +329,7 @@ class Engine:
         stacked: dict[str, _Stacked],
         values: dict[Key, np.ndarray],
         interval: int,
+        per_bar: dict[str, np.ndarray],
     ) -> BarInputs:
         """What one compiled feature's tree reads, for its members ``rows`` (``[None]``: a cross-asset one)."""
 
@@ -344,11 +346,22 @@ class Engine:
             return np.stack([values[(name, m)] for m in rows])
 
         def param(name: str, instrument: str | None) -> Any:
+            if instrument is None and name in per_bar:
+                return per_bar[name]
             if instrument != "":
                 return self.params(instrument, interval)[name]
             return np.array([self.params(m, interval)[name] for m in rows])[:, None]
 
         return BarInputs(len(rows), n_bars, session_ids, slot, feature, param)
+
+    def _bar_constants(self, days: list[str], grids: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """``bar_index`` and ``time_of_day`` of every bar of ``days`` (warm-up sessions first), as (1, bars)."""
+        index, seconds = [], []
+        for day, bar_ends in zip(days, grids, strict=True):
+            open_ns = self.session.bounds(day)[0]
+            index.append(np.arange(len(bar_ends), dtype=np.float64))
+            seconds.append((bar_starts(bar_ends, open_ns) - open_ns) / 1e9)
+        return {"bar_index": np.concatenate(index)[None, :], "time_of_day": np.concatenate(seconds)[None, :]}
 
     def require_data(self, day: str) -> None:
         """A day on which no instrument has any file is an error (one absent instrument is only a warning)."""

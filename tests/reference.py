@@ -541,6 +541,10 @@ class _Context:
         if isinstance(node, ir.Const):
             return node.value
         if isinstance(node, ir.ParamRef):
+            if node.name == "bar_index":
+                return np.tile(np.arange(self.n_per, dtype=np.float64), len(self.days))
+            if node.name == "time_of_day":
+                return np.tile(np.arange(self.n_per, dtype=np.float64) * self.interval, len(self.days))
             return self.ref.constant(node.name, node.instrument, self.interval)
         if isinstance(node, ir.FeatureRef):
             assert self.features is not None

@@ -353,6 +353,8 @@ OTHER_FEATURES = {
 # Parameters, constants, feature chains, per-instrument lists, cross-asset features, targets: checked by
 # the all-columns test.
 MORE_FEATURES = {
+    "per_bar_consts": "bar_index + time_of_day / 1000",
+    "per_bar_window": "rolling_sum(bar_index * vol, 3) + lag(time_of_day, 2)",
     "prm_tick": "sum(trades.size * scale)",
     "prm_bar": "px * scale + interval_seconds",
     "ann_rv": "sqrt(sum(diff(log(trades.price)) ** 2) * periods_per_year)",

@@ -85,8 +85,7 @@ def test_fillna_replaces_only_missing_values() -> None:
     np.testing.assert_array_equal(op.numpy(x, v), expected)  # type: ignore[misc]
 
 
-def test_nan_is_a_literal_of_formulas(tmp_path: Path) -> None:
-    project = """\
+PROJECT = """\
 spec_version: 1
 sources:
   trades:
@@ -98,10 +97,21 @@ instruments:
 intervals: [60s]
 session: {timezone: America/New_York, open: "09:30", close: "10:30"}
 """
+
+
+def test_nan_is_a_literal_of_formulas(tmp_path: Path) -> None:
     features = {"spec_version": 1, "features": [{"name": "f", "formula": "where(sum(trades.size) > 0, 1, nan)"}]}
-    make_project(tmp_path, {"project.yaml": project, "features.yaml": features})
+    make_project(tmp_path, {"project.yaml": PROJECT, "features.yaml": features})
     checked = check(tmp_path)
     assert checked.plan is not None, [d.render() for d in checked.diagnostics]
     (feature,) = checked.plan.features
     consts = [n.value for n in feature.tree.walk() if isinstance(n, ir.Const)]
     assert consts[:2] == [0.0, 1.0] and math.isnan(consts[2])
+
+
+def test_bar_constants_are_bar_values_not_tick_values(tmp_path: Path) -> None:
+    """bar_index and time_of_day are known per bar: a tick expression cannot read them (validate says so)."""
+    features = {"spec_version": 1, "features": [{"name": "f", "formula": "sum(trades.size * bar_index)"}]}
+    make_project(tmp_path, {"project.yaml": PROJECT, "features.yaml": features})
+    messages = [d.message for d in check(tmp_path).diagnostics]
+    assert messages == ["'*' mixes tick-level and bar-level values"], messages

@@ -42,16 +42,24 @@ FORBIDDEN: dict[str, tuple[str, str]] = {
     "cummax": ("cummax over the data set depends on the sample start", "use rolling_max(x, n)"),
 }
 
-# Names of constants that depend only on the interval and the session.
+# Values per bar of the grid, known without data: bar-level inputs of formulas (not of tick expressions).
+BAR_CONSTANTS: dict[str, str] = {
+    "bar_index": "position of the bar in its session: 0 at the session's first bar",
+    "time_of_day": "seconds from the session open to the bar's start (0 at the first bar)",
+}
+
+# Names of constants that depend only on the interval and the session, then the per-bar ones.
 CONSTANTS: dict[str, str] = {
     "pi": "3.141592653589793",
     "interval_seconds": "the bar width in seconds",
     "periods_per_year": "trading_days_per_year * session seconds / interval seconds (annualizes a per-bar variance)",
     "bars_per_session": "number of bars in one session",
+    **BAR_CONSTANTS,
 }
 
 __all__ = [
     "BAR",
+    "BAR_CONSTANTS",
     "CONSTANTS",
     "ELEMENTWISE",
     "FORBIDDEN",
