@@ -608,6 +608,10 @@ class _Context:
             size = np.broadcast_to(_f(args[1]), (len(frame),)).copy()
             bucket = float(np.asarray(args[2]).reshape(-1)[0])
             return vpin(x, size, bucket, int(node.const("n")))
+        own = REGISTRY[node.op].reference
+        if own is not None:  # over one session's ticks, its constants by name
+            values = [np.broadcast_to(_f(a), (len(frame),)).copy() for a in args]
+            return own(*values, **dict(node.consts))
         raise ReferenceError(f"no reference for tick operator {node.op}")
 
 

@@ -5,6 +5,11 @@ complete bar's first or last ticks (``scan``)."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import numpy as np
+
 from fspec.operators.core import REDUCER, Operator, Param, ReducerCode, register
 
 X = (Param("x"),)
@@ -127,5 +132,98 @@ register(
         "weighted mean sum(x*w)/sum(w) of the bar's rows (e.g. VWAP)",
         "empty bar or zero weight -> NaN; rows where x or w is NaN are skipped",
         reduce=_wmean,
+    )
+)
+
+
+# Andersen, Dobrev & Schaumburg (2012), with R highfrequency's scalings: N/(N-2) for medRV, N/(N-1) for minRV,
+# N the number of returns in the bar.
+MEDRV_SCALE = math.pi / (6.0 - 4.0 * math.sqrt(3.0) + math.pi)
+MINRV_SCALE = math.pi / (math.pi - 2.0)
+
+
+def _medrv(s: int, a: list[str]) -> ReducerCode:
+    v = a[0]
+    return ReducerCode(
+        (f"n{s} = 0.0", f"acc{s} = 0.0", f"back1_{s} = 0.0", f"back2_{s} = 0.0"),
+        f"if {v} == {v}:\n"
+        f"    now{s} = abs({v})\n"
+        f"    n{s} += 1.0\n"
+        f"    if n{s} >= 3.0:  # the median of three neighbours: max(min(a, b), min(max(a, b), c))\n"
+        f"        med{s} = max(min(back2_{s}, back1_{s}), min(max(back2_{s}, back1_{s}), now{s}))\n"
+        f"        acc{s} += med{s} * med{s}\n"
+        f"    back2_{s} = back1_{s}\n"
+        f"    back1_{s} = now{s}",
+        f"if n{s} >= 3.0:\n    out[{s}, b] = {MEDRV_SCALE!r} * (n{s} / (n{s} - 2.0)) * acc{s}",
+    )
+
+
+def _minrv(s: int, a: list[str]) -> ReducerCode:
+    v = a[0]
+    return ReducerCode(
+        (f"n{s} = 0.0", f"acc{s} = 0.0", f"back1_{s} = 0.0"),
+        f"if {v} == {v}:\n"
+        f"    now{s} = abs({v})\n"
+        f"    n{s} += 1.0\n"
+        f"    if n{s} >= 2.0:\n"
+        f"        low{s} = min(back1_{s}, now{s})\n"
+        f"        acc{s} += low{s} * low{s}\n"
+        f"    back1_{s} = now{s}",
+        f"if n{s} >= 2.0:\n    out[{s}, b] = {MINRV_SCALE!r} * (n{s} / (n{s} - 1.0)) * acc{s}",
+    )
+
+
+def _per_bar(stat: Any) -> Any:
+    """A reference reducer: ``stat`` of each bar's non-NaN values (NaN for a bar it is not defined on)."""
+
+    def reference(x: np.ndarray, bars: np.ndarray, n_bars: int) -> np.ndarray:
+        out = np.full(n_bars, np.nan)
+        for b in range(n_bars):
+            values = np.abs(x[(bars == b) & ~np.isnan(x)])
+            out[b] = stat(values)
+        return out
+
+    return reference
+
+
+def _medrv_reference(r: np.ndarray) -> float:
+    n = len(r)
+    if n < 3:
+        return math.nan
+    medians = np.median(np.stack([r[:-2], r[1:-1], r[2:]]), axis=0)
+    return MEDRV_SCALE * n / (n - 2) * float(np.sum(medians**2))
+
+
+def _minrv_reference(r: np.ndarray) -> float:
+    n = len(r)
+    if n < 2:
+        return math.nan
+    return MINRV_SCALE * n / (n - 1) * float(np.sum(np.minimum(r[:-1], r[1:]) ** 2))
+
+
+register(
+    Operator(
+        "medrv",
+        (Param("r"),),
+        REDUCER,
+        "MedRV (Andersen, Dobrev & Schaumburg 2012) of the bar's returns: pi / (6 - 4 sqrt(3) + pi) * N / (N - 2) "
+        "* sum of med(|r_(i-1)|, |r_i|, |r_(i+1)|) ** 2, N the number of returns (R highfrequency's medRV)",
+        "fewer than 3 returns (or an empty bar) -> NaN; a NaN return is skipped, so its neighbours are adjacent",
+        reduce=_medrv,
+        reference=_per_bar(_medrv_reference),
+        examples=("medrv(diff(log(trades.price)))", "medrv(trades.size)"),
+    )
+)
+register(
+    Operator(
+        "minrv",
+        (Param("r"),),
+        REDUCER,
+        "MinRV (Andersen, Dobrev & Schaumburg 2012) of the bar's returns: pi / (pi - 2) * N / (N - 1) * sum of "
+        "min(|r_i|, |r_(i+1)|) ** 2, N the number of returns (R highfrequency's minRV)",
+        "fewer than 2 returns (or an empty bar) -> NaN; a NaN return is skipped, so its neighbours are adjacent",
+        reduce=_minrv,
+        reference=_per_bar(_minrv_reference),
+        examples=("minrv(diff(log(trades.price)))", "minrv(trades.size)"),
     )
 )

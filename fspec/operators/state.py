@@ -175,3 +175,45 @@ register(
         bar_constants=("k",),
     )
 )
+
+
+def _median3(n: int, a: list[str], _: dict[str, float]) -> TickState:
+    x = a[0]
+    return TickState(
+        (
+            StateVar(f"m3_older{n}", "nan", "the value two ticks back"),
+            StateVar(f"m3_last{n}", "nan", "the value one tick back"),
+            StateVar(f"m3_seen{n}", "0", "ticks seen this session", is_int=True),
+        ),
+        (
+            f"if m3_seen{n} < 2 or {x} != {x} or m3_older{n} != m3_older{n} or m3_last{n} != m3_last{n}:",
+            f"    med{n} = nan",
+            "else:  # the median of three: max(min(a, b), min(max(a, b), c))",
+            f"    med{n} = max(min(m3_older{n}, m3_last{n}), min(max(m3_older{n}, m3_last{n}), {x}))",
+            f"m3_older{n} = m3_last{n}",
+            f"m3_last{n} = {x}",
+            f"m3_seen{n} += 1",
+        ),
+        f"med{n}",
+    )
+
+
+def _median3_reference(x: np.ndarray) -> np.ndarray:
+    out = np.full(x.shape[0], np.nan)
+    if x.shape[0] >= 3:
+        out[2:] = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)  # NaN wherever one of the three is
+    return out
+
+
+register(
+    Operator(
+        "median3",
+        (Param("x"),),
+        TICK,
+        "median of x at this tick and the two ticks before it in the session",
+        "NaN for the session's first two ticks and wherever one of the three is NaN; restarts each session",
+        state=_median3,
+        reference=_median3_reference,
+        examples=("sum(median3(trades.price) - trades.price)", "last(median3(trades.size))"),
+    )
+)
