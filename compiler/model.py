@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import date
 from itertools import product
 from string import Formatter
 from typing import Any
@@ -39,6 +40,9 @@ class SourceSpec:
     asof_source: str | None
     asof_columns: tuple[str, ...]
     pos: Position
+    filter_segments: tuple[tuple[int, int, int], ...] = ()
+    # computed columns: (column, position of its formula, the formula's segments as in SourceDoc.segments)
+    expr_at: tuple[tuple[str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
 
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns) + self.asof_columns
@@ -78,6 +82,7 @@ class FeatureSpec:
     formula_for: tuple[tuple[str, str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
     clock: str = "time"
     cross_asset: tuple[str, ...] | None = None
+    expand_at: tuple[tuple[str, Position], ...] = ()  # the family's variables and where each is declared
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,12 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
         asof_source=asof.get("source"),
         asof_columns=tuple(asof.get("columns", ())),
         pos=doc.pos(at, key=True),
+        filter_segments=doc.segments.get((*at, "filter"), ()),
+        expr_at=tuple(
+            (c.name, doc.pos((*at, "columns", c.name, "expr")), doc.segments.get((*at, "columns", c.name, "expr"), ()))
+            for c in columns
+            if c.expr is not None
+        ),
     )
 
 
@@ -188,6 +199,19 @@ def _expand(
             )
         )
         return []
+    for key in keys:
+        for j, value in enumerate(expand[key]):
+            earlier = [v for v in expand[key][:j] if type(v) is not bool and v == value]
+            if earlier:
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, "expand", key, j)),
+                        f"expand lists {earlier[0]!r} twice for '{key}'"
+                        + (f" (as {earlier[0]!r} and {value!r})" if repr(earlier[0]) != repr(value) else ""),
+                        "list each value once: each makes one feature",
+                    )
+                )
+                return []
     combos = list(product(*(expand[k] for k in keys))) if keys else [()]
     out = []
     for combo in combos:
@@ -227,6 +251,7 @@ def _expand(
                     for inst, text in (raw.get("formula_for") or {}).items()
                 ),
                 instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
+                expand_at=tuple((k, doc.pos((*at, "expand", k), key=True)) for k in keys),
             )
         )
     return out
@@ -241,7 +266,9 @@ def _num_token(value: float) -> str:
 BUILTIN_CONSTANTS = (*CONSTANTS, "nan")  # the registry's constants, and nan (a literal of filters)
 
 
-def _shadowing(seen: dict[str, SourceDoc], instruments: dict[str, InstrumentSpec]) -> list[Diagnostic]:
+def _shadowing(
+    seen: dict[str, SourceDoc], sources: dict[str, SourceSpec], instruments: dict[str, InstrumentSpec]
+) -> list[Diagnostic]:
     """Project constants and instrument parameters may not take a name that already means something."""
     problems = []
     constants = seen["constants"].data["constants"] if "constants" in seen else {}
@@ -254,9 +281,35 @@ def _shadowing(seen: dict[str, SourceDoc], instruments: dict[str, InstrumentSpec
                     "pick another name; built-ins: " + ", ".join(BUILTIN_CONSTANTS),
                 )
             )
+    for name in constants:
+        if name in sources or name in instruments:
+            problems.append(
+                Diagnostic(
+                    seen["constants"].pos(("constants", name), key=True),
+                    f"constant '{name}' has the name of {'a source' if name in sources else 'an instrument'}",
+                    "pick another name: formulas could not tell them apart",
+                )
+            )
     idoc = seen["instruments"]
     for inst in instruments.values():
+        if inst.key in sources:
+            problems.append(
+                Diagnostic(
+                    inst.pos,
+                    f"instrument '{inst.key}' has the name of a source",
+                    "pick another key: formulas could not tell trades.price (a column) from an instrument's feature",
+                )
+            )
         for param, _ in inst.params:
+            if param in sources or param in instruments:
+                problems.append(
+                    Diagnostic(
+                        idoc.pos(("instruments", inst.key, "params", param), key=True),
+                        f"parameter '{param}' of '{inst.key}' has the name of "
+                        + ("a source" if param in sources else "an instrument"),
+                        "pick another name for the parameter",
+                    )
+                )
             if param in BUILTIN_CONSTANTS or param in constants:
                 where = "the built-in" if param in BUILTIN_CONSTANTS else "the project constant"
                 problems.append(
@@ -302,7 +355,15 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
         n: _source(n, raw, seen["sources"], ("sources", n)) for n, raw in seen["sources"].data["sources"].items()
     }
     for src in sources.values():
-        if src.asof_source and src.asof_source not in sources:
+        if src.asof_source == src.name:
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "asof", "source")),
+                    f"source '{src.name}' attaches its own columns (asof: {{source: {src.name}}})",
+                    "asof attaches another source's values, e.g. the quotes prevailing at each trade",
+                )
+            )
+        elif src.asof_source and src.asof_source not in sources:
             problems.append(
                 Diagnostic(
                     seen["sources"].pos(("sources", src.name, "asof", "source")),
@@ -366,6 +427,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
         listed = raw.get("sources", list(sources))
         use = tuple(listed.items()) if isinstance(listed, dict) else tuple((n, n) for n in listed)
         own = tuple(name for name, _ in use)
+        if not use:
+            problems.append(
+                Diagnostic(
+                    idoc.pos(("instruments", key, "sources")),
+                    f"instrument '{key}' has no sources: no feature can be computed for it",
+                    "list the sources that hold its data, e.g. sources: [trades, quotes], or remove the instrument",
+                )
+            )
         for i, (name, s) in enumerate(use):
             if name not in sources and isinstance(listed, dict):
                 problems.append(
@@ -466,8 +535,21 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                         "pick a width that divides the session, e.g. 1s, 5s, 30s",
                     )
                 )
-    problems += _shadowing(seen, instruments)
+    problems += _shadowing(seen, sources, instruments)
+    if any(key in sources for key in instruments):
+        return None, problems  # every formula that reads such a source would be misread: stop here
     dates = tuple(seen["dates"].data["dates"]) if "dates" in seen else ()
+    for i, day in enumerate(dates):
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            problems.append(
+                Diagnostic(
+                    seen["dates"].pos(("dates", i)),
+                    f"'{day}' is not a calendar date",
+                    'dates are quoted YYYY-MM-DD days that exist, e.g. "2013-10-07"',
+                )
+            )
     output = seen["output"].data["output"].get("dir", "out") if "output" in seen else "out"
     constants = (
         tuple((k, float(v)) for k, v in seen["constants"].data["constants"].items()) if "constants" in seen else ()

@@ -182,10 +182,11 @@ def _name(ctx: _Context, node: Name) -> Node:
             cols = project.sources[head].column_names()
             ctx.error(node.span, f"source '{head}' needs a column", f"e.g. {head}.{cols[0]}")
             return _invalid()
+        hint = f"'{head}' is an operator: call it, e.g. {REGISTRY[head].signature}" if head in REGISTRY else ""
         ctx.error(
             node.span,
             f"unknown name '{head}'",
-            _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
+            hint or _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
         )
         return _invalid()
     if head in project.instruments:
@@ -443,6 +444,67 @@ def _resolve(ctx: _Context, node: Node) -> Node:
     raise AssertionError(node)
 
 
+VOLUME_CLOCKED = frozenset({"vpin"})  # operators whose values move with traded volume, not with time
+
+
+def _calls(spec: FeatureSpec, ops: frozenset[str]) -> bool:
+    """Whether any of the feature's formulas calls one of ``ops`` (True when one does not parse: reported there)."""
+    for text in (spec.formula, *(t for _, t, _, _ in spec.formula_for)):
+        try:
+            if any(isinstance(n, Call) and n.op in ops for n in parse(text).walk()):
+                return True
+        except FormulaSyntaxError:
+            return True
+    return False
+
+
+def _family_problems(project: Project) -> list[Diagnostic]:
+    """A family variable must be used by the formula, and may not hide a name that already means something."""
+    problems = []
+    features = {spec.name for spec in project.features}
+    params = {p for inst in project.instruments.values() for p, _ in inst.params}
+    taken = [
+        (features, "a feature"),
+        (set(project.sources), "a source"),
+        (set(project.instruments), "an instrument"),
+        (set(CONSTANTS) | set(dict(project.constants)), "a constant"),
+        (params, "an instrument parameter"),
+    ]
+    done: set[Position] = set()
+    for spec in project.features:
+        for variable, pos in spec.expand_at:
+            if pos in done:
+                continue
+            done.add(pos)
+            what = next((label for names, label in taken if variable in names), None)
+            if what:
+                problems.append(
+                    Diagnostic(
+                        pos,
+                        f"expand variable '{variable}' has the name of {what}, which the formula could no longer read",
+                        "pick another variable name, e.g. k or n",
+                        "naming",
+                    )
+                )
+                continue
+            used = False
+            for text in (spec.formula, *(t for _, t, _, _ in spec.formula_for)):
+                try:
+                    used = used or any(isinstance(n, Name) and n.parts == (variable,) for n in parse(text).walk())
+                except FormulaSyntaxError:
+                    used = True  # reported with the formula
+            if not used:
+                problems.append(
+                    Diagnostic(
+                        pos,
+                        f"expand variable '{variable}' is not in the formula: the family's features are all the same",
+                        f"use {variable} in the formula, e.g. lag(x, {variable}), or remove the expand",
+                        "naming",
+                    )
+                )
+    return problems
+
+
 def check_names(project: Project) -> list[Diagnostic]:
     """Naming rules: unique names, target prefixes, no interval-like tokens, cross-asset names."""
     problems = []
@@ -450,6 +512,7 @@ def check_names(project: Project) -> list[Diagnostic]:
     params = {p: key for key, inst in project.instruments.items() for p, _ in inst.params}
     reserved = set(project.sources) | set(project.instruments) | set(CONSTANTS) | set(dict(project.constants))
     reserved |= set(params)
+    problems += _family_problems(project)
     for spec in project.features:
         if spec.name in seen:
             other = seen[spec.name]
@@ -489,6 +552,16 @@ def check_names(project: Project) -> list[Diagnostic]:
                     spec.name_pos,
                     f"'{spec.name}' is named like a target but is a feature",
                     "move it under 'targets:' or rename it",
+                    "naming",
+                )
+            )
+        if spec.clock == "volume" and not _calls(spec, VOLUME_CLOCKED):
+            problems.append(
+                Diagnostic(
+                    spec.name_pos,
+                    f"'{spec.name}' is declared clock: volume but uses no volume-clocked operator "
+                    f"({', '.join(sorted(VOLUME_CLOCKED))})",
+                    "remove 'clock: volume': a time-clocked value's columns carry their interval",
                     "naming",
                 )
             )

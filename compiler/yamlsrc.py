@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -86,6 +87,10 @@ def _build(
             )
         )
         return None
+    number = _number_problem(value, node.value)
+    if number:
+        problems.append(Diagnostic(_mark(doc.file, node), number, "spec files hold finite numbers of ordinary size"))
+        return None
     if node.style is None and isinstance(value, date | datetime | int) and not isinstance(value, bool):
         raw = node.value
         if isinstance(value, date | datetime) or ":" in raw:
@@ -93,6 +98,21 @@ def _build(
             doc.surprises[path] = (raw, "a date" if isinstance(value, date | datetime) else f"the number {value}")
             return raw
     return value
+
+
+def _number_problem(value: Any, raw: str) -> str:
+    """Why a YAML number cannot be used (NaN, an infinity, an integer past the float range), else ''."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    shown = raw if len(raw) <= 24 else f"{raw[:12]}... ({len(raw)} characters)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"the number {shown} is not finite"
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            return f"the number {shown} is too large"
+    return ""
 
 
 def path_text(path: PathKey) -> str:
