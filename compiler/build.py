@@ -74,7 +74,7 @@ def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
             ]
         fitting = _fitting_branches(error)
         if fitting:  # the value has the shape of one alternative (e.g. a mapping): say what is wrong inside it
-            return _describe(best_match(fitting), doc)
+            return [d for e in fitting for d in _describe(e, doc)]
         deepest = best_match(error.context)
         return _describe(deepest, doc)
     if error.instance is None and error.validator == "type":
@@ -83,15 +83,16 @@ def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
 
 
 def _fitting_branches(error: ValidationError) -> list[ValidationError]:
-    """The errors of the oneOf alternatives whose kind (type, enum) the value matches."""
+    """The errors of the oneOf alternative the value is closest to, among those whose kind (type, enum) it has."""
     by_branch: dict[object, list[ValidationError]] = {}
     for e in error.context or ():
         by_branch.setdefault(e.relative_schema_path[0] if e.relative_schema_path else None, []).append(e)
-    fitting: list[ValidationError] = []
-    for errors in by_branch.values():
-        if not any(not e.relative_path and e.validator in ("type", "enum", "const") for e in errors):
-            fitting += errors
-    return fitting
+    fitting = [
+        errors
+        for errors in by_branch.values()
+        if not any(not e.relative_path and e.validator in ("type", "enum", "const") for e in errors)
+    ]
+    return min(fitting, key=len) if fitting else []  # the alternative the value is closest to
 
 
 _LIST_EXAMPLES = {
@@ -127,6 +128,9 @@ def _improved(d: Diagnostic, error: ValidationError, path: tuple[str | int, ...]
             hint = f"an interval has a unit: {error.instance}s, 1m, 1h (or session)"
         elif path[-1:] == ("width",):
             hint = f"a duration has a unit: {error.instance}s, 1m, 1h"
+    if error.validator == "const" and isinstance(error.instance, str) and error.instance == str(error.validator_value):
+        message = f"invalid value at {'/'.join(map(str, path))}: the text '{error.instance}', not the number"
+        hint = f"write {path[-1]}: {error.validator_value} without quotes"
     if not hint:
         hint = _extra_hint(error, path)
     return replace(d, message=message, hint=hint)
