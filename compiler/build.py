@@ -110,7 +110,9 @@ def _improved(d: Diagnostic, error: ValidationError, path: tuple[str | int, ...]
     message, hint = d.message, d.hint
     shown = repr(error.instance)
     if len(shown) > 60 and shown in message:  # a whole mapping or list: say what it is instead
-        message = message.replace(shown, {dict: "a mapping", list: "a list"}.get(type(error.instance), "the value"))
+        message = message.replace(
+            shown, {dict: "a mapping", list: "a list", str: "a long text"}.get(type(error.instance), "the value")
+        )
     key = message.removeprefix("unknown key '").split("'")[0] if message.startswith("unknown key '") else None
     if key == "publish" and path[:1] == ("targets",):
         hint = "targets are always published: remove 'publish'"

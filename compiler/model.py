@@ -139,6 +139,14 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def _clock(text: str) -> int:
     parts = [int(p) for p in text.split(":")]
     return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
@@ -212,6 +220,28 @@ def _expand(
                     )
                 )
                 return []
+    if raw.get("instruments") and raw.get("cross_asset"):
+        problems.append(
+            Diagnostic(
+                doc.pos((*at, "cross_asset"), key=True),
+                f"'{raw['name']}' has both instruments (one column per instrument) and cross_asset (one column)",
+                "keep cross_asset for one column over several instruments, or instruments for per-instrument columns",
+            )
+        )
+        return []
+    widths: dict[int, str] = {}
+    for j, text in enumerate(raw.get("intervals") or ()):
+        seconds = parse_interval(text)
+        if seconds in widths:
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "intervals", j)),
+                    f"interval '{text}' is listed twice for '{raw['name']}' (as '{widths[seconds]}' too)",
+                    "list each width once",
+                )
+            )
+            return []
+        widths[seconds] = text
     combos = list(product(*(expand[k] for k in keys))) if keys else [()]
     out = []
     for combo in combos:
@@ -393,6 +423,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
 
     for src in sources.values():
         problems += _path_problems(src, seen["sources"])
+        if src.time_zone is not None and not _known_zone(src.time_zone):
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "time", "timezone")),
+                    f"unknown time zone '{src.time_zone}' for the naive times of '{src.name}'",
+                    "use an IANA name like America/New_York",
+                )
+            )
         if src.bar_width is not None and src.bar_width <= 0:
             problems.append(
                 Diagnostic(
@@ -474,9 +512,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             close_seconds=_clock(raw["close"]) if "close" in raw else session.close_seconds,
             trading_days_per_year=float(raw.get("trading_days_per_year", session.trading_days_per_year)),
         )
-        try:
-            ZoneInfo(session.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        if not _known_zone(session.timezone):
             problems.append(
                 Diagnostic(
                     seen["session"].pos(("session", "timezone")),
