@@ -8,7 +8,9 @@ its position. User text is never evaluated or executed.
 from __future__ import annotations
 
 import ast
+import keyword
 import math
+import re
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
@@ -354,6 +356,13 @@ def _syntax_error(exc: SyntaxError, source: str) -> FormulaSyntaxError:
     span = Span(line, max((exc.offset or 1) - 1, 0))
     text = lines[line - 1] if line <= len(lines) else ""
     at = text[span.col : span.col + 2]
+    word = re.match(r"[a-z]+", text[span.col :])
+    if word and keyword.iskeyword(word.group()) and word.group() not in ("and", "or", "not", "if", "else", "lambda"):
+        return FormulaSyntaxError(
+            f"syntax error: '{word.group()}' is a reserved word and cannot be a name",
+            span,
+            "rename the feature, column or parameter it names",
+        )
     if exc.msg.startswith("invalid syntax") and at[:1] == "=" and at != "==":
         return FormulaSyntaxError(
             "syntax error: '=' does not belong in a formula",

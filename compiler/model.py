@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import keyword
 import math
 import re
 from dataclasses import dataclass
@@ -139,12 +141,54 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
 def _known_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
+
+
+# Python's keywords cannot be names in formulas (trades.yield, class + 1 do not parse): never let one be defined.
+RESERVED_WORDS = frozenset(keyword.kwlist)
+
+
+def _reserved(
+    doc: SourceDoc, path: tuple[str | int, ...], name: str, what: str, *, key: bool = True
+) -> list[Diagnostic]:
+    if name not in RESERVED_WORDS:
+        return []
+    return [
+        Diagnostic(
+            doc.pos(path, key=key),
+            f"{what} '{name}' is a reserved word: formulas could not name it",
+            f"pick another name, e.g. {name}_value",
+        )
+    ]
+
+
+def _reserved_names(seen: dict[str, SourceDoc]) -> list[Diagnostic]:
+    """Sources, columns, instruments, parameters and constants named like a keyword of the formula language."""
+    problems = []
+    sdoc = seen["sources"]
+    for name, raw in sdoc.data["sources"].items():
+        problems += _reserved(sdoc, ("sources", name), name, "source")
+        for col in raw["columns"]:
+            problems += _reserved(sdoc, ("sources", name, "columns", col), col, "column")
+    idoc = seen["instruments"]
+    for key, raw in idoc.data["instruments"].items():
+        problems += _reserved(idoc, ("instruments", key), key, "instrument")
+        for param in raw.get("params") or {}:
+            problems += _reserved(idoc, ("instruments", key, "params", param), param, "parameter")
+    if "constants" in seen:
+        for name in seen["constants"].data["constants"]:
+            problems += _reserved(seen["constants"], ("constants", name), name, "constant")
+    return problems
 
 
 def _clock(text: str) -> int:
@@ -220,6 +264,9 @@ def _expand(
                     )
                 )
                 return []
+    problems.extend(_reserved(doc, (*at, "name"), raw["name"], "feature", key=False))
+    for key in keys:
+        problems.extend(_reserved(doc, (*at, "expand", key), key, "expand variable"))
     if raw.get("instruments") and raw.get("cross_asset"):
         problems.append(
             Diagnostic(
@@ -380,6 +427,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             )
     if problems:
         return None, problems
+    problems += _reserved_names(seen)
 
     sources = {
         n: _source(n, raw, seen["sources"], ("sources", n)) for n, raw in seen["sources"].data["sources"].items()
@@ -479,7 +527,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     Diagnostic(
                         idoc.pos(("instruments", key, "sources", name), key=True),
                         f"instrument '{key}' maps unknown source '{name}'",
-                        f"defined sources: {', '.join(sorted(sources))}",
+                        _did_you_mean(name, list(sources)) or f"defined sources: {', '.join(sorted(sources))}",
                     )
                 )
             if s not in sources:
@@ -487,7 +535,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     Diagnostic(
                         idoc.pos(("instruments", key, "sources", name if isinstance(listed, dict) else i)),
                         f"instrument '{key}' lists unknown source '{s}'",
-                        f"defined sources: {', '.join(sorted(sources))}",
+                        _did_you_mean(s, list(sources)) or f"defined sources: {', '.join(sorted(sources))}",
                     )
                 )
         if not SAFE_SYMBOL.fullmatch(str(raw["symbol"])):
@@ -499,6 +547,9 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                 )
             )
         params = tuple((k, float(v)) for k, v in (raw.get("params") or {}).items())
+        # an unknown source is reported above; formulas then see the instrument without it (no second error)
+        use = tuple((name, s) for name, s in use if name in sources and s in sources)
+        own = tuple(name for name, _ in use)
         instruments[key] = InstrumentSpec(
             key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True), use
         )

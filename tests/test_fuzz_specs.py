@@ -54,7 +54,7 @@ FORMULAS = [
     "where(mid > 0, 1, 0)", "vpin(trades.price, trades.size, 100, 50)", "mid if mid else 0", "lag(mid, k)",
     "target_x", "mid[1]", "sqrt", "trades.price", "1e999", "9" * 400,
 ]  # fmt: skip
-CHARS = list("()[]{},.:#'\" \t-+*/=<>_0123456789azAZ") + ["é", "—", "−", "×", "\u00a0", "２", "ｌ", "\x00", "\n"]
+CHARS = [*"()[]{},.:#'\" \t-+*/=<>_0123456789azAZ", "é", "—", "−", "×", "\u00a0", "２", "ｌ", "\x00", "\n"]
 TEXT_SNIPPETS = [": ", "---\n", " #", "&a ", "*a", "!!python/object ", "'", '"', "- ", "{", "]", "\n  x: 1\n", "\t"]
 
 SCALARS = st.one_of(
