@@ -37,9 +37,9 @@ FILES = sorted(SHIPPED)
 DIAGNOSTIC = re.compile(r"^[^\s:]+:\d+:\d+: .+$")
 SUMMARY = re.compile(r"^\d+ errors? in specs$")
 EXAMPLE_SECONDS = 20  # one validate + compile takes well under a second; this long is a hang
-# CI runs the same 150 examples every time (about 20 s); hunt for more with e.g.
+# CI runs the same 200 examples every time (about 20 s); hunt for more with e.g.
 # FSPEC_FUZZ_EXAMPLES=5000 FSPEC_FUZZ_RANDOM=1 python -m pytest tests/test_fuzz_specs.py
-EXAMPLES = int(os.environ.get("FSPEC_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FSPEC_FUZZ_EXAMPLES", "200"))
 
 # Words and values that mean something in the spec language, so mutations hit real rules, not only the schema.
 WORDS = [
