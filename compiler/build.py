@@ -77,6 +77,9 @@ def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
             return [d for e in fitting for d in _describe(e, doc)]
         deepest = best_match(error.context)
         return _describe(deepest, doc)
+    if error.validator == "type" and error.validator_value != "string" and path in doc.surprises:
+        # e.g. dates: 2013-10-07, kept as written: what is wrong is that it is not a list
+        return [_improved(Diagnostic(doc.pos(path), f"invalid value at {where}: {error.message}"), error, path)]
     if error.instance is None and error.validator == "type":
         return [Diagnostic(doc.pos(path), f"{where} has no value", "write a value after the colon", "schema")]
     return [_improved(d, error, path) for d in schema._describe(error, doc)]

@@ -311,6 +311,9 @@ LOOKALIKES = {
 }
 
 
+CURLY_QUOTES = frozenset("\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb")
+
+
 def _check_characters(source: str) -> None:
     """Reject characters that Python would silently read as another (full-width letters, ligatures: NFKC) or
     that look like an operator (−, ×, ÷), each at its own position (comments may hold any text)."""
@@ -324,6 +327,12 @@ def _check_characters(source: str) -> None:
                 continue
             normal = unicodedata.normalize("NFKC", char)
             instead = LOOKALIKES.get(char) or (normal if normal != char and normal.isascii() else "")
+            if char in CURLY_QUOTES:
+                raise FormulaSyntaxError(
+                    f"character '{char}' (U+{ord(char):04X}, a typographic quote) is not allowed in a formula",
+                    Span(number, col),
+                    "formulas hold no text: remove the quotes (an editor or word processor may have added them)",
+                )
             if instead or normal != char:
                 name = unicodedata.name(char, "").lower()
                 raise FormulaSyntaxError(

@@ -295,6 +295,13 @@ def _call(ctx: _Context, node: Call) -> Node:
         message, hint = FORBIDDEN[node.op]
         ctx.error(node.span, message, hint, "lookahead")
         return _invalid()
+    if node.op not in REGISTRY and node.op in ctx.specs:
+        ctx.error(
+            node.span,
+            f"'{node.op}' is a feature, not an operator: it cannot be called",
+            f"write {node.op} for its value, lag({node.op}, k) for k bars earlier",
+        )
+        return _invalid()
     if node.op not in REGISTRY:
         ctx.error(
             node.span,
