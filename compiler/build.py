@@ -163,6 +163,7 @@ def _row_tree(
     problems: list[Diagnostic],
     params: frozenset[str] = frozenset(),
     what: str = "filter",
+    computed: frozenset[str] = frozenset(),
 ) -> dict[str, Any] | None:
     """A row filter or computed column: a formula over the file's own columns (and, for computed columns,
     the instrument's params) with elementwise operators only."""
@@ -179,6 +180,17 @@ def _row_tree(
             return ir.Const(float("nan"))
         if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in params:
             return ir.ParamRef(node.parts[0], "")
+        if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in computed:
+            problems.append(
+                diagnostic_at(
+                    pos,
+                    node.span,
+                    f"{what} reads '{node.parts[0]}', a computed column: {what}s see only the file's own columns",
+                    f"write out the formula of '{node.parts[0]}' here",
+                    "filter",
+                )
+            )
+            return None
         if isinstance(node, Name) and len(node.parts) == 1:
             return ir.Column(source, node.parts[0], "")
         if isinstance(node, Call) and node.op in REGISTRY and REGISTRY[node.op].kind == "elementwise":
@@ -237,16 +249,19 @@ def check(root: Path) -> Checked:
     for src in project.sources.values():
         if src.filter and src.filter_pos:
             where = _locate(src.filter_pos, src.filter_segments, src.filter)
-            tree = _row_tree(src.filter, where, src.name, problems)
+            computed = frozenset(c.name for c in src.columns if c.expr is not None)
+            tree = _row_tree(src.filter, where, src.name, problems, computed=computed)
             if tree is not None:
                 filters[src.name] = tree
         params = frozenset(p for inst in project.instruments.values() for p, _ in inst.params)
         expr_at = {name: (pos, segments) for name, pos, segments in src.expr_at}
+        computed = {c.name for c in src.columns if c.expr is not None}
         for col in src.columns:
             if col.expr is not None:
                 pos, segments = expr_at.get(col.name, (src.pos, ()))
                 where = _locate(pos, segments, col.expr)
-                tree = _row_tree(col.expr, where, src.name, problems, params, "computed column")
+                others = frozenset(computed - {col.name})  # a column computed from the file's own of its name is fine
+                tree = _row_tree(col.expr, where, src.name, problems, params, "computed column", others)
                 if tree is not None:
                     filters[f"{src.name}.{col.name}"] = tree
     instances, resolve_problems = resolve_project(project)
