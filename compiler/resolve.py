@@ -414,6 +414,17 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             "grain",
         )
         return None
+    bucket = _known_value(ctx, args[2]) if node.op == "vpin" else None
+    if bucket is not None and not bucket > 0:
+        where = (
+            f" ('{args[2].name}' of {args[2].instrument or 'the project'})" if isinstance(args[2], ir.ParamRef) else ""
+        )
+        ctx.error(
+            node.args[2].span if len(node.args) > 2 else node.span,
+            f"vpin(): 'bucket' must be a positive volume, got {bucket:g}{where}",
+            "a bucket is the volume of one VPIN bucket, e.g. 1/50 of a day's volume",
+        )
+        return None
     if kind == TICK:
         ticks = sorted({g for g in grains if g != ir.SCALAR}, key=_grain_order)
         if len(ticks) > 1 or any(g == ir.BAR for g in grains):
@@ -439,6 +450,17 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             return None
         return ir.BAR
     raise AssertionError(kind)
+
+
+def _known_value(ctx: _Context, node: Node) -> float | None:
+    """The value of a resolved constant or parameter, if the compiler knows it."""
+    if isinstance(node, ir.Const):
+        return node.value
+    if isinstance(node, ir.ParamRef) and node.instrument in ctx.project.instruments:
+        return dict(ctx.project.instruments[node.instrument].params).get(node.name)
+    if isinstance(node, ir.ParamRef) and node.instrument is None:
+        return dict(ctx.project.constants).get(node.name)
+    return None
 
 
 def _resolve(ctx: _Context, node: Node) -> Node:
