@@ -571,7 +571,15 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     "use an IANA name like America/New_York",
                 )
             )
-        if session.close_seconds == session.open_seconds or session.open_seconds >= 24 * 3600:
+        if session.open_seconds >= 24 * 3600:
+            problems.append(
+                Diagnostic(
+                    seen["session"].pos(("session", "open")),
+                    f"a session cannot open at {raw['open']}, the end of the day",
+                    "a session that starts at midnight opens at '00:00'",
+                )
+            )
+        elif session.close_seconds == session.open_seconds:
             problems.append(
                 Diagnostic(
                     seen["session"].pos(("session", "close" if "close" in raw else "open")),

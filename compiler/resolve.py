@@ -390,7 +390,12 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
     grain = grains[0]
     if kind == REDUCER:
         if len(non_scalar) > 1:
-            ctx.error(node.span, f"{node.op}() needs all its inputs from one source's ticks", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() needs all its inputs from one source's ticks",
+                "attach the other source's columns with 'asof', or reduce each source on its own",
+                "grain",
+            )
             return None
         if grain == ir.BAR:
             ctx.error(
@@ -403,7 +408,12 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             )
             return None
         if not grain.is_tick:
-            ctx.error(node.span, f"{node.op}() needs tick data, e.g. {node.op}(trades.price)", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() needs tick data, e.g. {node.op}(trades.price)",
+                "reducers turn a source's rows into one value per bar; a constant needs no reducer",
+                "grain",
+            )
             return None
         return ir.BAR
     if node.op == "vpin" and getattr(args[2], "grain", ir.SCALAR) != ir.SCALAR:
@@ -428,10 +438,20 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
     if kind == TICK:
         ticks = sorted({g for g in grains if g != ir.SCALAR}, key=_grain_order)
         if len(ticks) > 1 or any(g == ir.BAR for g in grains):
-            ctx.error(node.span, f"{node.op}() needs its inputs from one source's ticks (or constants)", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() needs its inputs from one source's ticks (or constants)",
+                "attach the other source's columns with 'asof'; bar values go to bar operators",
+                "grain",
+            )
             return None
         if not grain.is_tick:
-            ctx.error(node.span, f"{node.op}() works on ticks, e.g. {node.op}(trades.price)", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() works on ticks, e.g. {node.op}(trades.price)",
+                "apply it to a source column, then reduce it to bars",
+                "grain",
+            )
             return None
         return grain
     if kind == SHIFT:
