@@ -1,5 +1,6 @@
 """Fuzzing whole spec files: a mutated copy of the shipped project either validates and compiles, or fails
-``fspec validate`` with positioned diagnostics (exit 1) -- never an internal error, a traceback or a hang.
+``fspec validate`` (exit 1) with positioned diagnostics, each with a hint -- never an internal error, a traceback
+or a hang.
 
 Each example starts from specs/*.yaml (read once as data) and applies one to four mutations of the kinds users
 make: drop a key, give a value another type (a random scalar, list or mapping, huge and non-finite numbers,
@@ -210,8 +211,9 @@ def test_mutated_specs_validate_or_fail_with_positions(workdir: Path, data: st.D
         if not problem and validated.exit_code == 1:
             lines = validated.output.rstrip("\n").split("\n")
             assert SUMMARY.match(lines[-1]), f"no 'N errors in specs' line:\n{validated.output}"
-            for line in lines[:-1]:
+            for i, line in enumerate(lines[:-1]):
                 assert line.startswith("    hint: ") or DIAGNOSTIC.match(line), f"not positioned: {line!r}"
+                assert line.startswith("    hint: ") or lines[i + 1].startswith("    hint: "), f"no hint: {line!r}"
         if not problem and validated.exit_code == 0:
             compiled = _invoke("compile", "--no-jit", "--project", str(root))
             problem = _problem(compiled, "compile after validate ok")
