@@ -206,7 +206,7 @@ def load_yaml(path: Path, display: str) -> tuple[SourceDoc, list[Diagnostic]]:
     except OSError as exc:
         return doc, [Diagnostic(Position(display, 1, 1), f"cannot read file: {exc.strerror or exc}")]
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         start = raw.rfind(b"\n", 0, exc.start) + 1
