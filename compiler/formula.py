@@ -364,6 +364,14 @@ def _syntax_error(exc: SyntaxError, source: str) -> FormulaSyntaxError:
         )
     span = Span(line, max((exc.offset or 1) - 1, 0))
     text = lines[line - 1] if line <= len(lines) else ""
+    before = "\n".join(lines[: line - 1])
+    outside = before.count("(") + before.count("[") <= before.count(")") + before.count("]")
+    if 1 < line <= len(lines) and exc.msg == "invalid syntax" and not text[: span.col].strip() and outside:
+        return FormulaSyntaxError(
+            "syntax error: the formula goes on after a line break outside brackets",
+            span,
+            "a literal block (|) keeps its line breaks: fold the lines with >-, or wrap the formula in ( )",
+        )
     at = text[span.col : span.col + 2]
     word = re.match(r"[a-z]+", text[span.col :])
     if word and keyword.iskeyword(word.group()) and word.group() not in ("and", "or", "not", "if", "else", "lambda"):
