@@ -145,6 +145,8 @@ def _extra_hint(error: ValidationError, path: tuple[str | int, ...]) -> str:
     """A hint for the schema rules :mod:`schema` gives none for."""
     if error.validator in ("minimum", "exclusiveMinimum"):
         return "write a positive number" if error.validator_value == 0 else f"write at least {error.validator_value}"
+    if error.validator == "minItems" and path == ("intervals",):
+        return "list at least one bar width, e.g. [30s]"
     if error.validator == "minItems":
         return f"list at least {error.validator_value} value(s), or remove the key"
     if error.validator == "uniqueItems":
