@@ -6,19 +6,21 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
 from fspec import __version__
-from fspec.compiler import ir
+from fspec.compiler import ir, schema
 from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
 from fspec.compiler.dag import Graph, build_graph
-from fspec.compiler.formula import Call, FormulaSyntaxError, Name, Node, Num, diagnostic_at, parse
+from fspec.compiler.formula import Call, FormulaSyntaxError, Locator, Name, Node, Num, diagnostic_at, parse
 from fspec.compiler.lower import Plan, plan
 from fspec.compiler.model import Project, build_project
 from fspec.compiler.resolve import resolve_project
-from fspec.compiler.schema import validate_doc
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import Diagnostic, Position, SpecError
 from fspec.files import follow_umask
@@ -45,13 +47,125 @@ class Checked:
     diagnostics: list[Diagnostic]
 
 
+def _schema_problems(doc: SourceDoc) -> list[Diagnostic]:
+    """The schema's diagnostics of one file (:mod:`schema`), each once, with the alternative the value was meant
+    as (oneOf), plainer words for empty values and whole mappings, and a hint wherever the schema gives none."""
+    if not isinstance(doc.data, dict):
+        return schema.validate_doc(doc)
+    validator = jsonschema.Draft202012Validator(schema.spec_schema())
+    out: list[Diagnostic] = []
+    for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+        out.extend(d for d in _describe(error, doc) if d not in out)  # allOf may report one problem twice
+    return out
+
+
+def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
+    path = tuple(error.absolute_path)
+    where = "/".join(str(p) for p in path) or "top level"
+    if error.validator == "oneOf" and error.context:
+        if isinstance(error.instance, dict) and {"from", "expr"} <= set(error.instance):
+            return [
+                Diagnostic(
+                    doc.pos((*path, "expr"), key=True),
+                    f"column '{path[-1]}' is read from the file ('from') or computed ('expr'), not both",
+                    "keep one: {from: NAME} or {expr: FORMULA}",
+                    "schema",
+                )
+            ]
+        fitting = _fitting_branches(error)
+        if fitting:  # the value has the shape of one alternative (e.g. a mapping): say what is wrong inside it
+            return [d for e in fitting for d in _describe(e, doc)]
+        deepest = best_match(error.context)
+        return _describe(deepest, doc)
+    if error.validator == "type" and error.validator_value != "string" and path in doc.surprises:
+        # e.g. dates: 2013-10-07, kept as written: what is wrong is that it is not a list
+        return [_improved(Diagnostic(doc.pos(path), f"invalid value at {where}: {error.message}"), error, path)]
+    if error.instance is None and error.validator == "type":
+        return [Diagnostic(doc.pos(path), f"{where} has no value", "write a value after the colon", "schema")]
+    return [_improved(d, error, path) for d in schema._describe(error, doc)]
+
+
+def _fitting_branches(error: ValidationError) -> list[ValidationError]:
+    """The errors of the oneOf alternative the value is closest to, among those whose kind (type, enum) it has."""
+    by_branch: dict[object, list[ValidationError]] = {}
+    for e in error.context or ():
+        by_branch.setdefault(e.relative_schema_path[0] if e.relative_schema_path else None, []).append(e)
+    fitting = [
+        errors
+        for errors in by_branch.values()
+        if not any(not e.relative_path and e.validator in ("type", "enum", "const") for e in errors)
+    ]
+    return min(fitting, key=len) if fitting else []  # the alternative the value is closest to
+
+
+_LIST_EXAMPLES = {
+    "sources": "[trades, quotes]",
+    "instruments": "[spy, qqq]",
+    "cross_asset": "[spy, qqq]",
+    "columns": "[bid, ask]",
+    "features": "- name: vwap (one item per feature)",
+    "targets": "- name: target_x (one item per target)",
+    "dates": '["2013-10-07"]',
+}
+
+
+def _improved(d: Diagnostic, error: ValidationError, path: tuple[str | int, ...]) -> Diagnostic:
+    message, hint = d.message, d.hint
+    shown = repr(error.instance)
+    if len(shown) > 60 and shown in message:  # a whole mapping or list: say what it is instead
+        message = message.replace(
+            shown, {dict: "a mapping", list: "a list", str: "a long text"}.get(type(error.instance), "the value")
+        )
+    key = message.removeprefix("unknown key '").split("'")[0] if message.startswith("unknown key '") else None
+    if key == "publish" and path[:1] == ("targets",):
+        hint = "targets are always published: remove 'publish'"
+    elif key == "<<":
+        hint = "YAML merge keys (<<) are not supported: write the keys out"
+    elif hint.startswith("allowed keys: "):
+        hint = "allowed keys: " + ", ".join(dict.fromkeys(hint.removeprefix("allowed keys: ").split(", ")))
+    if error.validator == "type" and error.validator_value == "array":
+        if len(path) >= 2 and path[-2] == "expand":
+            hint = f"write a list, e.g. {path[-1]}: [1, 2, 5]"
+        elif path and path[-1] in _LIST_EXAMPLES:
+            hint = f"write a list, e.g. {_LIST_EXAMPLES[str(path[-1])]}"
+    if error.validator == "type" and error.validator_value == "string" and isinstance(error.instance, int | float):
+        if len(path) >= 2 and path[-2] == "intervals":
+            hint = f"an interval has a unit: {error.instance}s, 1m, 1h (or session)"
+        elif path[-1:] == ("width",):
+            hint = f"a duration has a unit: {error.instance}s, 1m, 1h"
+    if error.validator == "const" and isinstance(error.instance, str) and error.instance == str(error.validator_value):
+        message = f"invalid value at {'/'.join(map(str, path))}: the text '{error.instance}', not the number"
+        hint = f"write {path[-1]}: {error.validator_value} without quotes"
+    if not hint:
+        hint = _extra_hint(error, path)
+    return replace(d, message=message, hint=hint)
+
+
+def _extra_hint(error: ValidationError, path: tuple[str | int, ...]) -> str:
+    """A hint for the schema rules :mod:`schema` gives none for."""
+    if error.validator in ("minimum", "exclusiveMinimum"):
+        return "write a positive number" if error.validator_value == 0 else f"write at least {error.validator_value}"
+    if error.validator == "minItems" and path == ("intervals",):
+        return "list at least one bar width, e.g. [30s]"
+    if error.validator == "minItems":
+        return f"list at least {error.validator_value} value(s), or remove the key"
+    if error.validator == "uniqueItems":
+        return "list each value once"
+    if error.validator == "minLength":
+        return "write a formula, or remove the key" if any("formula" in str(p) for p in path) else "write some text"
+    if error.validator == "pattern" and "\\d{4}" in str(error.validator_value):
+        return 'dates are quoted YYYY-MM-DD, e.g. "2013-10-07"'
+    return ""
+
+
 def _row_tree(
     text: str,
-    pos: Position,
+    pos: Position | Locator,
     source: str,
     problems: list[Diagnostic],
     params: frozenset[str] = frozenset(),
     what: str = "filter",
+    computed: frozenset[str] = frozenset(),
 ) -> dict[str, Any] | None:
     """A row filter or computed column: a formula over the file's own columns (and, for computed columns,
     the instrument's params) with elementwise operators only."""
@@ -68,6 +182,17 @@ def _row_tree(
             return ir.Const(float("nan"))
         if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in params:
             return ir.ParamRef(node.parts[0], "")
+        if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in computed:
+            problems.append(
+                diagnostic_at(
+                    pos,
+                    node.span,
+                    f"{what} reads '{node.parts[0]}', a computed column: {what}s see only the file's own columns",
+                    f"write out the formula of '{node.parts[0]}' here",
+                    "filter",
+                )
+            )
+            return None
         if isinstance(node, Name) and len(node.parts) == 1:
             return ir.Column(source, node.parts[0], "")
         if isinstance(node, Call) and node.op in REGISTRY and REGISTRY[node.op].kind == "elementwise":
@@ -80,7 +205,7 @@ def _row_tree(
                 pos,
                 node.span,
                 f"{what}s use the file's column names, numbers and elementwise operators only",
-                "e.g. suspicious == 0 and size > 0",
+                "e.g. suspicious == 0 and size > 0" if what == "filter" else "e.g. close - tick_size / 2",
                 "filter",
             )
         )
@@ -88,6 +213,11 @@ def _row_tree(
 
     converted = convert(tree)
     return ir.to_json(converted) if converted is not None else None
+
+
+def _locate(pos: Position, segments: tuple[tuple[int, int, int], ...], text: str) -> Position | Locator:
+    """Where each character of a filter or computed column's formula stands in its file."""
+    return Locator(pos.file, segments, text) if segments else pos
 
 
 def check(root: Path) -> Checked:
@@ -107,7 +237,7 @@ def check(root: Path) -> Checked:
         doc, syntax = load_yaml(path, display_path(root, path))
         problems += syntax
         if not syntax:
-            schema_problems = validate_doc(doc)
+            schema_problems = _schema_problems(doc)
             problems += schema_problems
             if not schema_problems:
                 docs.append(doc)
@@ -120,13 +250,20 @@ def check(root: Path) -> Checked:
     filters = {}
     for src in project.sources.values():
         if src.filter and src.filter_pos:
-            tree = _row_tree(src.filter, src.filter_pos, src.name, problems)
+            where = _locate(src.filter_pos, src.filter_segments, src.filter)
+            computed = frozenset(c.name for c in src.columns if c.expr is not None)
+            tree = _row_tree(src.filter, where, src.name, problems, computed=computed)
             if tree is not None:
                 filters[src.name] = tree
         params = frozenset(p for inst in project.instruments.values() for p, _ in inst.params)
+        expr_at = {name: (pos, segments) for name, pos, segments in src.expr_at}
+        computed = {c.name for c in src.columns if c.expr is not None}
         for col in src.columns:
             if col.expr is not None:
-                tree = _row_tree(col.expr, src.pos, src.name, problems, params, "computed column")
+                pos, segments = expr_at.get(col.name, (src.pos, ()))
+                where = _locate(pos, segments, col.expr)
+                others = frozenset(computed - {col.name})  # a column computed from the file's own of its name is fine
+                tree = _row_tree(col.expr, where, src.name, problems, params, "computed column", others)
                 if tree is not None:
                     filters[f"{src.name}.{col.name}"] = tree
     instances, resolve_problems = resolve_project(project)

@@ -8,7 +8,10 @@ its position. User text is never evaluated or executed.
 from __future__ import annotations
 
 import ast
+import keyword
 import math
+import re
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,6 +23,7 @@ BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.P
 UNARY = {ast.USub: "neg", ast.Not: "not_"}
 COMPARE = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 BOOLEAN = {ast.And: "and_", ast.Or: "or_"}
+COMPARE_WORDS = {ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
 
 # How the printer writes infix operators: symbol and binding power (higher binds tighter).
 INFIX: dict[str, tuple[str, int]] = {
@@ -133,7 +137,11 @@ def _dotted(node: ast.expr) -> tuple[str, ...] | None:
 def _convert(node: ast.expr) -> Node:
     span = _span(node)
     if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+        if isinstance(node.value, bool):
+            raise FormulaSyntaxError(
+                f"unsupported literal {node.value!r}", span, f"write {int(node.value)} (comparisons give 1 or 0)"
+            )
+        if not isinstance(node.value, int | float):
             raise FormulaSyntaxError(f"unsupported literal {node.value!r}", span, "only numbers are allowed")
         try:
             value = float(node.value)
@@ -160,6 +168,16 @@ def _convert(node: ast.expr) -> Node:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
         return _convert(node.operand)
     if isinstance(node, ast.Compare):
+        for operand in (node.left, *node.comparators):  # a > 0 & b < 1 reads as a > (0 & b) < 1
+            if isinstance(operand, ast.BinOp) and type(operand.op) not in BINARY:
+                _convert(operand)
+        unsupported = [op for op in node.ops if type(op) in COMPARE_WORDS]
+        if unsupported:
+            raise FormulaSyntaxError(
+                f"'{COMPARE_WORDS[type(unsupported[0])]}' is not supported in formulas",
+                span,
+                "compare numbers with < <= > >= == !=",
+            )
         if len(node.ops) != 1 or type(node.ops[0]) not in COMPARE:
             raise FormulaSyntaxError(
                 "chained or unsupported comparison", span, "write (a < b) and (b < c); use < <= > >= == !="
@@ -187,12 +205,46 @@ def _convert(node: ast.expr) -> Node:
         args = tuple(_convert(a) for a in node.args)
         kwargs = tuple((k.arg, _convert(k.value)) for k in node.keywords if k.arg is not None)
         return Call(node.func.id, args, kwargs, kwarg_spans=tuple(_span(k) for k in node.keywords), span=span)
-    what = type(node).__name__
+    what = type(node.op).__name__ if isinstance(node, ast.BinOp | ast.UnaryOp) else type(node).__name__
+    if what in UNSUPPORTED:
+        shown, hint = UNSUPPORTED[what]
+        raise FormulaSyntaxError(f"{shown} is not supported in formulas", span, hint)
     raise FormulaSyntaxError(
         f"unsupported syntax ({what})",
         span,
         "formulas use numbers, names, operator calls, + - * / **, comparisons, and/or/not",
     )
+
+
+# Python syntax a formula may not use, as the user wrote it, and what to write instead.
+UNSUPPORTED = {
+    "IfExp": ("'a if cond else b'", "write where(cond, a, b)"),
+    "Mod": ("'%'", "formulas have no modulo; compute it from other operators"),
+    "FloorDiv": ("'//'", "write a / b (formulas divide in floating point)"),
+    "BitXor": ("'^'", "write x ** 2 for powers"),
+    "BitAnd": ("'&'", "write 'and' (with brackets around comparisons)"),
+    "BitOr": ("'|'", "write 'or' (with brackets around comparisons)"),
+    "Invert": ("'~'", "write 'not x'"),
+    "LShift": ("'<<'", "formulas have no bit shifts"),
+    "RShift": ("'>>'", "formulas have no bit shifts"),
+    "MatMult": ("'@'", "write * for multiplication"),
+    "Lambda": ("a lambda", "formulas are expressions of operators; define a helper feature (publish: false)"),
+    "Subscript": ("indexing with [ ]", "write lag(x, k) for an earlier bar"),
+    "List": ("a list [ ]", "write one expression; several values are several features"),
+    "Tuple": ("a tuple ( , )", "write one expression; several values are several features"),
+    "Dict": ("a mapping { }", "write one expression"),
+    "Set": ("a set { }", "write one expression"),
+    "NamedExpr": ("':='", "write one expression; name parts of it as helper features (publish: false)"),
+    "JoinedStr": ("an f-string", "formulas hold numbers, names and operators, no text"),
+    "Await": ("'await'", "write one expression of operators"),
+    "Yield": ("'yield'", "write one expression of operators"),
+    "Starred": ("'*'", "write each argument out"),
+    "GeneratorExp": ("a generator", "write one expression of operators"),
+    "ListComp": ("a comprehension", "write one expression of operators"),
+    "SetComp": ("a comprehension", "write one expression of operators"),
+    "DictComp": ("a comprehension", "write one expression of operators"),
+    "Slice": ("a slice", "write lag(x, k) for an earlier bar"),
+}
 
 
 @lru_cache(maxsize=8192)  # trees are immutable: a formula bound to 500 instruments is parsed once
@@ -214,14 +266,16 @@ def parse(text: str) -> Node:
             Span(),
             "split it into helper features (publish: false) that reference each other",
         )
+    _check_characters(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # e.g. "1and 2": the error or the tree speaks for it
             tree = ast.parse(source, mode="eval")
+        if not source.isascii():
+            _columns_as_characters(tree, source)
         converted = _convert(tree.body)
     except SyntaxError as exc:
-        span = Span(exc.lineno or 1, max((exc.offset or 1) - 1, 0))
-        raise FormulaSyntaxError(f"syntax error: {exc.msg}", span, "check brackets and operators") from None
+        raise _syntax_error(exc, source) from None
     except ValueError as exc:  # e.g. an integer literal of thousands of digits
         raise FormulaSyntaxError(f"syntax error: {exc}", Span(), "write numbers of ordinary size") from None
     except (RecursionError, MemoryError):
@@ -235,6 +289,111 @@ def parse(text: str) -> Node:
             "split it into helper features (publish: false), or sum many terms in groups",
         )
     return converted
+
+
+# Characters that look like an operator or a digit but are not one: what to write instead.
+LOOKALIKES = {
+    "\u2212": "-",  # minus sign
+    "\u2013": "-",  # en dash
+    "\u2014": "-",  # em dash
+    "\u2010": "-",  # hyphen
+    "\u2011": "-",  # non-breaking hyphen
+    "\u00d7": "*",  # multiplication sign
+    "\u00b7": "*",  # middle dot
+    "\u2219": "*",  # bullet operator
+    "\u22c5": "*",  # dot operator
+    "\u00f7": "/",  # division sign
+    "\u2215": "/",  # division slash
+    "\u2264": "<=",
+    "\u2265": ">=",
+    "\u2260": "!=",
+    "\u00a0": "a space",  # no-break space
+}
+
+
+CURLY_QUOTES = frozenset("\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb")
+
+
+def _check_characters(source: str) -> None:
+    """Reject characters that Python would silently read as another (full-width letters, ligatures: NFKC) or
+    that look like an operator (−, ×, ÷), each at its own position (comments may hold any text)."""
+    if source.isascii():
+        return
+    for number, line in enumerate(source.split("\n"), start=1):
+        for col, char in enumerate(line):
+            if char == "#":
+                break
+            if char.isascii():
+                continue
+            normal = unicodedata.normalize("NFKC", char)
+            instead = LOOKALIKES.get(char) or (normal if normal != char and normal.isascii() else "")
+            if char in CURLY_QUOTES:
+                raise FormulaSyntaxError(
+                    f"character '{char}' (U+{ord(char):04X}, a typographic quote) is not allowed in a formula",
+                    Span(number, col),
+                    "formulas hold no text: remove the quotes (an editor or word processor may have added them)",
+                )
+            if instead or normal != char:
+                name = unicodedata.name(char, "").lower()
+                raise FormulaSyntaxError(
+                    f"character '{char}' (U+{ord(char):04X}{', ' + name if name else ''}) is not allowed in a formula",
+                    Span(number, col),
+                    f"write {instead}" if instead == "a space" else f"write '{instead or normal}'",
+                )
+
+
+def _columns_as_characters(tree: ast.AST, source: str) -> None:
+    """ast counts columns in UTF-8 bytes; positions count characters, as an editor shows them."""
+    lines = source.split("\n")
+    for node in ast.walk(tree):
+        line, col = getattr(node, "lineno", None), getattr(node, "col_offset", None)
+        if line is not None and col is not None and 0 < line <= len(lines):
+            node.col_offset = len(lines[line - 1].encode("utf-8")[:col].decode("utf-8", errors="ignore"))
+
+
+def _syntax_error(exc: SyntaxError, source: str) -> FormulaSyntaxError:
+    """A SyntaxError at its position (characters); one at the end of the text says that the formula stops short."""
+    lines = source.split("\n")
+    line = exc.lineno or 1
+    at_end = not exc.offset or line > len(lines) or (line == len(lines) and exc.offset > len(lines[-1].rstrip()))
+    if at_end and exc.msg == "invalid syntax":
+        return FormulaSyntaxError(
+            "syntax error: the formula ends in the middle of an expression",
+            Span(len(lines), len(lines[-1].rstrip())),
+            "complete the expression, or remove the trailing operator",
+        )
+    span = Span(line, max((exc.offset or 1) - 1, 0))
+    text = lines[line - 1] if line <= len(lines) else ""
+    before = "\n".join(lines[: line - 1])
+    outside = before.count("(") + before.count("[") <= before.count(")") + before.count("]")
+    if 1 < line <= len(lines) and exc.msg == "invalid syntax" and not text[: span.col].strip() and outside:
+        return FormulaSyntaxError(
+            "syntax error: the formula goes on after a line break outside brackets",
+            span,
+            "a literal block (|) keeps its line breaks: fold the lines with >-, or wrap the formula in ( )",
+        )
+    at = text[span.col : span.col + 2]
+    word = re.match(r"[a-z]+", text[span.col :])
+    if word and keyword.iskeyword(word.group()) and word.group() not in ("and", "or", "not", "if", "else", "lambda"):
+        return FormulaSyntaxError(
+            f"syntax error: '{word.group()}' is a reserved word and cannot be a name",
+            span,
+            "rename the feature, column or parameter it names",
+        )
+    if exc.msg.startswith("invalid syntax") and at[:1] == "=" and at != "==":
+        return FormulaSyntaxError(
+            "syntax error: '=' does not belong in a formula",
+            span,
+            "a formula is one expression, named by the feature's 'name:'; compare with ==",
+        )
+    char = exc.msg.removeprefix("invalid character '")[:1] if exc.msg.startswith("invalid character '") else ""
+    if char and not char.isascii():
+        return FormulaSyntaxError(
+            f"character '{char}' (U+{ord(char):04X}) is not allowed in a formula",
+            span,
+            "formulas are written in ASCII: + - * / ** < <= > >= == != and, or, not",
+        )
+    return FormulaSyntaxError(f"syntax error: {exc.msg}", span, "check brackets and operators")
 
 
 MAX_FORMULA_CHARS = 10_000

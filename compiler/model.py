@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import keyword
 import math
 import re
 from dataclasses import dataclass
+from datetime import date
 from itertools import product
 from string import Formatter
 from typing import Any
@@ -40,6 +43,9 @@ class SourceSpec:
     asof_source: str | None
     asof_columns: tuple[str, ...]
     pos: Position
+    filter_segments: tuple[tuple[int, int, int], ...] = ()
+    # computed columns: (column, position of its formula, the formula's segments as in SourceDoc.segments)
+    expr_at: tuple[tuple[str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
 
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns) + self.asof_columns
@@ -79,6 +85,7 @@ class FeatureSpec:
     formula_for: tuple[tuple[str, str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
     clock: str = "time"
     cross_asset: tuple[str, ...] | None = None
+    expand_at: tuple[tuple[str, Position], ...] = ()  # the family's variables and where each is declared
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,56 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+# Python's keywords cannot be names in formulas (trades.yield, class + 1 do not parse): never let one be defined.
+RESERVED_WORDS = frozenset(keyword.kwlist)
+
+
+def _reserved(
+    doc: SourceDoc, path: tuple[str | int, ...], name: str, what: str, *, key: bool = True
+) -> list[Diagnostic]:
+    if name not in RESERVED_WORDS:
+        return []
+    return [
+        Diagnostic(
+            doc.pos(path, key=key),
+            f"{what} '{name}' is a reserved word: formulas could not name it",
+            f"pick another name, e.g. {name}_value",
+        )
+    ]
+
+
+def _reserved_names(seen: dict[str, SourceDoc]) -> list[Diagnostic]:
+    """Sources, columns, instruments, parameters and constants named like a keyword of the formula language."""
+    problems = []
+    sdoc = seen["sources"]
+    for name, raw in sdoc.data["sources"].items():
+        problems += _reserved(sdoc, ("sources", name), name, "source")
+        for col in raw["columns"]:
+            problems += _reserved(sdoc, ("sources", name, "columns", col), col, "column")
+    idoc = seen["instruments"]
+    for key, raw in idoc.data["instruments"].items():
+        problems += _reserved(idoc, ("instruments", key), key, "instrument")
+        for param in raw.get("params") or {}:
+            problems += _reserved(idoc, ("instruments", key, "params", param), param, "parameter")
+    if "constants" in seen:
+        for name in seen["constants"].data["constants"]:
+            problems += _reserved(seen["constants"], ("constants", name), name, "constant")
+    return problems
+
+
 def _clock(text: str) -> int:
     parts = [int(p) for p in text.split(":")]
     return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
@@ -171,6 +228,12 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
         asof_source=asof.get("source"),
         asof_columns=tuple(asof.get("columns", ())),
         pos=doc.pos(at, key=True),
+        filter_segments=doc.segments.get((*at, "filter"), ()),
+        expr_at=tuple(
+            (c.name, doc.pos((*at, "columns", c.name, "expr")), doc.segments.get((*at, "columns", c.name, "expr"), ()))
+            for c in columns
+            if c.expr is not None
+        ),
     )
 
 
@@ -189,6 +252,44 @@ def _expand(
             )
         )
         return []
+    for key in keys:
+        for j, value in enumerate(expand[key]):
+            earlier = [v for v in expand[key][:j] if type(v) is not bool and v == value]
+            if earlier:
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, "expand", key, j)),
+                        f"expand lists {earlier[0]!r} twice for '{key}'"
+                        + (f" (as {earlier[0]!r} and {value!r})" if repr(earlier[0]) != repr(value) else ""),
+                        "list each value once: each makes one feature",
+                    )
+                )
+                return []
+    problems.extend(_reserved(doc, (*at, "name"), raw["name"], "feature", key=False))
+    for key in keys:
+        problems.extend(_reserved(doc, (*at, "expand", key), key, "expand variable"))
+    if raw.get("instruments") and raw.get("cross_asset"):
+        problems.append(
+            Diagnostic(
+                doc.pos((*at, "cross_asset"), key=True),
+                f"'{raw['name']}' has both instruments (one column per instrument) and cross_asset (one column)",
+                "keep cross_asset for one column over several instruments, or instruments for per-instrument columns",
+            )
+        )
+        return []
+    widths: dict[int, str] = {}
+    for j, text in enumerate(raw.get("intervals") or ()):
+        seconds = parse_interval(text)
+        if seconds in widths:
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "intervals", j)),
+                    f"interval '{text}' is listed twice for '{raw['name']}' (as '{widths[seconds]}' too)",
+                    "list each width once",
+                )
+            )
+            return []
+        widths[seconds] = text
     combos = list(product(*(expand[k] for k in keys))) if keys else [()]
     out = []
     for combo in combos:
@@ -228,6 +329,7 @@ def _expand(
                     for inst, text in (raw.get("formula_for") or {}).items()
                 ),
                 instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
+                expand_at=tuple((k, doc.pos((*at, "expand", k), key=True)) for k in keys),
             )
         )
     return out
@@ -242,7 +344,9 @@ def _num_token(value: float) -> str:
 BUILTIN_CONSTANTS = (*CONSTANTS, "nan")  # the registry's constants, and nan (a literal of filters)
 
 
-def _shadowing(seen: dict[str, SourceDoc], instruments: dict[str, InstrumentSpec]) -> list[Diagnostic]:
+def _shadowing(
+    seen: dict[str, SourceDoc], sources: dict[str, SourceSpec], instruments: dict[str, InstrumentSpec]
+) -> list[Diagnostic]:
     """Project constants and instrument parameters may not take a name that already means something."""
     problems = []
     constants = seen["constants"].data["constants"] if "constants" in seen else {}
@@ -255,9 +359,35 @@ def _shadowing(seen: dict[str, SourceDoc], instruments: dict[str, InstrumentSpec
                     "pick another name; built-ins: " + ", ".join(BUILTIN_CONSTANTS),
                 )
             )
+    for name in constants:
+        if name in sources or name in instruments:
+            problems.append(
+                Diagnostic(
+                    seen["constants"].pos(("constants", name), key=True),
+                    f"constant '{name}' has the name of {'a source' if name in sources else 'an instrument'}",
+                    "pick another name: formulas could not tell them apart",
+                )
+            )
     idoc = seen["instruments"]
     for inst in instruments.values():
+        if inst.key in sources:
+            problems.append(
+                Diagnostic(
+                    inst.pos,
+                    f"instrument '{inst.key}' has the name of a source",
+                    "pick another key: formulas could not tell trades.price (a column) from an instrument's feature",
+                )
+            )
         for param, _ in inst.params:
+            if param in sources or param in instruments:
+                problems.append(
+                    Diagnostic(
+                        idoc.pos(("instruments", inst.key, "params", param), key=True),
+                        f"parameter '{param}' of '{inst.key}' has the name of "
+                        + ("a source" if param in sources else "an instrument"),
+                        "pick another name for the parameter",
+                    )
+                )
             if param in BUILTIN_CONSTANTS or param in constants:
                 where = "the built-in" if param in BUILTIN_CONSTANTS else "the project constant"
                 problems.append(
@@ -298,12 +428,21 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             )
     if problems:
         return None, problems
+    problems += _reserved_names(seen)
 
     sources = {
         n: _source(n, raw, seen["sources"], ("sources", n)) for n, raw in seen["sources"].data["sources"].items()
     }
     for src in sources.values():
-        if src.asof_source and src.asof_source not in sources:
+        if src.asof_source == src.name:
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "asof", "source")),
+                    f"source '{src.name}' attaches its own columns (asof: {{source: {src.name}}})",
+                    "asof attaches another source's values, e.g. the quotes prevailing at each trade",
+                )
+            )
+        elif src.asof_source and src.asof_source not in sources:
             problems.append(
                 Diagnostic(
                     seen["sources"].pos(("sources", src.name, "asof", "source")),
@@ -333,6 +472,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
 
     for src in sources.values():
         problems += _path_problems(src, seen["sources"])
+        if src.time_zone is not None and not _known_zone(src.time_zone):
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "time", "timezone")),
+                    f"unknown time zone '{src.time_zone}' for the naive times of '{src.name}'",
+                    "use an IANA name like America/New_York",
+                )
+            )
         if src.bar_width is not None and src.bar_width <= 0:
             problems.append(
                 Diagnostic(
@@ -367,13 +514,21 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
         listed = raw.get("sources", list(sources))
         use = tuple(listed.items()) if isinstance(listed, dict) else tuple((n, n) for n in listed)
         own = tuple(name for name, _ in use)
+        if not use:
+            problems.append(
+                Diagnostic(
+                    idoc.pos(("instruments", key, "sources")),
+                    f"instrument '{key}' has no sources: no feature can be computed for it",
+                    "list the sources that hold its data, e.g. sources: [trades, quotes], or remove the instrument",
+                )
+            )
         for i, (name, s) in enumerate(use):
             if name not in sources and isinstance(listed, dict):
                 problems.append(
                     Diagnostic(
                         idoc.pos(("instruments", key, "sources", name), key=True),
                         f"instrument '{key}' maps unknown source '{name}'",
-                        f"defined sources: {', '.join(sorted(sources))}",
+                        _did_you_mean(name, list(sources)) or f"defined sources: {', '.join(sorted(sources))}",
                     )
                 )
             if s not in sources:
@@ -381,7 +536,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     Diagnostic(
                         idoc.pos(("instruments", key, "sources", name if isinstance(listed, dict) else i)),
                         f"instrument '{key}' lists unknown source '{s}'",
-                        f"defined sources: {', '.join(sorted(sources))}",
+                        _did_you_mean(s, list(sources)) or f"defined sources: {', '.join(sorted(sources))}",
                     )
                 )
         if not SAFE_SYMBOL.fullmatch(str(raw["symbol"])):
@@ -393,6 +548,9 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                 )
             )
         params = tuple((k, float(v)) for k, v in (raw.get("params") or {}).items())
+        # an unknown source is reported above; formulas then see the instrument without it (no second error)
+        use = tuple((name, s) for name, s in use if name in sources and s in sources)
+        own = tuple(name for name, _ in use)
         instruments[key] = InstrumentSpec(
             key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True), use
         )
@@ -406,9 +564,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             close_seconds=_clock(raw["close"]) if "close" in raw else session.close_seconds,
             trading_days_per_year=float(raw.get("trading_days_per_year", session.trading_days_per_year)),
         )
-        try:
-            ZoneInfo(session.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        if not _known_zone(session.timezone):
             problems.append(
                 Diagnostic(
                     seen["session"].pos(("session", "timezone")),
@@ -416,7 +572,15 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     "use an IANA name like America/New_York",
                 )
             )
-        if session.close_seconds == session.open_seconds or session.open_seconds >= 24 * 3600:
+        if session.open_seconds >= 24 * 3600:
+            problems.append(
+                Diagnostic(
+                    seen["session"].pos(("session", "open")),
+                    f"a session cannot open at {raw['open']}, the end of the day",
+                    "a session that starts at midnight opens at '00:00'",
+                )
+            )
+        elif session.close_seconds == session.open_seconds:
             problems.append(
                 Diagnostic(
                     seen["session"].pos(("session", "close" if "close" in raw else "open")),
@@ -467,8 +631,21 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                         "pick a width that divides the session, e.g. 1s, 5s, 30s",
                     )
                 )
-    problems += _shadowing(seen, instruments)
+    problems += _shadowing(seen, sources, instruments)
+    if any(key in sources for key in instruments):
+        return None, problems  # every formula that reads such a source would be misread: stop here
     dates = tuple(seen["dates"].data["dates"]) if "dates" in seen else ()
+    for i, day in enumerate(dates):
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            problems.append(
+                Diagnostic(
+                    seen["dates"].pos(("dates", i)),
+                    f"'{day}' is not a calendar date",
+                    'dates are quoted YYYY-MM-DD days that exist, e.g. "2013-10-07"',
+                )
+            )
     output = seen["output"].data["output"].get("dir", "out") if "output" in seen else "out"
     constants = (
         tuple((k, float(v)) for k, v in seen["constants"].data["constants"].items()) if "constants" in seen else ()

@@ -199,10 +199,11 @@ def _name(ctx: _Context, node: Name) -> Node:
             cols = project.sources[head].column_names()
             ctx.error(node.span, f"source '{head}' needs a column", f"e.g. {head}.{cols[0]}")
             return _invalid()
+        hint = f"'{head}' is an operator: call it, e.g. {REGISTRY[head].signature}" if head in REGISTRY else ""
         ctx.error(
             node.span,
             f"unknown name '{head}'",
-            _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
+            hint or _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
         )
         return _invalid()
     if head in project.instruments:
@@ -314,6 +315,13 @@ def _call(ctx: _Context, node: Call) -> Node:
         message, hint = FORBIDDEN[node.op]
         ctx.error(node.span, message, hint, "lookahead")
         return _invalid()
+    if node.op not in REGISTRY and node.op in ctx.specs:
+        ctx.error(
+            node.span,
+            f"'{node.op}' is a feature, not an operator: it cannot be called",
+            f"write {node.op} for its value, lag({node.op}, k) for k bars earlier",
+        )
+        return _invalid()
     if node.op not in REGISTRY:
         ctx.error(
             node.span,
@@ -402,7 +410,12 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
     grain = grains[0]
     if kind == REDUCER:
         if len(non_scalar) > 1:
-            ctx.error(node.span, f"{node.op}() needs all its inputs from one source's ticks", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() needs all its inputs from one source's ticks",
+                "attach the other source's columns with 'asof', or reduce each source on its own",
+                "grain",
+            )
             return None
         if grain == ir.BAR:
             ctx.error(
@@ -415,7 +428,12 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             )
             return None
         if not grain.is_tick:
-            ctx.error(node.span, f"{node.op}() needs tick data, e.g. {node.op}(trades.price)", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() needs tick data, e.g. {node.op}(trades.price)",
+                "reducers turn a source's rows into one value per bar; a constant needs no reducer",
+                "grain",
+            )
             return None
         return ir.BAR
     if node.op == "vpin" and getattr(args[2], "grain", ir.SCALAR) != ir.SCALAR:
@@ -426,13 +444,34 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             "grain",
         )
         return None
+    bucket = _known_value(ctx, args[2]) if node.op == "vpin" else None
+    if bucket is not None and not bucket > 0:
+        where = (
+            f" ('{args[2].name}' of {args[2].instrument or 'the project'})" if isinstance(args[2], ir.ParamRef) else ""
+        )
+        ctx.error(
+            node.args[2].span if len(node.args) > 2 else node.span,
+            f"vpin(): 'bucket' must be a positive volume, got {bucket:g}{where}",
+            "a bucket is the volume of one VPIN bucket, e.g. 1/50 of a day's volume",
+        )
+        return None
     if kind == TICK:
         ticks = sorted({g for g in grains if g != ir.SCALAR}, key=_grain_order)
         if len(ticks) > 1 or any(g == ir.BAR for g in grains):
-            ctx.error(node.span, f"{node.op}() needs its inputs from one source's ticks (or constants)", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() needs its inputs from one source's ticks (or constants)",
+                "attach the other source's columns with 'asof'; bar values go to bar operators",
+                "grain",
+            )
             return None
         if not grain.is_tick:
-            ctx.error(node.span, f"{node.op}() works on ticks, e.g. {node.op}(trades.price)", "", "grain")
+            ctx.error(
+                node.span,
+                f"{node.op}() works on ticks, e.g. {node.op}(trades.price)",
+                "apply it to a source column, then reduce it to bars",
+                "grain",
+            )
             return None
         return grain
     if kind == SHIFT:
@@ -453,6 +492,17 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
     raise AssertionError(kind)
 
 
+def _known_value(ctx: _Context, node: Node) -> float | None:
+    """The value of a resolved constant or parameter, if the compiler knows it."""
+    if isinstance(node, ir.Const):
+        return node.value
+    if isinstance(node, ir.ParamRef) and node.instrument in ctx.project.instruments:
+        return dict(ctx.project.instruments[node.instrument].params).get(node.name)
+    if isinstance(node, ir.ParamRef) and node.instrument is None:
+        return dict(ctx.project.constants).get(node.name)
+    return None
+
+
 def _resolve(ctx: _Context, node: Node) -> Node:
     if isinstance(node, Num):
         return ir.Const(node.value, span=node.span)
@@ -463,6 +513,67 @@ def _resolve(ctx: _Context, node: Node) -> Node:
     raise AssertionError(node)
 
 
+VOLUME_CLOCKED = frozenset({"vpin"})  # operators whose values move with traded volume, not with time
+
+
+def _calls(spec: FeatureSpec, ops: frozenset[str]) -> bool:
+    """Whether any of the feature's formulas calls one of ``ops`` (True when one does not parse: reported there)."""
+    for text in (spec.formula, *(t for _, t, _, _ in spec.formula_for)):
+        try:
+            if any(isinstance(n, Call) and n.op in ops for n in parse(text).walk()):
+                return True
+        except FormulaSyntaxError:
+            return True
+    return False
+
+
+def _family_problems(project: Project) -> list[Diagnostic]:
+    """A family variable must be used by the formula, and may not hide a name that already means something."""
+    problems = []
+    features = {spec.name for spec in project.features}
+    params = {p for inst in project.instruments.values() for p, _ in inst.params}
+    taken = [
+        (features, "a feature"),
+        (set(project.sources), "a source"),
+        (set(project.instruments), "an instrument"),
+        (set(CONSTANTS) | set(dict(project.constants)), "a constant"),
+        (params, "an instrument parameter"),
+    ]
+    done: set[Position] = set()
+    for spec in project.features:
+        for variable, pos in spec.expand_at:
+            if pos in done:
+                continue
+            done.add(pos)
+            what = next((label for names, label in taken if variable in names), None)
+            if what:
+                problems.append(
+                    Diagnostic(
+                        pos,
+                        f"expand variable '{variable}' has the name of {what}, which the formula could no longer read",
+                        "pick another variable name, e.g. k or n",
+                        "naming",
+                    )
+                )
+                continue
+            used = False
+            for text in (spec.formula, *(t for _, t, _, _ in spec.formula_for)):
+                try:
+                    used = used or any(isinstance(n, Name) and n.parts == (variable,) for n in parse(text).walk())
+                except FormulaSyntaxError:
+                    used = True  # reported with the formula
+            if not used:
+                problems.append(
+                    Diagnostic(
+                        pos,
+                        f"expand variable '{variable}' is not in the formula: the family's features are all the same",
+                        f"use {variable} in the formula, e.g. lag(x, {variable}), or remove the expand",
+                        "naming",
+                    )
+                )
+    return problems
+
+
 def check_names(project: Project) -> list[Diagnostic]:
     """Naming rules: unique names, target prefixes, no interval-like tokens, cross-asset names."""
     problems = []
@@ -470,6 +581,7 @@ def check_names(project: Project) -> list[Diagnostic]:
     params = {p: key for key, inst in project.instruments.items() for p, _ in inst.params}
     reserved = set(project.sources) | set(project.instruments) | set(CONSTANTS) | set(dict(project.constants))
     reserved |= set(params)
+    problems += _family_problems(project)
     for spec in project.features:
         if spec.name in seen:
             other = seen[spec.name]
@@ -509,6 +621,16 @@ def check_names(project: Project) -> list[Diagnostic]:
                     spec.name_pos,
                     f"'{spec.name}' is named like a target but is a feature",
                     "move it under 'targets:' or rename it",
+                    "naming",
+                )
+            )
+        if spec.clock == "volume" and not _calls(spec, VOLUME_CLOCKED):
+            problems.append(
+                Diagnostic(
+                    spec.name_pos,
+                    f"'{spec.name}' is declared clock: volume but uses no volume-clocked operator "
+                    f"({', '.join(sorted(VOLUME_CLOCKED))})",
+                    "remove 'clock: volume': a time-clocked value's columns carry their interval",
                     "naming",
                 )
             )

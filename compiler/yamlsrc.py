@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -86,6 +87,10 @@ def _build(
             )
         )
         return None
+    number = _number_problem(value, node.value)
+    if number:
+        problems.append(Diagnostic(_mark(doc.file, node), number, "spec files hold finite numbers of ordinary size"))
+        return None
     if node.style is None and isinstance(value, date | datetime | int) and not isinstance(value, bool):
         raw = node.value
         if isinstance(value, date | datetime) or ":" in raw:
@@ -93,6 +98,21 @@ def _build(
             doc.surprises[path] = (raw, "a date" if isinstance(value, date | datetime) else f"the number {value}")
             return raw
     return value
+
+
+def _number_problem(value: Any, raw: str) -> str:
+    """Why a YAML number cannot be used (NaN, an infinity, an integer past the float range), else ''."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    shown = raw if len(raw) <= 24 else f"{raw[:12]}... ({len(raw)} characters)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"the number {shown} is not finite"
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            return f"the number {shown} is too large"
+    return ""
 
 
 def path_text(path: PathKey) -> str:
@@ -105,7 +125,16 @@ def _build_collection(
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(
+                    Diagnostic(
+                        _mark(doc.file, key_node),
+                        f"a key in {path_text(path)} is a YAML {'list' if key_node.id == 'sequence' else 'mapping'}",
+                        "keys are plain names, e.g. name: spread",
+                    )
+                )
+                continue
+            key = key_node.value
             child = (*path, key)
             if key in out:
                 problems.append(
@@ -160,6 +189,12 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, display: str) -> Diagnostic:
                 hint = f"close the {opener} at {where.line + 1}:{where.column + 1} with {closer}"
     if "\\t" in problem or "\t" in problem:
         hint = "indent with spaces; YAML does not allow tabs"
+    elif problem == "mapping values are not allowed here":
+        hint = 'quote text that holds ": ", e.g. description: "spread: over the mid"'
+    elif context and "quoted scalar" in context and where:
+        hint = f"close the quote opened at {where.line + 1}:{where.column + 1}"
+    elif "another document" in problem:
+        hint = "one document per spec file: remove the '---' line, or split the file in two"
     return Diagnostic(pos, message, hint, "yaml")
 
 
@@ -167,9 +202,22 @@ def load_yaml(path: Path, display: str) -> tuple[SourceDoc, list[Diagnostic]]:
     """Parse one file. Syntax errors become diagnostics with the parser's position."""
     doc = SourceDoc(display, None)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return doc, [Diagnostic(Position(display), f"cannot read file: {exc}")]
+        raw = path.read_bytes()
+    except OSError as exc:
+        return doc, [Diagnostic(Position(display, 1, 1), f"cannot read file: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        column = len(raw[start : exc.start].decode("utf-8", errors="replace")) + 1
+        return doc, [
+            Diagnostic(
+                Position(display, line, column),
+                f"the file is not UTF-8: byte 0x{raw[exc.start]:02X} cannot start or continue a character",
+                "save the file as UTF-8 (spec files are UTF-8 text)",
+            )
+        ]
     doc.text = text
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         return doc, [
@@ -177,6 +225,8 @@ def load_yaml(path: Path, display: str) -> tuple[SourceDoc, list[Diagnostic]]:
         ]
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        return doc, [Diagnostic(Position(display, 1, 1), "the file nests too deeply", "flatten the YAML")]
     except yaml.MarkedYAMLError as exc:
         return doc, [_syntax_diagnostic(exc, display)]
     except yaml.reader.ReaderError as exc:  # a NUL byte or another character YAML does not allow

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from fspec import __version__
-from fspec.errors import Diagnostic, FspecError, SpecError, UsageError
+from fspec.errors import Diagnostic, FspecError, OutputError, SpecError, UsageError
 from fspec.files import display
 from fspec.project import find_root
 
@@ -205,6 +205,7 @@ def run(
     for d in dates:
         _check_date(d)
     manifest = load_manifest(root)
+    _check_output_dir(Path(out) if out else root / manifest.project.output_dir, root)
     start_warming(manifest, skip_blas_check=True)
     options = RunOptions(
         dates=list(dates) or None,
@@ -218,6 +219,19 @@ def run(
     for path in written:
         click.echo(f"wrote {display(path, root)}")
     click.echo(f"{len(written)} file(s) in {time.perf_counter() - started:.1f}s")
+
+
+def _check_output_dir(path: Path, root: Path) -> None:
+    """The output folder, or the nearest part of its path that exists, must be a folder (not a file)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputError(
+            display(path, root),
+            f"the output folder cannot be made: {display(probe, root)} is a file",
+            "set output: {dir: ...} in specs/project.yaml (or --out) to a folder",
+        )
 
 
 def _check_date(text: str) -> None:

@@ -37,6 +37,11 @@ class Diagnostic:
     hint: str = ""
     code: str = "spec"
 
+    def __post_init__(self) -> None:
+        # One diagnostic is one line (and one hint line): user text quoted in it keeps its newlines escaped.
+        object.__setattr__(self, "message", _one_line(self.message))
+        object.__setattr__(self, "hint", _one_line(self.hint))
+
     def render(self) -> str:
         text = f"{self.position}: {self.message}"
         if self.hint:
@@ -52,6 +57,12 @@ class Diagnostic:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+def _one_line(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class FspecError(Exception):

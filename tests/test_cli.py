@@ -224,6 +224,17 @@ def test_compile_writes_manifest_and_kernels(tmp_path: Path) -> None:
     assert on_disk == {Path(k["path"]).name for k in data["kernels"]}
 
 
+def test_run_into_a_file_is_an_output_error(tmp_path: Path) -> None:
+    """An output folder that is a file (or lies under one) is an error naming it, not an internal error."""
+    root = copy_specs(tmp_path)
+    with (root / "specs" / "project.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("\noutput: {dir: specs/returns.yaml}\n")
+    expect(cli("compile", "--project", root, "--no-jit"), 0)
+    for args in ((), ("--out", root / "specs" / "project.yaml" / "deeper")):
+        out = expect(cli("run", "--project", root, *args), 1)
+        assert "is a file" in out and "hint: set output" in out, out
+
+
 def test_second_compile_leaves_unchanged_kernels_untouched(tmp_path: Path) -> None:
     root = copy_specs(tmp_path)
     expect(cli("compile", "--project", root, "--no-jit"), 0)
