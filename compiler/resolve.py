@@ -497,6 +497,8 @@ def _known_value(ctx: _Context, node: Node) -> float | None:
     if isinstance(node, ir.Const):
         return node.value
     if isinstance(node, ir.ParamRef) and node.instrument in ctx.project.instruments:
+        if node.instrument == ctx.instrument:  # its value is checked: members with another value resolve apart
+            ctx.constant_params.add(node.name)
         return dict(ctx.project.instruments[node.instrument].params).get(node.name)
     if isinstance(node, ir.ParamRef) and node.instrument is None:
         return dict(ctx.project.constants).get(node.name)
