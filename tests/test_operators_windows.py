@@ -42,3 +42,22 @@ def test_rolling_median(n: int) -> None:
 def test_rolling_median_of_an_even_window_is_the_mean_of_the_middle_values() -> None:
     x = np.array([[4.0, 1.0, 3.0, 2.0]])
     assert windows.rolling_median(x, 4, SESSION[:4])[0, 3] == 2.5
+
+
+def test_decay_linear_weighs_the_current_bar_heaviest() -> None:
+    x = np.array([[1.0, 2.0, 4.0]])
+    assert windows.decay_linear(x, 3, SESSION[:3])[0, 2] == (1 * 1 + 2 * 2 + 4 * 3) / 6
+
+
+def test_rma_is_seeded_by_the_mean_of_the_first_n_values_and_restarts_each_session() -> None:
+    x = np.array([[2.0, 4.0, np.nan, 6.0, 9.0, 1.0, 1.0, 1.0]])
+    session = np.array([0, 0, 0, 0, 0, 1, 1, 1], dtype=np.int64)
+    got = windows.rma(x, 2, session)[0]
+    seed = 3.0
+    expected = [np.nan, seed, seed, seed / 2 + 3.0, (seed / 2 + 3.0) / 2 + 4.5, np.nan, 1.0, 1.0]
+    np.testing.assert_allclose(got, expected, equal_nan=True)
+
+
+def test_rolling_wmean_of_zero_weights_is_nan() -> None:
+    x, w = np.array([[1.0, 2.0, 3.0]]), np.array([[0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(windows.rolling_wmean(x, w, 2, SESSION[:3])[0], [np.nan, np.nan, 3.0])

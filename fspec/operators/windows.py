@@ -300,3 +300,143 @@ register(
         examples=("rolling_median(last(trades.price), 3)", "rolling_median(sum(trades.size), 4)"),
     )
 )
+
+
+@bar_function
+def rolling_wmean(x, w, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            num = 0.0
+            den = 0.0
+            for j in range(i - n + 1, i + 1):
+                num += x[r, j] * w[r, j]
+                den += w[r, j]
+            if den != 0.0:  # a NaN in the window makes both sums NaN, and so the result
+                out[r, i] = num / den
+    return out
+
+
+def _rolling_wmean_reference(x: np.ndarray, w: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    import pandas as pd
+
+    num = pd.Series(x * w).rolling(int(n)).sum().to_numpy()
+    den = pd.Series(w).rolling(int(n)).sum().to_numpy()
+    with np.errstate(all="ignore"):
+        return np.where(den == 0.0, np.nan, num / den)
+
+
+register(
+    Operator(
+        "rolling_wmean",
+        (Param("x"), Param("w"), N),
+        BAR,
+        "weighted mean sum(x * w) / sum(w) over the last n bars",
+        NAN_INSIDE + " (of x or w); sum(w) = 0 gives NaN",
+        window=rolling_window,
+        bar=rolling_wmean,
+        bar_constants=("n",),
+        reference=_rolling_wmean_reference,
+        examples=("rolling_wmean(last(trades.price), sum(trades.size), 3)",),
+    )
+)
+
+
+@bar_function
+def decay_linear(x, n, session):
+    out = np.full(x.shape, np.nan)
+    total = n * (n + 1) / 2.0
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            acc = 0.0
+            for j in range(n):
+                acc += x[r, i - n + 1 + j] * (j + 1.0)  # the oldest weighs 1, the current bar n
+            out[r, i] = acc / total
+    return out
+
+
+def _decay_linear_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    weights = np.arange(1, k + 1, dtype=np.float64)
+    out = np.full(x.shape[0], np.nan)
+    for i in range(k - 1, x.shape[0]):
+        out[i] = float(np.dot(x[i - k + 1 : i + 1], weights)) / weights.sum()
+    return out
+
+
+register(
+    Operator(
+        "decay_linear",
+        (Param("x"), N),
+        BAR,
+        "linearly decaying weighted mean of the last n bars: weights 1..n, the current bar heaviest, normalised",
+        NAN_INSIDE,
+        window=rolling_window,
+        bar=decay_linear,
+        bar_constants=("n",),
+        reference=_decay_linear_reference,
+        examples=("decay_linear(last(trades.price), 4)",),
+    )
+)
+
+
+@bar_function
+def rma(x, n, session):
+    alpha = 1.0 / n
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        mean = np.nan
+        seen = 0
+        for i in range(x.shape[1]):
+            if i > 0 and session[i] != session[i - 1]:
+                mean = np.nan
+                seen = 0
+            if x[r, i] == x[r, i]:
+                seen += 1
+                if seen < n:
+                    mean = x[r, i] if seen == 1 else mean + x[r, i]
+                elif seen == n:
+                    mean = (x[r, i] if n == 1 else mean + x[r, i]) / n  # seeded by the mean of the first n
+                else:
+                    mean = mean * (1.0 - alpha) + x[r, i] * alpha
+            if seen >= n:
+                out[r, i] = mean
+    return out
+
+
+def _rma_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    """TTR's EMA(x, n, wilder = TRUE) within each session, NaN values left out."""
+    k = int(n)
+    out = np.full(x.shape[0], np.nan)
+    for day in np.unique(session):
+        rows = np.flatnonzero((session == day) & ~np.isnan(x))
+        if len(rows) < k:
+            continue
+        mean = float(np.mean(x[rows[:k]]))
+        out[rows[k - 1]] = mean
+        for i in rows[k:]:
+            mean = mean * (1.0 - 1.0 / k) + x[i] * (1.0 / k)
+            out[i] = mean
+        day_rows = np.flatnonzero(session == day)
+        filled = out[day_rows]
+        known = ~np.isnan(filled)
+        last = np.maximum.accumulate(np.where(known, np.arange(len(filled)), -1))
+        out[day_rows] = np.where(last >= 0, filled[np.maximum(last, 0)], np.nan)  # NaN bars carry the mean
+    return out
+
+
+register(
+    Operator(
+        "rma",
+        (Param("x"), N),
+        BAR,
+        "Wilder's moving average (RSI, ATR): alpha = 1/n, seeded by the mean of the session's first n values, "
+        "as TTR and TA-Lib do; restarts each session",
+        "NaN until n non-NaN values of the session; a NaN value is skipped (the mean carries)",
+        session_local=True,
+        bar=rma,
+        bar_constants=("n",),
+        reference=_rma_reference,
+        examples=("rma(sum(trades.size), 3)", "rma(last(trades.price) - first(trades.price), 2)"),
+    )
+)
