@@ -186,22 +186,3 @@ class bar_function:
 
     def __call__(self, *args: Any) -> Any:
         return self.compiled(*args)
-
-
-__all__ = [
-    "BAR",
-    "ELEMENTWISE",
-    "REDUCER",
-    "REGISTRY",
-    "SHIFT",
-    "TICK",
-    "Operator",
-    "Param",
-    "ReducerCode",
-    "StateVar",
-    "TickState",
-    "Window",
-    "bar_function",
-    "register",
-    "same_window",
-]

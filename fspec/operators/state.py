@@ -140,13 +140,8 @@ def lag_bars(x, k, session):
     return out
 
 
-@bar_function
 def diff_bars(x, k, session):
-    out = np.full(x.shape, np.nan)
-    for r in range(x.shape[0]):
-        for i in range(k, x.shape[1]):
-            out[r, i] = x[r, i] - x[r, i - k]
-    return out
+    return x - lag_bars(x, k, session)
 
 
 register(

@@ -40,16 +40,9 @@ def rolling_sum(x, n, session):
     return out
 
 
-@bar_function
 def rolling_mean(x, n, session):
-    out = np.full(x.shape, np.nan)
-    for r in range(x.shape[0]):
-        for i in range(n - 1, x.shape[1]):
-            acc = 0.0
-            for j in range(i - n + 1, i + 1):
-                acc += x[r, j]
-            out[r, i] = acc / n
-    return out
+    """The window's sum divided by n (each value exactly as a loop dividing its own sum would give)."""
+    return rolling_sum(x, n, session) / n
 
 
 @bar_function
@@ -69,35 +62,27 @@ def rolling_std(x, n, session):
 
 
 @bar_function
+def rolling_extreme(x, n, session, largest):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            best = x[r, i]
+            for j in range(i - n + 1, i + 1):
+                if x[r, j] != x[r, j]:
+                    best = np.nan
+                    break
+                if (x[r, j] > best) if largest else (x[r, j] < best):
+                    best = x[r, j]
+            out[r, i] = best
+    return out
+
+
 def rolling_min(x, n, session):
-    out = np.full(x.shape, np.nan)
-    for r in range(x.shape[0]):
-        for i in range(n - 1, x.shape[1]):
-            best = x[r, i]
-            for j in range(i - n + 1, i + 1):
-                if x[r, j] != x[r, j]:
-                    best = np.nan
-                    break
-                if x[r, j] < best:
-                    best = x[r, j]
-            out[r, i] = best
-    return out
+    return rolling_extreme(x, n, session, False)
 
 
-@bar_function
 def rolling_max(x, n, session):
-    out = np.full(x.shape, np.nan)
-    for r in range(x.shape[0]):
-        for i in range(n - 1, x.shape[1]):
-            best = x[r, i]
-            for j in range(i - n + 1, i + 1):
-                if x[r, j] != x[r, j]:
-                    best = np.nan
-                    break
-                if x[r, j] > best:
-                    best = x[r, j]
-            out[r, i] = best
-    return out
+    return rolling_extreme(x, n, session, True)
 
 
 @bar_function
