@@ -77,6 +77,49 @@ class Num(Node):
 
 
 @dataclass(frozen=True)
+class Duration(Node):
+    """A span of time as written in a window argument: ``5m``, ``30s``, ``250ms``, ``1h``."""
+
+    seconds: float
+
+    def source(self) -> str:
+        for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+            if self.seconds >= size and self.seconds % size == 0:
+                return f"{int(self.seconds // size)}{unit}"
+        return f"{_fmt_num(self.seconds * 1000)}ms"
+
+
+DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(ms|s|m|h)(?![\w.])")
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _mask_durations(source: str) -> tuple[str, dict[tuple[int, int], float]]:
+    """The text with each duration (``5m``) replaced by underscores of the same length, which Python parses as
+    a name at the same position, and the seconds of each by its (line, column)."""
+    found: dict[tuple[int, int], float] = {}
+    lines = source.split("\n")
+    for number, line in enumerate(lines, start=1):
+        for match in DURATION.finditer(line):
+            found[(number, match.start())] = float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+        lines[number - 1] = DURATION.sub(lambda m: "_" * len(m.group(0)), line)
+    return "\n".join(lines), found
+
+
+def _unmask_durations(tree: Node, found: dict[tuple[int, int], float]) -> Node:
+    def fn(n: Node) -> Node:
+        if (
+            isinstance(n, Name)
+            and len(n.parts) == 1
+            and (n.span.line, n.span.col) in found
+            and not n.parts[0].strip("_")
+        ):
+            return Duration(found[(n.span.line, n.span.col)], span=n.span)
+        return n
+
+    return transform(tree, fn)
+
+
+@dataclass(frozen=True)
 class Name(Node):
     """A dotted name as written: ``vwap``, ``trades.price``, ``mes.trades.price``."""
 
@@ -267,13 +310,16 @@ def parse(text: str) -> Node:
             "split it into helper features (publish: false) that reference each other",
         )
     _check_characters(source)
+    masked, durations = _mask_durations(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # e.g. "1and 2": the error or the tree speaks for it
-            tree = ast.parse(source, mode="eval")
+            tree = ast.parse(masked, mode="eval")
         if not source.isascii():
-            _columns_as_characters(tree, source)
+            _columns_as_characters(tree, masked)
         converted = _convert(tree.body)
+        if durations:
+            converted = _unmask_durations(converted, durations)
     except SyntaxError as exc:
         raise _syntax_error(exc, source) from None
     except ValueError as exc:  # e.g. an integer literal of thousands of digits

@@ -17,6 +17,7 @@ from fspec.compiler import ir
 from fspec.compiler.formula import (
     INFIX,
     Call,
+    Duration,
     FormulaSyntaxError,
     Locator,
     Name,
@@ -40,6 +41,7 @@ from fspec.operators import (
     REGISTRY,
     SHIFT,
     TICK,
+    Param,
 )
 
 
@@ -339,6 +341,12 @@ def _call(ctx: _Context, node: Call) -> Node:
         if p.kind == "expr":
             args.append(_resolve(ctx, bound[p.name]))
             continue
+        if isinstance(bound.get(p.name), Duration):
+            window = _time_window(ctx, node, p, bound[p.name], args)  # type: ignore[arg-type]
+            if window is None:
+                return _invalid()
+            consts += window
+            continue
         value = p.default if p.name not in bound else _const_value(ctx, bound[p.name], node.op, p.name)
         if value is None:
             return _invalid()
@@ -375,6 +383,50 @@ def _call(ctx: _Context, node: Call) -> Node:
     if grain is None:
         return _invalid()
     return ir.Apply(node.op, tuple(args), tuple(sorted(consts)), grain)
+
+
+def _time_window(
+    ctx: _Context, node: Call, p: Param, given: Duration, args: list[Node]
+) -> list[tuple[str, float]] | None:
+    """A window given in time (``rolling_sum(x, 5m)``) as constants: ``n`` in bars of the feature's finest
+    interval (what the static window algebra uses; coarser grids need fewer bars) and ``n_seconds``, which the
+    runtime divides by each grid's width. Every interval of the feature must divide the window."""
+    text = given.source()
+    if p.kind != "int" or REGISTRY[node.op].kind not in (BAR, SHIFT):
+        ctx.error(
+            given.span, f"{node.op}: '{p.name}' cannot be a duration", f"signature: {REGISTRY[node.op].signature}"
+        )
+        return None
+    if any(getattr(a, "grain", ir.SCALAR).is_tick for a in args):
+        ctx.error(
+            given.span,
+            f"{node.op}: a window of {text} needs bars, but this {node.op} runs over ticks",
+            f"count the ticks (e.g. {node.op}(x, 3)), or apply it to a bar value",
+        )
+        return None
+    intervals = list(ctx.spec.intervals or ctx.project.intervals)
+    millis = round(given.seconds * 1000)
+    for interval in intervals:
+        if interval == 0:
+            ctx.error(given.span, f"{node.op}: a window of {text} on the session grid", "count it in sessions (bars)")
+            return None
+        if millis % (interval * 1000) or millis == 0:
+            ctx.error(
+                given.span,
+                f"{node.op}: the window {text} is not a whole number of {interval}s bars",
+                "give a window that every interval of the feature divides, or count it in bars",
+            )
+            return None
+        bars = millis // (interval * 1000)
+        if (p.minimum is not None and bars < p.minimum) or bars > MAX_WINDOW:
+            ctx.error(
+                given.span,
+                f"{node.op}: the window {text} is {bars:,} bar(s) of {interval}s; "
+                f"'{p.name}' must be {p.minimum or 1:g} to {MAX_WINDOW:,}",
+                f"signature: {REGISTRY[node.op].signature}",
+            )
+            return None
+    return [(p.name, float(millis // (min(intervals) * 1000))), (f"{p.name}_seconds", given.seconds)]
 
 
 def _grain_order(grain: ir.Grain) -> tuple[str, tuple[str, str]]:
@@ -508,6 +560,13 @@ def _known_value(ctx: _Context, node: Node) -> float | None:
 def _resolve(ctx: _Context, node: Node) -> Node:
     if isinstance(node, Num):
         return ir.Const(node.value, span=node.span)
+    if isinstance(node, Duration):
+        ctx.error(
+            node.span,
+            f"a duration ({node.source()}) is only a window, e.g. rolling_sum(x, {node.source()})",
+            "write a number here; interval_seconds is the bar width in seconds",
+        )
+        return _invalid()
     if isinstance(node, Name):
         return _name(ctx, node)
     if isinstance(node, Call):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fspec.compiler import ir
-from fspec.compiler.formula import Call, Name, Node, Num, to_source
+from fspec.compiler.formula import Call, Duration, Name, Node, Num, to_source
 
 
 def to_formula(node: Node) -> Node:
@@ -19,7 +19,13 @@ def to_formula(node: Node) -> Node:
         return Name((node.instrument, node.feature) if node.instrument else (node.feature,))
     if isinstance(node, ir.Apply):
         args = tuple(to_formula(a) for a in node.args)
-        kwargs = tuple((k, Num(v)) for k, v in node.consts)
+        consts = dict(node.consts)
+        # a window given in time prints as written (5m), not as its bars at the finest interval
+        kwargs = tuple(
+            (k, Duration(consts[f"{k}_seconds"]) if f"{k}_seconds" in consts else Num(v))
+            for k, v in node.consts
+            if not k.endswith("_seconds")
+        )
         return Call(node.op, args, kwargs)
     return node
 

@@ -105,7 +105,16 @@ def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
     if op.kind == ELEMENTWISE:  # numexpr has no such function: numpy's
         with np.errstate(all="ignore"):
             return _as_bars(op.numpy(*args), inputs.shape)  # type: ignore[misc]
-    return apply_bar_operator(op.name, args, node["consts"], inputs.session)
+    return apply_bar_operator(op.name, args, _in_bars(node["consts"], inputs), inputs.session)
+
+
+def _in_bars(consts: dict[str, float], inputs: BarInputs) -> dict[str, float]:
+    """Constants with each window given in time (``n_seconds``) counted in this grid's bars."""
+    if not any(k.endswith("_seconds") for k in consts):
+        return consts
+    width = float(inputs.param("interval_seconds", None))
+    timed = {k.removesuffix("_seconds"): v / width for k, v in consts.items() if k.endswith("_seconds")}
+    return {**consts, **{k: float(round(v)) for k, v in timed.items()}}
 
 
 def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float], session: np.ndarray) -> np.ndarray:

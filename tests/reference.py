@@ -556,13 +556,16 @@ class _Context:
         elementwise = _elementwise(node.op)
         if elementwise is not None:
             return elementwise(*(self.bar(a) for a in node.args))
+        # a window given in time: its seconds over this grid's bar width
+        consts = {k: v for k, v in node.consts if not k.endswith("_seconds")}
+        consts |= {k[: -len("_seconds")]: v / self.interval for k, v in node.consts if k.endswith("_seconds")}
         if node.op in BAR_OPS:
             args = [self.full(self.bar(a)) for a in node.args]
-            return BAR_OPS[node.op](*args, self.session, *(v for _, v in node.consts))
+            return BAR_OPS[node.op](*args, self.session, *(consts[k] for k in sorted(consts)))
         own = REGISTRY[node.op].reference
         if own is not None:
             series = [self.full(self.bar(a)) for a in node.args]
-            return own(*series, session=self.session, **dict(node.consts))
+            return own(*series, session=self.session, **consts)
         raise ReferenceError(f"no reference for bar operator {node.op}")
 
     def reduce(self, node: ir.Apply) -> np.ndarray:

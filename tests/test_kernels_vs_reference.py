@@ -353,6 +353,8 @@ OTHER_FEATURES = {
 # Parameters, constants, feature chains, per-instrument lists, cross-asset features, targets: checked by
 # the all-columns test.
 MORE_FEATURES = {
+    "time_window": "rolling_sum(vol, 2m)",  # 4 bars at 30s, 2 at 60s
+    "time_lag": "lag(px, 1m) + rolling_mean(cnt, 60s)",
     "per_bar_consts": "bar_index + time_of_day / 1000",
     "per_bar_window": "rolling_sum(bar_index * vol, 3) + lag(time_of_day, 2)",
     "prm_tick": "sum(trades.size * scale)",
