@@ -36,6 +36,8 @@ def node_window(node: Node, windows: dict[Key, Window], own: str | None = None) 
     consts["_grain"] = "tick" if node.grain.is_tick else "bar"  # type: ignore[assignment]
     if node.grain.is_tick or op.kind == "reducer":
         return Window()  # tick state stays inside the session and the bar; nothing after the bar end
+    if consts.get("session"):  # restarts at the session open: no earlier session, only its own start
+        return replace(inner, anchored=True)
     outer = op.window(inner, consts)
     if outer.left > inner.left and inner.anchored:
         # looking back across a session boundary at a session-anchored value needs that whole session

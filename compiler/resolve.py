@@ -251,7 +251,7 @@ def is_cross_asset(spec: FeatureSpec, project: Project) -> bool:
 
 def _bind_args(ctx: _Context, node: Call) -> dict[str, Node] | None:
     op = REGISTRY[node.op]
-    names = [p.name for p in op.params]
+    names = [p.name for p in op.all_params]
     bound: dict[str, Node] = {}
     if len(node.args) > len(names):
         ctx.error(
@@ -271,7 +271,7 @@ def _bind_args(ctx: _Context, node: Call) -> dict[str, Node] | None:
             ctx.error(value.span, f"{node.op} got '{key}' twice", f"signature: {op.signature}")
             return None
         bound[key] = value
-    for p in op.params:
+    for p in op.all_params:
         if p.name not in bound and p.default is None:
             ctx.error(node.span, f"{node.op} is missing its argument '{p.name}'", f"signature: {op.signature}")
             return None
@@ -337,9 +337,16 @@ def _call(ctx: _Context, node: Call) -> Node:
         return _invalid()
     args: list[Node] = []
     consts: list[tuple[str, float]] = []
-    for p in op.params:
+    for p in op.all_params:
         if p.kind == "expr":
             args.append(_resolve(ctx, bound[p.name]))
+            continue
+        if p.kind == "flag":
+            flag = _flag_value(ctx, node, p, bound.get(p.name))
+            if flag is None:
+                return _invalid()
+            if flag:  # only a true flag is recorded: a tree without it is the default
+                consts.append((p.name, 1.0))
             continue
         if isinstance(bound.get(p.name), Duration):
             window = _time_window(ctx, node, p, bound[p.name], args)  # type: ignore[arg-type]
@@ -383,6 +390,19 @@ def _call(ctx: _Context, node: Call) -> Node:
     if grain is None:
         return _invalid()
     return ir.Apply(node.op, tuple(args), tuple(sorted(consts)), grain)
+
+
+def _flag_value(ctx: _Context, node: Call, p: Param, given: Node | None) -> bool | None:
+    if given is None:
+        return bool(p.default)
+    if isinstance(given, Name) and given.dotted in ("true", "false"):
+        return given.dotted == "true"
+    ctx.error(
+        given.span,
+        f"{node.op}: '{p.name}' is true or false",
+        f"e.g. {node.op}(..., {p.name}=true) to restart at each session open",
+    )
+    return None
 
 
 def _time_window(

@@ -22,12 +22,16 @@ def to_formula(node: Node) -> Node:
         consts = dict(node.consts)
         # a window given in time prints as written (5m), not as its bars at the finest interval
         kwargs = tuple(
-            (k, Duration(consts[f"{k}_seconds"]) if f"{k}_seconds" in consts else Num(v))
+            (k, Duration(consts[f"{k}_seconds"]) if f"{k}_seconds" in consts else _constant(k, v))
             for k, v in node.consts
             if not k.endswith("_seconds")
         )
         return Call(node.op, args, kwargs)
     return node
+
+
+def _constant(name: str, value: float) -> Node:
+    return Name(("true",)) if name == "session" else Num(value)  # a flag is recorded only when true
 
 
 def resolved_source(node: Node) -> str:

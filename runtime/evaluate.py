@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numexpr as ne
@@ -124,7 +125,16 @@ def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float]
     fn = REGISTRY[op].bar
     if fn is None:
         raise NotImplementedError(f"no bar implementation for operator {op}")
-    return fn(*(frozen(a) for a in args), *operator_constants(op, consts), frozen(session, np.int64))
+    constants = operator_constants(op, consts)
+    if not consts.get("session"):
+        return fn(*(frozen(a) for a in args), *constants, frozen(session, np.int64))
+    # session=true: the operator over each session's bars on their own, as if no earlier bar were loaded
+    edges = [0, *(np.flatnonzero(np.diff(session)) + 1), len(session)]
+    parts = [
+        fn(*(frozen(a[:, lo:hi]) for a in args), *constants, frozen(session[lo:hi], np.int64))
+        for lo, hi in pairwise(edges)
+    ]
+    return np.concatenate(parts, axis=1)
 
 
 def operator_constants(op: str, consts: dict[str, float]) -> list[int | float]:

@@ -355,6 +355,15 @@ def _elementwise(op: str) -> Callable[..., Any] | None:
     return REGISTRY[op].reference if kind_ok else None
 
 
+def _window_op(op: str, series: list[np.ndarray], session: np.ndarray, consts: dict[str, float]) -> np.ndarray:
+    if op in BAR_OPS:
+        return BAR_OPS[op](*series, session, *(consts[k] for k in sorted(consts)))
+    own = REGISTRY[op].reference
+    if own is not None:
+        return own(*series, session=session, **consts)
+    raise ReferenceError(f"no reference for bar operator {op}")
+
+
 # ---- the evaluator ------------------------------------------------------------------------------------
 
 
@@ -559,14 +568,16 @@ class _Context:
         # a window given in time: its seconds over this grid's bar width
         consts = {k: v for k, v in node.consts if not k.endswith("_seconds")}
         consts |= {k[: -len("_seconds")]: v / self.interval for k, v in node.consts if k.endswith("_seconds")}
-        if node.op in BAR_OPS:
-            args = [self.full(self.bar(a)) for a in node.args]
-            return BAR_OPS[node.op](*args, self.session, *(consts[k] for k in sorted(consts)))
-        own = REGISTRY[node.op].reference
-        if own is not None:
-            series = [self.full(self.bar(a)) for a in node.args]
-            return own(*series, session=self.session, **consts)
-        raise ReferenceError(f"no reference for bar operator {node.op}")
+        series = [self.full(self.bar(a)) for a in node.args]
+        if not consts.pop("session", 0.0):
+            return _window_op(node.op, series, self.session, consts)
+        # session=true: each session's bars on their own, as if no bar of an earlier session existed
+        return np.concatenate(
+            [
+                _window_op(node.op, [s[self.session == day] for s in series], self.session[self.session == day], consts)
+                for day in np.unique(self.session)
+            ]
+        )
 
     def reduce(self, node: ir.Apply) -> np.ndarray:
         pairs = {(n.source, n.instrument) for n in node.walk() if isinstance(n, ir.Column)}

@@ -353,6 +353,8 @@ OTHER_FEATURES = {
 # Parameters, constants, feature chains, per-instrument lists, cross-asset features, targets: checked by
 # the all-columns test.
 MORE_FEATURES = {
+    "restart_roll": "rolling_sum(vol, 3, session=true) + lag(px, 2, session=true)",
+    "restart_tick": "sum(diff(trades.price, session=true)) + diff(px, session=true)",
     "time_window": "rolling_sum(vol, 2m)",  # 4 bars at 30s, 2 at 60s
     "time_lag": "lag(px, 1m) + rolling_mean(cnt, 60s)",
     "per_bar_consts": "bar_index + time_of_day / 1000",

@@ -64,7 +64,7 @@ class Window:
 @dataclass(frozen=True)
 class Param:
     """``expr`` parameters take formulas; ``int`` and ``number`` parameters take constants, at least
-    ``minimum`` and at most ``maximum``."""
+    ``minimum`` and at most ``maximum``; a ``flag`` takes true or false."""
 
     name: str
     kind: str = "expr"
@@ -72,6 +72,9 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
 
+
+# session=true: the window restarts at each session open (reads no bar of an earlier session)
+SESSION_FLAG = Param("session", "flag", 0.0)
 
 WindowRule = Callable[[Window, dict[str, float]], Window]
 Code = Callable[[list[str]], str]
@@ -145,10 +148,23 @@ class Operator:
     examples: tuple[str, ...] = ()
 
     @property
+    def restartable(self) -> bool:
+        """A window over bars that may restart at each session open instead (``session=true``)."""
+        return self.kind in (BAR, SHIFT) and not self.session_local
+
+    @property
+    def all_params(self) -> tuple[Param, ...]:
+        """Its parameters, and ``session`` (a flag, default false) where it is restartable."""
+        return (*self.params, SESSION_FLAG) if self.restartable else self.params
+
+    @property
     def signature(self) -> str:
         parts = []
-        for p in self.params:
-            parts.append(p.name if p.default is None else f"{p.name}={p.default:g}")
+        for p in self.all_params:
+            if p.kind == "flag":
+                parts.append(f"{p.name}=false")
+            else:
+                parts.append(p.name if p.default is None else f"{p.name}={p.default:g}")
         return f"{self.name}({', '.join(parts)})"
 
     @property
