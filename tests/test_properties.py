@@ -27,7 +27,8 @@ data is therefore dyadic (prices on a 1/64 grid, integer sizes: every sum of the
 the generator tracks how exactly each subexpression is computed (``EXACT`` dyadic with few bits: bit-identical
 whatever the order; ``DET``: one correctly rounded IEEE operation on such inputs, bit-identical too; ``NOISY``:
 may differ in the last bits) and feeds jumping operators only ``DET`` or better inputs. Ill-conditioned
-statistics (``std``, ``rolling_std``, ``rolling_corr``) get small exact inputs; ``wmean``'s weights are exact.
+statistics (``std``, ``rolling_std``, ``rolling_corr``, the rolling moments of ``fspec.operators.statistics``)
+get small exact inputs; ``wmean``'s weights are exact.
 IEEE special values (inf, NaN, -0.0) are never avoided: they reach every operator.
 
 A formula that crashes compile or run is reported (and left out so the others are still checked). On a failure
@@ -194,7 +195,7 @@ def _f(args: list[Expr]) -> int:
 JUMPS = {"lt", "le", "gt", "ge", "eq", "ne", "and_", "or_", "not_", "sign", "tick_rule"}
 SAME = {"neg", "abs", "where", "clip", "min2", "max2", "lag", "ffill", "first", "last", "min", "max"}
 SAME |= {"rolling_min", "rolling_max"}
-WELL_CONDITIONED_ONLY = {"std", "rolling_std", "rolling_corr"}
+WELL_CONDITIONED_ONLY = {"std", "rolling_std", "rolling_corr", "rolling_skew", "rolling_kurt"}
 ANY_INPUT = SAME | {"add", "sub", "mul", "exp", "diff", "sum", "count", "mean", "bipower", "wmean", "ewm_mean"}
 ANY_INPUT |= {"rolling_sum", "rolling_mean", "session_cumsum"}
 

@@ -3,13 +3,14 @@ window rule, doc, edge cases and every lowering it has (see :mod:`fspec.operator
 
 Operators live in the module of their family, registered in the order ``fspec ops`` lists them:
 :mod:`~fspec.operators.elementwise`, :mod:`~fspec.operators.state` (tick state and shifts),
-:mod:`~fspec.operators.reducers` and :mod:`~fspec.operators.windows` (bar windows). Adding one touches its
-family's module and its test.
+:mod:`~fspec.operators.reducers`, :mod:`~fspec.operators.windows` (bar windows) and
+:mod:`~fspec.operators.statistics` (rolling statistics over bar windows). Adding one touches its family's module
+and its test.
 """
 
 from __future__ import annotations
 
-from fspec.operators import elementwise, reducers, state, windows
+from fspec.operators import elementwise, reducers, state, statistics, windows
 from fspec.operators.core import (
     BAR,
     ELEMENTWISE,
@@ -70,5 +71,6 @@ __all__ = [
     "reducers",
     "register",
     "state",
+    "statistics",
     "windows",
 ]

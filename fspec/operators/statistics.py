@@ -1,0 +1,155 @@
+"""Bar operators: rolling statistics over the last ``n`` bars of each entity (moments, order statistics,
+ranks, regressions and the rescaled-range Hurst exponent).
+
+Like :mod:`~fspec.operators.windows`, each implementation takes (rows, bars) arrays, one row per entity, and
+``session``, the session number of each bar; windows run across session boundaries (warm-up) and never across
+rows. Moments are computed in two passes (the window's mean first, then sums of centred powers), so that a
+window far from zero loses no digits. Each ``reference`` is a plain numpy / pandas computation over
+``sliding_window_view`` windows, written apart from the compiled loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from fspec.operators.core import BAR, Operator, Param, bar_function, register
+from fspec.operators.windows import rolling_window
+
+
+def _windows(x: np.ndarray, n: int) -> np.ndarray:
+    """The (bars - n + 1, n) windows of one entity's series, the last bar of each last (none if it is shorter
+    than n)."""
+    x = np.asarray(x, dtype=np.float64)
+    return sliding_window_view(x, n) if x.shape[0] >= n else np.empty((0, n))
+
+
+def _place(values: np.ndarray, bars: int, n: int) -> np.ndarray:
+    """Per-window values as a bar series: NaN until n bars exist."""
+    out = np.full(bars, np.nan)
+    if bars >= n:
+        out[n - 1 :] = values
+    return out
+
+
+def _constant(w: np.ndarray) -> np.ndarray:
+    """Windows whose values are all equal (and not NaN)."""
+    return (w == w[:, :1]).all(axis=1)
+
+
+def _centred_moments(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """m2, m3, m4: the mean centred powers (ddof 0) of each window."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = w - w.mean(axis=1, keepdims=True)
+        return (d**2).mean(axis=1), (d**3).mean(axis=1), (d**4).mean(axis=1)
+
+
+# ---- moments: skewness and kurtosis ---------------------------------------------------------------------
+
+
+@bar_function
+def rolling_skew(x, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            lo = i - n + 1
+            mean = 0.0
+            constant = True
+            for j in range(lo, i + 1):
+                mean += x[r, j]
+                constant = constant and x[r, j] == x[r, lo]
+            if constant:
+                continue  # no spread: NaN (a NaN first value is never equal to itself)
+            mean /= n
+            m2 = 0.0
+            m3 = 0.0
+            for j in range(lo, i + 1):
+                d = x[r, j] - mean
+                m2 += d * d
+                m3 += d * d * d
+            m2 /= n
+            m3 /= n
+            out[r, i] = np.sqrt(n * (n - 1.0)) / (n - 2.0) * m3 / m2**1.5
+    return out
+
+
+def _rolling_skew_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    w = _windows(x, k)
+    m2, m3, _ = _centred_moments(w)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        g1 = m3 / m2**1.5  # the biased (Fisher-Pearson) coefficient
+        skew = g1 * np.sqrt(k * (k - 1.0)) / (k - 2.0)  # pandas' adjusted G1
+    return _place(np.where(_constant(w), np.nan, skew), len(x), k)
+
+
+@bar_function
+def rolling_kurt(x, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            lo = i - n + 1
+            mean = 0.0
+            constant = True
+            for j in range(lo, i + 1):
+                mean += x[r, j]
+                constant = constant and x[r, j] == x[r, lo]
+            if constant:
+                continue
+            mean /= n
+            m2 = 0.0
+            m4 = 0.0
+            for j in range(lo, i + 1):
+                d2 = (x[r, j] - mean) ** 2
+                m2 += d2
+                m4 += d2 * d2
+            m2 /= n
+            m4 /= n
+            out[r, i] = ((n * n - 1.0) * m4 / (m2 * m2) - 3.0 * (n - 1.0) ** 2) / ((n - 2.0) * (n - 3.0))
+    return out
+
+
+def _rolling_kurt_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    w = _windows(x, k)
+    m2, _, m4 = _centred_moments(w)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        g2 = m4 / m2**2 - 3.0  # the biased excess kurtosis
+        kurt = (k - 1.0) / ((k - 2.0) * (k - 3.0)) * ((k + 1.0) * g2 + 6.0)  # pandas' adjusted G2
+    return _place(np.where(_constant(w), np.nan, kurt), len(x), k)
+
+
+MOMENT_EDGE = (
+    "NaN until n bars exist; a NaN or infinite value in the window gives NaN; a constant window (all values "
+    "equal) gives NaN, as pandas does"
+)
+register(
+    Operator(
+        "rolling_skew",
+        (Param("x"), Param("n", "int", None, 3)),
+        BAR,
+        "sample skewness over the last n bars, bias-corrected as pandas' rolling(n).skew(): "
+        "sqrt(n (n - 1)) / (n - 2) * m3 / m2^1.5 with m_k the mean centred k-th power",
+        MOMENT_EDGE,
+        window=rolling_window,
+        bar=rolling_skew,
+        bar_constants=("n",),
+        reference=_rolling_skew_reference,
+        examples=("rolling_skew(last(trades.price), 3)", "rolling_skew(sum(trades.size), 5)"),
+    )
+)
+register(
+    Operator(
+        "rolling_kurt",
+        (Param("x"), Param("n", "int", None, 4)),
+        BAR,
+        "sample excess kurtosis over the last n bars, bias-corrected as pandas' rolling(n).kurt(): "
+        "((n^2 - 1) m4 / m2^2 - 3 (n - 1)^2) / ((n - 2) (n - 3))",
+        MOMENT_EDGE,
+        window=rolling_window,
+        bar=rolling_kurt,
+        bar_constants=("n",),
+        reference=_rolling_kurt_reference,
+        examples=("rolling_kurt(last(trades.price), 4)", "rolling_kurt(sum(trades.size), 6)"),
+    )
+)
