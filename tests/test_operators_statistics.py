@@ -102,3 +102,43 @@ def test_rows_are_independent() -> None:
 @pytest.mark.parametrize("name", ["rolling_skew", "rolling_kurt"])
 def test_references_of_series_shorter_than_the_window(name: str) -> None:
     assert np.isnan(_own_reference(name, np.array([1.0, 2.0]), session=SESSION[:2], n=5)).all()
+
+
+# ---- quantile -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 7, 30])
+@pytest.mark.parametrize("q", [0.0, 0.1, 0.25, 0.5, 0.7, 0.9, 1.0])
+def test_rolling_quantile(n: int, q: float) -> None:
+    x = _series(n)
+    got = statistics.rolling_quantile(x, n, q, SESSION)
+    expected = np.stack([_per_window(row, n, lambda w: np.quantile(w, q)) for row in x])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        np.stack([_own_reference("rolling_quantile", row, n=n, q=q) for row in x]), expected, rtol=1e-12, atol=1e-15
+    )
+    if q == 0.5:
+        np.testing.assert_allclose(got, np.stack([_per_window(row, n, np.median) for row in x]), rtol=1e-12)
+
+
+def test_rolling_quantile_by_hand_and_its_bounds() -> None:
+    x = np.array([[4.0, 1.0, 3.0, 2.0, 2.0]])
+    # sorted window of the last 4 bars at bar 3: 1, 2, 3, 4; h = 3 q
+    assert statistics.rolling_quantile(x, 4, 0.5, SESSION[:5])[0, 3] == 2.5
+    assert statistics.rolling_quantile(x, 4, 0.25, SESSION[:5])[0, 3] == 1.75
+    assert statistics.rolling_quantile(x, 4, 0.0, SESSION[:5])[0, 3] == 1.0
+    assert statistics.rolling_quantile(x, 4, 1.0, SESSION[:5])[0, 3] == 4.0
+    # ties: sorted 1, 2, 2, 3 at bar 4
+    assert statistics.rolling_quantile(x, 4, 0.5, SESSION[:5])[0, 4] == 2.0
+    assert np.isnan(statistics.rolling_quantile(x, 6, 0.5, SESSION[:5])).all()  # n larger than the series
+
+
+def test_rolling_quantile_with_infinities() -> None:
+    inf = np.inf
+    x = np.array([[1.0, inf, 2.0, -inf, inf]])
+    got = statistics.rolling_quantile(x, 2, 0.5, SESSION[:5])[0]
+    np.testing.assert_array_equal(got, [np.nan, inf, inf, -inf, np.nan])  # between -inf and +inf: NaN
+    got = statistics.rolling_quantile(x, 3, 1.0, SESSION[:5])[0]
+    np.testing.assert_array_equal(got, [np.nan, np.nan, inf, inf, inf])  # exact positions need no interpolation
+    ref = _own_reference("rolling_quantile", x[0], session=SESSION[:5], n=3, q=1.0)
+    np.testing.assert_array_equal(ref, got)

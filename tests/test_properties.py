@@ -16,7 +16,7 @@ throw-away project, so the numba tick kernel is compiled once per example, not o
 
 Operators are drawn by iterating the registry by kind (``operators.ELEMENTWISE / TICK / SHIFT / REDUCER / BAR``),
 so a newly registered operator is drawn automatically; constants come from each operator's ``params``
-(kind ``int`` / ``number`` and ``minimum``).
+(kind ``int`` / ``number``, ``minimum`` and ``maximum``).
 
 Keeping the comparison exact enough. Kernels and the reference sum in different orders (pandas groupby vs
 a loop, numpy pairwise sums vs running sums) and use different libm implementations (numba / numexpr /
@@ -332,9 +332,13 @@ class Drawer:
             if op.kind in (ops.SHIFT, ops.BAR) and self.chance(15):
                 return float(self.integer(low + 15, low + 45))  # reaches back over earlier sessions (or past them)
             return float(self.integer(low, low + 4))
-        # numbers: sized like the data for tick operators (e.g. a volume bucket), small for bar windows
+        # numbers: sized like the data for tick operators (e.g. a volume bucket), small for bar windows, and
+        # fractions (with the bounds themselves) for a number bounded above, such as a quantile's q
+        high = p.maximum if p.maximum is not None else math.inf
         choices = [150.0, 300.0, 777.5] if op.kind == ops.TICK else [1.0, 1.5, 2.0, 3.0, 4.5, 10.0]
-        return self.pick([c for c in choices if c >= low] or [low])
+        if p.maximum is not None:
+            choices = [low, high, *(low + (high - low) * t for t in (0.1, 0.25, 0.5, 0.7, 0.9))]
+        return self.pick([c for c in choices if low <= c <= high] or [low])
 
     def call(self, name: str, args: list[Expr], grain: str) -> Expr:
         """``name(args..., constants...)``; constants given positionally, by keyword, or left to their default."""

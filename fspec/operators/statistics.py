@@ -153,3 +153,69 @@ register(
         examples=("rolling_kurt(last(trades.price), 4)", "rolling_kurt(sum(trades.size), 6)"),
     )
 )
+
+
+# ---- order statistics: quantile -------------------------------------------------------------------------
+
+
+@bar_function
+def rolling_quantile(x, n, q, session):
+    out = np.full(x.shape, np.nan)
+    window = np.empty(n)
+    h = (n - 1) * q  # the position in the sorted window
+    lo = min(int(np.floor(h)), n - 1)
+    hi = min(lo + 1, n - 1)
+    g = h - lo
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            complete = True
+            for j in range(n):
+                window[j] = x[r, i - n + 1 + j]
+                if window[j] != window[j]:
+                    complete = False
+                    break
+            if not complete:
+                continue
+            window.sort()
+            a = window[lo]
+            b = window[hi]
+            if g == 0.0 or a == b:
+                out[r, i] = a
+            elif np.isinf(a) or np.isinf(b):
+                out[r, i] = a + b  # the limit: the infinite side, or NaN between -inf and +inf
+            elif g < 0.5:
+                out[r, i] = a + (b - a) * g
+            else:
+                out[r, i] = b - (b - a) * (1.0 - g)  # numpy's lerp, from the nearer side
+    return out
+
+
+def _rolling_quantile_reference(x: np.ndarray, session: np.ndarray, n: float, q: float) -> np.ndarray:
+    k = int(n)
+    w = _windows(x, k)
+    with np.errstate(invalid="ignore"):
+        below = np.quantile(w, q, axis=1, method="lower")
+        above = np.quantile(w, q, axis=1, method="higher")
+        linear = np.quantile(w, q, axis=1)  # numpy's default, method="linear"
+        limit = below + above
+    value = np.where(below == above, below, np.where(np.isinf(below) | np.isinf(above), limit, linear))
+    return _place(np.where(np.isnan(w).any(axis=1), np.nan, value), len(x), k)
+
+
+register(
+    Operator(
+        "rolling_quantile",
+        (Param("x"), Param("n", "int", None, 1), Param("q", "number", None, 0, 1)),
+        BAR,
+        "the q-quantile of the last n bars, linearly interpolated as numpy's default: position h = (n - 1) q in "
+        "the sorted window, s[floor(h)] + (h - floor(h)) (s[floor(h) + 1] - s[floor(h)])",
+        "NaN until n bars exist; a NaN inside the window gives NaN; q = 0 is the minimum, q = 1 the maximum, "
+        "q = 0.5 the median; interpolating towards an infinite value gives that infinity, between -inf and +inf "
+        "NaN",
+        window=rolling_window,
+        bar=rolling_quantile,
+        bar_constants=("n", "q"),
+        reference=_rolling_quantile_reference,
+        examples=("rolling_quantile(last(trades.price), 4, 0.25)", "rolling_quantile(sum(trades.size), 5, q=0.9)"),
+    )
+)
