@@ -142,3 +142,68 @@ def test_rolling_quantile_with_infinities() -> None:
     np.testing.assert_array_equal(got, [np.nan, np.nan, inf, inf, inf])  # exact positions need no interpolation
     ref = _own_reference("rolling_quantile", x[0], session=SESSION[:5], n=3, q=1.0)
     np.testing.assert_array_equal(ref, got)
+
+
+# ---- rank -----------------------------------------------------------------------------------------------
+
+
+def _rank_by_counting(w: np.ndarray) -> float:
+    """Pairwise: each other value of the window below scores 1, each one equal scores 1/2."""
+    scores = [1.0 if v < w[-1] else 0.5 if v == w[-1] else 0.0 for v in w[:-1]]
+    return sum(scores) / (len(w) - 1)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 30])
+def test_rolling_rank(n: int) -> None:
+    x = _series(n)
+    got = statistics.rolling_rank(x, n, SESSION)
+    expected = np.stack([_per_window(row, n, _rank_by_counting) for row in x])
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+    np.testing.assert_allclose(np.stack([_own_reference("rolling_rank", row, n=n) for row in x]), expected, rtol=1e-15)
+    assert ((got >= 0) & (got <= 1))[~np.isnan(got)].all()
+    if n <= 10:
+        assert got[1, 19] == 0.5  # a constant window
+
+
+def test_rolling_rank_is_pandas_average_rank_rescaled() -> None:
+    x = np.round(np.random.default_rng(3).normal(size=(1, 60)), 1)  # many ties
+    pandas_rank = pd.Series(x[0]).rolling(5).rank(method="average").to_numpy()
+    np.testing.assert_allclose(statistics.rolling_rank(x, 5, np.zeros(60, dtype=np.int64))[0], (pandas_rank - 1) / 4)
+
+
+def test_rolling_rank_by_hand() -> None:
+    x = np.array([[3.0, 1.0, 2.0, 2.0, 5.0, np.inf, -np.inf]])
+    got = statistics.rolling_rank(x, 3, SESSION[:7])[0]
+    # windows ending at bars 2..6: [3 1 2] -> 1/2; [1 2 2] -> 1.5/2; [2 2 5], [2 5 inf] -> 1; [5 inf -inf] -> 0
+    np.testing.assert_array_equal(got, [np.nan, np.nan, 0.5, 0.75, 1.0, 1.0, 0.0])
+    x[0, 3] = np.nan
+    assert np.isnan(statistics.rolling_rank(x, 3, SESSION[:7])[0, 3:6]).all()
+
+
+# ---- bars since the maximum / minimum -------------------------------------------------------------------
+
+
+def _bars_since_by_scan(w: np.ndarray, pick) -> float:
+    target = pick(w)
+    return float(min(len(w) - 1 - j for j in range(len(w)) if w[j] == target))  # the most recent holder
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 30])
+@pytest.mark.parametrize("name, pick", [("rolling_argmax", np.max), ("rolling_argmin", np.min)])
+def test_rolling_argmax_and_argmin(name: str, pick, n: int) -> None:
+    x = _series(n)
+    got = getattr(statistics, name)(x, n, SESSION)
+    expected = np.stack([_per_window(row, n, lambda w: _bars_since_by_scan(w, pick)) for row in x])
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(np.stack([_own_reference(name, row, n=n) for row in x]), expected)
+    if n == 1:
+        assert (got[~np.isnan(got)] == 0).all()
+    if 1 < n <= 10:
+        assert got[1, 19] == 0  # a constant window: the current bar
+
+
+def test_rolling_argmax_ties_take_the_most_recent() -> None:
+    x = np.array([[5.0, 1.0, 5.0, 2.0, 1.0, -np.inf]])
+    np.testing.assert_array_equal(statistics.rolling_argmax(x, 4, SESSION[:6])[0], [np.nan] * 3 + [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(statistics.rolling_argmin(x, 4, SESSION[:6])[0], [np.nan] * 3 + [2.0, 0.0, 0.0])
+    np.testing.assert_array_equal(statistics.rolling_argmin(x, 5, SESSION[:6])[0], [np.nan] * 4 + [0.0, 0.0])

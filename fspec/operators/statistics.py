@@ -219,3 +219,133 @@ register(
         examples=("rolling_quantile(last(trades.price), 4, 0.25)", "rolling_quantile(sum(trades.size), 5, q=0.9)"),
     )
 )
+
+
+# ---- rank and position of the extremes ------------------------------------------------------------------
+
+
+@bar_function
+def rolling_rank(x, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            below = 0
+            ties = 0
+            complete = True
+            for j in range(i - n + 1, i):
+                if x[r, j] != x[r, j]:
+                    complete = False
+                    break
+                if x[r, j] < x[r, i]:
+                    below += 1
+                elif x[r, j] == x[r, i]:
+                    ties += 1
+            if complete and x[r, i] == x[r, i]:
+                out[r, i] = (below + 0.5 * ties) / (n - 1)
+    return out
+
+
+def _rolling_rank_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    w = _windows(x, k)
+    current = w[:, -1:]
+    below = (w < current).sum(axis=1)
+    others_equal = (w == current).sum(axis=1) - 1  # the current value is equal to itself
+    rank = (below + 0.5 * others_equal) / (k - 1)
+    return _place(np.where(np.isnan(w).any(axis=1), np.nan, rank), len(x), k)
+
+
+register(
+    Operator(
+        "rolling_rank",
+        (Param("x"), Param("n", "int", None, 2)),
+        BAR,
+        "where this bar's x stands among the last n bars, in [0, 1]: (the number of the other n - 1 values "
+        "below x + half the number equal to x) / (n - 1)",
+        "NaN until n bars exist; a NaN inside the window gives NaN; 0 = the lowest of the window (strictly), "
+        "1 = the highest (strictly); each tie counts one half, so a constant window gives 0.5 and "
+        "(pandas' rolling(n).rank() - 1) / (n - 1) is the same number; n >= 2 (one value has no rank)",
+        window=rolling_window,
+        bar=rolling_rank,
+        bar_constants=("n",),
+        reference=_rolling_rank_reference,
+        examples=("rolling_rank(last(trades.price), 4)", "rolling_rank(sum(trades.size), 3)"),
+    )
+)
+
+
+@bar_function
+def rolling_argmax(x, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            best = x[r, i]
+            since = 0
+            for back in range(n):  # from the current bar backwards: a tie keeps the most recent
+                v = x[r, i - back]
+                if v != v:
+                    since = -1
+                    break
+                if v > best:
+                    best = v
+                    since = back
+            if since >= 0:
+                out[r, i] = since
+    return out
+
+
+@bar_function
+def rolling_argmin(x, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            best = x[r, i]
+            since = 0
+            for back in range(n):
+                v = x[r, i - back]
+                if v != v:
+                    since = -1
+                    break
+                if v < best:
+                    best = v
+                    since = back
+            if since >= 0:
+                out[r, i] = since
+    return out
+
+
+def _bars_since(x: np.ndarray, n: float, extreme) -> np.ndarray:
+    k = int(n)
+    w = _windows(x, k)
+    newest_first = w[:, ::-1]
+    since = extreme(newest_first, axis=1).astype(np.float64)  # the first occurrence: the most recent bar
+    return _place(np.where(np.isnan(w).any(axis=1), np.nan, since), len(x), k)
+
+
+def _rolling_argmax_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    return _bars_since(x, n, np.argmax)
+
+
+def _rolling_argmin_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    return _bars_since(x, n, np.argmin)
+
+
+for _name, _what, _fn, _ref in [
+    ("rolling_argmax", "maximum", rolling_argmax, _rolling_argmax_reference),
+    ("rolling_argmin", "minimum", rolling_argmin, _rolling_argmin_reference),
+]:
+    register(
+        Operator(
+            _name,
+            (Param("x"), Param("n", "int", None, 1)),
+            BAR,
+            f"bars since the {_what} of the last n bars: 0 = this bar, n - 1 = the oldest bar of the window",
+            f"NaN until n bars exist; a NaN inside the window gives NaN; ties: the most recent bar holding the "
+            f"{_what} (a constant window gives 0); n = 1 gives 0",
+            window=rolling_window,
+            bar=_fn,
+            bar_constants=("n",),
+            reference=_ref,
+            examples=(f"{_name}(last(trades.price), 4)", f"{_name}(sum(trades.size), 3)"),
+        )
+    )
