@@ -207,3 +207,128 @@ def test_rolling_argmax_ties_take_the_most_recent() -> None:
     np.testing.assert_array_equal(statistics.rolling_argmax(x, 4, SESSION[:6])[0], [np.nan] * 3 + [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(statistics.rolling_argmin(x, 4, SESSION[:6])[0], [np.nan] * 3 + [2.0, 0.0, 0.0])
     np.testing.assert_array_equal(statistics.rolling_argmin(x, 5, SESSION[:6])[0], [np.nan] * 4 + [0.0, 0.0])
+
+
+# ---- covariance, beta, slope, z-score -------------------------------------------------------------------
+
+
+def _pairs(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _series(seed), _series(seed + 100)
+    y[1, 10:20] = np.round(np.linspace(-1, 1, 10), 1)  # y varies where x is constant
+    y[0, 14:21] = -0.3  # y constant where x varies
+    return x, y
+
+
+def _pairwise(xrow: np.ndarray, yrow: np.ndarray, n: int, fn) -> np.ndarray:
+    out = np.full(xrow.shape[0], np.nan)
+    for i in range(n - 1, xrow.shape[0]):
+        wx, wy = xrow[i - n + 1 : i + 1], yrow[i - n + 1 : i + 1]
+        if not (np.isnan(wx).any() or np.isnan(wy).any()):
+            out[i] = fn(wx, wy)
+    return out
+
+
+def _flat(w: np.ndarray) -> bool:
+    return bool((w == w[0]).all())
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 7, 30])
+def test_rolling_cov(n: int) -> None:
+    x, y = _pairs(n)
+    got = statistics.rolling_cov(x, y, n, SESSION)
+
+    def cov(wx: np.ndarray, wy: np.ndarray) -> float:
+        return 0.0 if _flat(wx) or _flat(wy) else np.cov(wx, wy)[0, 1]
+
+    expected = np.stack([_pairwise(a, b, n, cov) for a, b in zip(x, y, strict=True)])
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
+    ref = np.stack([_own_reference("rolling_cov", a, b, n=n) for a, b in zip(x, y, strict=True)])
+    np.testing.assert_allclose(ref, expected, rtol=1e-9, atol=1e-15)
+    if n <= 7:
+        assert got[0, 20] == 0.0 and got[1, 19] == 0.0  # one side constant: exactly 0
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 7, 30])
+def test_rolling_beta(n: int) -> None:
+    x, y = _pairs(n)
+    got = statistics.rolling_beta(y, x, n, SESSION)
+
+    def beta(wx: np.ndarray, wy: np.ndarray) -> float:
+        if _flat(wx):
+            return np.nan
+        return 0.0 if _flat(wy) else np.polyfit(wx, wy, 1)[0]  # least squares, independently
+
+    expected = np.stack([_pairwise(a, b, n, beta) for a, b in zip(x, y, strict=True)])
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    ref = np.stack([_own_reference("rolling_beta", b, a, n=n) for a, b in zip(x, y, strict=True)])
+    np.testing.assert_allclose(ref, expected, rtol=1e-9, atol=1e-12)
+    if n <= 10:
+        assert np.isnan(got[1, 19])  # x constant: var(x) = 0
+
+
+def test_rolling_beta_of_a_line_and_argument_order() -> None:
+    x = np.array([[1.0, 2.0, 4.0, 8.0, 3.0]])
+    y = 3.0 * x - 1.0
+    np.testing.assert_allclose(statistics.rolling_beta(y, x, 3, SESSION[:5])[0, 2:], 3.0, rtol=1e-14)
+    np.testing.assert_allclose(statistics.rolling_beta(x, y, 3, SESSION[:5])[0, 2:], 1 / 3, rtol=1e-14)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 7, 30])
+def test_rolling_slope(n: int) -> None:
+    x = _series(n)
+    got = statistics.rolling_slope(x, n, SESSION)
+    t = np.arange(n, dtype=np.float64)
+    expected = np.stack([_per_window(row, n, lambda w: 0.0 if _flat(w) else np.polyfit(t, w, 1)[0]) for row in x])
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    ref = np.stack([_own_reference("rolling_slope", row, n=n) for row in x])
+    np.testing.assert_allclose(ref, expected, rtol=1e-9, atol=1e-12)
+    if n <= 10:
+        assert got[1, 19] == 0.0
+
+
+def test_rolling_slope_by_hand() -> None:
+    x = np.array([[5.0, 7.0, 9.0, 8.0, 1e6 + 1.0, 1e6 + 3.0, 1e6 + 5.0]])
+    got = statistics.rolling_slope(x, 2, SESSION[:7])[0]
+    np.testing.assert_array_equal(got[1:], np.diff(x[0]))  # n = 2: the last difference
+    got = statistics.rolling_slope(x, 3, SESSION[:7])[0]
+    assert got[2] == 2.0 and got[6] == 2.0  # a line, also far from zero
+    assert np.isnan(statistics.rolling_slope(x, 8, SESSION[:7])).all()
+
+
+def _zscore_in_numpy(w: np.ndarray) -> float:
+    std = np.std(w, ddof=1)
+    return np.nan if _flat(w) else (w[-1] - np.mean(w)) / std
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 7, 30])
+def test_zscore(n: int) -> None:
+    x = _series(n)
+    got = statistics.zscore(x, n, SESSION)
+    expected = np.stack([_per_window(row, n, _zscore_in_numpy) for row in x])
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(np.stack([_own_reference("zscore", row, n=n) for row in x]), expected, rtol=1e-9)
+    if n <= 10:
+        assert np.isnan(got[1, 19])  # std = 0
+    if n == 2:  # two values: +-1/sqrt(2) unless they are equal
+        finite = got[np.isfinite(got)]
+        np.testing.assert_allclose(np.abs(finite), np.sqrt(0.5), rtol=1e-14)
+
+
+def test_zscore_is_the_rolling_formula_it_replaces() -> None:
+    """(x - rolling_mean(x, n)) / rolling_std(x, n): the hint zscore used to give when it was forbidden."""
+    from fspec.operators import windows
+
+    x = _series(5)
+    with np.errstate(invalid="ignore"):
+        expected = (x - windows.rolling_mean(x, 5, SESSION)) / windows.rolling_std(x, 5, SESSION)
+    got = statistics.zscore(x, 5, SESSION)
+    np.testing.assert_allclose(got[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rolling_cov", "rolling_beta", "rolling_slope", "zscore"])
+def test_infinities_give_nan(name: str) -> None:
+    x = np.array([[1.0, np.inf, 2.0, 3.0, 5.0], [np.inf] * 5])
+    args = (x, x[::-1].copy()) if name in ("rolling_cov", "rolling_beta") else (x,)
+    got = getattr(statistics, name)(*args, 3, SESSION[:5])
+    assert np.isnan(got[:, :4]).all()
+    assert np.isnan(got[1]).all()  # a constant infinite window is not constant

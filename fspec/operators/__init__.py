@@ -35,11 +35,10 @@ FORBIDDEN: dict[str, tuple[str, str]] = {
     "shift": ("shift is ambiguous about direction", "use lag(x, k) for the past; lead(x, k) only in targets"),
     "centered_mean": ("a centred window reads the future", "use rolling_mean(x, n), which ends at this bar"),
     "rolling_center": ("a centred window reads the future", "use rolling_mean(x, n), which ends at this bar"),
-    "zscore": (
-        "zscore over the data set is a whole-sample statistic",
-        "use (x - rolling_mean(x, n)) / rolling_std(x, n)",
+    "rank": (
+        "rank over the data set is a whole-sample statistic",
+        "use rolling_rank(x, n), the rank within the last n bars",
     ),
-    "rank": ("rank over the data set is a whole-sample statistic", "use a rolling window"),
     "cummax": ("cummax over the data set depends on the sample start", "use rolling_max(x, n)"),
 }
 

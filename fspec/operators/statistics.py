@@ -33,8 +33,8 @@ def _place(values: np.ndarray, bars: int, n: int) -> np.ndarray:
 
 
 def _constant(w: np.ndarray) -> np.ndarray:
-    """Windows whose values are all equal (and not NaN)."""
-    return (w == w[:, :1]).all(axis=1)
+    """Windows whose values are all equal and finite."""
+    return (w == w[:, :1]).all(axis=1) & np.isfinite(w[:, 0])
 
 
 def _centred_moments(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -349,3 +349,231 @@ for _name, _what, _fn, _ref in [
             examples=(f"{_name}(last(trades.price), 4)", f"{_name}(sum(trades.size), 3)"),
         )
     )
+
+
+# ---- covariance, regressions and the z-score ------------------------------------------------------------
+
+
+@bar_function
+def rolling_cov(x, y, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            lo = i - n + 1
+            mx = 0.0
+            my = 0.0
+            x_const = np.isfinite(x[r, lo])
+            y_const = np.isfinite(y[r, lo])
+            for j in range(lo, i + 1):
+                mx += x[r, j]
+                my += y[r, j]
+                x_const = x_const and x[r, j] == x[r, lo]
+                y_const = y_const and y[r, j] == y[r, lo]
+            mx /= n
+            my /= n
+            sxy = 0.0
+            for j in range(lo, i + 1):
+                sxy += (x[r, j] - mx) * (y[r, j] - my)
+            cov = sxy / (n - 1)
+            if cov == cov and (x_const or y_const):
+                cov = 0.0  # exactly, not the rounding residue of a centred sum
+            out[r, i] = cov
+    return out
+
+
+@bar_function
+def rolling_beta(y, x, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            lo = i - n + 1
+            mx = 0.0
+            my = 0.0
+            x_const = np.isfinite(x[r, lo])
+            y_const = np.isfinite(y[r, lo])
+            for j in range(lo, i + 1):
+                mx += x[r, j]
+                my += y[r, j]
+                x_const = x_const and x[r, j] == x[r, lo]
+                y_const = y_const and y[r, j] == y[r, lo]
+            if x_const:
+                continue  # no variance of x: NaN
+            mx /= n
+            my /= n
+            sxy = 0.0
+            sxx = 0.0
+            for j in range(lo, i + 1):
+                dx = x[r, j] - mx
+                sxy += dx * (y[r, j] - my)
+                sxx += dx * dx
+            if sxx == 0.0:
+                continue
+            beta = sxy / sxx
+            if beta == beta and y_const:
+                beta = 0.0
+            out[r, i] = beta
+    return out
+
+
+@bar_function
+def rolling_slope(x, n, session):
+    out = np.full(x.shape, np.nan)
+    centre = (n - 1) / 2.0
+    stt = n * (n * n - 1.0) / 12.0  # sum (t - centre)^2 over t = 0 .. n - 1
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            lo = i - n + 1
+            mean = 0.0
+            constant = np.isfinite(x[r, lo])
+            for j in range(lo, i + 1):
+                mean += x[r, j]
+                constant = constant and x[r, j] == x[r, lo]
+            mean /= n
+            stx = 0.0
+            for j in range(lo, i + 1):
+                stx += (j - lo - centre) * (x[r, j] - mean)
+            slope = stx / stt
+            if slope == slope and constant:
+                slope = 0.0
+            out[r, i] = slope
+    return out
+
+
+@bar_function
+def zscore(x, n, session):
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            lo = i - n + 1
+            mean = 0.0
+            constant = np.isfinite(x[r, lo])
+            for j in range(lo, i + 1):
+                mean += x[r, j]
+                constant = constant and x[r, j] == x[r, lo]
+            if constant:
+                continue  # std = 0: NaN
+            mean /= n
+            ss = 0.0
+            for j in range(lo, i + 1):
+                ss += (x[r, j] - mean) ** 2
+            std = np.sqrt(ss / (n - 1))
+            if std > 0.0:
+                out[r, i] = (x[r, i] - mean) / std
+    return out
+
+
+def _centred(w: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return w - w.mean(axis=1, keepdims=True)
+
+
+def _rolling_cov_reference(x: np.ndarray, y: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    wx, wy = _windows(x, k), _windows(y, k)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cov = (_centred(wx) * _centred(wy)).sum(axis=1) / (k - 1)
+    flat = (_constant(wx) | _constant(wy)) & ~np.isnan(cov)
+    return _place(np.where(flat, 0.0, cov), len(x), k)
+
+
+def _rolling_beta_reference(y: np.ndarray, x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    wx, wy = _windows(x, k), _windows(y, k)
+    dx = _centred(wx)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        var_x = (dx * dx).sum(axis=1)
+        beta = (dx * _centred(wy)).sum(axis=1) / var_x
+    beta = np.where(_constant(wy) & ~np.isnan(beta), 0.0, beta)
+    return _place(np.where(_constant(wx) | (var_x == 0), np.nan, beta), len(x), k)
+
+
+def _rolling_slope_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    w = _windows(x, k)
+    t = np.arange(k, dtype=np.float64)
+    t -= t.mean()
+    with np.errstate(invalid="ignore", over="ignore"):
+        slope = (_centred(w) * t).sum(axis=1) / (t * t).sum()
+    return _place(np.where(_constant(w) & ~np.isnan(slope), 0.0, slope), len(x), k)
+
+
+def _zscore_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    w = _windows(x, k)
+    d = _centred(w)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        std = np.sqrt((d * d).sum(axis=1) / (k - 1))
+        z = d[:, -1] / std
+    return _place(np.where(_constant(w) | (std == 0), np.nan, z), len(x), k)
+
+
+N2 = Param("n", "int", None, 2)
+COV_EDGE = (
+    "NaN until n bars exist; a NaN or infinite value in either window gives NaN; 0 if either side is constant "
+    "(all values equal and finite) in the window"
+)
+register(
+    Operator(
+        "rolling_cov",
+        (Param("x"), Param("y"), N2),
+        BAR,
+        "sample covariance (ddof = 1) of x and y over the last n bars",
+        COV_EDGE,
+        window=rolling_window,
+        bar=rolling_cov,
+        bar_constants=("n",),
+        reference=_rolling_cov_reference,
+        examples=(
+            "rolling_cov(last(trades.price), sum(trades.size), 4)",
+            "rolling_cov(count(trades.price), last(trades.price) - first(trades.price), 3)",
+        ),
+    )
+)
+register(
+    Operator(
+        "rolling_beta",
+        (Param("y"), Param("x"), N2),
+        BAR,
+        "OLS beta of y on x over the last n bars: cov(y, x) / var(x)",
+        "NaN until n bars exist; a NaN or infinite value in either window gives NaN; NaN if x is constant in the "
+        "window (var(x) = 0); 0 if y is constant (all values equal and finite) and x is not",
+        window=rolling_window,
+        bar=rolling_beta,
+        bar_constants=("n",),
+        reference=_rolling_beta_reference,
+        examples=(
+            "rolling_beta(last(trades.price), mean(trades.price), 4)",
+            "rolling_beta(sum(trades.size), count(trades.price), 5)",
+        ),
+    )
+)
+register(
+    Operator(
+        "rolling_slope",
+        (Param("x"), N2),
+        BAR,
+        "OLS slope of the last n bars of x on the bar index 0 .. n - 1 (oldest to this bar): x's trend per bar",
+        "NaN until n bars exist; a NaN or infinite value in the window gives NaN; a constant window gives 0; "
+        "n = 2 gives the last difference",
+        window=rolling_window,
+        bar=rolling_slope,
+        bar_constants=("n",),
+        reference=_rolling_slope_reference,
+        examples=("rolling_slope(last(trades.price), 4)", "rolling_slope(sum(trades.size), 3)"),
+    )
+)
+register(
+    Operator(
+        "zscore",
+        (Param("x"), N2),
+        BAR,
+        "(x - rolling mean) / rolling standard deviation (ddof = 1), both over the last n bars (this one included)",
+        "NaN until n bars exist; a NaN or infinite value in the window gives NaN; NaN where the standard deviation "
+        "is 0 (a constant window)",
+        window=rolling_window,
+        bar=zscore,
+        bar_constants=("n",),
+        reference=_zscore_reference,
+        examples=("zscore(last(trades.price), 4)", "zscore(sum(trades.size), 6)"),
+    )
+)
