@@ -332,3 +332,78 @@ def test_infinities_give_nan(name: str) -> None:
     got = getattr(statistics, name)(*args, 3, SESSION[:5])
     assert np.isnan(got[:, :4]).all()
     assert np.isnan(got[1]).all()  # a constant infinite window is not constant
+
+
+# ---- Hurst exponent -------------------------------------------------------------------------------------
+
+
+def _hurst_by_loops(w: np.ndarray) -> float:
+    """Classic R/S written out: sizes 8, 16, ... <= n, end-aligned chunks, slope by least squares."""
+    n = len(w)
+    points = []
+    size = 8
+    while size <= n:
+        ratios = []
+        for c in range(n // size):
+            chunk = w[n - (c + 1) * size : n - c * size]
+            if np.all(chunk == chunk[0]):
+                return np.nan
+            deviations = chunk - chunk.mean()
+            walk = np.cumsum(deviations)
+            ratios.append((walk.max() - walk.min()) / np.std(chunk))
+        points.append((np.log(size), np.log(np.mean(ratios))))
+        size *= 2
+    design = np.array([[1.0, p[0]] for p in points])
+    return float(np.linalg.lstsq(design, np.array([p[1] for p in points]), rcond=None)[0][1])
+
+
+@pytest.mark.parametrize("n", [16, 17, 31, 40, 64])
+def test_rolling_hurst(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(3, 150))
+    x[0, 70] = np.nan
+    x[1, 100] = np.inf
+    x[2, 20:30] = 0.25  # 10 constant bars: a window with a chunk of 8 inside them is NaN
+    session = np.zeros(150, dtype=np.int64)
+    got = statistics.rolling_hurst(x, n, session)
+    expected = np.stack(
+        [_per_window(row, n, lambda w: _hurst_by_loops(w) if np.isfinite(w).all() else np.nan) for row in x]
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        np.stack([_own_reference("rolling_hurst", row, session=session, n=n) for row in x]), expected, rtol=1e-9
+    )
+    assert np.isnan(got[0, 70 : 70 + n]).all() and np.isnan(got[1, 100 : 100 + n]).all()
+    assert np.isnan(got[:, : n - 1]).all()
+    assert np.isnan(got[2, 29 : 29 + n]).any()
+    assert np.isfinite(got[2, 29 + n :]).all()  # the constant stretch has left the window
+
+
+def test_rolling_hurst_with_two_sizes_by_hand() -> None:
+    """n = 16: sizes 8 and 16, so H = (log RS16 - log RS8) / log 2."""
+    w = np.random.default_rng(5).normal(size=16)
+
+    def rs(chunk: np.ndarray) -> float:
+        walk = np.cumsum(chunk - chunk.mean())
+        return (walk.max() - walk.min()) / chunk.std()
+
+    expected = np.log(rs(w) / ((rs(w[:8]) + rs(w[8:])) / 2)) / np.log(2)
+    got = statistics.rolling_hurst(w[None, :], 16, np.zeros(16, dtype=np.int64))[0]
+    assert np.isnan(got[:15]).all()
+    assert got[15] == pytest.approx(expected, rel=1e-12)
+
+
+def test_rolling_hurst_of_white_noise_trends_and_mean_reversion() -> None:
+    rng = np.random.default_rng(2026)
+    session = np.zeros(4096, dtype=np.int64)
+    noise = rng.normal(size=(1, 4096))
+    h = statistics.rolling_hurst(noise, 512, session)[0, 511:]
+    assert abs(np.mean(h) - 0.5) < 0.1  # classic R/S: about 0.55 at these sizes
+    trend = np.cumsum(rng.normal(size=(1, 4096)), axis=1)  # a random walk read as returns: persistent
+    assert np.mean(statistics.rolling_hurst(trend, 512, session)[0, 511:]) > 0.9
+    reverting = np.diff(rng.normal(size=(1, 4097)), axis=1)  # differenced noise: anti-persistent
+    assert np.mean(statistics.rolling_hurst(reverting, 512, session)[0, 511:]) < 0.3
+    # scale and shift do not change it
+    np.testing.assert_allclose(
+        statistics.rolling_hurst(noise * 3 + 7, 64, session), statistics.rolling_hurst(noise, 64, session), rtol=1e-9
+    )

@@ -196,7 +196,7 @@ JUMPS = {"lt", "le", "gt", "ge", "eq", "ne", "and_", "or_", "not_", "sign", "tic
 SAME = {"neg", "abs", "where", "clip", "min2", "max2", "lag", "ffill", "first", "last", "min", "max"}
 SAME |= {"rolling_min", "rolling_max"}
 WELL_CONDITIONED_ONLY = {"std", "rolling_std", "rolling_corr", "rolling_skew", "rolling_kurt"}
-WELL_CONDITIONED_ONLY |= {"rolling_cov", "rolling_beta", "rolling_slope", "zscore"}
+WELL_CONDITIONED_ONLY |= {"rolling_cov", "rolling_beta", "rolling_slope", "zscore", "rolling_hurst"}
 ANY_INPUT = SAME | {"add", "sub", "mul", "exp", "diff", "sum", "count", "mean", "bipower", "wmean", "ewm_mean"}
 ANY_INPUT |= {"rolling_sum", "rolling_mean", "session_cumsum"}
 

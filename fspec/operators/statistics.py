@@ -577,3 +577,121 @@ register(
         examples=("zscore(last(trades.price), 4)", "zscore(sum(trades.size), 6)"),
     )
 )
+
+
+# ---- the rescaled-range Hurst exponent ------------------------------------------------------------------
+
+
+@bar_function
+def rolling_hurst(x, n, session):
+    out = np.full(x.shape, np.nan)
+    levels = 0  # sub-window sizes 8, 16, ..., the largest power of two <= n
+    while 8 << levels <= n:
+        levels += 1
+    log_size = np.empty(levels)
+    log_rs = np.empty(levels)
+    for r in range(x.shape[0]):
+        for i in range(n - 1, x.shape[1]):
+            ok = True
+            for j in range(i - n + 1, i + 1):
+                if not np.isfinite(x[r, j]):
+                    ok = False
+                    break
+            for level in range(levels):
+                if not ok:
+                    break
+                size = 8 << level
+                chunks = n // size
+                total = 0.0
+                for c in range(chunks):  # aligned to the window's end: the most recent chunks * size bars
+                    lo = i + 1 - (chunks - c) * size
+                    mean = 0.0
+                    constant = True
+                    for j in range(lo, lo + size):
+                        mean += x[r, j]
+                        constant = constant and x[r, j] == x[r, lo]
+                    if constant:
+                        ok = False
+                        break
+                    mean /= size
+                    walk = 0.0
+                    top = -np.inf
+                    bottom = np.inf
+                    ss = 0.0
+                    for j in range(lo, lo + size):
+                        d = x[r, j] - mean
+                        walk += d
+                        top = max(top, walk)
+                        bottom = min(bottom, walk)
+                        ss += d * d
+                    spread = np.sqrt(ss / size)
+                    if spread == 0.0:
+                        ok = False
+                        break
+                    total += (top - bottom) / spread
+                log_size[level] = np.log(size)
+                log_rs[level] = np.log(total / chunks)
+            if not ok:
+                continue
+            mx = 0.0
+            my = 0.0
+            for level in range(levels):
+                mx += log_size[level]
+                my += log_rs[level]
+            mx /= levels
+            my /= levels
+            sxy = 0.0
+            sxx = 0.0
+            for level in range(levels):
+                sxy += (log_size[level] - mx) * (log_rs[level] - my)
+                sxx += (log_size[level] - mx) ** 2
+            out[r, i] = sxy / sxx
+    return out
+
+
+def _rescaled_range(chunks: np.ndarray) -> float:
+    """The mean R/S of the rows of ``chunks`` (NaN if one is constant)."""
+    if (chunks == chunks[:, :1]).all(axis=1).any():
+        return np.nan
+    deviations = chunks - chunks.mean(axis=1, keepdims=True)
+    walk = np.cumsum(deviations, axis=1)
+    spread = np.sqrt((deviations**2).mean(axis=1))
+    return float(np.mean((walk.max(axis=1) - walk.min(axis=1)) / spread))
+
+
+def _rolling_hurst_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    k = int(n)
+    sizes = [8 * 2**j for j in range(k.bit_length()) if 8 * 2**j <= k]
+    values = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for w in _windows(x, k):
+            if not np.isfinite(w).all():
+                values.append(np.nan)
+                continue
+            rs = [_rescaled_range(w[len(w) - (k // s) * s :].reshape(k // s, s)) for s in sizes]
+            if not np.isfinite(rs).all() or min(rs) <= 0:
+                values.append(np.nan)
+                continue
+            values.append(np.polyfit(np.log(sizes), np.log(rs), 1)[0])
+    return _place(np.array(values, dtype=np.float64), len(x), k)
+
+
+register(
+    Operator(
+        "rolling_hurst",
+        (Param("x"), Param("n", "int", None, 16)),
+        BAR,
+        "rescaled-range (R/S) Hurst exponent of the last n bars of x, read as returns: for each size s = 8, 16, "
+        "32, ... <= n, the most recent floor(n / s) * s bars are cut into chunks of s; a chunk's R/S is "
+        "(max - min of the running sum of its deviations from its mean) / its standard deviation (ddof = 0); "
+        "the result is the OLS slope of log(mean R/S over the chunks) on log(s)",
+        "NaN until n bars exist; a NaN or infinite value in the window gives NaN; NaN if any chunk is constant "
+        "(its R/S is undefined); about 0.5 for white noise (slightly above for short chunks: classic R/S is "
+        "not bias-corrected), towards 1 for trending, below 0.5 for mean-reverting returns; n >= 16 (two sizes)",
+        window=rolling_window,
+        bar=rolling_hurst,
+        bar_constants=("n",),
+        reference=_rolling_hurst_reference,
+        examples=("rolling_hurst(sum(trades.size), 16)", "rolling_hurst(last(trades.price) - first(trades.price), 17)"),
+    )
+)
