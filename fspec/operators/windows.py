@@ -10,7 +10,6 @@ operators marked session-local restart at each session. Each is compiled by numb
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from fspec.operators.core import BAR, Operator, Param, Window, bar_function, register
 
@@ -282,6 +281,8 @@ def rolling_median(x, n, session):
 
 
 def _rolling_median_reference(x: np.ndarray, session: np.ndarray, n: float) -> np.ndarray:
+    import pandas as pd  # only the tests call it: `fspec run` on plain parquet must not import pandas
+
     return pd.Series(x).rolling(int(n)).median().to_numpy(dtype=np.float64)
 
 
