@@ -378,6 +378,13 @@ def _call(ctx: _Context, node: Call) -> Node:
                 f"signature: {op.signature}",
             )
             return _invalid()
+        if p.maximum is not None and value > p.maximum:
+            ctx.error(
+                bound[p.name].span,
+                f"{node.op}: '{p.name}' must be at most {p.maximum:g}, got {value:g}",
+                f"signature: {op.signature}",
+            )
+            return _invalid()
         consts.append((p.name, float(value)))
     if op.target_only and not ctx.spec.is_target:
         ctx.error(

@@ -16,7 +16,7 @@ throw-away project, so the numba tick kernel is compiled once per example, not o
 
 Operators are drawn by iterating the registry by kind (``operators.ELEMENTWISE / TICK / SHIFT / REDUCER / BAR``),
 so a newly registered operator is drawn automatically; constants come from each operator's ``params``
-(kind ``int`` / ``number`` and ``minimum``).
+(kind ``int`` / ``number``, ``minimum`` and ``maximum``).
 
 Keeping the comparison exact enough. Kernels and the reference sum in different orders (pandas groupby vs
 a loop, numpy pairwise sums vs running sums) and use different libm implementations (numba / numexpr /
@@ -27,7 +27,8 @@ data is therefore dyadic (prices on a 1/64 grid, integer sizes: every sum of the
 the generator tracks how exactly each subexpression is computed (``EXACT`` dyadic with few bits: bit-identical
 whatever the order; ``DET``: one correctly rounded IEEE operation on such inputs, bit-identical too; ``NOISY``:
 may differ in the last bits) and feeds jumping operators only ``DET`` or better inputs. Ill-conditioned
-statistics (``std``, ``rolling_std``, ``rolling_corr``) get small exact inputs; ``wmean``'s weights are exact.
+statistics (``std``, ``rolling_std``, ``rolling_corr``, the rolling moments of ``fspec.operators.statistics``)
+get small exact inputs; ``wmean``'s weights are exact.
 IEEE special values (inf, NaN, -0.0) are never avoided: they reach every operator.
 
 A formula that crashes compile or run is reported (and left out so the others are still checked). On a failure
@@ -194,7 +195,8 @@ def _f(args: list[Expr]) -> int:
 JUMPS = {"lt", "le", "gt", "ge", "eq", "ne", "and_", "or_", "not_", "sign", "tick_rule"}
 SAME = {"neg", "abs", "where", "clip", "min2", "max2", "lag", "ffill", "first", "last", "min", "max"}
 SAME |= {"rolling_min", "rolling_max"}
-WELL_CONDITIONED_ONLY = {"std", "rolling_std", "rolling_corr"}
+WELL_CONDITIONED_ONLY = {"std", "rolling_std", "rolling_corr", "rolling_skew", "rolling_kurt"}
+WELL_CONDITIONED_ONLY |= {"rolling_cov", "rolling_beta", "rolling_slope", "zscore", "rolling_hurst"}
 ANY_INPUT = SAME | {"add", "sub", "mul", "exp", "diff", "sum", "count", "mean", "bipower", "wmean", "ewm_mean"}
 ANY_INPUT |= {"rolling_sum", "rolling_mean", "session_cumsum"}
 
@@ -331,9 +333,13 @@ class Drawer:
             if op.kind in (ops.SHIFT, ops.BAR) and self.chance(15):
                 return float(self.integer(low + 15, low + 45))  # reaches back over earlier sessions (or past them)
             return float(self.integer(low, low + 4))
-        # numbers: sized like the data for tick operators (e.g. a volume bucket), small for bar windows
+        # numbers: sized like the data for tick operators (e.g. a volume bucket), small for bar windows, and
+        # fractions (with the bounds themselves) for a number bounded above, such as a quantile's q
+        high = p.maximum if p.maximum is not None else math.inf
         choices = [150.0, 300.0, 777.5] if op.kind == ops.TICK else [1.0, 1.5, 2.0, 3.0, 4.5, 10.0]
-        return self.pick([c for c in choices if c >= low] or [low])
+        if p.maximum is not None:
+            choices = [low, high, *(low + (high - low) * t for t in (0.1, 0.25, 0.5, 0.7, 0.9))]
+        return self.pick([c for c in choices if low <= c <= high] or [low])
 
     def call(self, name: str, args: list[Expr], grain: str) -> Expr:
         """``name(args..., constants...)``; constants given positionally, by keyword, or left to their default."""

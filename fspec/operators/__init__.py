@@ -3,13 +3,14 @@ window rule, doc, edge cases and every lowering it has (see :mod:`fspec.operator
 
 Operators live in the module of their family, registered in the order ``fspec ops`` lists them:
 :mod:`~fspec.operators.elementwise`, :mod:`~fspec.operators.state` (tick state and shifts),
-:mod:`~fspec.operators.reducers` and :mod:`~fspec.operators.windows` (bar windows). Adding one touches its
-family's module and its test.
+:mod:`~fspec.operators.reducers`, :mod:`~fspec.operators.windows` (bar windows) and
+:mod:`~fspec.operators.statistics` (rolling statistics over bar windows). Adding one touches its family's module
+and its test.
 """
 
 from __future__ import annotations
 
-from fspec.operators import elementwise, reducers, state, windows
+from fspec.operators import elementwise, reducers, state, statistics, windows
 from fspec.operators.core import (
     BAR,
     ELEMENTWISE,
@@ -34,11 +35,10 @@ FORBIDDEN: dict[str, tuple[str, str]] = {
     "shift": ("shift is ambiguous about direction", "use lag(x, k) for the past; lead(x, k) only in targets"),
     "centered_mean": ("a centred window reads the future", "use rolling_mean(x, n), which ends at this bar"),
     "rolling_center": ("a centred window reads the future", "use rolling_mean(x, n), which ends at this bar"),
-    "zscore": (
-        "zscore over the data set is a whole-sample statistic",
-        "use (x - rolling_mean(x, n)) / rolling_std(x, n)",
+    "rank": (
+        "rank over the data set is a whole-sample statistic",
+        "use rolling_rank(x, n), the rank within the last n bars",
     ),
-    "rank": ("rank over the data set is a whole-sample statistic", "use a rolling window"),
     "cummax": ("cummax over the data set depends on the sample start", "use rolling_max(x, n)"),
 }
 
@@ -78,5 +78,6 @@ __all__ = [
     "reducers",
     "register",
     "state",
+    "statistics",
     "windows",
 ]

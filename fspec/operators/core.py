@@ -1,8 +1,8 @@
 """What an operator is: its signature, grain rule, window rule, doc, edge cases, and every lowering it has.
 
 An operator is one :class:`Operator` value, registered once (:func:`register`) in the module of its family
-(``elementwise``, ``state``, ``reducers``, ``windows``). Whatever compiles or runs a formula reads the
-lowerings from it and has no table of its own:
+(``elementwise``, ``state``, ``reducers``, ``windows``, ``statistics``). Whatever compiles or runs a formula
+reads the lowerings from it and has no table of its own:
 
 * ``tick``: scalar code inside a generated kernel (elementwise operators), from the arguments' code;
 * ``vector``: numpy code over whole columns, for the kernel's vectorised ``derive`` pass (elementwise);
