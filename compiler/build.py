@@ -6,12 +6,9 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
 
 from fspec import __version__
 from fspec.compiler import ir, schema
@@ -45,117 +42,6 @@ class Checked:
     plan: Plan | None
     filters: dict[str, dict[str, Any]]
     diagnostics: list[Diagnostic]
-
-
-def _schema_problems(doc: SourceDoc) -> list[Diagnostic]:
-    """The schema's diagnostics of one file (:mod:`schema`), each once, with the alternative the value was meant
-    as (oneOf), plainer words for empty values and whole mappings, and a hint wherever the schema gives none."""
-    if not isinstance(doc.data, dict):
-        return schema.validate_doc(doc)
-    validator = jsonschema.Draft202012Validator(schema.spec_schema())
-    out: list[Diagnostic] = []
-    for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
-        out.extend(d for d in _describe(error, doc) if d not in out)  # allOf may report one problem twice
-    return out
-
-
-def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
-    path = tuple(error.absolute_path)
-    where = "/".join(str(p) for p in path) or "top level"
-    if error.validator == "oneOf" and error.context:
-        if isinstance(error.instance, dict) and {"from", "expr"} <= set(error.instance):
-            return [
-                Diagnostic(
-                    doc.pos((*path, "expr"), key=True),
-                    f"column '{path[-1]}' is read from the file ('from') or computed ('expr'), not both",
-                    "keep one: {from: NAME} or {expr: FORMULA}",
-                    "schema",
-                )
-            ]
-        fitting = _fitting_branches(error)
-        if fitting:  # the value has the shape of one alternative (e.g. a mapping): say what is wrong inside it
-            return [d for e in fitting for d in _describe(e, doc)]
-        deepest = best_match(error.context)
-        return _describe(deepest, doc)
-    if error.validator == "type" and error.validator_value != "string" and path in doc.surprises:
-        # e.g. dates: 2013-10-07, kept as written: what is wrong is that it is not a list
-        return [_improved(Diagnostic(doc.pos(path), f"invalid value at {where}: {error.message}"), error, path)]
-    if error.instance is None and error.validator == "type":
-        return [Diagnostic(doc.pos(path), f"{where} has no value", "write a value after the colon", "schema")]
-    return [_improved(d, error, path) for d in schema._describe(error, doc)]
-
-
-def _fitting_branches(error: ValidationError) -> list[ValidationError]:
-    """The errors of the oneOf alternative the value is closest to, among those whose kind (type, enum) it has."""
-    by_branch: dict[object, list[ValidationError]] = {}
-    for e in error.context or ():
-        by_branch.setdefault(e.relative_schema_path[0] if e.relative_schema_path else None, []).append(e)
-    fitting = [
-        errors
-        for errors in by_branch.values()
-        if not any(not e.relative_path and e.validator in ("type", "enum", "const") for e in errors)
-    ]
-    return min(fitting, key=len) if fitting else []  # the alternative the value is closest to
-
-
-_LIST_EXAMPLES = {
-    "sources": "[trades, quotes]",
-    "instruments": "[spy, qqq]",
-    "cross_asset": "[spy, qqq]",
-    "columns": "[bid, ask]",
-    "features": "- name: vwap (one item per feature)",
-    "targets": "- name: target_x (one item per target)",
-    "dates": '["2013-10-07"]',
-}
-
-
-def _improved(d: Diagnostic, error: ValidationError, path: tuple[str | int, ...]) -> Diagnostic:
-    message, hint = d.message, d.hint
-    shown = repr(error.instance)
-    if len(shown) > 60 and shown in message:  # a whole mapping or list: say what it is instead
-        message = message.replace(
-            shown, {dict: "a mapping", list: "a list", str: "a long text"}.get(type(error.instance), "the value")
-        )
-    key = message.removeprefix("unknown key '").split("'")[0] if message.startswith("unknown key '") else None
-    if key == "publish" and path[:1] == ("targets",):
-        hint = "targets are always published: remove 'publish'"
-    elif key == "<<":
-        hint = "YAML merge keys (<<) are not supported: write the keys out"
-    elif hint.startswith("allowed keys: "):
-        hint = "allowed keys: " + ", ".join(dict.fromkeys(hint.removeprefix("allowed keys: ").split(", ")))
-    if error.validator == "type" and error.validator_value == "array":
-        if len(path) >= 2 and path[-2] == "expand":
-            hint = f"write a list, e.g. {path[-1]}: [1, 2, 5]"
-        elif path and path[-1] in _LIST_EXAMPLES:
-            hint = f"write a list, e.g. {_LIST_EXAMPLES[str(path[-1])]}"
-    if error.validator == "type" and error.validator_value == "string" and isinstance(error.instance, int | float):
-        if len(path) >= 2 and path[-2] == "intervals":
-            hint = f"an interval has a unit: {error.instance}s, 1m, 1h (or session)"
-        elif path[-1:] == ("width",):
-            hint = f"a duration has a unit: {error.instance}s, 1m, 1h"
-    if error.validator == "const" and isinstance(error.instance, str) and error.instance == str(error.validator_value):
-        message = f"invalid value at {'/'.join(map(str, path))}: the text '{error.instance}', not the number"
-        hint = f"write {path[-1]}: {error.validator_value} without quotes"
-    if not hint:
-        hint = _extra_hint(error, path)
-    return replace(d, message=message, hint=hint)
-
-
-def _extra_hint(error: ValidationError, path: tuple[str | int, ...]) -> str:
-    """A hint for the schema rules :mod:`schema` gives none for."""
-    if error.validator in ("minimum", "exclusiveMinimum"):
-        return "write a positive number" if error.validator_value == 0 else f"write at least {error.validator_value}"
-    if error.validator == "minItems" and path == ("intervals",):
-        return "list at least one bar width, e.g. [30s]"
-    if error.validator == "minItems":
-        return f"list at least {error.validator_value} value(s), or remove the key"
-    if error.validator == "uniqueItems":
-        return "list each value once"
-    if error.validator == "minLength":
-        return "write a formula, or remove the key" if any("formula" in str(p) for p in path) else "write some text"
-    if error.validator == "pattern" and "\\d{4}" in str(error.validator_value):
-        return 'dates are quoted YYYY-MM-DD, e.g. "2013-10-07"'
-    return ""
 
 
 def _row_tree(
@@ -237,7 +123,7 @@ def check(root: Path) -> Checked:
         doc, syntax = load_yaml(path, display_path(root, path))
         problems += syntax
         if not syntax:
-            schema_problems = _schema_problems(doc)
+            schema_problems = schema.validate_doc(doc)
             problems += schema_problems
             if not schema_problems:
                 docs.append(doc)

@@ -635,6 +635,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
     if any(key in sources for key in instruments):
         return None, problems  # every formula that reads such a source would be misread: stop here
     dates = tuple(seen["dates"].data["dates"]) if "dates" in seen else ()
+    if "dates" in seen and not dates:  # an empty list would mean "every date" silently
+        problems.append(
+            Diagnostic(
+                seen["dates"].pos(("dates",)),
+                "'dates' is an empty list",
+                "list the dates to run, or remove 'dates' to run every date that has data",
+            )
+        )
     for i, day in enumerate(dates):
         try:
             date.fromisoformat(day)

@@ -26,6 +26,7 @@ from fspec.compiler.formula import (
     Span,
     diagnostic_at,
     parse,
+    transform,
 )
 from fspec.compiler.model import FeatureSpec, Project
 from fspec.compiler.unparse import resolved_source
@@ -889,33 +890,39 @@ def _resolve_class(
 ) -> Iterable[tuple[str | None, Node]]:
     """(instrument, tree) for the members of one class, the tree resolved for the first member and shared.
 
-    Members whose parameters read as constants (a window ``n``) differ from the first member's resolve on their
-    own; so does every member of a class whose first member has problems, so that each message names its
-    instrument as it would alone."""
-    first = members[0]
-    resolved = _resolve_one(project, spec, specs, first)
-    if resolved is None:  # what it lacks (a source, a column) the whole class lacks
-        return
-    if resolved[1].problems:
-        yield from _each(project, spec, specs, members, problems, resolved)
-        return
-    tree, ctx = resolved
-    shared = ir.relative(tree, first or "")
-    differing: list[str | None] = []
-    for member in members:
-        if member is not first and _constants_differ(project, ctx.constant_params, first, member):
-            differing.append(member)
+    Members whose parameters read as constants (a window ``n``) differ from the first member's are grouped by
+    those values, and each group is resolved once on its own (a queue, not recursion: a thousand instruments
+    may have a thousand windows). Every member of a group whose first member has problems is resolved alone,
+    so that each message names its instrument as it would alone."""
+    queue: list[list[str | None]] = [members]
+    while queue:
+        group = queue.pop(0)
+        first = group[0]
+        resolved = _resolve_one(project, spec, specs, first)
+        if resolved is None:  # what it lacks (a source, a column) the whole class lacks
             continue
-        yield member, shared
-    if differing:
-        yield from _resolve_class(project, spec, specs, differing, problems)
+        if resolved[1].problems:
+            yield from _each(project, spec, specs, group, problems, resolved)
+            continue
+        tree, ctx = resolved
+        shared = ir.relative(tree, first or "")
+        others: dict[tuple[str, ...], list[str | None]] = {}
+        own = _constant_values(project, ctx.constant_params, first)
+        for member in group:
+            values = _constant_values(project, ctx.constant_params, member)
+            if member is first or values == own:
+                yield member, shared
+            else:
+                others.setdefault(values, []).append(member)
+        queue.extend(others.values())
 
 
-def _constants_differ(project: Project, names: set[str], first: str | None, member: str | None) -> bool:
-    if not names or first is None or member is None:
-        return False
-    a, b = dict(project.instruments[first].params), dict(project.instruments[member].params)
-    return any(a.get(n) != b.get(n) for n in names)
+def _constant_values(project: Project, names: set[str], member: str | None) -> tuple[str, ...]:
+    """The values of the parameters ``names`` of ``member`` that shape its tree (repr: NaN equals NaN)."""
+    if not names or member is None:
+        return ()
+    params = dict(project.instruments[member].params)
+    return tuple(repr(params.get(n)) for n in sorted(names))
 
 
 def _each(
@@ -962,7 +969,32 @@ def _resolve_one(
         return None
     if not ctx.problems:
         tree = _check_top(bound, tree, ctx.problems)
+        tree = _own_params_in_foreign_ticks(ctx, tree)
     return tree, ctx
+
+
+def _own_params_in_foreign_ticks(ctx: _Context, tree: Node) -> Node:
+    """Inside a reducer over another instrument's ticks (``sum(es.trades.size * n)`` for nq), the member's own
+    parameters become their values: that kernel runs with es's parameters, so the slot is per value (and the
+    class of instruments splits by it)."""
+    own = ctx.instrument
+    if own is None:
+        return tree
+
+    def freeze(node: Node) -> Node:
+        if isinstance(node, ir.ParamRef) and node.instrument == own:
+            ctx.constant_params.add(node.name)
+            return ir.Const(dict(ctx.project.instruments[own].params)[node.name], span=node.span)
+        return node
+
+    def fn(node: Node) -> Node:
+        if isinstance(node, ir.Apply) and REGISTRY[node.op].kind == REDUCER:
+            columns = {n.instrument for n in node.walk() if isinstance(n, ir.Column)}
+            if columns and own not in columns:
+                return transform(node, freeze)
+        return node
+
+    return transform(tree, fn)
 
 
 def _check_top(spec: FeatureSpec, tree: Node, problems: list[Diagnostic]) -> Node:

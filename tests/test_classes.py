@@ -129,3 +129,27 @@ def test_the_manifest_s_features_do_not_grow_with_instruments(tmp_path: Path) ->
         assert ManifestData.from_json(data) == manifest_data(root, checked, texts)
         sizes.append(len(json.dumps(data["features"])))
     assert sizes[0] == sizes[1]
+
+
+def test_a_member_s_parameter_in_another_instrument_s_ticks_is_its_value(tmp_path: Path) -> None:
+    """sum(s0.trades.size * scale) for s1 and s2: the kernel runs on s0's ticks with s0's parameters, so each
+    member's own scale is a constant of its slot."""
+    features = {
+        "spec_version": 1,
+        "features": [{"name": "x", "formula": "sum(s0.trades.size * scale)", "instruments": ["s1", "s2"]}],
+    }
+    make_project(tmp_path, {"project.yaml": _project(3), "features.yaml": features})
+    checked = check(tmp_path)
+    assert checked.plan is not None, [d.render() for d in checked.diagnostics]
+    (kernel,) = checked.plan.kernels
+    assert sorted(s.text for s in kernel.slots) == ["sum(trades.size * 2)", "sum(trades.size * 3)"]
+
+
+def test_a_thousand_different_windows_resolve_without_recursion(tmp_path: Path) -> None:
+    n = 1100
+    project = _project(n, windows={f"s{k}": k + 2 for k in range(n)})
+    make_project(tmp_path, {"project.yaml": project, "features.yaml": FEATURES})
+    checked = check(tmp_path)
+    assert checked.plan is not None and checked.graph is not None
+    windows = {i.instrument: checked.graph.windows[i.key].left for i in checked.graph.order if i.spec.name == "smooth"}
+    assert windows == {f"s{k}": k + 1 for k in range(n)}

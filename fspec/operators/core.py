@@ -31,6 +31,7 @@ lookahead and only targets may have it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -182,6 +183,9 @@ def register(op: Operator) -> Operator:
     return op
 
 
+_compiling = threading.Lock()
+
+
 class bar_function:
     """A bar operator's implementation, compiled by numba (``cache=True``) on its first call, so that
     validating specs never imports numba. Under ``NUMBA_DISABLE_JIT=1`` it runs as plain Python."""
@@ -194,10 +198,11 @@ class bar_function:
 
     @property
     def compiled(self) -> Callable[..., Any]:
-        if self._compiled is None:
-            from numba import njit
+        with _compiling:  # the warming thread and the run may ask at once: one dispatcher
+            if self._compiled is None:
+                from numba import njit
 
-            self._compiled = njit(cache=True)(self.fn)
+                self._compiled = njit(cache=True)(self.fn)
         return self._compiled
 
     def __call__(self, *args: Any) -> Any:
