@@ -52,6 +52,7 @@ def _row_tree(
     params: frozenset[str] = frozenset(),
     what: str = "filter",
     computed: frozenset[str] = frozenset(),
+    attached: frozenset[str] = frozenset(),
 ) -> dict[str, Any] | None:
     """A row filter or computed column: a formula over the file's own columns (and, for computed columns,
     the instrument's params) with elementwise operators only."""
@@ -75,6 +76,18 @@ def _row_tree(
                     node.span,
                     f"{what} reads '{node.parts[0]}', a computed column: {what}s see only the file's own columns",
                     f"write out the formula of '{node.parts[0]}' here",
+                    "filter",
+                )
+            )
+            return None
+        if isinstance(node, Name) and len(node.parts) == 1 and node.parts[0] in attached:
+            problems.append(
+                diagnostic_at(
+                    pos,
+                    node.span,
+                    f"{what} reads '{node.parts[0]}', a column attached by 'asof': {what}s see only the file's own "
+                    "columns, before anything is attached",
+                    "filter or compute it in the source it comes from, or use it in a feature's formula",
                     "filter",
                 )
             )
@@ -138,7 +151,8 @@ def check(root: Path) -> Checked:
         if src.filter and src.filter_pos:
             where = _locate(src.filter_pos, src.filter_segments, src.filter)
             computed = frozenset(c.name for c in src.columns if c.expr is not None)
-            tree = _row_tree(src.filter, where, src.name, problems, computed=computed)
+            attached = frozenset(src.asof_columns)
+            tree = _row_tree(src.filter, where, src.name, problems, computed=computed, attached=attached)
             if tree is not None:
                 filters[src.name] = tree
         params = frozenset(p for inst in project.instruments.values() for p, _ in inst.params)
@@ -149,7 +163,9 @@ def check(root: Path) -> Checked:
                 pos, segments = expr_at.get(col.name, (src.pos, ()))
                 where = _locate(pos, segments, col.expr)
                 others = frozenset(computed - {col.name})  # a column computed from the file's own of its name is fine
-                tree = _row_tree(col.expr, where, src.name, problems, params, "computed column", others)
+                tree = _row_tree(
+                    col.expr, where, src.name, problems, params, "computed column", others, frozenset(src.asof_columns)
+                )
                 if tree is not None:
                     filters[f"{src.name}.{col.name}"] = tree
     instances, resolve_problems = resolve_project(project)
