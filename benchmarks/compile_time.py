@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks import project as bench_project
@@ -36,8 +37,6 @@ print(json.dumps({"check": time.perf_counter() - started}))
 
 
 def _check_once(root: Path) -> tuple[float, float]:
-    import time
-
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, str(root)], capture_output=True, text=True)
     wall = time.perf_counter() - started

@@ -49,7 +49,7 @@ def test_compare_finds_a_difference() -> None:
 
 
 def test_command_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bars.main(["--rows", "10k", "--repeat", "1", "--no-memory", "--workdir", str(tmp_path)]) == 0
+    assert bars.main(["--rows", "10k", "--repeat", "1", "--no-memory", "--profile", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "agreement" in out and ": OK;" in out
     assert "| 10,000 | fspec |" in out and "| 10,000 | floor-1t |" in out
