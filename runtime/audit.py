@@ -18,6 +18,7 @@ from fspec.runtime.grid import NS, column_name, column_of
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.run import Engine, Key, published, with_dependencies
 from fspec.runtime.sources import arrow_allocator
+from fspec.runtime.universe import with_members
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def audit(
     intervals: list[int] | None = None,
     on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
 ) -> AuditReport:
+    manifest = with_members(manifest)
     engine = Engine(manifest)
     intervals = intervals or manifest.intervals
     days = dates or engine.all_dates()
