@@ -112,7 +112,7 @@ class TickState:
 @dataclass(frozen=True)
 class ReducerCode:
     """One reducer slot ``s`` in a kernel: locals reset when a bar starts, the update at each tick, and the
-    write of ``out[s, b]`` when the bar is complete."""
+    write of ``out[s, b]`` when the bar is complete. The locals are named after the slot (``ReduceCode``)."""
 
     locals: tuple[str, ...]
     step: str
@@ -120,7 +120,9 @@ class ReducerCode:
 
 
 StateCode = Callable[[int, list[str], dict[str, float]], TickState]  # (unique number, args, constants)
-ReduceCode = Callable[[int, list[str]], ReducerCode]  # (slot, args)
+# (slot, the name of its locals, args): a reducer names its locals after the slot (``sum_size``, ``sum_size_cnt``:
+# the name, or the name, "_" and a word), so that a generated kernel reads as what it computes
+ReduceCode = Callable[[int, str, list[str]], ReducerCode]
 
 
 @dataclass(frozen=True)
