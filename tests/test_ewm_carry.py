@@ -49,6 +49,11 @@ features:
     formula: rma(px, 3, session=false)
   - name: px_std_carry_lag
     formula: lag(ewm_std(px, 4, session=false), 70)
+  - name: px_ewm_carry_by_keyword
+    formula: ewm_mean(px, session=false, span=4)
+  - name: px_ewm_said_session
+    formula: ewm_mean(px, 4, session=true)
+    publish: false
 """
 
 
@@ -98,6 +103,15 @@ def test_the_carried_window_loads_the_warm_up_sessions_it_needs(project: Path) -
     assert features["px_std_carry_lag"].window == (124, -70)  # 70 bars back, then W - 1 more
 
 
+def test_the_flag_is_recorded_only_where_it_is_not_the_default(project: Path) -> None:
+    """session=true is an EWM's default: the tree of ewm_mean(px, 4) (a spec written before EWMs could carry);
+    session=false is recorded, and its resolved text reads back to the same tree."""
+    features = {f.name: f for f in load_manifest(project).features}
+    assert features["px_ewm_said_session"].tree == features["px_ewm"].tree
+    assert features["px_ewm_carry_by_keyword"].tree == features["px_ewm_carry"].tree != features["px_ewm"].tree
+    assert "session=false" in features["px_ewm_carry"].resolved and "session" not in features["px_ewm"].resolved
+
+
 def test_carried_ewms_match_one_continuous_pandas_ewm_over_all_days(project: Path) -> None:
     out = _days(project)
     px = out["px_60s_abc"].to_numpy()
@@ -105,19 +119,19 @@ def test_carried_ewms_match_one_continuous_pandas_ewm_over_all_days(project: Pat
     spread = np.nanmax(px) - np.nanmin(px)
     ewm = pd.Series(px).ewm(span=4, adjust=False, ignore_na=True)
     w = windows.ewm_horizon(0.4)
-    eps = 0.6 ** _values_in_window(px, w)  # the weight of the bars before each bar's window
+    eps = 0.6 ** _values_in_window(px, w)  # at least the weight of the bars before each bar's start
 
     mean = out["px_ewm_carry_60s_abc"].to_numpy()
     continuous = ewm.mean().to_numpy()
-    # the first W bars of the data (most of day 1) have nothing before their window: pandas' values
-    np.testing.assert_allclose(mean[:w], continuous[:w], rtol=1e-13)
+    # day 1, and day 2 up to W - 1 bars after its open, start at the data's first bar: pandas' values
+    np.testing.assert_allclose(mean[: BARS + w - 1], continuous[: BARS + w - 1], rtol=1e-13)
     assert (np.abs(mean - continuous) <= eps * spread + 1e-12 * spread).all()
     assert not np.array_equal(mean, continuous)  # later days are truncated, not continuous by accident
 
     std = out["px_std_carry_60s_abc"].to_numpy()
     continuous = ewm.std().to_numpy()
     np.testing.assert_array_equal(np.isnan(std), np.isnan(continuous))
-    np.testing.assert_allclose(std[:w], continuous[:w], rtol=1e-12)
+    np.testing.assert_allclose(std[: BARS + w - 1], continuous[: BARS + w - 1], rtol=1e-12)
     f = 1.0 / (1.0 - 0.6**2 - 0.4**2)  # the largest bias correction, at two values
     bound = f * 1.25 * eps * spread**2 + continuous**2 * f * eps**2 + 1e-10 * spread**2
     ok = ~np.isnan(std)
@@ -132,7 +146,7 @@ def test_carried_ewms_match_one_continuous_pandas_ewm_over_all_days(project: Pat
     np.testing.assert_array_equal(np.isnan(rma), np.isnan(continuous))
     eps = (2 / 3) ** np.maximum(seen - 3, 0)
     assert (np.abs(rma - continuous)[~np.isnan(rma)] <= eps[~np.isnan(rma)] * spread + 1e-12 * spread).all()
-    np.testing.assert_allclose(rma[:w], continuous[:w], rtol=1e-13, equal_nan=True)  # all of day 1: W > 60
+    np.testing.assert_allclose(rma[: BARS + w - 1], continuous[: BARS + w - 1], rtol=1e-13, equal_nan=True)
 
     lagged = out["px_std_carry_lag_60s_abc"].to_numpy()
     np.testing.assert_array_equal(lagged[70:], std[:-70])  # a lag reads the same carried values
@@ -140,17 +154,20 @@ def test_carried_ewms_match_one_continuous_pandas_ewm_over_all_days(project: Pat
 
 
 def test_day_one_is_the_session_local_ewm_and_later_days_carry(project: Path) -> None:
+    """A bar's recursion starts at the latest open at least W - 1 bars back: on day 1 (no earlier session) that
+    is day 1's open, so day 1 is the session-local EWM; a later day's first W - 1 bars start at the day before's
+    open (they carry), and its later bars at its own open, where the session-local EWM has forgotten all but
+    1e-12 of what came before anyway: they are the session-local values."""
     out = _days(project)
     local, carried = out["px_ewm_60s_abc"].to_numpy(), out["px_ewm_carry_60s_abc"].to_numpy()
     w = windows.ewm_horizon(0.4)
-    # day 1 has no earlier session: its first W bars are the same recursion from the same first value; later
-    # bars (of day 1 too) start W bars back, within the bound of the test above
-    np.testing.assert_array_equal(carried[:w], local[:w])
+    np.testing.assert_array_equal(carried[:BARS], local[:BARS])
     px = out["px_60s_abc"].to_numpy()
     for day in range(1, len(DAYS)):
         first = day * BARS
         assert local[first] == px[first]  # session-local: restarts at the day's first value
         assert carried[first] != px[first]  # carried: the day before still weighs in
+        np.testing.assert_array_equal(carried[first + w - 1 : first + BARS], local[first + w - 1 : first + BARS])
 
 
 def test_carried_values_do_not_depend_on_what_else_the_run_computes(project: Path, tmp_path: Path) -> None:

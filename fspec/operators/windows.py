@@ -146,7 +146,8 @@ def _rma_horizon(c: dict[str, float]) -> int:
 
 def _ewm_window(horizon: Callable[[dict[str, float]], int]) -> Callable[[Window, dict[str, float]], Window]:
     def rule(w: Window, c: dict[str, float]) -> Window:
-        """Session-local (the input's window), or with session=false the last W bars, like a rolling window."""
+        """Session-local (the input's window), or with session=false W - 1 bars back: the session of that bar
+        is loaded whole, and its open is where the recursion of the current bar starts at the latest."""
         if not _carries(c):
             return w
         return Window(w.left + horizon(c) - 1, w.right, w.sessions, w.anchored)
@@ -162,23 +163,33 @@ def _ewm_constants(horizon: Callable[[dict[str, float]], int], name: str, kind: 
     return constants
 
 
+# Where a bar's recursion starts (all three EWMs): session-local, at its session's open; carried, at the latest
+# session open at least horizon - 1 bars before it (the first loaded bar if none is), so that it runs over at
+# least `horizon` bars and depends on no bar before that open, however many sessions a run loads. The bars that
+# share a start are one run of the recursion from it: a session's bars, or (carried) those from horizon - 1
+# bars after an open to horizon - 1 bars after the next, which costs at most horizon - 1 bars per session more.
+
+
 @bar_function
 def ewm_mean(x, span, horizon, session):
     alpha = 2.0 / (span + 1.0)
+    n = x.shape[1]
     out = np.full(x.shape, np.nan)
     for r in range(x.shape[0]):
-        mean = np.nan
-        for i in range(x.shape[1]):
-            if horizon > 0:  # carried: the recursion over this bar's last `horizon` bars, started afresh
-                mean = np.nan
-                for j in range(max(0, i - horizon + 1), i):
-                    if x[r, j] == x[r, j]:
-                        mean = x[r, j] if mean != mean else (1.0 - alpha) * mean + alpha * x[r, j]
-            elif i > 0 and session[i] != session[i - 1]:
-                mean = np.nan
-            if x[r, i] == x[r, i]:
-                mean = x[r, i] if mean != mean else (1.0 - alpha) * mean + alpha * x[r, i]
-            out[r, i] = mean
+        start = 0
+        while start < n:
+            stop = start + 1  # the next session's open
+            while stop < n and session[stop] == session[stop - 1]:
+                stop += 1
+            first = start if horizon == 0 or start == 0 else start + horizon - 1  # the bars started here
+            last = stop if horizon == 0 else min(n, stop + horizon - 1)
+            mean = np.nan
+            for i in range(start, last):
+                if x[r, i] == x[r, i]:
+                    mean = x[r, i] if mean != mean else (1.0 - alpha) * mean + alpha * x[r, i]
+                if i >= first:
+                    out[r, i] = mean
+            start = stop
     return out
 
 
@@ -189,34 +200,33 @@ def ewm_std(x, span, horizon, session):
     alpha = 2.0 / (span + 1.0)
     keep = 1.0 - alpha
     total = keep + alpha
+    n = x.shape[1]
     out = np.full(x.shape, np.nan)
     for r in range(x.shape[0]):
-        mean = np.nan
-        var = 0.0
-        squares = 1.0  # the sum of the squared weights, for the bias correction 1 / (1 - squares)
-        for i in range(x.shape[1]):
-            start = i
-            if horizon > 0:  # carried: the recursion over this bar's last `horizon` bars, started afresh
-                start = max(0, i - horizon + 1)
-                mean = np.nan
-            elif i > 0 and session[i] != session[i - 1]:
-                mean = np.nan
-            for j in range(start, i + 1):
-                v = x[r, j]
-                if v != v:
-                    continue
-                if mean != mean:
-                    mean = v
-                    var = 0.0
-                    squares = 1.0
-                else:
-                    old = mean
-                    if mean != v:  # a constant series keeps its mean exactly, and so a zero deviation
-                        mean = (keep * old + alpha * v) / total
-                    var = (keep * (var + (old - mean) * (old - mean)) + alpha * ((v - mean) * (v - mean))) / total
-                    squares = (squares * (keep * keep) + alpha * alpha) / (total * total)
-            if mean == mean and 1.0 - squares > 0.0:  # one value has no deviation
-                out[r, i] = np.sqrt((1.0 / (1.0 - squares)) * var)
+        start = 0
+        while start < n:
+            stop = start + 1  # the next session's open
+            while stop < n and session[stop] == session[stop - 1]:
+                stop += 1
+            first = start if horizon == 0 or start == 0 else start + horizon - 1  # the bars started here
+            last = stop if horizon == 0 else min(n, stop + horizon - 1)
+            mean = np.nan
+            var = 0.0
+            squares = 1.0  # the sum of the squared weights, for the bias correction 1 / (1 - squares)
+            for i in range(start, last):
+                v = x[r, i]
+                if v == v:
+                    if mean != mean:
+                        mean = v
+                    else:
+                        old = mean
+                        if mean != v:  # a constant series keeps its mean exactly, and so a zero deviation
+                            mean = (keep * old + alpha * v) / total
+                        var = (keep * (var + (old - mean) * (old - mean)) + alpha * ((v - mean) * (v - mean))) / total
+                        squares = (squares * (keep * keep) + alpha * alpha) / (total * total)
+                if i >= first and mean == mean and 1.0 - squares > 0.0:  # one value has no deviation
+                    out[r, i] = np.sqrt((1.0 / (1.0 - squares)) * var)
+            start = stop
     return out
 
 
@@ -286,10 +296,10 @@ register(
     )
 )
 CARRY_EDGE = (
-    "; session=false: carries across sessions (warm-up sessions loaded) as the same recursion over each bar's "
-    "last W bars only, W = {w}: what came before them weighs (1 - alpha)^v, v the values among those W bars "
-    "(NaN bars do not decay it), at most 1e-12 when none is NaN, and NaN if none is a value; "
-    "with fewer bars (the data's first days) it starts at the first"
+    "; session=false: carries across sessions (warm-up sessions loaded): a bar's recursion starts at the latest "
+    "session open at least W - 1 bars before it, W = {w}, so what came before weighs (1 - alpha)^v, v the values "
+    "since that open (NaN bars do not decay it; none: NaN), at most 1e-12 when none is NaN; the data's first session "
+    "starts at its open (day 1 is the session-local value)"
 )
 
 
@@ -329,7 +339,7 @@ register(
         "NaN until the session's second non-NaN value (one value has no deviation), and always for span = 1 "
         "(all the weight on the current value); NaN values are skipped "
         "(carry the std); a constant series gives 0; an infinite input makes it NaN for the rest of the session "
-        "(inf - inf)" + CARRY_EDGE.format(w="ceil(ln 1e-12 / ln(1 - alpha))"),
+        "(inf - inf; carried: until a start after it)" + CARRY_EDGE.format(w="ceil(ln 1e-12 / ln(1 - alpha))"),
         window=_ewm_window(_span_horizon),
         session_default=True,
         bar=ewm_std,
@@ -500,30 +510,30 @@ register(
 @bar_function
 def rma(x, n, horizon, session):
     alpha = 1.0 / n
+    bars = x.shape[1]
     out = np.full(x.shape, np.nan)
     for r in range(x.shape[0]):
-        mean = np.nan
-        seen = 0
-        for i in range(x.shape[1]):
-            start = i
-            if horizon > 0:  # carried: seeded and run over this bar's last `horizon` bars, afresh
-                start = max(0, i - horizon + 1)
-                mean = np.nan
-                seen = 0
-            elif i > 0 and session[i] != session[i - 1]:
-                mean = np.nan
-                seen = 0
-            for j in range(start, i + 1):
-                if x[r, j] == x[r, j]:
+        start = 0
+        while start < bars:  # where each bar's recursion starts: see ewm_mean
+            stop = start + 1
+            while stop < bars and session[stop] == session[stop - 1]:
+                stop += 1
+            first = start if horizon == 0 or start == 0 else start + horizon - 1
+            last = stop if horizon == 0 else min(bars, stop + horizon - 1)
+            mean = np.nan
+            seen = 0
+            for i in range(start, last):
+                if x[r, i] == x[r, i]:
                     seen += 1
                     if seen < n:
-                        mean = x[r, j] if seen == 1 else mean + x[r, j]
+                        mean = x[r, i] if seen == 1 else mean + x[r, i]
                     elif seen == n:
-                        mean = (x[r, j] if n == 1 else mean + x[r, j]) / n  # seeded by the mean of the first n
+                        mean = (x[r, i] if n == 1 else mean + x[r, i]) / n  # seeded by the mean of the first n
                     else:
-                        mean = mean * (1.0 - alpha) + x[r, j] * alpha
-            if seen >= n:
-                out[r, i] = mean
+                        mean = mean * (1.0 - alpha) + x[r, i] * alpha
+                if i >= first and seen >= n:
+                    out[r, i] = mean
+            start = stop
     return out
 
 
