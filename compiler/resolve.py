@@ -360,8 +360,8 @@ def _call(ctx: _Context, node: Call) -> Node:
             flag = _flag_value(ctx, node, p, bound.get(p.name))
             if flag is None:
                 return _invalid()
-            if flag:  # only a true flag is recorded: a tree without it is the default
-                consts.append((p.name, 1.0))
+            if flag != bool(p.default):  # only a flag that is not its default is recorded
+                consts.append((p.name, float(flag)))
             continue
         if isinstance(bound.get(p.name), Duration):
             window = _time_window(ctx, node, p, bound[p.name], args)  # type: ignore[arg-type]
