@@ -37,7 +37,14 @@ from fspec.runtime.sources import (
     source_path,
 )
 from fspec.runtime.universe import with_members
-from fspec.runtime.write import DayResult, output_path, refuse_shrinking, remove_leftovers, write_day
+from fspec.runtime.write import (
+    DayResult,
+    DayWriter,
+    output_path,
+    refuse_shrinking,
+    remove_leftovers,
+    write_day,
+)
 from fspec.session import Session, bar_starts
 
 Key = tuple[str, str | None]
@@ -564,13 +571,18 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     days: Iterable[str] = sorted(dates)
     if options.on_progress:
         days = options.on_progress(days, len(dates))
-    written = []
-    for day in days:
-        # Every interval of a day is computed before any is written: bad data writes nothing for the day.
-        results = [engine.compute(day, i, with_dependencies(manifest, at[i])) for i in intervals]
-        written += write_day(manifest, results, at, out_dir)
-        engine.forget_rows(day)  # later days read this one's slots for warm-up, not its rows
-    return written
+    writer = DayWriter(manifest, at, out_dir, background=threads() > 1)
+    try:
+        for day in days:
+            # Every interval of a day is computed before any is written: bad data writes nothing for the day.
+            results = [engine.compute(day, i, with_dependencies(manifest, at[i])) for i in intervals]
+            writer.submit(results)  # written while the next day is computed
+            engine.forget_rows(day)  # later days read this one's slots for warm-up, not its rows
+    except BaseException:
+        writer.abandon()
+        raise
+    writer.close()
+    return writer.written
 
 
 def compute_in_memory(

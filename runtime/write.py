@@ -7,9 +7,11 @@ atomic), never a half-written file. Temp files left by a killed run are removed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +117,44 @@ def write_day(manifest: Manifest, results: list[DayResult], keys: dict[int, list
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
     return [target for _, target in staged]
+
+
+class DayWriter:
+    """Writes each day's files on a thread of its own while the engine computes the next day (parquet encoding
+    and compression release the GIL). At most one day waits to be written, so the extra memory is one day's
+    output; with one thread (FSPEC_THREADS=1) days are written in turn."""
+
+    def __init__(self, manifest: Manifest, keys: dict[int, list[Key]], out_dir: Path, background: bool) -> None:
+        self.manifest, self.keys, self.out_dir = manifest, keys, out_dir
+        self.written: list[Path] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspec-write") if background else None
+        self._pending: Future[list[Path]] | None = None
+
+    def submit(self, results: list[DayResult]) -> None:
+        self.wait()
+        if self._pool is None:
+            self.written += write_day(self.manifest, results, self.keys, self.out_dir)
+        else:
+            self._pending = self._pool.submit(write_day, self.manifest, results, self.keys, self.out_dir)
+
+    def wait(self) -> None:
+        """Until the day in flight is written; its error, if it failed, is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.written += pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+    def abandon(self) -> None:
+        """After a failure elsewhere: the day in flight is still written whole (or fails whole), never half, and
+        the failure being raised stays the one reported."""
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 def remove_leftovers(out_dir: Path) -> list[Path]:

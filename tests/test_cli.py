@@ -752,6 +752,11 @@ def test_bad_data_in_a_multi_day_run_writes_nothing_for_that_day(tiny: Path, cas
     out = expect(run_tiny(tiny), 1)
     assert BAD_FILE in out
     assert_nothing_for(tiny, BAD)
+    # the good day before it was being written while the bad one was computed: it is there, whole
+    for width in (60, 300):
+        good = pd.read_parquet(tiny / "out" / f"features_{GOOD.replace('-', '')}_{width}s.parquet")
+        assert len(good) == 1800 // width
+    assert not list((tiny / "out").glob(".*tmp*")) and not list((tiny / "out").glob("*.tmp"))
 
 
 def test_bad_data_in_the_warmup_day_names_that_file(tiny: Path) -> None:
