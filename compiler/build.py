@@ -21,6 +21,7 @@ from fspec.compiler.resolve import resolve_project
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import Diagnostic, Position, SpecError
 from fspec.files import follow_umask
+from fspec.grain import EntityKind
 from fspec.manifest import (
     FeatureDef,
     InstrumentDef,
@@ -29,7 +30,7 @@ from fspec.manifest import (
     ProjectDef,
     SourceDef,
 )
-from fspec.operators import REGISTRY
+from fspec.operators import CROSS, REGISTRY
 from fspec.project import BUILD_DIR, MANIFEST, display_path, spec_files, spec_hash
 
 
@@ -149,6 +150,10 @@ def _row_tree(
     return ir.to_json(converted) if converted is not None else None
 
 
+def _of_universe(project: Project, members: tuple[str, ...]) -> bool:
+    return bool(members) and all(project.instruments[m].universe is not None for m in members)
+
+
 def _locate(pos: Position, segments: tuple[tuple[int, int, int], ...], text: str) -> Position | Locator:
     """Where each character of a filter or computed column's formula stands in its file."""
     return Locator(pos.file, segments, text) if segments else pos
@@ -256,6 +261,8 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             order=f.order,
             intervals=f.intervals,
             clock=f.clock,
+            entity=EntityKind.UNIVERSE if _of_universe(project, f.members) else EntityKind.INSTRUMENT,
+            cross_section=any(isinstance(n, ir.Apply) and REGISTRY[n.op].kind == CROSS for n in f.tree.walk()),
         )
         for f in checked.plan.features
     )

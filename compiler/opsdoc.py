@@ -12,6 +12,7 @@ GRAIN_RULES = {
     "shift": "tick -> tick, bar -> bar",
     "reducer": "tick -> bar",
     "bar": "bar -> bar",
+    "cross_section": "bar -> bar, over a universe's members",
 }
 
 

@@ -37,6 +37,7 @@ from fspec.operators import (
     BAR,
     BAR_CONSTANTS,
     CONSTANTS,
+    CROSS,
     ELEMENTWISE,
     FORBIDDEN,
     REDUCER,
@@ -575,6 +576,17 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             )
             return None
         return grain
+    if kind == CROSS:
+        stand_in = ctx.project.instruments.get(ctx.instrument or "")
+        if stand_in is None or stand_in.universe is None or ctx.spec.instruments != (ctx.instrument,):
+            ctx.error(
+                node.span,
+                f"{node.op}() is over the members of a universe at each bar: the feature must be one universe's",
+                "list the universe as its only instrument, e.g. instruments: [stocks]",
+                "grain",
+            )
+            return None
+        kind = BAR  # otherwise a bar operator: bars in, bars out
     if kind == BAR:
         if grain.is_tick:
             ctx.error(node.span, f"{node.op}() works on bars, not ticks", _reducer_hint(args), "grain")

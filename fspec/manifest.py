@@ -254,6 +254,9 @@ class FeatureDef:
     intervals: tuple[int, ...] | None  # None: the project's intervals
     clock: str  # "time", or "volume" for a volume-clocked value whose column has no interval
     entity: EntityKind = EntityKind.INSTRUMENT
+    # its tree reduces over the members at each bar (cs_rank...): all members are computed together, and each
+    # member's column reads its dependencies of every member
+    cross_section: bool = False
 
     @property
     def keys(self) -> tuple[Key, ...]:
@@ -264,7 +267,9 @@ class FeatureDef:
         return self.resolved.format(instrument=instrument or "")
 
     def deps_of(self, instrument: str | None) -> tuple[Key, ...]:
-        """The (feature, instrument) columns one member reads."""
+        """The (feature, instrument) columns one member reads (of every member, for a cross-section)."""
+        if self.cross_section:
+            return tuple((name, m) for name, dep in self.deps for m in (self.members if dep == "" else (dep,)))
         return tuple((name, instrument if dep == "" else dep) for name, dep in self.deps)
 
     def to_json(self) -> dict[str, Any]:
@@ -287,6 +292,7 @@ class FeatureDef:
             "order": self.order,
             "intervals": list(self.intervals) if self.intervals else None,
             "clock": self.clock,
+            "cross_section": self.cross_section,
         }
 
     @classmethod
@@ -310,6 +316,7 @@ class FeatureDef:
             order=int(data["order"]),
             intervals=tuple(data["intervals"]) if data["intervals"] else None,
             clock=data["clock"],
+            cross_section=bool(data["cross_section"]),
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numexpr as ne
 import numpy as np
 
-from fspec.operators import ELEMENTWISE, REGISTRY
+from fspec.operators import CROSS, ELEMENTWISE, REGISTRY
 from fspec.runtime.kernels import frozen
 
 NUMEXPR_MAX_INPUTS = 24
@@ -103,6 +103,8 @@ def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
             result = ne.evaluate(text, local_dict=builder.local, global_dict={})
         return _as_bars(result, inputs.shape)
     args = [evaluate(a, inputs) for a in node["args"]]
+    if op.kind == CROSS:  # over the rows (the members) of each bar
+        return _as_bars(op.numpy(*args), inputs.shape)  # type: ignore[misc]
     if op.kind == ELEMENTWISE:  # numexpr has no such function: numpy's
         with np.errstate(all="ignore"):
             return _as_bars(op.numpy(*args), inputs.shape)  # type: ignore[misc]

@@ -359,6 +359,8 @@ class Engine:
             rows = [key[1] for key in feature.keys if key in wanted]
             if not rows:
                 continue
+            if feature.cross_section:  # each member's value depends on every member's
+                rows = list(feature.members)
             inputs = self._inputs(rows, n_bars, session_ids, slot_cache, stacked, values, interval, per_bar)
             result = evaluate(feature.tree, inputs)
             for r, instrument in enumerate(rows):

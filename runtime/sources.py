@@ -187,6 +187,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     column = source.symbol_column or ""
     wanted = list(dict.fromkeys([column, *_wanted_columns(source)]))
     frame = _read(path, source.format, wanted, shown, (column, symbols))
+    frame = _with_utc_ns(frame, source, shown)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
     if len(codes) and bool(np.any(codes[1:] < codes[:-1])):
         # Not grouped by symbol: one stable sort (time order within a symbol is kept) and one gather.
@@ -201,6 +202,27 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
             frames[names[codes[lo]]] = part
     size = frame.nbytes if isinstance(frame, pa.Table) else int(frame.memory_usage(deep=False).sum())
     return SymbolRows(frames, int(size))
+
+
+UTC_NS = "__fspec_utc_ns"  # the column of a shared file's rows' times, converted once
+
+
+def _with_utc_ns(frame: Frame, source: SourceDef, display: str) -> Frame:
+    ts = _utc_ns(frame, source, display)
+    if isinstance(frame, pa.Table):
+        return frame.append_column(UTC_NS, pa.array(ts, pa.int64()))
+    return frame.assign(**{UTC_NS: ts})
+
+
+def _utc_ns(frame: Frame, source: SourceDef, display: str) -> np.ndarray:
+    """The rows' times as UTC ns (converted already when ``frame`` is a symbol's rows of a shared file)."""
+    names = frame.column_names if isinstance(frame, pa.Table) else frame.columns
+    if UTC_NS in names:
+        values = _column(frame, UTC_NS)
+        return _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
+    if source.splits_date_and_time:
+        return _split_utc_ns(frame, source, display)
+    return _to_utc_ns(_column(frame, source.time_column), source, display)
 
 
 def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
@@ -577,10 +599,7 @@ def load_source(
     computed = source.column_trees
     if frame is None:
         frame = _read(path, source.format, _wanted_columns(source), shown)
-    if source.splits_date_and_time:
-        ts = _split_utc_ns(frame, source, shown)
-    else:
-        ts = _to_utc_ns(_column(frame, source.time_column), source, shown)
+    ts = _utc_ns(frame, source, shown)
     columns = {}
     for name, spec in mapped.items():
         values = _numeric(frame, spec.source_column, shown)

@@ -155,3 +155,66 @@ def test_taq_raw_matches_pandas_on_the_files_as_they_come(taq: Path, day: str) -
         np.testing.assert_allclose(got[f"{name}_300s_xxx"], values.to_numpy(dtype=float), rtol=1e-12, err_msg=name)
     session = pd.read_parquet(taq / "out" / f"features_{day.replace('-', '')}_session.parquet")
     assert session["trade_count_session_xxx"].iloc[0] == len(trades)
+
+
+# ---- closing_auction ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def auction(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = _copy("closing_auction", tmp_path_factory)
+    expect(cli("validate", "--project", root), 0)
+    expect(cli("compile", "--project", root), 0)
+    expect(cli("run", "--project", root), 0)
+    return root
+
+
+def _auction_wide(root: Path, day: int) -> dict[str, pd.DataFrame]:
+    """The seed's reshaping with pandas: each raw column pivoted to (snapshot, stock)."""
+    book = pd.read_parquet(root / "data" / "book.parquet")
+    stocks = sorted(book.stock_id.unique())
+    one = book[book.date_id == day].pivot(index="seconds_in_bucket", columns="stock_id")
+    return {c: one[c].reindex(index=range(0, 550, 10), columns=stocks) for c in one.columns.levels[0]}
+
+
+@pytest.mark.parametrize("day", [0, 1, 2])
+def test_closing_auction_matches_a_pandas_pivot(auction: Path, day: int) -> None:
+    got = pd.read_parquet(auction / "out" / f"features_2023010{day + 2}_10s.parquet")
+    wide = _auction_wide(auction, day)
+    stocks = list(wide["wap"].columns)
+    assert len(got) == 55 and len(stocks) == 200
+    # columns in natural order: s0, s1, s2, ..., s10, ..., s199
+    assert [c for c in got.columns if c.startswith("wap_10s_")] == [f"wap_10s_s{s}" for s in stocks]
+    wap = wide["wap"]
+    prev = wap.shift(1)  # within the day: the first snapshot has no return
+    ret = (wap / prev - 1) * 1e4
+    index = wap.mean(axis=1)  # equal weights over the stocks present
+    n = ret.count(axis=1)
+    rank = ret.rank(axis=1, method="average").sub(1).div(n - 1, axis=0)
+    target = (wap.shift(-6) / wap).sub(index.shift(-6) / index, axis=0) * 1e4
+    imbalance = wide["imbalance_size"] * wide["imbalance_buy_sell_flag"] / wide["matched_size"]
+    book_imbalance = (wide["bid_size"] - wide["ask_size"]) / (wide["bid_size"] + wide["ask_size"])
+    expected = {
+        "wap": wap,
+        "far_price": wide["far_price"],
+        "imbalance_ratio": imbalance,
+        "book_imbalance": book_imbalance,
+        "spread_bps": (wide["ask_price"] - wide["bid_price"]) / wap * 1e4,
+        "wap_return_bps": ret,
+        "wap_rank": rank,
+        "target_one_minute": target,
+    }
+    for name, frame in expected.items():
+        for stock in stocks:
+            np.testing.assert_allclose(
+                got[f"{name}_10s_s{stock}"],
+                frame[stock].to_numpy(dtype=float),
+                rtol=1e-11,
+                atol=1e-9,  # basis points of differences of near-equal prices: cancellation, not error
+                equal_nan=True,
+                err_msg=f"{name} s{stock}",
+            )
+    np.testing.assert_array_equal(got["far_valid_10s_s0"], (np.arange(55) * 10 >= 300).astype(float))
+    assert got["far_price_10s_s0"].iloc[:30].isna().all() and got["far_price_10s_s0"].iloc[30:].notna().all()
+    if day == 1:
+        assert got["wap_10s_s17"].isna().all()  # stock 17 has no rows that day

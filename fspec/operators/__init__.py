@@ -10,9 +10,10 @@ and its test.
 
 from __future__ import annotations
 
-from fspec.operators import elementwise, reducers, state, statistics, windows
+from fspec.operators import cross, elementwise, reducers, state, statistics, windows
 from fspec.operators.core import (
     BAR,
+    CROSS,
     ELEMENTWISE,
     REDUCER,
     REGISTRY,
@@ -61,6 +62,7 @@ __all__ = [
     "BAR",
     "BAR_CONSTANTS",
     "CONSTANTS",
+    "CROSS",
     "ELEMENTWISE",
     "FORBIDDEN",
     "REDUCER",
@@ -74,6 +76,7 @@ __all__ = [
     "TickState",
     "Window",
     "bar_function",
+    "cross",
     "elementwise",
     "reducers",
     "register",

@@ -23,6 +23,7 @@ Grain rules (``kind``):
     shift        tick in -> tick out, or bar in -> bar out (``lag``, ``diff``)
     reducer      tick grain in -> one value per bar
     bar          bar grain in -> bar grain out (windows over bars)
+    cross_section  bar grain in -> bar grain out, over the members of a universe at the same bar (``numpy``)
 
 Window rule: the bars an operator reads relative to the current bar, ``(left, right)``; ``left`` bars of
 history, ``right`` bars of future. Rules compose up the tree and across features; ``right > 0`` is
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ELEMENTWISE, TICK, SHIFT, REDUCER, BAR = "elementwise", "tick", "shift", "reducer", "bar"
+CROSS = "cross_section"
 
 
 @dataclass(frozen=True)
