@@ -221,6 +221,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             order=f.order,
             intervals=f.intervals,
             clock=f.clock,
+            tags=f.tags,
         )
         for f in checked.plan.features
     )

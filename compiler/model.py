@@ -86,6 +86,7 @@ class FeatureSpec:
     clock: str = "time"
     cross_asset: tuple[str, ...] | None = None
     expand_at: tuple[tuple[str, Position], ...] = ()  # the family's variables and where each is declared
+    tags: tuple[str, ...] = ()  # words to select it by (--select tag:WORD)
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,7 @@ def _expand(
                 ),
                 instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
                 expand_at=tuple((k, doc.pos((*at, "expand", k), key=True)) for k in keys),
+                tags=tuple(raw.get("tags") or ()),
             )
         )
     return out

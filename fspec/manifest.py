@@ -14,7 +14,7 @@ from typing import Any
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 4
+MANIFEST_VERSION = 5
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
@@ -202,6 +202,7 @@ class FeatureDef:
     intervals: tuple[int, ...] | None  # None: the project's intervals
     clock: str  # "time", or "volume" for a volume-clocked value whose column has no interval
     entity: EntityKind = EntityKind.INSTRUMENT
+    tags: tuple[str, ...] = ()  # words to select it by (--select tag:WORD)
 
     @property
     def keys(self) -> tuple[Key, ...]:
@@ -235,6 +236,7 @@ class FeatureDef:
             "order": self.order,
             "intervals": list(self.intervals) if self.intervals else None,
             "clock": self.clock,
+            "tags": list(self.tags),
         }
 
     @classmethod
@@ -258,6 +260,7 @@ class FeatureDef:
             order=int(data["order"]),
             intervals=tuple(data["intervals"]) if data["intervals"] else None,
             clock=data["clock"],
+            tags=tuple(data["tags"]),
         )
 
 
