@@ -9,12 +9,7 @@ from fspec.manifest import FeatureDef
 from fspec.naming import interval_token
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
-
-
-def written_at(manifest: Manifest, feature: FeatureDef) -> tuple[int, ...]:
-    """The intervals a feature's columns are computed at: its own, else the project's (helpers are computed
-    there too, only not written)."""
-    return tuple(feature.intervals or manifest.project.intervals)
+from fspec.runtime.select import computed_at
 
 
 def _find(manifest: Manifest, column: str) -> tuple[FeatureDef, str | None, int | None]:
@@ -24,18 +19,18 @@ def _find(manifest: Manifest, column: str) -> tuple[FeatureDef, str | None, int 
         f = manifest.feature(name, instrument)
         if column == name or column == column_name(name, None, instrument):
             return f, instrument, None
-        for interval in written_at(manifest, f):
+        for interval in computed_at(manifest, f):
             if column == column_of(f, instrument, interval):
                 return f, instrument, interval
     for name, instrument in manifest.keys:  # a real column's name at an interval it is not computed at
         f = manifest.feature(name, instrument)
         if any(column == column_of(f, instrument, i) for i in manifest.intervals):
-            at = written_at(manifest, f)
+            at = computed_at(manifest, f)
             raise UsageError(
                 f"no column '{column}': '{name}' is computed at {', '.join(interval_token(i) for i in at)} only",
                 f"e.g. fspec explain {column_of(f, instrument, at[0])}",
             )
-    names = sorted({column_of(f, k[1], i) for f in manifest.features for k in f.keys for i in written_at(manifest, f)})
+    names = sorted({column_of(f, k[1], i) for f in manifest.features for k in f.keys for i in computed_at(manifest, f)})
     import difflib
 
     close = difflib.get_close_matches(column, names, n=1)
@@ -65,7 +60,7 @@ def explain_column(manifest: Manifest, column: str) -> str:
         f"column:      {column_of(f, instrument, interval) if interval else column_name(f.name, None, instrument)}",
         f"feature:     {f.name}" + (" (target)" if f.is_target else "") + ("" if f.publish else " (helper)"),
         f"instrument:  {instrument or '(cross-asset)'}",
-        f"interval:    {_interval_text(interval, written_at(manifest, f), f.publish)}",
+        f"interval:    {_interval_text(interval, computed_at(manifest, f), f.publish)}",
         f"defined at:  {f.file}:{f.line}",
         f"description: {f.description or '-'}",
         f"formula:     {f.formula}",
