@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -219,3 +219,68 @@ def _extra_hint(error: ValidationError, path: tuple[str | int, ...]) -> str:
     if error.validator == "pattern" and "\\d{4}" in str(error.validator_value):
         return 'dates are quoted YYYY-MM-DD, e.g. "2013-10-07"'
     return ""
+
+
+_SECTIONS = ("features", "targets")
+
+
+@dataclass(frozen=True)
+class Salvaged:
+    """What of a schema-invalid file the semantic checks can still read.
+
+    ``doc`` is the file without its invalid features and targets (``doc.dropped``) and unknown top-level keys,
+    or None when nothing can be trusted (a project key is invalid, or an invalid item has no readable name).
+    ``names`` are the dropped items' names, ``families`` those of dropped items with ``expand`` (whose
+    members are name_...): formulas that read them are not reported, their definition is."""
+
+    doc: SourceDoc | None
+    names: frozenset[str] = frozenset()
+    families: frozenset[str] = frozenset()
+
+
+def salvage(doc: SourceDoc) -> Salvaged:
+    """The parts of a spec file with schema errors whose semantics can still be checked in the same pass."""
+    if not isinstance(doc.data, dict):
+        return Salvaged(None)
+    validator = jsonschema.Draft202012Validator(spec_schema())
+    allowed = set(spec_schema()["properties"])
+    dropped: set[tuple[str, int]] = set()
+    sections: set[str] = set()
+    unknown: set[str] = set()
+    for error in validator.iter_errors(doc.data):
+        path = tuple(error.absolute_path)
+        if not path:
+            if error.validator == "additionalProperties":
+                unknown |= {k for k in doc.data if k not in allowed}
+            elif error.validator != "required":  # a missing spec_version is reported, and changes nothing here
+                return Salvaged(None)
+        elif path[0] == "spec_version":
+            continue
+        elif path[0] in _SECTIONS and len(path) >= 2 and isinstance(path[1], int):
+            dropped.add((str(path[0]), path[1]))
+        elif path[0] in _SECTIONS:
+            sections.add(str(path[0]))
+        else:
+            return Salvaged(None)  # a project key: every formula would be checked against a guess
+    if unknown and not any(key in doc.data for key in _SECTIONS):
+        return Salvaged(None)  # e.g. a misspelt project key: its absence would be reported a second time
+    names: set[str] = set()
+    families: set[str] = set()
+    for section, i in sorted(dropped):
+        if section in sections:
+            continue
+        item = doc.data[section][i]
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            return Salvaged(None)  # an item of no known name: formulas that read it cannot be told apart
+        names.add(name)
+        if isinstance(item, dict) and "expand" in item:
+            families.add(name)
+    if any(doc.data[section] for section in sections):
+        return Salvaged(None)  # a list that is not a list of items: what it defines is unknown
+    data = _without(doc.data, unknown | sections)
+    return Salvaged(replace(doc, data=data, dropped=frozenset(dropped)), frozenset(names), frozenset(families))
+
+
+def _without(data: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in keys}
