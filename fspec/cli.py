@@ -348,6 +348,21 @@ def explain(project: str | None, column: str) -> None:
     click.echo(explain_column(load_manifest(root, check_fresh=False), column))
 
 
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@_handle_errors
+def init(directory: Path) -> None:
+    """Write a small working project into DIRECTORY: specs, a day of sample data, a README.
+
+    \b
+    Example:
+        fspec init my_features && cd my_features && fspec validate && fspec compile && fspec run
+    """
+    from fspec.scaffold import describe, init_project
+
+    click.echo(describe(init_project(directory), directory))
+
+
 @main.command(name="ls")
 @project_option
 @click.argument("selectors", nargs=-1)
