@@ -20,9 +20,13 @@ _UNEXPECTED = re.compile(r"\('([^']+)'(?: was|, )")
 
 
 @cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in fspec/schemas."""
+    return json.loads(resources.files("fspec.schemas").joinpath(name).read_text(encoding="utf-8"))
+
+
 def spec_schema() -> dict[str, Any]:
-    text = resources.files("fspec.schemas").joinpath("spec.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    return load_schema("spec.schema.json")
 
 
 def _allowed_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
@@ -34,11 +38,11 @@ def _allowed_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
     return keys
 
 
-def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
+def _describe(error: ValidationError, doc: SourceDoc, root: dict[str, Any]) -> list[Diagnostic]:
     path = tuple(error.absolute_path)
     where = "/".join(str(p) for p in path) or "top level"
     if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
-        allowed = _allowed_keys(error.schema, spec_schema())
+        allowed = _allowed_keys(error.schema, root)
         extra = [k for k in error.instance if k not in allowed]
         out = []
         for key in extra:
@@ -110,19 +114,21 @@ def _hint(error: ValidationError, path: tuple[str | int, ...] = ()) -> str:
     return ""
 
 
-def validate_doc(doc: SourceDoc) -> list[Diagnostic]:
-    """The schema's diagnostics of one spec file, each once, with the alternative the value was meant
-    as (oneOf), plainer words for empty values and whole mappings, and a hint wherever the schema gives none."""
+def validate_doc(doc: SourceDoc, root: dict[str, Any] | None = None) -> list[Diagnostic]:
+    """The schema's diagnostics of one spec file (``root``: another shipped schema, e.g. spec tests'), each
+    once, with the alternative the value was meant as (oneOf), plainer words for empty values and whole
+    mappings, and a hint wherever the schema gives none."""
     if not isinstance(doc.data, dict):
         return [Diagnostic(doc.pos(()), "a spec file must be a mapping of keys", "start with 'spec_version: 1'")]
-    validator = jsonschema.Draft202012Validator(spec_schema())
+    root = root or spec_schema()
+    validator = jsonschema.Draft202012Validator(root)
     out: list[Diagnostic] = []
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
-        out.extend(d for d in _explain(error, doc) if d not in out)  # allOf may report one problem twice
+        out.extend(d for d in _explain(error, doc, root) if d not in out)  # allOf may report one problem twice
     return out
 
 
-def _explain(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
+def _explain(error: ValidationError, doc: SourceDoc, root: dict[str, Any]) -> list[Diagnostic]:
     path = tuple(error.absolute_path)
     where = "/".join(str(p) for p in path) or "top level"
     if error.validator == "oneOf" and error.context:
@@ -137,15 +143,15 @@ def _explain(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
             ]
         fitting = _fitting_branches(error)
         if fitting:  # the value has the shape of one alternative (e.g. a mapping): say what is wrong inside it
-            return [d for e in fitting for d in _explain(e, doc)]
+            return [d for e in fitting for d in _explain(e, doc, root)]
         deepest = best_match(error.context)
-        return _explain(deepest, doc)
+        return _explain(deepest, doc, root)
     if error.validator == "type" and error.validator_value != "string" and path in doc.surprises:
         # e.g. dates: 2013-10-07, kept as written: what is wrong is that it is not a list
         return [_improved(Diagnostic(doc.pos(path), f"invalid value at {where}: {error.message}"), error, path)]
     if error.instance is None and error.validator == "type":
         return [Diagnostic(doc.pos(path), f"{where} has no value", "write a value after the colon", "schema")]
-    return [_improved(d, error, path) for d in _describe(error, doc)]
+    return [_improved(d, error, path) for d in _describe(error, doc, root)]
 
 
 def _fitting_branches(error: ValidationError) -> list[ValidationError]:

@@ -363,6 +363,32 @@ def init(directory: Path) -> None:
     click.echo(describe(init_project(directory), directory))
 
 
+@main.command(name="test")
+@project_option
+@_handle_errors
+def test_command(project: str | None) -> None:
+    """Run the spec tests (specs/**/*.test.yaml): given rows per source, expected values per column.
+
+    Prints PASS or FAIL per test, and for a failure the column, the row and both values; exits 1 on any.
+
+    \b
+    Example:
+        fspec compile && fspec test
+    """
+    from fspec.runtime.manifest import load_manifest
+    from fspec.runtime.spectest import load_tests, render, run_tests
+
+    manifest = load_manifest(_root(project))
+    tests = load_tests(manifest)
+    if not tests:
+        click.echo("no spec tests: add specs/*.test.yaml (see docs/writing-features.md#testing-features)")
+        return
+    results = run_tests(manifest, tests)
+    click.echo(render(results))
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
 @main.command(name="ls")
 @project_option
 @click.argument("selectors", nargs=-1)

@@ -1,4 +1,4 @@
-"""`fspec init DIR`: a small working project (specs, one day of synthetic trades and quotes) to start from."""
+"""`fspec init DIR`: a small working project (specs, a spec test, one day of synthetic trades and quotes)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,32 @@ targets:
     formula: lead(log(last_price), 1) - log(last_price)
 """
 
+SPEC_TEST = """\
+# Spec tests, run by `fspec test`: made-up rows in, expected values out (exact unless a tolerance is given).
+spec_version: 1
+
+tests:
+  - name: vwap weights trades by size
+    date: "2024-01-02"
+    interval: 30s
+    given:                                       # the only data of the test: rows of the sources' files
+      trades:
+        - {ts: "09:30:01", price: 100.0, size: 100}
+        - {ts: "09:30:10", price: 101.0, size: 300}
+        - {ts: "09:30:40", price: 102.0, size: 0}     # dropped by the source's filter (size > 0)
+      quotes:
+        - {ts: "09:30:00", bid: 99.99, ask: 100.01, bid_size: 100, ask_size: 200}
+    expect:                                      # values from the session's first bar on; null: missing
+      vwap: [100.75, null]                       # (100 * 100 + 101 * 300) / 400; no trade in the second bar
+      volume: [400, 0]
+      last_price: {"09:30:00": 101.0, "09:31:00": 101.0}   # or by bar start: carried forward
+      vwap_deviation: [0.0075]                   # (100.75 - 100) / 100
+      spread_ticks: [2, 2, 2]
+      realized_vol: [4.41148790865847]           # log(101 / 100) * sqrt(252 * 23400 / 30)
+      target_next_return: [0.0]
+    tolerance: {vwap_deviation: 1.0e-12, spread_ticks: 1.0e-9, realized_vol: 1.0e-12}
+"""
+
 README = """\
 # {name}
 
@@ -87,6 +113,7 @@ An fspec project made by `fspec init`: specs in `specs/`, one synthetic day of d
 
 ```bash
 fspec validate && fspec compile && fspec run    # writes out/features_20240102_30s.parquet and _60s
+fspec test                                      # runs specs/features.test.yaml
 fspec ls                                        # the columns a run writes
 fspec explain vwap_30s_abc
 ```
@@ -105,6 +132,7 @@ def init_project(dest: Path) -> list[Path]:
     files = {
         dest / "specs" / "project.yaml": PROJECT,
         dest / "specs" / "features.yaml": FEATURES,
+        dest / "specs" / "features.test.yaml": SPEC_TEST,
         dest / "README.md": README.format(name=dest.resolve().name),
         dest / ".gitignore": GITIGNORE,
     }

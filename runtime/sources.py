@@ -331,23 +331,28 @@ def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[s
     return np.array(np.broadcast_to(result, (len(frame),)), dtype=np.float64)
 
 
+def file_columns(source: SourceDef) -> list[str]:
+    """The columns read from a source's file: its time, mapped columns, and what filters and computed columns
+    read."""
+    return list(
+        dict.fromkeys(
+            [
+                source.time_column,
+                *(c.source_column for c in source.columns if not c.expr),
+                *_tree_columns(source.filter_tree),
+                *(c for tree in source.column_trees.values() for c in _tree_columns(tree)),
+            ]
+        )
+    )
+
+
 def load_source(root: Path, source: SourceDef, symbol: str, date: str, params: dict[str, float] | None = None) -> Ticks:
     """Read, map, convert, filter and order one source file. Raises DataError naming the file."""
     path = source_path(root, source, symbol, date)
     shown = display_path(path, root)
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
-    wanted = list(
-        dict.fromkeys(
-            [
-                source.time_column,
-                *(c.source_column for c in mapped.values()),
-                *_tree_columns(source.filter_tree),
-                *(c for tree in computed.values() for c in _tree_columns(tree)),
-            ]
-        )
-    )
-    frame = _read(path, source.format, wanted, shown)
+    frame = _read(path, source.format, file_columns(source), shown)
     ts = _to_utc_ns(_column(frame, source.time_column), source, shown)
     columns = {}
     for name, spec in mapped.items():

@@ -14,7 +14,7 @@ def test_init_writes_a_project_that_validates_compiles_and_runs(tmp_path: Path) 
     root = tmp_path / "new_project"
     out = expect(cli("init", root), 0)
     assert f"next: cd {root} && fspec validate && fspec compile && fspec run" in out
-    for rel in ("specs/project.yaml", "specs/features.yaml", "README.md", ".gitignore"):
+    for rel in ("specs/project.yaml", "specs/features.yaml", "specs/features.test.yaml", "README.md", ".gitignore"):
         assert (root / rel).is_file() and f"wrote {rel}" in out
     assert expect(cli("validate", "--project", root), 0).startswith("ok: ")
     expect(cli("compile", "--project", root, "--no-jit"), 0)
@@ -28,6 +28,7 @@ def test_init_writes_a_project_that_validates_compiles_and_runs(tmp_path: Path) 
         assert table.num_rows == 6.5 * 3600 / int(interval[:-1])  # one row per bar of the session
         vwap = table.column(f"vwap_{interval}_abc").to_numpy()
         assert (abs(vwap[vwap == vwap] - 100) < 20).all()  # prices of the sample, not garbage
+    assert expect(cli("test", "--project", root), 0).endswith("1 passed, 0 failed\n")
     assert {r["feature"] for r in listed} >= {"vwap", "realized_vol", "target_next_return"}
     assert "mid" not in {r["feature"] for r in listed}  # the helper is not written
     tagged = json.loads(expect(cli("ls", "--project", root, "tag:price", "--format", "json"), 0))
