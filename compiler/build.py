@@ -14,7 +14,7 @@ from fspec import __version__
 from fspec.compiler import ir, schema
 from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
 from fspec.compiler.dag import Graph, build_graph
-from fspec.compiler.formula import Call, FormulaSyntaxError, Locator, Name, Node, Num, diagnostic_at, parse
+from fspec.compiler.formula import Call, FormulaSyntaxError, Locator, Name, Node, Num, Text, diagnostic_at, parse
 from fspec.compiler.lower import Plan, plan
 from fspec.compiler.model import Project, build_project
 from fspec.compiler.resolve import resolve_project
@@ -94,6 +94,8 @@ def _row_tree(
             return None
         if isinstance(node, Name) and len(node.parts) == 1:
             return ir.Column(source, node.parts[0], "")
+        if isinstance(node, Call) and node.op in ("eq", "ne") and any(isinstance(a, Text) for a in node.args):
+            return text_test(node)
         if isinstance(node, Call) and node.op in REGISTRY and REGISTRY[node.op].kind == "elementwise":
             args = [convert(a) for a in node.args]
             if any(a is None for a in args) or node.kwargs:
@@ -105,6 +107,39 @@ def _row_tree(
                 node.span,
                 f"{what}s use the file's column names, numbers and elementwise operators only",
                 "e.g. suspicious == 0 and size > 0" if what == "filter" else "e.g. close - tick_size / 2",
+                "filter",
+            )
+        )
+        return None
+
+    def text_test(node: Call) -> Node | None:
+        """``column == 'text'`` (either way round): 1 where the file's text column holds that text."""
+        text = next(a for a in node.args if isinstance(a, Text))
+        other = next((a for a in node.args if a is not text), None)
+        if not isinstance(other, Name) or len(other.parts) != 1:
+            shown = text.source()
+            problems.append(
+                diagnostic_at(
+                    pos,
+                    node.span,
+                    f"text {shown} is compared with something other than a column of the file",
+                    f"compare a column with it, e.g. side == {shown}",
+                    "filter",
+                )
+            )
+            return None
+        column = convert(other)
+        if not isinstance(column, ir.Column):
+            return column if column is None else _not_a_file_column(other)
+        return ir.Apply(node.op, (column, ir.Text(text.value)), (), ir.tick_grain(source))
+
+    def _not_a_file_column(name: Name) -> None:
+        problems.append(
+            diagnostic_at(
+                pos,
+                name.span,
+                f"'{name.dotted}' is not a column of the file: it cannot hold text",
+                "compare a text column of the file, e.g. side == 'BUY'",
                 "filter",
             )
         )
@@ -256,6 +291,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             unsorted=s.unsorted,
             asof_source=s.asof_source,
             asof_columns=s.asof_columns,
+            symbol_column=s.symbol_column,
         )
         for n, s in project.sources.items()
     }

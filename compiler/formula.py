@@ -77,6 +77,17 @@ class Num(Node):
 
 
 @dataclass(frozen=True)
+class Text(Node):
+    """A quoted text, compared with a text column of a file in a source's filter or computed column:
+    ``side == 'BUY'``."""
+
+    value: str
+
+    def source(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True)
 class Duration(Node):
     """A span of time as written in a window argument: ``5m``, ``30s``, ``250ms``, ``1h``."""
 
@@ -177,12 +188,42 @@ def _dotted(node: ast.expr) -> tuple[str, ...] | None:
     return None
 
 
+def _membership(node: ast.Compare, span: Span) -> Node:
+    """``x in ['A', 'B']`` is ``x == 'A' or x == 'B'``; ``not in`` is ``x != 'A' and x != 'B'``."""
+    choices = node.comparators[0]
+    if not isinstance(choices, ast.List | ast.Tuple) or not choices.elts:
+        raise FormulaSyntaxError(
+            "'in' takes a list of values", span, "write e.g. exchange in ['N', 'P'] (or not in [...])"
+        )
+    negate = isinstance(node.ops[0], ast.NotIn)
+    left = _operand(node.left)
+    tests = [Call("ne" if negate else "eq", (left, _operand(v)), span=span) for v in choices.elts]
+    tree = tests[0]
+    for test in tests[1:]:
+        tree = Call("and_" if negate else "or_", (tree, test), span=span)
+    return tree
+
+
+def _operand(node: ast.expr) -> Node:
+    """A side of a comparison: the one place a quoted text may stand."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return Text(node.value, span=_span(node))
+    return _convert(node)
+
+
 def _convert(node: ast.expr) -> Node:
     span = _span(node)
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool):
             raise FormulaSyntaxError(
                 f"unsupported literal {node.value!r}", span, f"write {int(node.value)} (comparisons give 1 or 0)"
+            )
+        if isinstance(node.value, str):
+            raise FormulaSyntaxError(
+                f"unsupported literal {node.value!r}",
+                span,
+                "a text only compares with a text column of a file, in a source's filter or computed column: "
+                f"side == {node.value!r}",
             )
         if not isinstance(node.value, int | float):
             raise FormulaSyntaxError(f"unsupported literal {node.value!r}", span, "only numbers are allowed")
@@ -214,6 +255,8 @@ def _convert(node: ast.expr) -> Node:
         for operand in (node.left, *node.comparators):  # a > 0 & b < 1 reads as a > (0 & b) < 1
             if isinstance(operand, ast.BinOp) and type(operand.op) not in BINARY:
                 _convert(operand)
+        if len(node.ops) == 1 and isinstance(node.ops[0], ast.In | ast.NotIn):
+            return _membership(node, span)
         unsupported = [op for op in node.ops if type(op) in COMPARE_WORDS]
         if unsupported:
             raise FormulaSyntaxError(
@@ -225,7 +268,8 @@ def _convert(node: ast.expr) -> Node:
             raise FormulaSyntaxError(
                 "chained or unsupported comparison", span, "write (a < b) and (b < c); use < <= > >= == !="
             )
-        return Call(COMPARE[type(node.ops[0])], (_convert(node.left), _convert(node.comparators[0])), span=span)
+        operands = (_operand(node.left), _operand(node.comparators[0]))
+        return Call(COMPARE[type(node.ops[0])], operands, span=span)
     if isinstance(node, ast.BoolOp):
         op = BOOLEAN[type(node.op)]
         values = [_convert(v) for v in node.values]

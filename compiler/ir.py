@@ -23,6 +23,14 @@ class Const(Node):
 
 
 @dataclass(frozen=True)
+class Text(Node):
+    """A text compared with a file's text column (filters and computed columns only)."""
+
+    value: str
+    grain: Grain = SCALAR
+
+
+@dataclass(frozen=True)
 class Column(Node):
     """A column of a source for one instrument ('' inside a kernel, where the instrument is an argument)."""
 
@@ -77,6 +85,8 @@ def to_json(node: Node) -> dict[str, Any]:
     """A plain-JSON form of a resolved tree (the manifest's format)."""
     if isinstance(node, Const):
         return {"const": node.value}
+    if isinstance(node, Text):
+        return {"text": node.value}
     if isinstance(node, Column):
         return {"column": node.column, "source": node.source, "instrument": node.instrument}
     if isinstance(node, ParamRef):
@@ -98,6 +108,8 @@ def to_json(node: Node) -> dict[str, Any]:
 def from_json(data: dict[str, Any]) -> Node:
     if "const" in data:
         return Const(float(data["const"]))
+    if "text" in data:
+        return Text(data["text"])
     if "column" in data:
         return Column(data["source"], data["column"], data["instrument"])
     if "param" in data:

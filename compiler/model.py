@@ -43,6 +43,7 @@ class SourceSpec:
     asof_source: str | None
     asof_columns: tuple[str, ...]
     pos: Position
+    symbol_column: str | None = None  # a file of many symbols: the column naming each row's symbol
     filter_segments: tuple[tuple[int, int, int], ...] = ()
     # computed columns: (column, position of its formula, the formula's segments as in SourceDoc.segments)
     expr_at: tuple[tuple[str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
@@ -135,6 +136,28 @@ def _path_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
             )
         ]
     return []
+
+
+def _shared_files(
+    sources: dict[str, SourceSpec], instruments: dict[str, InstrumentSpec], doc: SourceDoc
+) -> list[Diagnostic]:
+    """A path without {symbol} is one file for every instrument that reads it: without a symbol column to tell
+    their rows apart, each of them would read every row."""
+    problems = []
+    for src in sources.values():
+        if src.symbol_column is not None or "{symbol}" in src.path or _path_problems(src, doc):
+            continue
+        readers = sorted(k for k, inst in instruments.items() if src.name in {s for _, s in inst.use})
+        if len(readers) > 1:
+            problems.append(
+                Diagnostic(
+                    doc.pos(("sources", src.name, "path")),
+                    f"'{src.name}' is read by {len(readers)} instruments ({', '.join(readers[:5])}"
+                    f"{', ...' if len(readers) > 5 else ''}) but its path has no {{symbol}}: each would read every row",
+                    "put {symbol} in the path, or name the file's symbol column (symbol: SYMBOL)",
+                )
+            )
+    return problems
 
 
 def parse_interval(text: str) -> int:
@@ -235,6 +258,7 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
         asof_source=asof.get("source"),
         asof_columns=tuple(asof.get("columns", ())),
         pos=doc.pos(at, key=True),
+        symbol_column=raw.get("symbol"),
         filter_segments=doc.segments.get((*at, "filter"), ()),
         expr_at=tuple(
             (c.name, doc.pos((*at, "columns", c.name, "expr")), doc.segments.get((*at, "columns", c.name, "expr"), ()))
@@ -562,6 +586,8 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
         instruments[key] = InstrumentSpec(
             key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True), use
         )
+
+    problems += _shared_files(sources, instruments, seen["sources"])
 
     session = Session()
     if "session" in seen:

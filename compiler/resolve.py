@@ -24,6 +24,7 @@ from fspec.compiler.formula import (
     Node,
     Num,
     Span,
+    Text,
     diagnostic_at,
     parse,
     transform,
@@ -592,6 +593,14 @@ def _known_value(ctx: _Context, node: Node) -> float | None:
 def _resolve(ctx: _Context, node: Node) -> Node:
     if isinstance(node, Num):
         return ir.Const(node.value, span=node.span)
+    if isinstance(node, Text):
+        ctx.error(
+            node.span,
+            f"text {node.source()} in a feature's formula: formulas compute with numbers",
+            f'compare a text column in its source, e.g. columns: {{is_buy: {{expr: "side == {node.source()}"}}}}, '
+            "or filter: on it",
+        )
+        return _invalid()
     if isinstance(node, Duration):
         ctx.error(
             node.span,

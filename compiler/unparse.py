@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from fspec.compiler import ir
-from fspec.compiler.formula import Call, Duration, Name, Node, Num, to_source
+from fspec.compiler.formula import Call, Duration, Name, Node, Num, Text, to_source
 
 
 def to_formula(node: Node) -> Node:
     """Map a resolved tree back onto plain formula nodes, fully qualified."""
     if isinstance(node, ir.Const):
         return Num(node.value)
+    if isinstance(node, ir.Text):
+        return Text(node.value)
     if isinstance(node, ir.Column):
         parts = (node.instrument, node.source, node.column) if node.instrument else (node.source, node.column)
         return Name(parts)

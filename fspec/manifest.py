@@ -14,7 +14,7 @@ from typing import Any
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 5
+MANIFEST_VERSION = 6
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
@@ -47,10 +47,15 @@ class SourceDef:
     unsorted: str
     asof_source: str | None
     asof_columns: tuple[str, ...]
+    symbol_column: str | None = None  # a file of many symbols: each instrument reads its symbol's rows
 
     @property
     def holds_many_days(self) -> bool:
         return "{date}" not in self.path
+
+    @property
+    def holds_many_symbols(self) -> bool:
+        return self.symbol_column is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +73,7 @@ class SourceDef:
             "unsorted": self.unsorted,
             "asof_source": self.asof_source,
             "asof_columns": list(self.asof_columns),
+            "symbol_column": self.symbol_column,
         }
 
     @classmethod

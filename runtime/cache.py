@@ -24,6 +24,9 @@ def nbytes(value: object) -> int:
     """Bytes held by the numpy arrays of a value: an array, or an object with ``ts`` and ``columns``."""
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
+    size = getattr(value, "nbytes", None)  # e.g. a file's rows grouped by symbol
+    if isinstance(size, int):
+        return size
     total = 0
     ts = getattr(value, "ts", None)
     if isinstance(ts, np.ndarray):

@@ -17,7 +17,7 @@ import numpy as np
 from fspec.errors import DataError, UsageError
 from fspec.files import display
 from fspec.grain import natural_key
-from fspec.manifest import ProjectDef
+from fspec.manifest import ProjectDef, SourceDef
 from fspec.naming import interval_token
 from fspec.runtime.cache import BudgetCache
 from fspec.runtime.columns import with_dependencies
@@ -28,11 +28,13 @@ from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import columns_by_interval
 from fspec.runtime.sources import (
     DataWarning,
+    SymbolRows,
     Ticks,
     arrow_allocator,
     attach_asof,
     available_dates,
     load_source,
+    read_symbols,
     source_path,
 )
 from fspec.runtime.write import DayResult, output_path, refuse_shrinking, remove_leftovers, write_day
@@ -162,10 +164,14 @@ class Engine:
     slots: BudgetCache[np.ndarray] = field(default_factory=BudgetCache)
     # (source, instrument, "") -> the rows of a file that holds many days, before session clipping
     files: BudgetCache[Ticks] = field(default_factory=BudgetCache)
+    # (source, path symbol, day or "") -> a file of many symbols, read once, its rows grouped by symbol
+    shared: BudgetCache[SymbolRows] = field(default_factory=BudgetCache)
     # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
     cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
     _absent: set[tuple[str, str]] = field(default_factory=set)
+    _absent_now: dict[str, list[str]] = field(default_factory=dict)  # day -> instruments found absent, not yet told
+    _lacking: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day): not in its file
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
 
@@ -200,21 +206,36 @@ class Engine:
     def _rows(self, source: str, instrument: str, day: str) -> Ticks:
         """A source's rows of one file, in time order, with asof columns attached: the day's file, or the whole
         file of a source that holds many days (read once, whatever day asks)."""
-        inst = self.project.instruments[instrument]
         spec = self.project.source_of(instrument, source)
         many = spec.holds_many_days
         key = (source, instrument, "" if many else day)
         if key in self.files:
             return self.files[key]
-        symbol, params = inst.symbol, inst.params
-        ticks = load_source(self.manifest.root, spec, symbol, key[2], params)
+        ticks = self._load(spec, instrument, key[2])
         if spec.asof_source:
-            other_spec = self.project.sources[spec.asof_source]
-            other = load_source(self.manifest.root, other_spec, symbol, key[2], params)
+            other = self._load(self.project.sources[spec.asof_source], instrument, key[2])
             ticks = attach_asof(ticks, other, list(spec.asof_columns))
         if many:  # a day's file is read once anyway: only the session's rows of it are kept, in ``cache``
             self.files[key] = ticks
         return ticks
+
+    def _load(self, spec: SourceDef, instrument: str, day: str) -> Ticks:
+        """One instrument's rows of a source file: the file itself, or its symbol's rows of a file of many."""
+        inst = self.project.instruments[instrument]
+        if not spec.holds_many_symbols:
+            return load_source(self.manifest.root, spec, inst.symbol, day, inst.params)
+        frame = self._shared_file(spec, inst.symbol if "{symbol}" in spec.path else "", day).frames.get(inst.symbol)
+        if frame is None:
+            self._lacking.add((spec.name, instrument, day))
+            return Ticks(np.empty(0, dtype=np.int64), {c.name: np.empty(0) for c in spec.columns})
+        return load_source(self.manifest.root, spec, inst.symbol, day, inst.params, frame)
+
+    def _shared_file(self, spec: SourceDef, path_symbol: str, day: str) -> SymbolRows:
+        key = (spec.name, path_symbol, day)
+        if key not in self.shared:
+            symbols = {i.symbol for i in self.project.instruments.values()}
+            self.shared[key] = read_symbols(self.manifest.root, spec, day, symbols, path_symbol)
+        return self.shared[key]
 
     def ticks(self, source: str, instrument: str, day: str) -> Ticks:
         """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
@@ -230,6 +251,8 @@ class Engine:
         """Drop the rows of ``day`` from the cache: a run in date order needs only their slots afterwards."""
         for key in [k for k in self.cache if k[2] == day]:
             self.cache.pop(key)
+        for key in [k for k in self.shared if k[2] == day]:
+            self.shared.pop(key)
 
     def _session_rows(self, source: str, instrument: str, day: str) -> Ticks:
         ticks = self._rows(source, instrument, day)
@@ -259,7 +282,24 @@ class Engine:
             and d in self.instrument_dates(pair[1])
             and not self.project.source_of(pair[1], pair[0]).holds_many_days
         ]
-        if len(todo) < 2 or threads() < 2:
+        if threads() < 2:
+            return
+        # A file of many symbols is read once, before its instruments' rows are taken from it in parallel.
+        files: dict[tuple[str, str, str], tuple[SourceDef, str, str]] = {}
+        for (source, instrument), d in todo:
+            spec = self.project.source_of(instrument, source)
+            for shared in (spec, self.project.sources.get(spec.asof_source or "")):
+                if shared is not None and shared.holds_many_symbols:
+                    path_symbol = self.project.instruments[instrument].symbol if "{symbol}" in shared.path else ""
+                    if (shared.name, path_symbol, d) not in self.shared:
+                        files[(shared.name, path_symbol, d)] = (shared, path_symbol, d)
+        if files:
+            symbols = {i.symbol for i in self.project.instruments.values()}
+            root = self.manifest.root
+            jobs = [partial(read_symbols, root, spec, d, symbols, p) for spec, p, d in files.values()]
+            for key, rows in zip(files, run_all(jobs), strict=True):
+                self.shared[key] = rows
+        if len(todo) < 2:
             return
         loaded = run_all([partial(self._session_rows, pair[0], pair[1], d) for pair, d in todo])
         for (pair, d), ticks in zip(todo, loaded, strict=True):
@@ -302,6 +342,7 @@ class Engine:
         session_ids = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(grids)])
         pairs = sorted(set().union(*(self.manifest.slot_reads[k] for k in keys)))
         slot_cache, stacked = self._reduce_all(pairs, days, grids, interval)
+        self._warn_absent()
         per_bar = self._bar_constants(days, grids)
 
         values: dict[Key, np.ndarray] = {}
@@ -377,14 +418,23 @@ class Engine:
             "check the date and the sources' 'path' templates",
         )
 
-    def _warn_absent(self, instrument: str, day: str) -> None:
+    def _note_absent(self, instrument: str, day: str) -> None:
         if (instrument, day) not in self._absent:
             self._absent.add((instrument, day))
-            warnings.warn(
-                f"instrument '{instrument}' has no data on {day}: its columns are NaN that day",
-                DataWarning,
-                stacklevel=2,
-            )
+            self._absent_now.setdefault(day, []).append(instrument)
+
+    def _warn_absent(self) -> None:
+        """One warning line per day for the instruments found without data on it (a universe of 500 with 20
+        absent is one line, not 20)."""
+        for day in sorted(self._absent_now):
+            names = sorted(set(self._absent_now[day]), key=natural_key)
+            if len(names) == 1:
+                text = f"instrument '{names[0]}' has no data on {day}: its columns are NaN that day"
+            else:
+                shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+                text = f"{len(names)} instruments have no data on {day} ({shown}): their columns are NaN that day"
+            warnings.warn(text, DataWarning, stacklevel=2)
+        self._absent_now.clear()
 
     def _session_days(self, day: str, instruments: list[str], history: int) -> list[str]:
         earlier: set[str] = set()
@@ -448,14 +498,16 @@ class Engine:
         nothing to run."""
         source, instrument = pair
         kernel = self.manifest.kernels[source]
-        if day not in self.instrument_dates(instrument):
+        absent = day not in self.instrument_dates(instrument)
+        ticks = None if absent else self.ticks(source, instrument, day)
+        if absent or (self.project.source_of(instrument, source).name, instrument, day) in self._lacking:
             # The instrument has no data that day at all: its values are unknown, not empty bars.
-            self._warn_absent(instrument, day)
+            self._note_absent(instrument, day)
             return np.full((len(kernel.slots), len(bar_ends)), np.nan)
+        assert ticks is not None
         module = load_kernel(self.manifest.root / kernel.path, kernel.module)
         params = self.params(instrument, interval)
         param_array = np.array([params[p] for p in kernel.params], dtype=np.float64)
-        ticks = self.ticks(source, instrument, day)
         # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
         cols = [
             np.ascontiguousarray(ticks.columns[c], dtype=np.float64)

@@ -32,7 +32,8 @@ from fspec.runtime.columns import with_dependencies
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import computed_at
-from fspec.runtime.sources import file_columns, source_path
+from fspec.runtime.sources import _wanted_columns as file_columns  # the columns fspec run reads from a file
+from fspec.runtime.sources import source_path
 from fspec.session import NS, bar_starts
 
 TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$")
@@ -249,8 +250,8 @@ def _row_problems(
             if not isinstance(value, str) or _utc_ns(day, value, zone, bounds) is None:
                 hint = 'write a time of day ("09:30:01.250", quoted) or an ISO time with its zone'
                 out.append(((column,), f"the time {value!r} is not a time", hint))
-        elif isinstance(value, str | bool):
-            hint = "write a number, or null for a missing value"
+        elif isinstance(value, bool):
+            hint = "write a number (or text, for a column a filter compares with text), or null for a missing value"
             out.append(((column,), f"'{column}' is {value!r}, not a number", hint))
     return out
 
@@ -334,33 +335,52 @@ def run_tests(manifest: Manifest, tests: list[SpecTest]) -> list[TestResult]:
 
 
 def _write_given(manifest: Manifest, test: SpecTest, root: Path) -> dict[str, str]:
-    """The rows as the files their sources name; returns each file's name (as messages show it) -> where the
-    rows are written in the test file."""
+    """The rows as the files their sources name (the rows of instruments that share a file of many symbols in
+    one file, its symbol column filled in); returns each file's name, as messages show it, -> where its rows
+    are in the test file."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     project = manifest.project
     bounds = project.session.bounds(test.date)
-    shown = {}
+    files: dict[Path, tuple[SourceDef, list[tuple[str, dict[str, Any]]]]] = {}
+    shown: dict[str, str] = {}
     for g in test.given:
-        spec = g.source
-        path = source_path(root, spec, project.instruments[g.instrument].symbol, test.date)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        wanted = file_columns(spec)
-        ts = [_utc_ns(test.date, str(r[spec.time_column]), project.session.timezone, bounds) for r in g.rows]
-        arrays = {spec.time_column: pa.array(np.array(ts, dtype=np.int64), pa.int64()).cast(pa.timestamp("ns", "UTC"))}
-        for c in wanted:
+        symbol = project.instruments[g.instrument].symbol
+        path = source_path(root, g.source, symbol, test.date)
+        files.setdefault(path, (g.source, []))[1].extend((symbol, row) for row in g.rows)
+        shown.setdefault(path.relative_to(root).as_posix(), str(g.pos))
+    for path, (spec, rows) in files.items():
+        zone = project.session.timezone
+        ts = np.array([_utc_ns(test.date, str(r[spec.time_column]), zone, bounds) for _, r in rows], dtype=np.int64)
+        arrays = {spec.time_column: pa.array(ts, pa.int64()).cast(pa.timestamp("ns", "UTC"))}
+        if spec.symbol_column:
+            arrays[spec.symbol_column] = pa.array([symbol for symbol, _ in rows], pa.string())
+        for c in file_columns(spec):
             if c != spec.time_column:
-                arrays[c] = pa.array([math.nan if r[c] is None else float(r[c]) for r in g.rows], pa.float64())
-        table = pa.table(arrays)
-        if spec.format == "csv":
-            import pyarrow.csv as pcsv
-
-            pcsv.write_csv(table, path)
-        else:
-            pq.write_table(table, path)
-        shown[path.relative_to(root).as_posix()] = str(g.pos)
+                arrays[c] = _column_array([r[c] for _, r in rows])
+        _write_table(pa.table(arrays), path, spec.format)
     return shown
+
+
+def _column_array(values: list[Any]) -> Any:
+    """Numbers as float64 (null: NaN); a column with text (e.g. a side that a filter compares) as text."""
+    import pyarrow as pa
+
+    if any(isinstance(v, str) for v in values):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.array([math.nan if v is None else float(v) for v in values], pa.float64())
+
+
+def _write_table(table: Any, path: Path, fmt: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(table, path)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
 
 
 def _compare(manifest: Manifest, test: SpecTest, values: dict[Key, np.ndarray], ts_event: np.ndarray) -> TestResult:

@@ -122,3 +122,50 @@ def test_the_documented_example_passes(project: Path, extra_test) -> None:
     extra_test("doc.test.yaml", block.group(1).replace("name: vwap weights trades by size", "name: the docs' example"))
     out = expect(cli("test", "--project", project), 0)
     assert "PASS the docs' example (4 value(s))" in out
+
+
+LONG_PROJECT = """\
+spec_version: 1
+sources:
+  trades:
+    path: data/{date}_trades.parquet      # one file of every symbol
+    symbol: sym
+    time: ts
+    columns: {price: float64, size: float64}
+    filter: "side == 'BUY'"
+instruments:
+  aaa: {symbol: AAA}
+  bbb: {symbol: BBB}
+intervals: [60s]
+session: {timezone: America/New_York, open: "09:30", close: "10:00"}
+"""
+LONG_TEST = """\
+spec_version: 1
+tests:
+  - name: two instruments share one file, and a filter compares text
+    instrument: aaa
+    date: "2024-03-04"
+    given:
+      trades:
+        - {ts: "09:30:05", price: 10.0, size: 5, side: BUY}
+        - {ts: "09:30:06", price: 10.0, size: 7, side: SELL}
+      bbb.trades:
+        - {ts: "09:30:30", price: 20.0, size: 2, side: BUY}
+        - {ts: "2024-03-04T14:31:10Z", price: 20.0, size: 3, side: BUY}
+    expect:
+      volume: [5, 0]
+      volume_bbb: [2, 3, 0]
+"""
+
+
+def test_rows_of_a_file_of_many_symbols_and_text_columns(tmp_path: Path) -> None:
+    root = tmp_path / "long"
+    (root / "specs").mkdir(parents=True)
+    (root / "specs" / "project.yaml").write_text(LONG_PROJECT, encoding="utf-8")
+    (root / "specs" / "features.yaml").write_text(
+        "spec_version: 1\nfeatures:\n  - name: volume\n    formula: sum(trades.size)\n", encoding="utf-8"
+    )
+    (root / "specs" / "long.test.yaml").write_text(LONG_TEST, encoding="utf-8")
+    compile_project(root)
+    out = expect(cli("test", "--project", root), 0)
+    assert out.startswith("PASS two instruments share one file, and a filter compares text (5 value(s))\n"), out
