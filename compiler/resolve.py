@@ -747,7 +747,8 @@ def check_names(project: Project) -> list[Diagnostic]:
                             if spec.instruments_pos
                             else spec.name_pos,
                             f"'{spec.name}' lists unknown instrument '{inst}'",
-                            _suggest(inst, list(project.instruments)),
+                            _suggest(inst, list(project.instruments))
+                            or f"instruments: {', '.join(project.instruments)}",
                             "naming",
                         )
                     )
