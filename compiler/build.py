@@ -292,11 +292,18 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             asof_source=s.asof_source,
             asof_columns=s.asof_columns,
             symbol_column=s.symbol_column,
+            events_declared=s.kind == "events",
+            time_date=s.time_date,
+            time_day=s.time_day,
+            first_date=s.first_date,
+            time_clock=s.time_clock,
+            time_anchor=s.time_anchor,
         )
         for n, s in project.sources.items()
     }
     instruments = {
-        k: InstrumentDef(k, i.symbol, dict(i.params), i.sources, dict(i.use)) for k, i in project.instruments.items()
+        k: InstrumentDef(k, i.symbol, dict(i.params), i.sources, dict(i.use), i.universe)
+        for k, i in project.instruments.items()
     }
     return ManifestData(
         fspec_version=__version__,

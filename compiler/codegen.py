@@ -15,6 +15,10 @@ of turning ticks into bars is almost all of the compute stage:
 
 from __future__ import annotations
 
+import ast
+import builtins
+import keyword
+import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
@@ -28,7 +32,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.unparse import resolved_source
 from fspec.operators import ELEMENTWISE, REGISTRY
 
-CODEGEN_VERSION = "10"
+CODEGEN_VERSION = "11"  # 11: reducer locals named after their slot (sum_size), not numbered
 
 
 @dataclass(frozen=True)
@@ -237,15 +241,92 @@ def _state_var(v: ops.StateVar) -> StateVar:
     return StateVar(v.name, v.init, v.comment, v.size, v.is_int, v.is_array)
 
 
-def _reduce(s: int, reducer: str, args: list[str], model: KernelModel) -> None:
-    """Per-bar locals, the per-tick update and the end-of-bar write of one slot (the reducer's own code)."""
-    code = REGISTRY[reducer].reduce
+# Names a slot's locals must not take: the template's own, Python's builtins and keywords (the kernel calls
+# min, max and abs); the kernel's other locals are numbered (t3, e2_0), prefixed (col_, param_, derived_) or
+# carry a state operator's number, which a slot name (a reducer's name, "_", words) is checked against below.
+_TEMPLATE_NAMES = frozenset(
+    [
+        "math",
+        "np",
+        "njit",
+        "clip",
+        "max2",
+        "min2",
+        "prefetch",
+        "sign",
+        "vpin_imbalance",
+        "nan",
+        "ts",
+        "bar_ends",
+        "params",
+        "out",
+        "carry",
+        "resume",
+        "ends",
+        "start",
+        "stop",
+        "b",
+        "i",
+        "j",
+        "e",
+        "lo",
+        "hi",
+        "starts",
+        "derived",
+        "PREFETCH",
+    ]
+)
+_RESERVED = _TEMPLATE_NAMES | set(dir(builtins)) | set(keyword.kwlist)
+_MAX_WORDS = 4  # of the slot's formula in its name: enough to tell slots apart, short enough to read
+
+
+def slot_stem(slot: Slot) -> str:
+    """A readable identifier for a slot: its reducer, then the named operators, columns and parameters of its
+    argument in formula order, each once (``sum(trades.size)`` -> ``sum_size``, ``sum(diff(log(trades.price)))``
+    -> ``sum_diff_log_price``). Operators written as symbols (``*``, ``-``) add no word."""
+    text = slot.text
+    words: list[str] = []
+    for arg in slot.args:
+        for node in arg.walk():
+            if isinstance(node, ir.Apply) and f"{node.op}(" in text:
+                word = node.op
+            elif isinstance(node, ir.Column):
+                word = node.column
+            elif isinstance(node, ir.ParamRef):
+                word = node.name
+            else:
+                continue
+            word = re.sub(r"[^a-z0-9]+", "_", word.lower()).strip("_")
+            if word and word not in words:
+                words.append(word)
+    return "_".join([slot.reducer, *words[:_MAX_WORDS]])
+
+
+def _assigned(code: ops.ReducerCode) -> set[str]:
+    """Every name a reducer's code binds (its locals and the temporaries of its step)."""
+    text = "\n".join([*code.locals, code.step, code.flush])
+    return {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _reduce(slot: Slot, args: list[str], model: KernelModel, taken: set[str]) -> set[str]:
+    """Per-bar locals, the per-tick update and the end-of-bar write of one slot (the reducer's own code), its
+    locals named after the slot; a name already ``taken`` gets a number (``sum_size_2``). Returns its names."""
+    code = REGISTRY[slot.reducer].reduce
     if code is None:
-        raise NotImplementedError(f"no kernel code for reducer {reducer}")
-    parts = code(s, args)
+        raise NotImplementedError(f"no kernel code for reducer {slot.reducer}")
+    stem = slot_stem(slot)
+    name, k = stem, 1
+    while True:
+        parts = code(slot.index, name, args)
+        names = _assigned(parts) | {name}
+        if not names & taken:
+            break
+        k += 1
+        name = f"{stem}_{k}"
     model.bar_locals.extend(parts.locals)
-    model.steps.append(Step(parts.step, f"slot {s}"))
+    model.steps.append(Step(parts.step, f"slot {slot.index}: {slot.text}"))
     model.flush.append(Step(parts.flush))
+    return names
 
 
 def _lazy(slot: Slot, kernel: TickKernel, model: KernelModel) -> LazyScan:
@@ -255,17 +336,25 @@ def _lazy(slot: Slot, kernel: TickKernel, model: KernelModel) -> LazyScan:
     return LazyScan(slot.index, slot.reducer, tuple(steps), value, slot.text)
 
 
-def kernel_model(kernel: TickKernel) -> KernelModel:
+def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> KernelModel:
     model = KernelModel()
     per_tick = _Emitter(kernel, model, model.steps, prefix="t", index="i", per_tick=True)
+    taken = set(_RESERVED | avoid)
+    slot_names: set[str] = set()
     for slot in kernel.slots:
         model.init.append(f"out[{slot.index}, :] = {REGISTRY[slot.reducer].empty}")
         if REGISTRY[slot.reducer].scan and is_stateless(slot.args[0]):
             model.lazy.append(_lazy(slot, kernel, model))
             continue
         args = [per_tick.value(a) for a in slot.args]
-        _reduce(slot.index, slot.reducer, args, model)
-    return model
+        names = _reduce(slot, args, model, taken | {v.name for v in model.state})
+        taken |= names
+        slot_names |= names
+    # A tick operator's state added after a slot was named could take one of its names. No operator's state
+    # names (a prefix and a number: ring0, last_px2) start like a slot's (a reducer's name and "_") today, but
+    # a clash would silently share a variable: name the slots again with those names kept out.
+    clash = slot_names & {v.name for v in model.state}
+    return kernel_model(kernel, avoid | clash) if clash else model
 
 
 def _template() -> jinja2.Template:

@@ -36,13 +36,15 @@ def node_window(node: Node, windows: dict[Key, Window], own: str | None = None) 
     consts["_grain"] = "tick" if node.grain.is_tick else "bar"  # type: ignore[assignment]
     if node.grain.is_tick or op.kind == "reducer":
         return Window()  # tick state stays inside the session and the bar; nothing after the bar end
-    if consts.get("session"):  # restarts at the session open: no earlier session, only its own start
+    if consts.get("session") and not op.session_default:
+        # session=true on a window that carries by default: no earlier session, only its own start
         return replace(inner, anchored=True)
     outer = op.window(inner, consts)
     if outer.left > inner.left and inner.anchored:
         # looking back across a session boundary at a session-anchored value needs that whole session
         outer = replace(outer, sessions=inner.sessions + 1)
-    if op.session_local and (inner.left > 0 or inner.sessions > 0 or inner.anchored):
+    local = op.session_local or (op.session_default and op.restarts(consts))  # restarts in its own bar code
+    if local and (inner.left > 0 or inner.sessions > 0 or inner.anchored):
         outer = replace(outer, anchored=True)
     return outer
 

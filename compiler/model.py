@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
-from fspec.manifest import ColumnDef  # one column type for the model and the manifest
+from fspec.manifest import ColumnDef, UniverseDef  # one type each for the model and the manifest
 from fspec.naming import SESSION_GRID
 from fspec.operators import CONSTANTS
 from fspec.session import Session
 
-PROJECT_KEYS = ("sources", "instruments", "intervals", "session", "dates", "output", "constants")
-REQUIRED_PROJECT_KEYS = ("sources", "instruments", "intervals")  # some file of the project must define them
+PROJECT_KEYS = ("sources", "instruments", "universes", "intervals", "session", "dates", "output", "constants")
+# some file of the project must define them, and instruments or universes
+REQUIRED_PROJECT_KEYS = ("sources", "intervals")
 DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -44,6 +45,12 @@ class SourceSpec:
     asof_columns: tuple[str, ...]
     pos: Position
     symbol_column: str | None = None  # a file of many symbols: the column naming each row's symbol
+    kind: str | None = None  # "events" or "bars" when the source says so
+    time_date: str | None = None
+    time_day: str | None = None
+    first_date: str | None = None
+    time_clock: str | None = None
+    time_anchor: int = 0
     filter_segments: tuple[tuple[int, int, int], ...] = ()
     # computed columns: (column, position of its formula, the formula's segments as in SourceDoc.segments)
     expr_at: tuple[tuple[str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
@@ -60,6 +67,7 @@ class InstrumentSpec:
     sources: tuple[str, ...]  # the source names formulas use for this instrument
     pos: Position
     use: tuple[tuple[str, str], ...] = ()  # source name in formulas -> the source holding this instrument's data
+    universe: UniverseDef | None = None  # the stand-in of a universe's members, found in the data at run time
 
     def concrete(self, source: str) -> str:
         return dict(self.use).get(source, source)
@@ -138,6 +146,156 @@ def _path_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
     return []
 
 
+def _time_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
+    """A time split into a date (or day number) and a time of day: what must come with it, what cannot."""
+    at = ("sources", src.name, "time")
+    problems = []
+    split = src.time_date is not None or src.time_day is not None
+    if src.time_date is not None and src.time_day is not None:
+        problems.append(Diagnostic(doc.pos((*at, "day")), "a time has a 'date' or a 'day' column, not both", ""))
+    if src.time_day is not None and src.first_date is None:
+        problems.append(
+            Diagnostic(
+                doc.pos((*at, "day")),
+                f"day numbers in '{src.time_day}' need the date of day 0",
+                'add first_date: "2020-01-01" (day n is n calendar days later)',
+            )
+        )
+    if src.first_date is not None:
+        try:
+            date.fromisoformat(src.first_date)
+        except ValueError:
+            problems.append(Diagnostic(doc.pos((*at, "first_date")), f"'{src.first_date}' is not a calendar date", ""))
+    if not split:
+        for key, given in (
+            ("clock", src.time_clock),
+            ("anchor", src.time_anchor or None),
+            ("first_date", src.first_date),
+        ):
+            if given is not None:
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, key)),
+                        f"'{key}' is for a time of day beside a date or day column",
+                        "add date: COLUMN (or day: COLUMN), or remove it",
+                    )
+                )
+        return problems
+    if src.time_zone is None:
+        problems.append(
+            Diagnostic(
+                doc.pos(at),
+                f"the times of '{src.name}' are local times of day without a zone",
+                "say which zone they are in: timezone: America/New_York (or UTC)",
+            )
+        )
+    if (src.time_clock is None) == (src.time_unit is None):
+        problems.append(
+            Diagnostic(
+                doc.pos(at),
+                f"say how '{src.time_column}' holds the time of day: clock (digits such as HHMM) or unit "
+                "(time since the anchor), one of them",
+                "e.g. clock: HHMM for 931 meaning 09:31, or unit: s for seconds after anchor: '15:50'",
+            )
+        )
+    if src.time_clock is not None and src.time_anchor:
+        problems.append(Diagnostic(doc.pos((*at, "anchor")), "a clock time of day has no anchor", "remove 'anchor'"))
+    return problems
+
+
+def _universes(
+    doc: SourceDoc, sources: dict[str, SourceSpec], instruments: dict[str, InstrumentSpec]
+) -> list[Diagnostic]:
+    """Add each universe to ``instruments`` as the stand-in of its members (key: the universe's name)."""
+    problems = []
+    for key, raw in doc.data["universes"].items():
+        at = ("universes", key)
+        if key in instruments:
+            problems.append(
+                Diagnostic(
+                    doc.pos(at, key=True),
+                    f"'{key}' is both an instrument and a universe",
+                    "give the universe another name",
+                )
+            )
+            continue
+        origin = raw["from"]
+        listed = raw.get("sources", [origin])
+        use = tuple(listed.items()) if isinstance(listed, dict) else tuple((n, n) for n in listed)
+        bad = False
+        for i, (name, concrete) in enumerate(use):
+            if concrete not in sources:
+                where = (*at, "sources", name if isinstance(listed, dict) else i)
+                problems.append(
+                    Diagnostic(
+                        doc.pos(where),
+                        f"universe '{key}' lists unknown source '{concrete}'",
+                        _did_you_mean(concrete, list(sources)) or f"defined sources: {', '.join(sorted(sources))}",
+                    )
+                )
+                bad = True
+            elif sources[concrete].symbol_column is None and "{symbol}" not in sources[concrete].path:
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, "from") if concrete == origin else (*at, "sources")),
+                        f"source '{concrete}' of universe '{key}' cannot tell its members apart: it has no symbol "
+                        "column and no {symbol} in its path",
+                        f"give source '{concrete}' the column of its symbols (symbol: SYMBOL), or put {{symbol}} in "
+                        "its path",
+                    )
+                )
+                bad = True
+        if origin not in {c for _, c in use}:
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "from")),
+                    f"universe '{key}' finds its members in '{origin}', which is not one of its sources",
+                    f"add '{origin}' to its sources, or drop 'sources' (the default is [{origin}])",
+                )
+            )
+            bad = True
+        suffix = raw.get("suffix", "{symbol}")
+        try:
+            fields = [f for _, f, _, _ in Formatter().parse(suffix) if f is not None]
+        except ValueError:
+            fields = []
+        if fields != ["symbol"] or not re.fullmatch(r"[a-z0-9_{}]+", suffix.replace("{symbol}", "") or "_"):
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "suffix")),
+                    f"suffix '{suffix}' must hold {{symbol}} once, with lower-case letters, digits and '_' around it",
+                    "e.g. suffix: 's{symbol}' (stock 17 is s17)",
+                )
+            )
+            bad = True
+        match = raw.get("match")
+        if match is not None:
+            try:
+                re.compile(match)
+            except re.error as exc:
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, "match")),
+                        f"'{match}' is not a regular expression: {exc}",
+                        "e.g. match: '[A-Z]+'",
+                    )
+                )
+                bad = True
+        if bad:  # reported; the universe still stands in its features, so that they are checked (not unknown)
+            use = tuple((name, c) for name, c in use if c in sources)
+        params = tuple((k, float(v)) for k, v in (raw.get("params") or {}).items())
+        instruments[key] = InstrumentSpec(
+            key,
+            "",
+            params,
+            tuple(name for name, _ in use),
+            doc.pos(at, key=True),
+            use,
+            UniverseDef(origin, suffix, match),
+        )
+    return problems
+
+
 def _shared_files(
     sources: dict[str, SourceSpec], instruments: dict[str, InstrumentSpec], doc: SourceDoc
 ) -> list[Diagnostic]:
@@ -147,7 +305,9 @@ def _shared_files(
     for src in sources.values():
         if src.symbol_column is not None or "{symbol}" in src.path or _path_problems(src, doc):
             continue
-        readers = sorted(k for k, inst in instruments.items() if src.name in {s for _, s in inst.use})
+        readers = sorted(
+            k for k, inst in instruments.items() if src.name in {s for _, s in inst.use} and inst.universe is None
+        )
         if len(readers) > 1:
             problems.append(
                 Diagnostic(
@@ -211,11 +371,14 @@ def _reserved_names(seen: dict[str, SourceDoc]) -> list[Diagnostic]:
         problems += _reserved(sdoc, ("sources", name), name, "source")
         for col in raw["columns"]:
             problems += _reserved(sdoc, ("sources", name, "columns", col), col, "column")
-    idoc = seen["instruments"]
-    for key, raw in idoc.data["instruments"].items():
-        problems += _reserved(idoc, ("instruments", key), key, "instrument")
-        for param in raw.get("params") or {}:
-            problems += _reserved(idoc, ("instruments", key, "params", param), param, "parameter")
+    for section, what in (("instruments", "instrument"), ("universes", "universe")):
+        if section not in seen:
+            continue
+        idoc = seen[section]
+        for key, raw in idoc.data[section].items():
+            problems += _reserved(idoc, (section, key), key, what)
+            for param in raw.get("params") or {}:
+                problems += _reserved(idoc, (section, key, "params", param), param, "parameter")
     if "constants" in seen:
         for name in seen["constants"].data["constants"]:
             problems += _reserved(seen["constants"], ("constants", name), name, "constant")
@@ -259,6 +422,12 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
         asof_columns=tuple(asof.get("columns", ())),
         pos=doc.pos(at, key=True),
         symbol_column=raw.get("symbol"),
+        kind=raw.get("kind"),
+        time_date=time.get("date"),
+        time_day=time.get("day"),
+        first_date=time.get("first_date"),
+        time_clock=time.get("clock"),
+        time_anchor=_clock(time["anchor"]) if "anchor" in time else 0,
         filter_segments=doc.segments.get((*at, "filter"), ()),
         expr_at=tuple(
             (c.name, doc.pos((*at, "columns", c.name, "expr")), doc.segments.get((*at, "columns", c.name, "expr"), ()))
@@ -400,8 +569,9 @@ def _shadowing(
                     "pick another name: formulas could not tell them apart",
                 )
             )
-    idoc = seen["instruments"]
     for inst in instruments.values():
+        section = "universes" if inst.universe is not None else "instruments"
+        idoc = seen[section]
         if inst.key in sources:
             problems.append(
                 Diagnostic(
@@ -414,7 +584,7 @@ def _shadowing(
             if param in sources or param in instruments:
                 problems.append(
                     Diagnostic(
-                        idoc.pos(("instruments", inst.key, "params", param), key=True),
+                        idoc.pos((section, inst.key, "params", param), key=True),
                         f"parameter '{param}' of '{inst.key}' has the name of "
                         + ("a source" if param in sources else "an instrument"),
                         "pick another name for the parameter",
@@ -424,7 +594,7 @@ def _shadowing(
                 where = "the built-in" if param in BUILTIN_CONSTANTS else "the project constant"
                 problems.append(
                     Diagnostic(
-                        idoc.pos(("instruments", inst.key, "params", param), key=True),
+                        idoc.pos((section, inst.key, "params", param), key=True),
                         f"parameter '{param}' of '{inst.key}' would replace {where} '{param}'",
                         "pick another name for the parameter",
                     )
@@ -450,6 +620,15 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     )
                 else:
                     seen[key] = doc
+    if "instruments" not in seen and "universes" not in seen:
+        where = docs[0].file if docs else "specs"
+        problems.append(
+            Diagnostic(
+                Position(where, 1, 1),
+                "the project defines no 'instruments' and no 'universes'",
+                "add instruments (or a universe found in the data) to specs/project.yaml",
+            )
+        )
     for required in REQUIRED_PROJECT_KEYS:
         if required not in seen:
             where = docs[0].file if docs else "specs"
@@ -512,6 +691,23 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                     "use an IANA name like America/New_York",
                 )
             )
+        problems += _time_problems(src, seen["sources"])
+        if src.kind == "bars" and src.bar_width is None:
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "kind")),
+                    f"source '{src.name}' says its rows are bars but gives no 'bars:'",
+                    "add bars: {width: 1m, stamp: start} (or stamp: end): a bar's values are known when it ends",
+                )
+            )
+        if src.kind == "events" and src.bar_width is not None:
+            problems.append(
+                Diagnostic(
+                    seen["sources"].pos(("sources", src.name, "kind")),
+                    f"source '{src.name}' says its rows are events but declares bars",
+                    "remove one of kind: events and bars:",
+                )
+            )
         if src.bar_width is not None and src.bar_width <= 0:
             problems.append(
                 Diagnostic(
@@ -532,9 +728,9 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
                 )
             )
 
-    instruments = {}
-    idoc = seen["instruments"]
-    for key, raw in idoc.data["instruments"].items():
+    instruments: dict[str, InstrumentSpec] = {}
+    idoc = seen.get("instruments")
+    for key, raw in (idoc.data["instruments"] if idoc else {}).items():
         if re.fullmatch(r"[0-9]+s", key.split("_")[-1]) or any(re.fullmatch(r"[0-9]+s", t) for t in key.split("_")):
             problems.append(
                 Diagnostic(
@@ -587,6 +783,8 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             key, raw["symbol"], params, own, idoc.pos(("instruments", key), key=True), use
         )
 
+    if "universes" in seen:
+        problems += _universes(seen["universes"], sources, instruments)
     problems += _shared_files(sources, instruments, seen["sources"])
 
     session = Session()

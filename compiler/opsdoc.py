@@ -40,7 +40,9 @@ def rows() -> list[dict[str, str]]:
             "name": op.name,
             "signature": op.signature,
             "grain": GRAIN_RULES[op.kind],
-            "window": window_rule(op.name) + (" session-local" if op.session_local else ""),
+            "window": window_rule(op.name)
+            + (" session-local" if op.session_local or op.session_default else "")
+            + ("; session=false: (L + W - 1, R)" if op.session_default else ""),
             "doc": op.doc + (" [targets only]" if op.target_only else ""),
             "edge": op.edge,
         }
@@ -76,7 +78,8 @@ def operators_page() -> str:
         "`python -m fspec.compiler.opsdoc > docs/operators.md`; a test keeps this file in sync.",
         "",
         "Window `(L, R)` is the window of the operator's input; the result reads `left` bars of history and "
-        "`right` bars of future. Session-local operators restart at each session open.",
+        "`right` bars of future. Session-local operators restart at each session open; an EWM with "
+        "`session=false` carries across sessions over its last W bars (its edge cases say what W is).",
         "",
     ]
     return "\n".join(intro) + render_ops("markdown") + "\n"

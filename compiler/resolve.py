@@ -214,6 +214,14 @@ def _name(ctx: _Context, node: Name) -> Node:
             hint or _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
         )
         return _invalid()
+    if head in project.instruments and project.instruments[head].universe is not None:
+        ctx.error(
+            node.span,
+            f"'{node.dotted}' names universe '{head}', whose members are found in the data: it has no one value",
+            f"a feature of every member lists it, instruments: [{head}], and reads its own columns "
+            "(book.wap, not stocks.book.wap)",
+        )
+        return _invalid()
     if head in project.instruments:
         if len(parts) == 2:
             return _instrument_member(ctx, node, head, parts[1])
@@ -251,8 +259,13 @@ def is_cross_asset(spec: FeatureSpec, project: Project) -> bool:
         return False
     return spec.instruments is None and (
         spec.cross_asset is not None
-        or any(isinstance(n, Name) and n.parts[0] in project.instruments for n in tree.walk())
+        or any(isinstance(n, Name) and _is_instrument(project, n.parts[0]) for n in tree.walk())
     )
+
+
+def _is_instrument(project: Project, key: str) -> bool:
+    """An instrument named in a formula (a universe is not one: it has no single column)."""
+    return key in project.instruments and project.instruments[key].universe is None
 
 
 def _bind_args(ctx: _Context, node: Call) -> dict[str, Node] | None:
@@ -351,8 +364,8 @@ def _call(ctx: _Context, node: Call) -> Node:
             flag = _flag_value(ctx, node, p, bound.get(p.name))
             if flag is None:
                 return _invalid()
-            if flag:  # only a true flag is recorded: a tree without it is the default
-                consts.append((p.name, 1.0))
+            if flag != bool(p.default):  # only a flag that is not its default is recorded
+                consts.append((p.name, float(flag)))
             continue
         if isinstance(bound.get(p.name), Duration):
             window = _time_window(ctx, node, p, bound[p.name], args)  # type: ignore[arg-type]
@@ -767,7 +780,7 @@ def check_names(project: Project) -> list[Diagnostic]:
             named = {
                 n.parts[0]
                 for n in parse(spec.formula).walk()
-                if isinstance(n, Name) and n.parts[0] in project.instruments
+                if isinstance(n, Name) and _is_instrument(project, n.parts[0])
             }
             missing = sorted(i for i in named if i not in tokens)
             if spec.cross_asset is not None:

@@ -33,7 +33,9 @@ def to_formula(node: Node) -> Node:
 
 
 def _constant(name: str, value: float) -> Node:
-    return Name(("true",)) if name == "session" else Num(value)  # a flag is recorded only when true
+    if name == "session":  # a flag is recorded only where it is not the operator's default
+        return Name(("true" if value else "false",))
+    return Num(value)
 
 
 def resolved_source(node: Node) -> str:

@@ -8,6 +8,7 @@ their JSON is a new ``MANIFEST_VERSION``: the runtime refuses a manifest of anot
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,17 @@ class SourceDef:
     asof_source: str | None
     asof_columns: tuple[str, ...]
     symbol_column: str | None = None  # a file of many symbols: each instrument reads its symbol's rows
+    events_declared: bool = False  # kind: events said: times on a whole-second grid are events all the same
+    # a date (or day number) column with the time column as local time of day: digits (clock) or since anchor
+    time_date: str | None = None
+    time_day: str | None = None
+    first_date: str | None = None
+    time_clock: str | None = None
+    time_anchor: int = 0  # seconds after local midnight
+
+    @property
+    def splits_date_and_time(self) -> bool:
+        return self.time_date is not None or self.time_day is not None
 
     @property
     def holds_many_days(self) -> bool:
@@ -74,6 +86,12 @@ class SourceDef:
             "asof_source": self.asof_source,
             "asof_columns": list(self.asof_columns),
             "symbol_column": self.symbol_column,
+            "events_declared": self.events_declared,
+            "time_date": self.time_date,
+            "time_day": self.time_day,
+            "first_date": self.first_date,
+            "time_clock": self.time_clock,
+            "time_anchor": self.time_anchor,
         }
 
     @classmethod
@@ -90,22 +108,50 @@ class SourceDef:
 
 
 @dataclass(frozen=True)
+class UniverseDef:
+    """How a universe finds its members: the symbols of one source's files (those matching ``match``), each a
+    member whose column suffix is ``suffix`` with {symbol} the symbol in lower case (anything but letters and
+    digits written as '_')."""
+
+    source: str
+    suffix: str = "{symbol}"
+    match: str | None = None
+
+    def member_key(self, symbol: str) -> str:
+        return self.suffix.format(symbol=re.sub(r"[^a-z0-9]", "_", symbol.lower()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "suffix": self.suffix, "match": self.match}
+
+
+@dataclass(frozen=True)
 class InstrumentDef:
+    """An instrument; or, with ``universe``, the stand-in of a universe's members in a compiled build (the
+    runtime puts each member found in the data in its place, with its params and sources)."""
+
     key: str
     symbol: str
     params: dict[str, float]
     sources: tuple[str, ...]  # the source names formulas use for this instrument
     use: dict[str, str]  # source name in formulas -> the source that holds this instrument's data
+    universe: UniverseDef | None = None
 
     def concrete(self, source: str) -> str:
         return self.use.get(source, source)
 
     def to_json(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "params": self.params, "sources": list(self.sources), "use": self.use}
+        return {
+            "symbol": self.symbol,
+            "params": self.params,
+            "sources": list(self.sources),
+            "use": self.use,
+            "universe": self.universe.to_json() if self.universe else None,
+        }
 
     @classmethod
     def from_json(cls, key: str, data: dict[str, Any]) -> InstrumentDef:
-        return cls(key, data["symbol"], dict(data["params"]), tuple(data["sources"]), dict(data["use"]))
+        universe = UniverseDef(**data["universe"]) if data["universe"] else None
+        return cls(key, data["symbol"], dict(data["params"]), tuple(data["sources"]), dict(data["use"]), universe)
 
 
 @dataclass(frozen=True)

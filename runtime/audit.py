@@ -20,6 +20,7 @@ from fspec.runtime.manifest import Manifest
 from fspec.runtime.run import Engine, Key, with_dependencies
 from fspec.runtime.select import columns_by_interval, output_order
 from fspec.runtime.sources import arrow_allocator
+from fspec.runtime.universe import with_members
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def audit(
     state: Path | None = None,
 ) -> AuditReport:
     """Audit the selected columns (selectors as in runtime/select.py; default: every published column)."""
+    manifest = with_members(manifest)
     engine = Engine(manifest)
     at = columns_by_interval(manifest, select, intervals, state)
     intervals = [i for i in (intervals or manifest.intervals) if i in at]

@@ -126,7 +126,7 @@ def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float]
     if fn is None:
         raise NotImplementedError(f"no bar implementation for operator {op}")
     constants = operator_constants(op, consts)
-    if not consts.get("session"):
+    if not consts.get("session") or REGISTRY[op].session_default:  # an EWM takes its session flag itself
         return fn(*(frozen(a) for a in args), *constants, frozen(session, np.int64))
     # session=true: the operator over each session's bars on their own, as if no earlier bar were loaded
     edges = [0, *(np.flatnonzero(np.diff(session)) + 1), len(session)]
@@ -138,6 +138,9 @@ def apply_bar_operator(op: str, args: list[np.ndarray], consts: dict[str, float]
 
 
 def operator_constants(op: str, consts: dict[str, float]) -> list[int | float]:
-    """An operator's constants in call order: ``int`` parameters as int, ``number`` parameters as float."""
+    """An operator's constants in call order: ``int`` parameters as int, ``number`` parameters as float (or as
+    its ``call_constants`` computes them)."""
+    if REGISTRY[op].call_constants is not None:
+        return REGISTRY[op].call_constants(consts)  # type: ignore[misc]
     kinds = {p.name: p.kind for p in REGISTRY[op].params}
     return [int(consts[name]) if kinds[name] == "int" else float(consts[name]) for name in REGISTRY[op].bar_constants]

@@ -10,6 +10,7 @@ from fspec.naming import interval_token
 from fspec.runtime.grid import column_of
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import columns_by_interval
+from fspec.runtime.universe import with_members
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class Row:
 
 
 def list_columns(manifest: Manifest, words: Sequence[str] | None, state: Path | None = None) -> list[Row]:
-    """What ``fspec run --select WORDS`` writes, file by file (intervals in order), columns in file order."""
+    """What ``fspec run --select WORDS`` writes, file by file (intervals in order), columns in file order; a
+    universe's members are found in the data, as the run finds them."""
+    manifest = with_members(manifest)
     rows = []
     for interval, keys in sorted(columns_by_interval(manifest, words, None, state).items()):
         for key in keys:

@@ -37,6 +37,7 @@ from fspec.runtime.sources import (
     read_symbols,
     source_path,
 )
+from fspec.runtime.universe import with_members
 from fspec.runtime.write import DayResult, output_path, refuse_shrinking, remove_leftovers, write_day
 from fspec.session import Session, bar_starts
 
@@ -525,6 +526,7 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
 
 
 def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
+    manifest = with_members(manifest)
     engine = Engine(manifest)
     intervals = options.intervals or manifest.intervals
     for interval in intervals:

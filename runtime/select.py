@@ -34,6 +34,7 @@ from fspec.naming import interval_token
 from fspec.runtime.columns import with_dependencies
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest, read_manifest
+from fspec.runtime.universe import with_members
 
 _GLOB = re.compile(r"[*?\[]")
 
@@ -142,7 +143,8 @@ def _atom(manifest: Manifest, atom: str, term: str, intervals: Sequence[int] | N
                 f"--select {term} needs a previous build to compare with",
                 "pass --state PATH (a build/manifest.json you kept, or the folder holding it)",
             )
-        return modified(manifest, read_manifest(state))
+        # a universe's members are found in this project's data, for the previous build as for this one
+        return modified(manifest, with_members(Manifest(manifest.root, read_manifest(state).data)))
     atom = atom.lower()
     if _GLOB.search(atom):
         found = {k for k in manifest.keys if any(fnmatch.fnmatchcase(n, atom) for n in _names(manifest, k, intervals))}

@@ -264,6 +264,65 @@ def _column(frame: Frame, name: str) -> Column:
     return frame.column(name) if isinstance(frame, pa.Table) else frame[name]
 
 
+def _split_utc_ns(frame: Frame, source: SourceDef, display: str) -> np.ndarray:
+    """UTC ns of a time split into a calendar date (or a day number from ``first_date``) and a local time of
+    day: digits (``clock``: 931 is 09:31 for HHMM) or a count of ``unit`` after the ``anchor`` time."""
+    import pandas as pd
+
+    def series(name: str) -> pd.Series:
+        values = _column(frame, name)
+        return values.to_pandas() if isinstance(values, pa.ChunkedArray) else values.reset_index(drop=True)
+
+    if source.time_date is not None:
+        dates = series(source.time_date)
+        text = dates.astype("Int64").astype(str) if pd.api.types.is_numeric_dtype(dates) else dates.astype(str)
+        days = pd.to_datetime(text, format="%Y%m%d" if pd.api.types.is_numeric_dtype(dates) else None, errors="coerce")
+        bad, what = days.isna(), f"date column '{source.time_date}'"
+    else:
+        numbers = pd.to_numeric(series(source.time_day or ""), errors="coerce")
+        days = pd.Timestamp(source.first_date or "") + pd.to_timedelta(numbers, unit="D")
+        bad, what = numbers.isna() | (numbers != numbers.round()), f"day column '{source.time_day}'"
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(display, f"unreadable value in the {what} at row {row}", "fix or drop that row")
+    clock = pd.to_numeric(series(source.time_column), errors="coerce")
+    if source.time_clock is not None:
+        offset = _clock_offset(clock.to_numpy(dtype=np.float64), source, display)
+    else:
+        if clock.isna().any():
+            row = int(np.flatnonzero(clock.isna().to_numpy())[0])
+            raise DataError(display, f"missing time in column '{source.time_column}' at row {row}", "fix that row")
+        offset = np.round(clock.to_numpy(dtype=np.float64) * NS_PER_UNIT[source.time_unit or "s"]).astype(np.int64)
+    local = days.to_numpy(dtype="datetime64[ns]").view(np.int64) + source.time_anchor * NS + offset
+    try:
+        stamps = pd.Series(local.view("datetime64[ns]")).dt.tz_localize(
+            source.time_zone, ambiguous="raise", nonexistent="raise"
+        )
+    except (ValueError, TypeError) as exc:
+        raise DataError(display, f"local times that do not exist or repeat in {source.time_zone}: {exc}", "") from None
+    return stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().view(np.int64).copy()
+
+
+def _clock_offset(values: np.ndarray, source: SourceDef, display: str) -> np.ndarray:
+    """Nanoseconds after midnight of times of day written as digits (HHMM, HHMMSS, HHMMSSmmm)."""
+    whole = np.nan_to_num(values, nan=-1).astype(np.int64)
+    milliseconds = whole % 1_000 if source.time_clock == "HHMMSSmmm" else np.zeros_like(whole)
+    digits = whole // 1_000 if source.time_clock == "HHMMSSmmm" else whole
+    if source.time_clock == "HHMM":
+        hours, minutes, seconds = digits // 100, digits % 100, np.zeros_like(digits)
+    else:
+        hours, minutes, seconds = digits // 10_000, (digits // 100) % 100, digits % 100
+    bad = (values != np.floor(values)) | np.isnan(values) | (whole < 0) | (hours > 24) | (minutes > 59) | (seconds > 59)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            display,
+            f"'{source.time_column}' at row {row} is {float(values[row]):g}, not a {source.time_clock} time of day",
+            f"write times of day as {source.time_clock} digits (931 is 09:31 for HHMM), or set the clock format",
+        )
+    return ((hours * 3600 + minutes * 60 + seconds) * 1_000 + milliseconds) * 1_000_000
+
+
 def _to_utc_ns(values: Column, source: SourceDef, display: str) -> np.ndarray:
     unit, zone = source.time_unit, source.time_zone
     if isinstance(values, pa.ChunkedArray):
@@ -487,6 +546,7 @@ def _wanted_columns(source: SourceDef) -> list[str]:
         dict.fromkeys(
             [
                 source.time_column,
+                *(c for c in (source.time_date, source.time_day) if c is not None),
                 *(c.source_column for c in source.columns if not c.expr),
                 *_tree_columns(source.filter_tree),
                 *(c for tree in source.column_trees.values() for c in _tree_columns(tree)),
@@ -511,7 +571,10 @@ def load_source(
     computed = source.column_trees
     if frame is None:
         frame = _read(path, source.format, _wanted_columns(source), shown)
-    ts = _to_utc_ns(_column(frame, source.time_column), source, shown)
+    if source.splits_date_and_time:
+        ts = _split_utc_ns(frame, source, shown)
+    else:
+        ts = _to_utc_ns(_column(frame, source.time_column), source, shown)
     columns = {}
     for name, spec in mapped.items():
         values = _numeric(frame, spec.source_column, shown)
@@ -521,6 +584,8 @@ def load_source(
     ticks = Ticks(ts, columns)
     if not len(ticks):
         warnings.warn(f"{shown}: the file has no rows", DataWarning, stacklevel=2)
+    if source.bar_width is None and not source.events_declared:
+        _refuse_undeclared_bars(ts, source, shown)
     if source.filter_tree is not None:
         ticks = ticks.take(_row_values(source.filter_tree, frame, shown) != 0)
     _clean_values(ticks, shown)
@@ -528,6 +593,28 @@ def load_source(
         # A bar's values are known only when it ends.
         ticks.ts = ticks.ts + np.int64(source.bar_width) * NS
     return _ordered(ticks, source, shown)
+
+
+GRID_CHECK_ROWS = 50  # fewer rows on whole seconds may be chance; bar files of a day have more
+
+
+def _refuse_undeclared_bars(ts: np.ndarray, source: SourceDef, display: str) -> None:
+    """A source of events whose times all sit on a grid of one second or wider looks like bars: read as events,
+    each bar's values would be known at its stamp, a whole bar early when it is stamped at its start."""
+    if len(ts) < GRID_CHECK_ROWS or bool(np.any(ts[:1000] % NS)) or bool(np.any(ts % NS)):
+        return
+    steps = np.diff(np.unique(ts))
+    width = int(np.gcd.reduce(steps // NS)) if len(steps) else 0
+    if width < 1:
+        return
+    shown = f"{width // 60}m" if width % 60 == 0 else f"{width}s"
+    raise DataError(
+        display,
+        f"all {len(ts):,} times of source '{source.name}' sit on a {shown} grid: these look like bars, but the "
+        "source declares none (read as events, a bar stamped at its start would be known a whole bar early)",
+        f"declare them: bars: {{width: {shown}, stamp: start}} (or stamp: end); if they are events stamped to the "
+        "second, say kind: events",
+    )
 
 
 SIZE_COLUMNS = ("size", "volume", "qty")  # and every column ending in _size: quantities, never negative

@@ -67,7 +67,8 @@ Bar operators (over the bars of all sessions concatenated; ``session`` is the se
                                       NaN is in either window, or if either window is constant (all its
                                       values equal)
     ewm_mean(x, span)                 per session, ``ewm(alpha=2/(span+1), adjust=False, ignore_na=True)``:
-                                      starts at the session's first non-NaN value, NaN rows carry the mean
+                                      starts at the session's first non-NaN value, NaN rows carry the mean;
+                                      with session=false (ewm_std, rma too) over all sessions as one
     ffill(x)                          per session forward fill; NaN until the session's first value
     session_cumsum(x)                 per session cumulative sum, NaN counted as 0
     lead(x, k)                        per session shift k bars up; NaN for the session's last k bars
@@ -569,6 +570,12 @@ class _Context:
         consts = {k: v for k, v in node.consts if not k.endswith("_seconds")}
         consts |= {k[: -len("_seconds")]: v / self.interval for k, v in node.consts if k.endswith("_seconds")}
         series = [self.full(self.bar(a)) for a in node.args]
+        op = REGISTRY[node.op]
+        if op.session_default:
+            # an EWM restarts at each session in its own reference; with session=false it runs over all the
+            # sessions as one (unlimited warm-up), which the truncated carry matches to within 1e-12 of weight
+            restart = consts.pop("session", 1.0)
+            return _window_op(node.op, series, self.session if restart else np.zeros_like(self.session), consts)
         if not consts.pop("session", 0.0):
             return _window_op(node.op, series, self.session, consts)
         # session=true: each session's bars on their own, as if no bar of an earlier session existed

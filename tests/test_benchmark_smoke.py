@@ -3,6 +3,7 @@ pattern), including empty bars (4,000 ticks per instrument over 780 bars), and t
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def test_kernel_ab_times_agreeing_files_and_refuses_others(tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert "20,000 ticks" in out and "no_prefetch.py" in out and out.count(" median ") == 2
     wrong = tmp_path / "wrong.py"
-    wrong.write_text(text.replace("acc0 += ", "acc0 -= ", 1))
+    first_sum = re.search(r"^ +(sum_\w+) \+= ", text, re.MULTILINE)  # a slot's accumulator, named after it
+    assert first_sum is not None
+    wrong.write_text(text.replace(f"{first_sum[1]} += ", f"{first_sum[1]} -= ", 1))
     with pytest.raises(SystemExit, match="disagrees"):
         kernels.main([str(kernel), str(wrong), "--ticks", "20k", "--rounds", "1"])

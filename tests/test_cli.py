@@ -613,6 +613,7 @@ sources:
   trades:
     path: data/{{symbol}}/{{date}}_trades.{ext}
     time: {{column: time, timezone: America/New_York}}
+    kind: events                                # trades stamped to the second, 37 s apart: not bars
     columns: {{price: float64, size: float64}}{extra}
 instruments:
   abc: {{symbol: abc}}

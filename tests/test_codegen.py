@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from numba import njit
 from numba.core.errors import TypingError
 
 from fspec.compiler.build import check
-from fspec.compiler.codegen import KernelModel, kernel_model, render_kernel
+from fspec.compiler.codegen import KernelModel, kernel_model, render_kernel, slot_stem
 from fspec.compiler.lower import TickKernel
 from fspec.runtime.kernels import load_kernel, reduce_entities, reduce_session
 from fspec.runtime.scalars import prefetch
@@ -130,7 +131,56 @@ def test_first_and_last_of_stateless_expressions_are_read_at_the_bar_ends(tmp_pa
 def test_first_and_last_of_stateful_expressions_are_kept_per_tick(tmp_path: Path) -> None:
     model = kernel_model(_kernel(tmp_path, "first(diff(trades.price))", "last(tick_rule(trades.price))"))
     assert model.lazy == []
-    assert "val0 = " in _loop(model) and "val1 = " in _loop(model)
+    assert "first_diff_price = " in _loop(model) and "last_tick_rule_price = " in _loop(model)
+
+
+def test_reducer_locals_are_named_after_their_slot(tmp_path: Path) -> None:
+    """Kernels read as what they compute: a slot's locals carry its reducer and the words of its formula, and a
+    name two slots would share gets a number."""
+    kernel = _kernel(
+        tmp_path,
+        "sum(trades.size)",
+        "mean(trades.price * trades.size)",
+        "std(diff(log(trades.price)))",
+        "max(trades.price)",
+        "max(trades.price * 2)",
+        "wmean(trades.price, trades.size)",
+    )
+    assert [slot_stem(s) for s in kernel.slots] == [
+        "sum_size",
+        "mean_price_size",
+        "std_diff_log_price",
+        "max_price",
+        "max_price",
+        "wmean_price_size",
+    ]
+    model = kernel_model(kernel)
+    assert model.bar_locals == [
+        "sum_size = 0.0",
+        "mean_price_size_sum = 0.0",
+        "mean_price_size_cnt = 0.0",
+        "std_diff_log_price_cnt = 0.0",
+        "std_diff_log_price_avg = 0.0",
+        "std_diff_log_price_m2 = 0.0",
+        "max_price = nan",
+        "max_price_2 = nan",
+        "wmean_price_size_num = 0.0",
+        "wmean_price_size_den = 0.0",
+    ]
+    assert [f.code for f in model.flush][:1] == ["out[0, b] = sum_size"]
+    assert "# slot 4: max(trades.price * 2)" in _loop(model)
+    source = render_kernel(kernel)
+    assert not re.search(r"\b(acc|val|cnt|sum)\d+\b", source)  # no numbered accumulators are left
+    ast.parse(source)
+
+
+def test_a_slot_name_never_shadows_a_name_the_kernel_uses(tmp_path: Path) -> None:
+    """A name that is taken (by another slot, or kept out) is numbered instead."""
+    model = kernel_model(_kernel(tmp_path, "sum(trades.size)", "sum(trades.size + 1)"))
+    assert model.bar_locals == ["sum_size = 0.0", "sum_size_2 = 0.0"]
+    # the names kernel_model keeps out (a tick operator's state, when it clashed with a slot's name)
+    avoided = kernel_model(_kernel(tmp_path / "b", "sum(trades.size)"), avoid=frozenset({"sum_size"}))
+    assert avoided.bar_locals == ["sum_size_2 = 0.0"]
 
 
 def test_tick_state_is_laid_out_in_the_carry_array(tmp_path: Path) -> None:

@@ -98,3 +98,60 @@ def test_crypto_24h_splits_one_file_at_midnight(crypto: Path) -> None:
     midnight = pd.Timestamp("2024-08-09", tz="UTC").value
     assert before["trade_count_10s_btcusdt"].sum() == (trades.local_ts_ns < midnight).sum()
     assert after["trade_count_10s_btcusdt"].sum() == (trades.local_ts_ns >= midnight).sum()
+
+
+# ---- taq_raw ----------------------------------------------------------------------------------------------
+
+TAQ = REPO.parent / "shared" / "data" / "taq_highfrequency"  # GPL: read where it is, never copied in
+TAQ_FILES = ("sampleTDataRaw.csv.gz", "sampleQDataRaw.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def taq(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not all((TAQ / f).exists() for f in TAQ_FILES):
+        pytest.skip("the highfrequency TAQ samples are not at hand")
+    root = _copy("taq_raw", tmp_path_factory)
+    for name in TAQ_FILES:
+        (root / "data" / name).symlink_to(TAQ / name)
+    expect(cli("validate", "--project", root), 0)
+    expect(cli("compile", "--project", root), 0)
+    expect(cli("run", "--project", root), 0)
+    return root
+
+
+def _taq_session(frame: pd.DataFrame, day: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows of ``day``'s New York session, and the 5-minute bar of each."""
+    ts = pd.to_datetime(frame["DT"]).dt.tz_localize("UTC").dt.tz_convert("America/New_York")
+    open_ = pd.Timestamp(f"{day} 09:30", tz="America/New_York")
+    inside = (ts >= open_) & (ts < open_ + pd.Timedelta("6.5h"))
+    return frame[inside], ((ts[inside] - open_) // pd.Timedelta("5min"))
+
+
+@pytest.mark.parametrize("day", ["2018-01-02", "2018-01-03"])
+def test_taq_raw_matches_pandas_on_the_files_as_they_come(taq: Path, day: str) -> None:
+    raw_trades = pd.read_csv(TAQ / TAQ_FILES[0])
+    raw_quotes = pd.read_csv(TAQ / TAQ_FILES[1])
+    kept = raw_trades[(raw_trades.EX == "N") & (raw_trades.CORR == 0) & (raw_trades.PRICE > 0) & (raw_trades.SIZE > 0)]
+    trades, t_bar = _taq_session(kept, day)
+    quotes, q_bar = _taq_session(
+        raw_quotes[(raw_quotes.EX == "N") & (raw_quotes.BID > 0) & (raw_quotes.OFR > raw_quotes.BID)], day
+    )
+    bars = range(78)
+    r = np.log(trades.PRICE).diff()
+    r.iloc[0] = np.nan  # the session's first trade has no return
+    expected = {
+        "trade_count": trades.groupby(t_bar).size().reindex(bars, fill_value=0).astype(float),
+        "volume": trades.SIZE.groupby(t_bar).sum().reindex(bars, fill_value=0).astype(float),
+        "vwap": ((trades.PRICE * trades.SIZE).groupby(t_bar).sum() / trades.SIZE.groupby(t_bar).sum()).reindex(bars),
+        "realized_var": (r**2).groupby(t_bar).sum().reindex(bars, fill_value=0.0),
+        "mid": ((quotes.BID + quotes.OFR) / 2).groupby(q_bar).last().reindex(bars).ffill(),
+        "spread_bps": (
+            ((quotes.OFR - quotes.BID) / ((quotes.OFR + quotes.BID) / 2)).groupby(q_bar).mean() * 1e4
+        ).reindex(bars),
+    }
+    got = pd.read_parquet(taq / "out" / f"features_{day.replace('-', '')}_300s.parquet")
+    assert len(trades) > 1_000 and len(quotes) > 10_000  # the filters kept a real day
+    for name, values in expected.items():
+        np.testing.assert_allclose(got[f"{name}_300s_xxx"], values.to_numpy(dtype=float), rtol=1e-12, err_msg=name)
+    session = pd.read_parquet(taq / "out" / f"features_{day.replace('-', '')}_session.parquet")
+    assert session["trade_count_session_xxx"].iloc[0] == len(trades)

@@ -17,6 +17,7 @@ import pytest
 
 from fspec.errors import DataError
 from fspec.manifest import SourceDef
+from fspec.runtime.grid import NS
 from fspec.runtime.sources import arrow_allocator, load_source
 
 N = 1_000
@@ -42,6 +43,7 @@ def source(time_unit: str | None = None, time_zone: str | None = None, columns: 
         "unsorted": "reject",
         "asof_source": None,
         "asof_columns": [],
+        "events_declared": True,  # rows on whole seconds, which would otherwise look like bars
     }
 
 
@@ -221,3 +223,59 @@ def test_arrow_allocator_leaves_a_pool_the_user_chose(monkeypatch: pytest.Monkey
     before = pa.default_memory_pool().backend_name
     with arrow_allocator():
         assert pa.default_memory_pool().backend_name == before
+
+
+def test_events_on_a_grid_of_whole_seconds_are_refused_unless_declared(tmp_path: Path) -> None:
+    """A forgotten bars: is a whole bar of lookahead: rows 60 s apart read as events would be known at their
+    start stamps. Refused, naming the grid and both ways out; kind: events keeps them."""
+    minutes = UTC_NS[0] + np.arange(100, dtype=np.int64) * 60 * NS
+    write(tmp_path, {"t": pa.array(minutes), "x": pa.array(np.arange(100.0))})
+    undeclared = source("ns") | {"events_declared": False}
+    with pytest.raises(DataError, match=r"all 100 times of source 'trades' sit on a 1m grid: these look like bars"):
+        load(tmp_path, undeclared)
+    assert len(load(tmp_path, source("ns"))) == 100
+    jittered = minutes + np.arange(100) * 1_000  # one microsecond apart: events, whatever their spacing
+    write(tmp_path, {"t": pa.array(jittered), "x": pa.array(np.arange(100.0))})
+    assert len(load(tmp_path, undeclared)) == 100
+
+
+def _split_source(**time: object) -> dict:
+    fields = {"time_date": None, "time_day": None, "first_date": None, "time_clock": None, "time_anchor": 0}
+    return source(time_zone=NEW_YORK) | fields | time
+
+
+SPLIT_TIMES = {
+    # Algoseek minute bars: a Date integer and an HHMM integer, New York wall clock
+    "date + HHMM": (
+        {"d": pa.array([20240102, 20240102, 20240103]), "t": pa.array([931, 1559, 930])},
+        {"time_date": "d", "time_clock": "HHMM"},
+        ["2024-01-02 09:31", "2024-01-02 15:59", "2024-01-03 09:30"],
+    ),
+    "text date + HHMMSSmmm": (
+        {"d": pa.array(["2024-03-08", "2024-03-11", "2024-03-11"]), "t": pa.array([93015123, 93000000, 155959999])},
+        {"time_date": "d", "time_clock": "HHMMSSmmm"},  # across the spring-forward weekend: EST, then EDT
+        ["2024-03-08 09:30:15.123", "2024-03-11 09:30:00", "2024-03-11 15:59:59.999"],
+    ),
+    # Optiver's closing auction: anonymised day numbers and seconds after 15:50
+    "day number + seconds after an anchor": (
+        {"d": pa.array([0, 0, 1, 480]), "t": pa.array([0, 540, 10, 300])},
+        {"time_day": "d", "first_date": "2023-01-02", "time_unit": "s", "time_anchor": 15 * 3600 + 50 * 60},
+        ["2023-01-02 15:50", "2023-01-02 15:59", "2023-01-03 15:50:10", "2024-04-26 15:55"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_TIMES))
+def test_a_date_and_a_time_of_day_in_two_columns_load_as_utc_ns(tmp_path: Path, case: str) -> None:
+    columns, time, wall = SPLIT_TIMES[case]
+    n = len(wall)
+    write(tmp_path, {**columns, "x": pa.array(np.arange(float(n)))})
+    ticks = load(tmp_path, _split_source(**time) | {"unsorted": "sort"})
+    expected = pd.DatetimeIndex(wall).tz_localize(NEW_YORK).tz_convert("UTC").as_unit("ns").asi8
+    np.testing.assert_array_equal(ticks.ts, np.sort(expected))
+
+
+def test_a_time_of_day_that_is_no_clock_time_is_an_error_naming_the_row(tmp_path: Path) -> None:
+    write(tmp_path, {"d": pa.array([20240102, 20240102]), "t": pa.array([931, 975]), "x": pa.array([1.0, 2.0])})
+    with pytest.raises(DataError, match=r"'t' at row 1 is 975, not a HHMM time of day"):
+        load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))

@@ -74,8 +74,10 @@ class Param:
     maximum: float | None = None
 
 
-# session=true: the window restarts at each session open (reads no bar of an earlier session)
+# session=true: the window restarts at each session open (reads no bar of an earlier session); its default is
+# false (carry across sessions) except for operators whose ``session_default`` is true (the EWMs)
 SESSION_FLAG = Param("session", "flag", 0.0)
+SESSION_FLAG_TRUE = Param("session", "flag", 1.0)
 
 WindowRule = Callable[[Window, dict[str, float]], Window]
 Code = Callable[[list[str]], str]
@@ -110,7 +112,7 @@ class TickState:
 @dataclass(frozen=True)
 class ReducerCode:
     """One reducer slot ``s`` in a kernel: locals reset when a bar starts, the update at each tick, and the
-    write of ``out[s, b]`` when the bar is complete."""
+    write of ``out[s, b]`` when the bar is complete. The locals are named after the slot (``ReduceCode``)."""
 
     locals: tuple[str, ...]
     step: str
@@ -118,7 +120,9 @@ class ReducerCode:
 
 
 StateCode = Callable[[int, list[str], dict[str, float]], TickState]  # (unique number, args, constants)
-ReduceCode = Callable[[int, list[str]], ReducerCode]  # (slot, args)
+# (slot, the name of its locals, args): a reducer names its locals after the slot (``sum_size``, ``sum_size_cnt``:
+# the name, or the name, "_" and a word), so that a generated kernel reads as what it computes
+ReduceCode = Callable[[int, str, list[str]], ReducerCode]
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,12 @@ class Operator:
     edge: str = ""
     window: WindowRule = same_window
     target_only: bool = False
-    session_local: bool = False  # restarts at each session start (no warm-up from earlier sessions)
+    session_local: bool = False  # always restarts at each session start (no warm-up from earlier sessions)
+    # The default of the ``session`` flag of a restartable operator. True for the EWMs (ewm_mean, ewm_std, rma):
+    # they restart at each open unless ``session=false``, since carrying an infinite memory across sessions is a
+    # truncation (see docs/semantics.md) and the specs written before they could carry keep their meaning.
+    # Such an operator takes the flag itself (``call_constants``): its bar code is never split by session.
+    session_default: bool = False
     # lowerings (see the module doc); each kind has those it needs
     tick: Code | None = None
     vector: Code | None = None
@@ -143,6 +152,9 @@ class Operator:
     scan: bool = False  # a reducer read at the bar's first or last ticks instead of updated per tick
     bar: Callable[..., Any] | None = None
     bar_constants: tuple[str, ...] = ()
+    # the bar code's constants in call order computed from the node's constants (where they are not just the
+    # values of ``bar_constants``: an EWM's warm-up horizon)
+    call_constants: Callable[[dict[str, float]], list[int | float]] | None = None
     reference: Callable[..., Any] | None = None
     # formulas over a ``trades`` source (``price``, ``size``) that use it: shown in the docs, and computed by
     # the tests against ``reference`` on synthetic data with NaN, empty bars and several sessions
@@ -155,15 +167,22 @@ class Operator:
 
     @property
     def all_params(self) -> tuple[Param, ...]:
-        """Its parameters, and ``session`` (a flag, default false) where it is restartable."""
-        return (*self.params, SESSION_FLAG) if self.restartable else self.params
+        """Its parameters, and ``session`` (a flag, default ``session_default``) where it is restartable."""
+        if not self.restartable:
+            return self.params
+        return (*self.params, SESSION_FLAG_TRUE if self.session_default else SESSION_FLAG)
+
+    def restarts(self, consts: dict[str, float]) -> bool:
+        """Whether a node with these constants restarts at each session open (a flag is recorded in a tree
+        only where it differs from its default)."""
+        return self.session_local or bool(consts.get("session", float(self.session_default)))
 
     @property
     def signature(self) -> str:
         parts = []
         for p in self.all_params:
             if p.kind == "flag":
-                parts.append(f"{p.name}=false")
+                parts.append(f"{p.name}={'true' if p.default else 'false'}")
             else:
                 parts.append(p.name if p.default is None else f"{p.name}={p.default:g}")
         return f"{self.name}({', '.join(parts)})"

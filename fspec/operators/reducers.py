@@ -15,64 +15,66 @@ from fspec.operators.core import REDUCER, Operator, Param, ReducerCode, register
 X = (Param("x"),)
 
 
-def _sum(s: int, a: list[str]) -> ReducerCode:
-    return ReducerCode((f"acc{s} = 0.0",), f"acc{s} += {a[0]} if {a[0]} == {a[0]} else 0.0", f"out[{s}, b] = acc{s}")
+def _sum(s: int, n: str, a: list[str]) -> ReducerCode:
+    return ReducerCode((f"{n} = 0.0",), f"{n} += {a[0]} if {a[0]} == {a[0]} else 0.0", f"out[{s}, b] = {n}")
 
 
-def _count(s: int, a: list[str]) -> ReducerCode:
-    return ReducerCode((f"acc{s} = 0.0",), f"acc{s} += 1.0 if {a[0]} == {a[0]} else 0.0", f"out[{s}, b] = acc{s}")
+def _count(s: int, n: str, a: list[str]) -> ReducerCode:
+    return ReducerCode((f"{n} = 0.0",), f"{n} += 1.0 if {a[0]} == {a[0]} else 0.0", f"out[{s}, b] = {n}")
 
 
 def _pick(condition: str) -> object:
-    def code(s: int, a: list[str]) -> ReducerCode:
+    def code(s: int, n: str, a: list[str]) -> ReducerCode:
         v = a[0]
-        test = f"{v} == {v}" + (f" and {condition.format(val=f'val{s}', v=v)}" if condition else "")
-        return ReducerCode((f"val{s} = nan",), f"if {test}:\n    val{s} = {v}", f"out[{s}, b] = val{s}")
+        test = f"{v} == {v}" + (f" and {condition.format(val=n, v=v)}" if condition else "")
+        return ReducerCode((f"{n} = nan",), f"if {test}:\n    {n} = {v}", f"out[{s}, b] = {n}")
 
     return code
 
 
-def _mean(s: int, a: list[str]) -> ReducerCode:
+def _mean(s: int, n: str, a: list[str]) -> ReducerCode:
     v = a[0]
     return ReducerCode(
-        (f"sum{s} = 0.0", f"cnt{s} = 0.0"),
-        f"sum{s} += {v} if {v} == {v} else 0.0\ncnt{s} += 1.0 if {v} == {v} else 0.0",
-        f"if cnt{s} > 0.0:\n    out[{s}, b] = sum{s} / cnt{s}",
+        (f"{n}_sum = 0.0", f"{n}_cnt = 0.0"),
+        f"{n}_sum += {v} if {v} == {v} else 0.0\n{n}_cnt += 1.0 if {v} == {v} else 0.0",
+        f"if {n}_cnt > 0.0:\n    out[{s}, b] = {n}_sum / {n}_cnt",
     )
 
 
-def _std(s: int, a: list[str]) -> ReducerCode:
+def _std(s: int, n: str, a: list[str]) -> ReducerCode:
     v = a[0]
     return ReducerCode(
-        (f"cnt{s} = 0.0", f"avg{s} = 0.0", f"m2_{s} = 0.0"),
+        (f"{n}_cnt = 0.0", f"{n}_avg = 0.0", f"{n}_m2 = 0.0"),
         f"if {v} == {v}:  # Welford update\n"
-        f"    cnt{s} += 1.0\n"
-        f"    delta{s} = {v} - avg{s}\n"
-        f"    avg{s} += delta{s} / cnt{s}\n"
-        f"    m2_{s} += delta{s} * ({v} - avg{s})",
-        f"if cnt{s} > 1.0:\n    out[{s}, b] = np.sqrt(m2_{s} / (cnt{s} - 1.0))",
+        f"    {n}_cnt += 1.0\n"
+        f"    {n}_delta = {v} - {n}_avg\n"
+        f"    {n}_avg += {n}_delta / {n}_cnt\n"
+        f"    {n}_m2 += {n}_delta * ({v} - {n}_avg)",
+        f"if {n}_cnt > 1.0:\n    out[{s}, b] = np.sqrt({n}_m2 / ({n}_cnt - 1.0))",
     )
 
 
-def _bipower(s: int, a: list[str]) -> ReducerCode:
+def _bipower(s: int, n: str, a: list[str]) -> ReducerCode:
     v = a[0]
     return ReducerCode(
-        (f"acc{s} = 0.0", f"paired{s} = False", f"prev_abs{s} = 0.0"),
+        (f"{n} = 0.0", f"{n}_paired = False", f"{n}_prev_abs = 0.0"),
         f"if {v} == {v}:\n"
-        f"    if paired{s}:\n"
-        f"        acc{s} += abs({v}) * prev_abs{s}\n"
-        f"    prev_abs{s} = abs({v})\n"
-        f"    paired{s} = True",
-        f"out[{s}, b] = acc{s}",
+        f"    if {n}_paired:\n"
+        f"        {n} += abs({v}) * {n}_prev_abs\n"
+        f"    {n}_prev_abs = abs({v})\n"
+        f"    {n}_paired = True",
+        f"out[{s}, b] = {n}",
     )
 
 
-def _wmean(s: int, a: list[str]) -> ReducerCode:
+def _wmean(s: int, n: str, a: list[str]) -> ReducerCode:
     v, w = a
     return ReducerCode(
-        (f"num{s} = 0.0", f"den{s} = 0.0"),
-        f"ok{s} = {v} == {v} and {w} == {w}\nnum{s} += {v} * {w} if ok{s} else 0.0\nden{s} += {w} if ok{s} else 0.0",
-        f"if den{s} != 0.0:\n    out[{s}, b] = num{s} / den{s}",
+        (f"{n}_num = 0.0", f"{n}_den = 0.0"),
+        f"{n}_ok = {v} == {v} and {w} == {w}\n"
+        f"{n}_num += {v} * {w} if {n}_ok else 0.0\n"
+        f"{n}_den += {w} if {n}_ok else 0.0",
+        f"if {n}_den != 0.0:\n    out[{s}, b] = {n}_num / {n}_den",
     )
 
 
@@ -142,34 +144,34 @@ MEDRV_SCALE = math.pi / (6.0 - 4.0 * math.sqrt(3.0) + math.pi)
 MINRV_SCALE = math.pi / (math.pi - 2.0)
 
 
-def _medrv(s: int, a: list[str]) -> ReducerCode:
+def _medrv(s: int, n: str, a: list[str]) -> ReducerCode:
     v = a[0]
     return ReducerCode(
-        (f"n{s} = 0.0", f"acc{s} = 0.0", f"back1_{s} = 0.0", f"back2_{s} = 0.0"),
+        (f"{n}_count = 0.0", f"{n} = 0.0", f"{n}_back1 = 0.0", f"{n}_back2 = 0.0"),
         f"if {v} == {v}:\n"
-        f"    now{s} = abs({v})\n"
-        f"    n{s} += 1.0\n"
-        f"    if n{s} >= 3.0:  # the median of three neighbours: max(min(a, b), min(max(a, b), c))\n"
-        f"        med{s} = max(min(back2_{s}, back1_{s}), min(max(back2_{s}, back1_{s}), now{s}))\n"
-        f"        acc{s} += med{s} * med{s}\n"
-        f"    back2_{s} = back1_{s}\n"
-        f"    back1_{s} = now{s}",
-        f"if n{s} >= 3.0:\n    out[{s}, b] = {MEDRV_SCALE!r} * (n{s} / (n{s} - 2.0)) * acc{s}",
+        f"    {n}_now = abs({v})\n"
+        f"    {n}_count += 1.0\n"
+        f"    if {n}_count >= 3.0:  # the median of three neighbours: max(min(a, b), min(max(a, b), c))\n"
+        f"        {n}_med = max(min({n}_back2, {n}_back1), min(max({n}_back2, {n}_back1), {n}_now))\n"
+        f"        {n} += {n}_med * {n}_med\n"
+        f"    {n}_back2 = {n}_back1\n"
+        f"    {n}_back1 = {n}_now",
+        f"if {n}_count >= 3.0:\n    out[{s}, b] = {MEDRV_SCALE!r} * ({n}_count / ({n}_count - 2.0)) * {n}",
     )
 
 
-def _minrv(s: int, a: list[str]) -> ReducerCode:
+def _minrv(s: int, n: str, a: list[str]) -> ReducerCode:
     v = a[0]
     return ReducerCode(
-        (f"n{s} = 0.0", f"acc{s} = 0.0", f"back1_{s} = 0.0"),
+        (f"{n}_count = 0.0", f"{n} = 0.0", f"{n}_back1 = 0.0"),
         f"if {v} == {v}:\n"
-        f"    now{s} = abs({v})\n"
-        f"    n{s} += 1.0\n"
-        f"    if n{s} >= 2.0:\n"
-        f"        low{s} = min(back1_{s}, now{s})\n"
-        f"        acc{s} += low{s} * low{s}\n"
-        f"    back1_{s} = now{s}",
-        f"if n{s} >= 2.0:\n    out[{s}, b] = {MINRV_SCALE!r} * (n{s} / (n{s} - 1.0)) * acc{s}",
+        f"    {n}_now = abs({v})\n"
+        f"    {n}_count += 1.0\n"
+        f"    if {n}_count >= 2.0:\n"
+        f"        {n}_low = min({n}_back1, {n}_now)\n"
+        f"        {n} += {n}_low * {n}_low\n"
+        f"    {n}_back1 = {n}_now",
+        f"if {n}_count >= 2.0:\n    out[{s}, b] = {MINRV_SCALE!r} * ({n}_count / ({n}_count - 1.0)) * {n}",
     )
 
 

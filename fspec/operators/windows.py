@@ -9,6 +9,9 @@ operators marked session-local restart at each session. Each is compiled by numb
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 from fspec.operators.core import BAR, Operator, Param, Window, bar_function, register
@@ -117,18 +120,113 @@ def rolling_corr(x, y, n, session):
     return out
 
 
+# An EWM has infinite memory: with session=false it carries across sessions over a finite horizon, the fewest
+# bars W after which the weight left on what came before is at most EWM_TOLERANCE (docs/semantics.md).
+EWM_TOLERANCE = 1e-12
+
+
+def ewm_horizon(alpha: float) -> int:
+    """The fewest bars W with (1 - alpha)^W <= EWM_TOLERANCE (1 for alpha = 1, which remembers nothing)."""
+    if alpha >= 1.0:
+        return 1
+    return max(1, math.ceil(math.log(EWM_TOLERANCE) / math.log1p(-alpha)))
+
+
+def _carries(c: dict[str, float]) -> bool:
+    return c.get("session", 1.0) == 0.0  # an EWM's flag is recorded only as session=false
+
+
+def _span_horizon(c: dict[str, float]) -> int:
+    return ewm_horizon(2.0 / (c["span"] + 1.0))
+
+
+def _rma_horizon(c: dict[str, float]) -> int:
+    return int(c["n"]) + ewm_horizon(1.0 / c["n"])  # n values seed it, then the seed's weight decays
+
+
+def _ewm_window(horizon: Callable[[dict[str, float]], int]) -> Callable[[Window, dict[str, float]], Window]:
+    def rule(w: Window, c: dict[str, float]) -> Window:
+        """Session-local (the input's window), or with session=false W - 1 bars back: the session of that bar
+        is loaded whole, and its open is where the recursion of the current bar starts at the latest."""
+        if not _carries(c):
+            return w
+        return Window(w.left + horizon(c) - 1, w.right, w.sessions, w.anchored)
+
+    return rule
+
+
+def _ewm_constants(horizon: Callable[[dict[str, float]], int], name: str, kind: type) -> Callable[..., list]:
+    def constants(c: dict[str, float]) -> list[int | float]:
+        """The parameter, and the horizon in bars (0: restart at each session open)."""
+        return [kind(c[name]), horizon(c) if _carries(c) else 0]
+
+    return constants
+
+
+# Where a bar's recursion starts (all three EWMs): session-local, at its session's open; carried, at the latest
+# session open at least horizon - 1 bars before it (the first loaded bar if none is), so that it runs over at
+# least `horizon` bars and depends on no bar before that open, however many sessions a run loads. The bars that
+# share a start are one run of the recursion from it: a session's bars, or (carried) those from horizon - 1
+# bars after an open to horizon - 1 bars after the next, which costs at most horizon - 1 bars per session more.
+
+
 @bar_function
-def ewm_mean(x, span, session):
+def ewm_mean(x, span, horizon, session):
     alpha = 2.0 / (span + 1.0)
+    n = x.shape[1]
     out = np.full(x.shape, np.nan)
     for r in range(x.shape[0]):
-        mean = np.nan
-        for i in range(x.shape[1]):
-            if i > 0 and session[i] != session[i - 1]:
-                mean = np.nan
-            if x[r, i] == x[r, i]:
-                mean = x[r, i] if mean != mean else (1.0 - alpha) * mean + alpha * x[r, i]
-            out[r, i] = mean
+        start = 0
+        while start < n:
+            stop = start + 1  # the next session's open
+            while stop < n and session[stop] == session[stop - 1]:
+                stop += 1
+            first = start if horizon == 0 or start == 0 else start + horizon - 1  # the bars started here
+            last = stop if horizon == 0 else min(n, stop + horizon - 1)
+            mean = np.nan
+            for i in range(start, last):
+                if x[r, i] == x[r, i]:
+                    mean = x[r, i] if mean != mean else (1.0 - alpha) * mean + alpha * x[r, i]
+                if i >= first:
+                    out[r, i] = mean
+            start = stop
+    return out
+
+
+@bar_function
+def ewm_std(x, span, horizon, session):
+    # pandas' ewmcov recursion for adjust=False, ignore_na=True, bias=False, operation for operation (it divides
+    # by the weights' sum 1 - alpha + alpha, which rounding may put a hair off 1), so the values match it
+    alpha = 2.0 / (span + 1.0)
+    keep = 1.0 - alpha
+    total = keep + alpha
+    n = x.shape[1]
+    out = np.full(x.shape, np.nan)
+    for r in range(x.shape[0]):
+        start = 0
+        while start < n:
+            stop = start + 1  # the next session's open
+            while stop < n and session[stop] == session[stop - 1]:
+                stop += 1
+            first = start if horizon == 0 or start == 0 else start + horizon - 1  # the bars started here
+            last = stop if horizon == 0 else min(n, stop + horizon - 1)
+            mean = np.nan
+            var = 0.0
+            squares = 1.0  # the sum of the squared weights, for the bias correction 1 / (1 - squares)
+            for i in range(start, last):
+                v = x[r, i]
+                if v == v:
+                    if mean != mean:
+                        mean = v
+                    else:
+                        old = mean
+                        if mean != v:  # a constant series keeps its mean exactly, and so a zero deviation
+                            mean = (keep * old + alpha * v) / total
+                        var = (keep * (var + (old - mean) * (old - mean)) + alpha * ((v - mean) * (v - mean))) / total
+                        squares = (squares * (keep * keep) + alpha * alpha) / (total * total)
+                if i >= first and mean == mean and 1.0 - squares > 0.0:  # one value has no deviation
+                    out[r, i] = np.sqrt((1.0 / (1.0 - squares)) * var)
+            start = stop
     return out
 
 
@@ -197,17 +295,61 @@ register(
         bar_constants=("n",),
     )
 )
+CARRY_EDGE = (
+    "; session=false: carries across sessions (warm-up sessions loaded): a bar's recursion starts at the latest "
+    "session open at least W - 1 bars before it, W = {w}, so what came before weighs (1 - alpha)^v, v the values "
+    "since that open (NaN bars do not decay it; none: NaN), at most 1e-12 when none is NaN; the data's first session "
+    "starts at its open (day 1 is the session-local value)"
+)
+
+
+def _ewm_std_reference(x: np.ndarray, session: np.ndarray, span: float) -> np.ndarray:
+    """pandas' ``ewm(span, adjust=False, ignore_na=True).std()`` (bias-corrected) within each session."""
+    import pandas as pd  # tests only: a run imports no pandas
+
+    ewm = pd.Series(x).groupby(session).transform(lambda s: s.ewm(span=span, adjust=False, ignore_na=True).std())
+    return ewm.to_numpy(dtype=np.float64)
+
+
+SPAN = Param("span", "number", None, 1)
 register(
     Operator(
         "ewm_mean",
-        (Param("x"), Param("span", "number", None, 1)),
+        (Param("x"), SPAN),
         BAR,
-        "exponentially weighted mean, alpha = 2 / (span + 1), restarting each session",
+        "exponentially weighted mean, alpha = 2 / (span + 1), restarting each session (session=true) unless "
+        "session=false; pandas' ewm(span, adjust=False, ignore_na=True).mean()",
         "starts at the session's first non-NaN value; NaN values are skipped (carry the mean); "
-        "m = (1 - alpha) m + alpha x in IEEE arithmetic, so an infinite input stays infinite",
-        session_local=True,
+        "m = (1 - alpha) m + alpha x in IEEE arithmetic, so an infinite input stays infinite"
+        + CARRY_EDGE.format(w="ceil(ln 1e-12 / ln(1 - alpha))"),
+        window=_ewm_window(_span_horizon),
+        session_default=True,
         bar=ewm_mean,
-        bar_constants=("span",),
+        call_constants=_ewm_constants(_span_horizon, "span", float),
+        examples=("ewm_mean(last(trades.price), 3, session=false)",),
+    )
+)
+register(
+    Operator(
+        "ewm_std",
+        (Param("x"), SPAN),
+        BAR,
+        "exponentially weighted standard deviation, alpha = 2 / (span + 1), bias-corrected, restarting each "
+        "session (session=true) unless session=false; pandas' ewm(span, adjust=False, ignore_na=True).std()",
+        "NaN until the session's second non-NaN value (one value has no deviation), and always for span = 1 "
+        "(all the weight on the current value); NaN values are skipped "
+        "(carry the std); a constant series gives 0; an infinite input makes it NaN for the rest of the session "
+        "(inf - inf; carried: until a start after it)" + CARRY_EDGE.format(w="ceil(ln 1e-12 / ln(1 - alpha))"),
+        window=_ewm_window(_span_horizon),
+        session_default=True,
+        bar=ewm_std,
+        call_constants=_ewm_constants(_span_horizon, "span", float),
+        reference=_ewm_std_reference,
+        examples=(
+            "ewm_std(last(trades.price), 3)",
+            "ewm_std(sum(trades.size), 1.5)",
+            "ewm_std(last(trades.price) - first(trades.price), 2, session=false)",
+        ),
     )
 )
 register(
@@ -366,26 +508,32 @@ register(
 
 
 @bar_function
-def rma(x, n, session):
+def rma(x, n, horizon, session):
     alpha = 1.0 / n
+    bars = x.shape[1]
     out = np.full(x.shape, np.nan)
     for r in range(x.shape[0]):
-        mean = np.nan
-        seen = 0
-        for i in range(x.shape[1]):
-            if i > 0 and session[i] != session[i - 1]:
-                mean = np.nan
-                seen = 0
-            if x[r, i] == x[r, i]:
-                seen += 1
-                if seen < n:
-                    mean = x[r, i] if seen == 1 else mean + x[r, i]
-                elif seen == n:
-                    mean = (x[r, i] if n == 1 else mean + x[r, i]) / n  # seeded by the mean of the first n
-                else:
-                    mean = mean * (1.0 - alpha) + x[r, i] * alpha
-            if seen >= n:
-                out[r, i] = mean
+        start = 0
+        while start < bars:  # where each bar's recursion starts: see ewm_mean
+            stop = start + 1
+            while stop < bars and session[stop] == session[stop - 1]:
+                stop += 1
+            first = start if horizon == 0 or start == 0 else start + horizon - 1
+            last = stop if horizon == 0 else min(bars, stop + horizon - 1)
+            mean = np.nan
+            seen = 0
+            for i in range(start, last):
+                if x[r, i] == x[r, i]:
+                    seen += 1
+                    if seen < n:
+                        mean = x[r, i] if seen == 1 else mean + x[r, i]
+                    elif seen == n:
+                        mean = (x[r, i] if n == 1 else mean + x[r, i]) / n  # seeded by the mean of the first n
+                    else:
+                        mean = mean * (1.0 - alpha) + x[r, i] * alpha
+                if i >= first and seen >= n:
+                    out[r, i] = mean
+            start = stop
     return out
 
 
@@ -416,12 +564,19 @@ register(
         (Param("x"), N),
         BAR,
         "Wilder's moving average (RSI, ATR): alpha = 1/n, seeded by the mean of the session's first n values, "
-        "as TTR and TA-Lib do; restarts each session",
-        "NaN until n non-NaN values of the session; a NaN value is skipped (the mean carries)",
-        session_local=True,
+        "as TTR and TA-Lib do; restarts each session (session=true) unless session=false",
+        "NaN until n non-NaN values of the session; a NaN value is skipped (the mean carries)"
+        + CARRY_EDGE.format(w="n + ceil(ln 1e-12 / ln(1 - 1/n))")
+        + " (NaN until n non-NaN values in them)",
+        window=_ewm_window(_rma_horizon),
+        session_default=True,
         bar=rma,
-        bar_constants=("n",),
+        call_constants=_ewm_constants(_rma_horizon, "n", int),
         reference=_rma_reference,
-        examples=("rma(sum(trades.size), 3)", "rma(last(trades.price) - first(trades.price), 2)"),
+        examples=(
+            "rma(sum(trades.size), 3)",
+            "rma(last(trades.price) - first(trades.price), 2)",
+            "rma(sum(trades.size), 2, session=false)",
+        ),
     )
 )

@@ -1,0 +1,142 @@
+"""Universes found in the data: a build's stand-in of a universe replaced by the members its source holds.
+
+A universe is compiled once, as one instrument (its stand-in), whatever its size. Before a run reads any data,
+each stand-in becomes the instruments whose symbols the universe's source holds in any of its files (not only
+the run's dates, so that a day's file has the same columns whichever dates a run covers): the same params and
+sources, one column each, in natural order. A member absent on a day is NaN that day, like an instrument.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fspec.errors import DataError
+from fspec.files import display
+from fspec.grain import natural_key
+from fspec.manifest import InstrumentDef, SourceDef
+from fspec.runtime.manifest import Manifest
+from fspec.runtime.sources import _symbol_text, available_dates, source_path
+
+SUFFIX = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+INTERVAL_LIKE = re.compile(r"[0-9]+s")
+
+
+def with_members(manifest: Manifest) -> Manifest:
+    """The manifest with each universe's stand-in replaced by its members (the manifest itself if it has none)."""
+    project = manifest.project
+    stand_ins = {k: i for k, i in project.instruments.items() if i.universe is not None}
+    if not stand_ins:
+        return manifest
+    instruments = {k: i for k, i in project.instruments.items() if i.universe is None}
+    members_of: dict[str, list[str]] = {}
+    for key, stand_in in stand_ins.items():
+        members = _members(manifest.root, project.sources, key, stand_in, instruments)
+        instruments.update(members)
+        members_of[key] = list(members)
+    features = tuple(
+        replace(f, members=_expand(f.members, members_of)) if any(m in members_of for m in f.members) else f
+        for f in manifest.features
+    )
+    data = replace(manifest.data, project=replace(project, instruments=instruments), features=features)
+    return Manifest(manifest.root, data)
+
+
+def _expand(members: tuple[str, ...], members_of: dict[str, list[str]]) -> tuple[str, ...]:
+    found = [m for key in members for m in members_of.get(key, [key])]
+    return tuple(sorted(found, key=natural_key))
+
+
+def _members(
+    root: Path,
+    sources: dict[str, SourceDef],
+    key: str,
+    stand_in: InstrumentDef,
+    taken: dict[str, InstrumentDef],
+) -> dict[str, InstrumentDef]:
+    assert stand_in.universe is not None
+    rule = stand_in.universe
+    source = sources[rule.source]
+    symbols = sorted(_symbols(root, source))
+    if rule.match is not None:
+        symbols = [s for s in symbols if re.fullmatch(rule.match, s)]
+    if not symbols:
+        raise DataError(
+            display(root / source.path, root),
+            f"universe '{key}' found no member: no symbol{' matches ' + repr(rule.match) if rule.match else ''} "
+            f"in the files of '{rule.source}'",
+            "check the source's path and symbol column, and the universe's match",
+        )
+    members: dict[str, InstrumentDef] = {}
+    by_key: dict[str, str] = {}
+    for symbol in symbols:
+        member = rule.member_key(symbol)
+        if not SUFFIX.fullmatch(member) or any(INTERVAL_LIKE.fullmatch(t) for t in member.split("_")):
+            raise DataError(
+                f"universe '{key}'",
+                f"symbol {symbol!r} gives the column suffix '{member}', which is not a valid one (lower-case "
+                "letters, digits and '_', starting with a letter, no token like 30s)",
+                "set the universe's suffix to put a letter first, e.g. suffix: 's{symbol}'",
+            )
+        if member in by_key or member in taken:
+            other = f"symbol {by_key[member]!r}" if member in by_key else "an instrument"
+            raise DataError(
+                f"universe '{key}'",
+                f"symbol {symbol!r} and {other} both give the column suffix '{member}'",
+                "rename the instrument, or choose a suffix rule (or match) that keeps them apart",
+            )
+        by_key[member] = symbol
+        members[member] = replace(stand_in, key=member, symbol=symbol, universe=None)
+    return members
+
+
+def _symbols(root: Path, source: SourceDef) -> set[str]:
+    """Every symbol the source's files hold: the {symbol} of its file names, or the values of its symbol column."""
+    if "{symbol}" in source.path:
+        template = source.path.format(symbol="{symbol}", date="{date}")
+        pattern = re.escape(template).replace(re.escape("{symbol}"), r"([^/]+)").replace(re.escape("{date}"), r"\d{8}")
+        found = set()
+        for path in root.glob(template.replace("{symbol}", "*").replace("{date}", "*")):
+            match = re.fullmatch(pattern, path.relative_to(root).as_posix())
+            if match:
+                found.add(match.group(1))
+        return found
+    days = [""] if source.holds_many_days else available_dates(root, source, "")
+    found = set()
+    for day in days:
+        found |= _column_symbols(root, source, day)
+    return found
+
+
+def _column_symbols(root: Path, source: SourceDef, day: str) -> set[str]:
+    path = source_path(root, source, "", day)
+    shown = display(path, root)
+    column = source.symbol_column or ""
+    if not path.exists():
+        raise DataError(shown, "file not found", "check the source's 'path' template")
+    try:
+        if source.format == "parquet":
+            with pq.ParquetFile(path, read_dictionary=[column]) as file:
+                if column not in file.schema_arrow.names:
+                    raise DataError(
+                        shown,
+                        f"no symbol column '{column}'; the file has: {', '.join(file.schema_arrow.names)}",
+                        "fix the source's 'symbol:'",
+                    )
+                values = file.read(columns=[column]).column(column)
+            if pa.types.is_dictionary(values.type):
+                return {_symbol_text(v) for c in values.chunks for v in c.dictionary.to_pylist() if v is not None}
+            return {_symbol_text(v) for v in pc.unique(values).to_pylist() if v is not None}
+        import pandas as pd
+
+        frame = pd.read_csv(path, usecols=[column])
+    except DataError:
+        raise
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise DataError(shown, f"cannot read the symbol column '{column}': {exc}", "check the file") from None
+    return {_symbol_text(v) for v in frame[column].dropna().unique()}
