@@ -115,7 +115,7 @@ def _term(manifest: Manifest, term: str, intervals: Sequence[int] | None, state:
     if down:
         found.update(_dependents(manifest, start))
     published = {k for k in found if manifest.feature(*k).publish}
-    if not published and not atom.startswith("state:"):
+    if not published and not atom.lower().startswith("state:"):
         helpers = sorted({manifest.feature(*k).name for k in start})
         raise UsageError(
             f"--select {term}: '{helpers[0]}' is a helper (publish: false): it is computed, not written",
