@@ -359,13 +359,14 @@ def profile_fspec(setup: Setup, repeat: int) -> dict[str, float]:
 
 def e2e_fspec(setup: Setup, out_dir: Path) -> dict[str, float]:
     """``fspec run`` for the day, stage by stage, as :func:`fspec.runtime.run.run` does it."""
-    from fspec.runtime.run import Engine, published, with_dependencies, write_day
+    from fspec.runtime.run import Engine, with_dependencies, write_day
+    from fspec.runtime.select import select
     from fspec.runtime.sources import arrow_allocator
 
     manifest, day = setup.manifest, setup.workload.day
     t0 = time.perf_counter()
     engine = Engine(manifest)
-    roots = published(manifest, None, [setup.interval])
+    roots = select(manifest, None)
     keys = with_dependencies(manifest, roots)
     with arrow_allocator():  # as run() reads
         for name in setup.workload.instruments:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,20 +172,35 @@ def check(root: Path) -> Checked:
         )
     docs: list[SourceDoc] = []
     problems: list[Diagnostic] = []
+    unchecked: set[str] = set()
+    families: set[str] = set()
+    whole = True  # every file can be checked further, if only in part
     for path in files:
         doc, syntax = load_yaml(path, display_path(root, path))
         problems += syntax
-        if not syntax:
-            schema_problems = schema.validate_doc(doc)
-            problems += schema_problems
-            if not schema_problems:
-                docs.append(doc)
-    if problems:
+        if syntax:
+            whole = False  # what the file defines is unknown: its names would be reported as unknown elsewhere
+            continue
+        schema_problems = schema.validate_doc(doc)
+        problems += schema_problems
+        if not schema_problems:
+            docs.append(doc)
+            continue
+        # One pass reports everything: the features and targets whose schema is valid are still checked.
+        salvaged = schema.salvage(doc)
+        if salvaged.doc is None:
+            whole = False
+        else:
+            docs.append(salvaged.doc)
+            unchecked |= salvaged.names
+            families |= salvaged.families
+    if not whole:
         return Checked(None, None, None, {}, problems)
     project, model_problems = build_project(docs)
     problems += model_problems
     if project is None:
         return Checked(None, None, None, {}, problems)
+    project = replace(project, unchecked=frozenset(unchecked), unchecked_families=frozenset(families))
     filters = {}
     for src in project.sources.values():
         if src.filter and src.filter_pos:
@@ -263,6 +278,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             clock=f.clock,
             entity=EntityKind.UNIVERSE if _of_universe(project, f.members) else EntityKind.INSTRUMENT,
             cross_section=any(isinstance(n, ir.Apply) and REGISTRY[n.op].kind == CROSS for n in f.tree.walk()),
+            tags=f.tags,
         )
         for f in checked.plan.features
     )

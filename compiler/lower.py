@@ -65,6 +65,7 @@ class PlannedFeature:
     order: int  # position in the spec files: the output column order
     intervals: tuple[int, ...] | None
     clock: str
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ def plan(project: Project, graph: Graph) -> Plan:
                 order=spec_order[inst.spec.name],
                 intervals=inst.spec.intervals,
                 clock=inst.spec.clock,
+                tags=inst.spec.tags,
             )
             groups[key] = (planned, [])
         if own:

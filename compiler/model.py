@@ -95,6 +95,7 @@ class FeatureSpec:
     clock: str = "time"
     cross_asset: tuple[str, ...] | None = None
     expand_at: tuple[tuple[str, Position], ...] = ()  # the family's variables and where each is declared
+    tags: tuple[str, ...] = ()  # words to select it by (--select tag:WORD)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ class Project:
     output_dir: str
     features: tuple[FeatureSpec, ...]
     constants: tuple[tuple[str, float], ...] = ()
+    # features left out for schema errors, and families of them: a formula that reads one is not reported
+    unchecked: frozenset[str] = frozenset()
+    unchecked_families: frozenset[str] = frozenset()
+
+    def is_unchecked(self, name: str) -> bool:
+        return name in self.unchecked or any(name.startswith(f"{f}_") for f in self.unchecked_families)
 
 
 MAX_FAMILY = 1_000  # features one expand may make
@@ -523,6 +530,7 @@ def _expand(
                 ),
                 instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
                 expand_at=tuple((k, doc.pos((*at, "expand", k), key=True)) for k in keys),
+                tags=tuple(raw.get("tags") or ()),
             )
         )
     return out
@@ -843,6 +851,8 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
     for doc in docs:
         for section, is_target in (("features", False), ("targets", True)):
             for i, raw in enumerate(doc.data.get(section, [])):
+                if (section, i) in doc.dropped:
+                    continue  # reported by the schema check
                 features.extend(_expand(raw, doc, (section, i), is_target, problems))
 
     for spec in features:

@@ -151,6 +151,8 @@ def _instrument_member(ctx: _Context, node: Name, instrument: str, member: str) 
         return ir.ParamRef(member, instrument)
     if member in ctx.specs and member not in ctx.project.sources:
         return _feature_ref(ctx, node, member, instrument)
+    if ctx.project.is_unchecked(member):
+        return _invalid()  # a feature whose spec has schema errors, reported there
     choices = list(params) + list(ctx.specs)
     ctx.error(
         node.span,
@@ -204,6 +206,8 @@ def _name(ctx: _Context, node: Name) -> Node:
             cols = project.sources[head].column_names()
             ctx.error(node.span, f"source '{head}' needs a column", f"e.g. {head}.{cols[0]}")
             return _invalid()
+        if project.is_unchecked(head):
+            return _invalid()  # a feature whose spec has schema errors, reported there
         hint = f"'{head}' is an operator: call it, e.g. {REGISTRY[head].signature}" if head in REGISTRY else ""
         ctx.error(
             node.span,
@@ -768,7 +772,8 @@ def check_names(project: Project) -> list[Diagnostic]:
                             if spec.instruments_pos
                             else spec.name_pos,
                             f"'{spec.name}' lists unknown instrument '{inst}'",
-                            _suggest(inst, list(project.instruments)),
+                            _suggest(inst, list(project.instruments))
+                            or f"instruments: {', '.join(project.instruments)}",
                             "naming",
                         )
                     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,9 +20,13 @@ _UNEXPECTED = re.compile(r"\('([^']+)'(?: was|, )")
 
 
 @cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in fspec/schemas."""
+    return json.loads(resources.files("fspec.schemas").joinpath(name).read_text(encoding="utf-8"))
+
+
 def spec_schema() -> dict[str, Any]:
-    text = resources.files("fspec.schemas").joinpath("spec.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    return load_schema("spec.schema.json")
 
 
 def _allowed_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
@@ -34,11 +38,11 @@ def _allowed_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
     return keys
 
 
-def _describe(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
+def _describe(error: ValidationError, doc: SourceDoc, root: dict[str, Any]) -> list[Diagnostic]:
     path = tuple(error.absolute_path)
     where = "/".join(str(p) for p in path) or "top level"
     if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
-        allowed = _allowed_keys(error.schema, spec_schema())
+        allowed = _allowed_keys(error.schema, root)
         extra = [k for k in error.instance if k not in allowed]
         out = []
         for key in extra:
@@ -110,19 +114,21 @@ def _hint(error: ValidationError, path: tuple[str | int, ...] = ()) -> str:
     return ""
 
 
-def validate_doc(doc: SourceDoc) -> list[Diagnostic]:
-    """The schema's diagnostics of one spec file, each once, with the alternative the value was meant
-    as (oneOf), plainer words for empty values and whole mappings, and a hint wherever the schema gives none."""
+def validate_doc(doc: SourceDoc, root: dict[str, Any] | None = None) -> list[Diagnostic]:
+    """The schema's diagnostics of one spec file (``root``: another shipped schema, e.g. spec tests'), each
+    once, with the alternative the value was meant as (oneOf), plainer words for empty values and whole
+    mappings, and a hint wherever the schema gives none."""
     if not isinstance(doc.data, dict):
         return [Diagnostic(doc.pos(()), "a spec file must be a mapping of keys", "start with 'spec_version: 1'")]
-    validator = jsonschema.Draft202012Validator(spec_schema())
+    root = root or spec_schema()
+    validator = jsonschema.Draft202012Validator(root)
     out: list[Diagnostic] = []
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
-        out.extend(d for d in _explain(error, doc) if d not in out)  # allOf may report one problem twice
+        out.extend(d for d in _explain(error, doc, root) if d not in out)  # allOf may report one problem twice
     return out
 
 
-def _explain(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
+def _explain(error: ValidationError, doc: SourceDoc, root: dict[str, Any]) -> list[Diagnostic]:
     path = tuple(error.absolute_path)
     where = "/".join(str(p) for p in path) or "top level"
     if error.validator == "oneOf" and error.context:
@@ -137,15 +143,15 @@ def _explain(error: ValidationError, doc: SourceDoc) -> list[Diagnostic]:
             ]
         fitting = _fitting_branches(error)
         if fitting:  # the value has the shape of one alternative (e.g. a mapping): say what is wrong inside it
-            return [d for e in fitting for d in _explain(e, doc)]
+            return [d for e in fitting for d in _explain(e, doc, root)]
         deepest = best_match(error.context)
-        return _explain(deepest, doc)
+        return _explain(deepest, doc, root)
     if error.validator == "type" and error.validator_value != "string" and path in doc.surprises:
         # e.g. dates: 2013-10-07, kept as written: what is wrong is that it is not a list
         return [_improved(Diagnostic(doc.pos(path), f"invalid value at {where}: {error.message}"), error, path)]
     if error.instance is None and error.validator == "type":
         return [Diagnostic(doc.pos(path), f"{where} has no value", "write a value after the colon", "schema")]
-    return [_improved(d, error, path) for d in _describe(error, doc)]
+    return [_improved(d, error, path) for d in _describe(error, doc, root)]
 
 
 def _fitting_branches(error: ValidationError) -> list[ValidationError]:
@@ -219,3 +225,68 @@ def _extra_hint(error: ValidationError, path: tuple[str | int, ...]) -> str:
     if error.validator == "pattern" and "\\d{4}" in str(error.validator_value):
         return 'dates are quoted YYYY-MM-DD, e.g. "2013-10-07"'
     return ""
+
+
+_SECTIONS = ("features", "targets")
+
+
+@dataclass(frozen=True)
+class Salvaged:
+    """What of a schema-invalid file the semantic checks can still read.
+
+    ``doc`` is the file without its invalid features and targets (``doc.dropped``) and unknown top-level keys,
+    or None when nothing can be trusted (a project key is invalid, or an invalid item has no readable name).
+    ``names`` are the dropped items' names, ``families`` those of dropped items with ``expand`` (whose
+    members are name_...): formulas that read them are not reported, their definition is."""
+
+    doc: SourceDoc | None
+    names: frozenset[str] = frozenset()
+    families: frozenset[str] = frozenset()
+
+
+def salvage(doc: SourceDoc) -> Salvaged:
+    """The parts of a spec file with schema errors whose semantics can still be checked in the same pass."""
+    if not isinstance(doc.data, dict):
+        return Salvaged(None)
+    validator = jsonschema.Draft202012Validator(spec_schema())
+    allowed = set(spec_schema()["properties"])
+    dropped: set[tuple[str, int]] = set()
+    sections: set[str] = set()
+    unknown: set[str] = set()
+    for error in validator.iter_errors(doc.data):
+        path = tuple(error.absolute_path)
+        if not path:
+            if error.validator == "additionalProperties":
+                unknown |= {k for k in doc.data if k not in allowed}
+            elif error.validator != "required":  # a missing spec_version is reported, and changes nothing here
+                return Salvaged(None)
+        elif path[0] == "spec_version":
+            continue
+        elif path[0] in _SECTIONS and len(path) >= 2 and isinstance(path[1], int):
+            dropped.add((str(path[0]), path[1]))
+        elif path[0] in _SECTIONS:
+            sections.add(str(path[0]))
+        else:
+            return Salvaged(None)  # a project key: every formula would be checked against a guess
+    if unknown and not any(key in doc.data for key in _SECTIONS):
+        return Salvaged(None)  # e.g. a misspelt project key: its absence would be reported a second time
+    names: set[str] = set()
+    families: set[str] = set()
+    for section, i in sorted(dropped):
+        if section in sections:
+            continue
+        item = doc.data[section][i]
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            return Salvaged(None)  # an item of no known name: formulas that read it cannot be told apart
+        names.add(name)
+        if isinstance(item, dict) and "expand" in item:
+            families.add(name)
+    if any(doc.data[section] for section in sections):
+        return Salvaged(None)  # a list that is not a list of items: what it defines is unknown
+    data = _without(doc.data, unknown | sections)
+    return Salvaged(replace(doc, data=data, dropped=frozenset(dropped)), frozenset(names), frozenset(families))
+
+
+def _without(data: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in keys}

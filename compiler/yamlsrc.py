@@ -29,6 +29,7 @@ class SourceDoc:
     # value is the segments joined by one character (a space or a newline), as YAML folds them.
     segments: dict[PathKey, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
     text: str = ""
+    dropped: frozenset[tuple[str, int]] = frozenset()  # (section, index) of items left out: schema errors
 
     def pos(self, path: PathKey, *, key: bool = False) -> Position:
         """The position of ``path`` (its key if ``key``), falling back to the nearest parent."""

@@ -75,6 +75,21 @@ def _progress(unit: str) -> Callable[[Iterable[Any], int], Iterable[Any]]:
     return wrap
 
 
+select_option = click.option(
+    "--select",
+    "select",
+    multiple=True,
+    help="Columns: a name, a glob (realized_*), tag:WORD, state:modified (needs --state), +NAME (with what it "
+    "depends on), NAME+ (with what depends on it); repeatable (default: all).",
+)
+state_option = click.option(
+    "--state",
+    "state",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A previous build/manifest.json (or its folder) for --select state:modified.",
+)
+
 project_option = click.option(
     "--project",
     "project",
@@ -114,7 +129,8 @@ def _github(d: Diagnostic) -> str:
 def validate(project: str | None, fmt: str) -> None:
     """Check every spec: schema, names, grains, DAG and no-lookahead. Writes nothing.
 
-    Prints every problem as file:line:col: message, and exits 1 if there is any.
+    Prints every problem as file:line:col: message (schema and semantic ones in one pass, the first 100), and
+    exits 1 if there is any.
 
     \b
     Example:
@@ -124,15 +140,18 @@ def validate(project: str | None, fmt: str) -> None:
 
     root = _root(project)
     checked = check(root)
-    diagnostics = SpecError(checked.diagnostics).diagnostics if checked.diagnostics else []
+    error = SpecError(checked.diagnostics) if checked.diagnostics else None
+    diagnostics = error.diagnostics if error else []
     if fmt == "json":
-        click.echo(json.dumps({"ok": not diagnostics, "errors": [d.as_dict() for d in diagnostics]}, indent=2))
+        total = error.total if error else 0
+        shown = {"ok": not diagnostics, "errors": [d.as_dict() for d in diagnostics], "total": total}
+        click.echo(json.dumps(shown, indent=2))
     elif fmt == "github":
         for d in diagnostics:
             click.echo(_github(d))
-    if diagnostics:
+    if error:
         if fmt == "text":
-            raise SpecError(diagnostics)
+            raise error
         sys.exit(1)
     if fmt == "text":
         assert checked.plan is not None
@@ -184,17 +203,25 @@ def _parse_interval(text: str) -> int:
 @project_option
 @click.option("--date", "dates", multiple=True, help="Session date YYYY-MM-DD (repeatable; default: all dates).")
 @click.option("--interval", "intervals", multiple=True, help="Bar width like 30s (repeatable; default: all).")
-@click.option("--select", "select", multiple=True, help="Feature or column to write (repeatable; default: all).")
+@select_option
+@state_option
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Output folder (default: out/).")
 @_handle_errors
 def run(
-    project: str | None, dates: tuple[str, ...], intervals: tuple[str, ...], select: tuple[str, ...], out: str | None
+    project: str | None,
+    dates: tuple[str, ...],
+    intervals: tuple[str, ...],
+    select: tuple[str, ...],
+    state: Path | None,
+    out: str | None,
 ) -> None:
     """Compute features into out/features_{YYYYMMDD}_{N}s.parquet, one file per date and interval.
 
     \b
     Example:
         fspec run --date 2013-10-07 --interval 30s --select realized_vol
+        fspec run --select 'tag:volatility +vwap_deviation' --out out/subset
+        fspec run --select state:modified+ --state prod/manifest.json --out out/changed
     """
     from fspec.runtime.kernels import start_warming
     from fspec.runtime.manifest import load_manifest
@@ -211,6 +238,7 @@ def run(
         dates=list(dates) or None,
         intervals=[_parse_interval(i) for i in intervals] or None,
         select=list(select) or None,
+        state=state,
         output_dir=Path(out) if out else None,
         on_progress=_progress("day"),
     )
@@ -218,6 +246,8 @@ def run(
     written = run_task(manifest, options)
     for path in written:
         click.echo(f"wrote {display(path, root)}")
+    if not written and select:
+        click.echo("nothing to write: the selection holds no column")
     click.echo(f"{len(written)} file(s) in {time.perf_counter() - started:.1f}s")
 
 
@@ -250,8 +280,12 @@ def _check_date(text: str) -> None:
 @click.option("--cuts", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Random cut points.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the cut points.")
 @click.option("--date", "dates", multiple=True, help="Session date YYYY-MM-DD (repeatable; default: all dates).")
+@select_option
+@state_option
 @_handle_errors
-def audit(project: str | None, cuts: int, seed: int, dates: tuple[str, ...]) -> None:
+def audit(
+    project: str | None, cuts: int, seed: int, dates: tuple[str, ...], select: tuple[str, ...], state: Path | None
+) -> None:
     """Prove no lookahead dynamically: recompute every feature on data cut at random instants.
 
     Every value of a bar that ended before the cut must be bit-identical to the full run; exits 1 on any
@@ -260,6 +294,7 @@ def audit(project: str | None, cuts: int, seed: int, dates: tuple[str, ...]) -> 
     \b
     Example:
         fspec audit --cuts 20 --seed 1
+        fspec audit --select 'realized_* tag:flow'
     """
     from fspec.runtime.audit import audit as audit_task
     from fspec.runtime.manifest import load_manifest
@@ -268,7 +303,13 @@ def audit(project: str | None, cuts: int, seed: int, dates: tuple[str, ...]) -> 
     for d in dates:
         _check_date(d)
     report = audit_task(
-        load_manifest(root), cuts=cuts, seed=seed, dates=list(dates) or None, on_progress=_progress("cut")
+        load_manifest(root),
+        cuts=cuts,
+        seed=seed,
+        dates=list(dates) or None,
+        on_progress=_progress("cut"),
+        select=list(select) or None,
+        state=state,
     )
     click.echo(report.render())
     if not report.ok:
@@ -305,6 +346,72 @@ def explain(project: str | None, column: str) -> None:
 
     root = _root(project)
     click.echo(explain_column(load_manifest(root, check_fresh=False), column))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@_handle_errors
+def init(directory: Path) -> None:
+    """Write a small working project into DIRECTORY: specs, a day of sample data, a README.
+
+    \b
+    Example:
+        fspec init my_features && cd my_features && fspec validate && fspec compile && fspec run
+    """
+    from fspec.scaffold import describe, init_project
+
+    click.echo(describe(init_project(directory), directory))
+
+
+@main.command(name="test")
+@project_option
+@_handle_errors
+def test_command(project: str | None) -> None:
+    """Run the spec tests (specs/**/*.test.yaml): given rows per source, expected values per column.
+
+    Prints PASS or FAIL per test, and for a failure the column, the row and both values; exits 1 on any.
+
+    \b
+    Example:
+        fspec compile && fspec test
+    """
+    from fspec.runtime.manifest import load_manifest
+    from fspec.runtime.spectest import load_tests, render, run_tests
+
+    manifest = load_manifest(_root(project))
+    tests = load_tests(manifest)
+    if not tests:
+        click.echo("no spec tests: add specs/*.test.yaml (see docs/writing-features.md#testing-features)")
+        return
+    results = run_tests(manifest, tests)
+    click.echo(render(results))
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+@main.command(name="ls")
+@project_option
+@click.argument("selectors", nargs=-1)
+@state_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_handle_errors
+def ls(project: str | None, selectors: tuple[str, ...], state: Path | None, fmt: str) -> None:
+    """List the columns a run would write: column, feature, instrument, interval, spec file:line.
+
+    SELECTORS are what --select takes (names, globs, tag:WORD, +NAME, NAME+, state:modified).
+
+    \b
+    Example:
+        fspec ls 'realized_*' tag:flow +vwap_deviation
+    """
+    from fspec.runtime.ls import list_columns, render
+    from fspec.runtime.manifest import load_manifest
+
+    rows = list_columns(load_manifest(_root(project)), list(selectors) or None, state)
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        click.echo(render(rows))
 
 
 def entry() -> None:

@@ -75,18 +75,25 @@ class FspecError(Exception):
 
 
 class SpecError(FspecError):
-    """One or more problems in the spec files; carries every diagnostic found, not just the first."""
+    """One or more problems in the spec files; carries every diagnostic found, not just the first.
+
+    ``diagnostics`` are the first ``LIMIT`` in file order (what is shown), ``total`` how many were found."""
+
+    LIMIT = 100  # a broken source or project key can make every formula wrong: the first hundred say enough
 
     def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = sorted(
-            diagnostics, key=lambda d: (d.position.file, d.position.line, d.position.col, d.message)
-        )
+        ordered = sorted(diagnostics, key=lambda d: (d.position.file, d.position.line, d.position.col, d.message))
+        self.total = len(ordered)
+        self.diagnostics = ordered[: self.LIMIT]
         super().__init__(self.render())
 
     def render(self) -> str:
         lines = [d.render() for d in self.diagnostics]
-        n = len(self.diagnostics)
-        lines.append(f"{n} error{'s' if n != 1 else ''} in specs")
+        n = self.total
+        summary = f"{n} error{'s' if n != 1 else ''} in specs"
+        if n > len(self.diagnostics):
+            summary += f" (the first {len(self.diagnostics)} shown: fix them and validate again)"
+        lines.append(summary)
         return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 5
+MANIFEST_VERSION = 6
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
@@ -257,6 +257,7 @@ class FeatureDef:
     # its tree reduces over the members at each bar (cs_rank...): all members are computed together, and each
     # member's column reads its dependencies of every member
     cross_section: bool = False
+    tags: tuple[str, ...] = ()  # words to select it by (--select tag:WORD)
 
     @property
     def keys(self) -> tuple[Key, ...]:
@@ -293,6 +294,7 @@ class FeatureDef:
             "intervals": list(self.intervals) if self.intervals else None,
             "clock": self.clock,
             "cross_section": self.cross_section,
+            "tags": list(self.tags),
         }
 
     @classmethod
@@ -317,6 +319,7 @@ class FeatureDef:
             intervals=tuple(data["intervals"]) if data["intervals"] else None,
             clock=data["clock"],
             cross_section=bool(data["cross_section"]),
+            tags=tuple(data["tags"]),
         )
 
 

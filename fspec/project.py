@@ -24,8 +24,21 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+TEST_SUFFIXES = (".test.yaml", ".test.yml")  # spec tests (fspec test): beside the specs, not part of them
+
+
 def spec_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / SPEC_DIR).rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    """The spec files under specs/ (spec tests aside: editing a test does not make the build stale)."""
+    return sorted(
+        p
+        for p in (root / SPEC_DIR).rglob("*")
+        if p.suffix in (".yaml", ".yml") and not p.name.endswith(TEST_SUFFIXES) and p.is_file()
+    )
+
+
+def spec_test_files(root: Path) -> list[Path]:
+    """The spec test files under specs/ (*.test.yaml)."""
+    return sorted(p for p in (root / SPEC_DIR).rglob("*") if p.name.endswith(TEST_SUFFIXES) and p.is_file())
 
 
 def display_path(root: Path, path: Path) -> str:

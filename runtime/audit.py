@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fspec.runtime.grid import NS, column_name, column_of
 from fspec.runtime.manifest import Manifest
-from fspec.runtime.run import Engine, Key, published, with_dependencies
+from fspec.runtime.run import Engine, Key, with_dependencies
+from fspec.runtime.select import columns_by_interval, output_order
 from fspec.runtime.sources import arrow_allocator
 from fspec.runtime.universe import with_members
 
@@ -79,14 +81,17 @@ def audit(
     dates: list[str] | None = None,
     intervals: list[int] | None = None,
     on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
+    select: list[str] | None = None,
+    state: Path | None = None,
 ) -> AuditReport:
+    """Audit the selected columns (selectors as in runtime/select.py; default: every published column)."""
     manifest = with_members(manifest)
     engine = Engine(manifest)
-    intervals = intervals or manifest.intervals
+    at = columns_by_interval(manifest, select, intervals, state)
+    intervals = [i for i in (intervals or manifest.intervals) if i in at]
+    chosen = {k for i in intervals for k in at[i]}
+    roots = [k for k in output_order(manifest) if k in chosen]
     days = dates or engine.all_dates()
-    roots = published(manifest, None, intervals)
-    at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
-    intervals = [i for i in intervals if at[i]]
     keys = {i: with_dependencies(manifest, at[i]) for i in intervals}
     features = [k for k in roots if not manifest.feature(*k).is_target]
     targets = [k for k in roots if manifest.feature(*k).is_target]

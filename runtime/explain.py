@@ -9,17 +9,28 @@ from fspec.manifest import FeatureDef
 from fspec.naming import interval_token
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
+from fspec.runtime.select import computed_at
 
 
 def _find(manifest: Manifest, column: str) -> tuple[FeatureDef, str | None, int | None]:
+    """The feature, member and interval a name means; names are lower snake_case, so case is ignored."""
+    column = column.lower()
     for name, instrument in manifest.keys:
         f = manifest.feature(name, instrument)
         if column == name or column == column_name(name, None, instrument):
             return f, instrument, None
-        for interval in manifest.intervals:
+        for interval in computed_at(manifest, f):
             if column == column_of(f, instrument, interval):
                 return f, instrument, interval
-    names = sorted({column_of(manifest.feature(*k), k[1], i) for k in manifest.keys for i in manifest.intervals})
+    for name, instrument in manifest.keys:  # a real column's name at an interval it is not computed at
+        f = manifest.feature(name, instrument)
+        if any(column == column_of(f, instrument, i) for i in manifest.intervals):
+            at = computed_at(manifest, f)
+            raise UsageError(
+                f"no column '{column}': '{name}' is computed at {', '.join(interval_token(i) for i in at)} only",
+                f"e.g. fspec explain {column_of(f, instrument, at[0])}",
+            )
+    names = sorted({column_of(f, k[1], i) for f in manifest.features for k in f.keys for i in computed_at(manifest, f)})
     import difflib
 
     close = difflib.get_close_matches(column, names, n=1)
@@ -33,27 +44,29 @@ def _walk(tree: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _interval_text(interval: int | None, intervals: list[int]) -> str:
+def _interval_text(interval: int | None, intervals: tuple[int, ...], publish: bool) -> str:
     if interval is not None:
         return interval_token(interval)
-    return "every interval: " + ", ".join(interval_token(i) for i in intervals)
+    shown = ", ".join(interval_token(i) for i in intervals)
+    return shown if publish else f"{shown} (computed, not written)"
 
 
 def explain_column(manifest: Manifest, column: str) -> str:
     f, instrument, interval = _find(manifest, column)
     kernels = manifest.kernels
     slots = sorted({(n["source"], n["slot"]) for n in _walk(f.tree) if "slot" in n})
+    deps = f.deps_of(instrument)  # a formula that reads a feature twice lists it twice: shown once
     lines = [
-        f"column:      {column}",
+        f"column:      {column_of(f, instrument, interval) if interval else column_name(f.name, None, instrument)}",
         f"feature:     {f.name}" + (" (target)" if f.is_target else "") + ("" if f.publish else " (helper)"),
         f"instrument:  {instrument or '(cross-asset)'}",
-        f"interval:    {_interval_text(interval, manifest.intervals)}",
+        f"interval:    {_interval_text(interval, computed_at(manifest, f), f.publish)}",
         f"defined at:  {f.file}:{f.line}",
         f"description: {f.description or '-'}",
         f"formula:     {f.formula}",
         f"resolved:    {f.resolved_for(instrument)}",
         f"window:      ({f.window[0]}, {f.window[1]}) bars (left = warm-up history, right = future)",
-        "depends on:  " + (", ".join(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in f.deps_of(instrument)) or "-"),
+        "depends on:  " + (", ".join(dict.fromkeys(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in deps)) or "-"),
     ]
     for source, index in slots:
         k = kernels[source]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fspec import __version__
-from fspec.errors import BuildError
+from fspec.errors import BuildError, UsageError
 from fspec.manifest import MANIFEST_VERSION, FeatureDef, KernelDef, Key, ManifestData, ProjectDef
 from fspec.project import BUILD_DIR, MANIFEST, spec_hash
 
@@ -93,26 +93,45 @@ def _slots_in(tree: dict[str, Any]) -> Iterator[tuple[str, str]]:
     return ((node["source"], node["instrument"]) for node in tree_nodes(tree) if "slot" in node)
 
 
-def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:
-    path = root / BUILD_DIR / MANIFEST
-    if not path.exists():
-        raise BuildError(f"no build found at {BUILD_DIR}/{MANIFEST}", "run 'fspec compile' first")
+def _read(path: Path, shown: str, again: str) -> ManifestData:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BuildError(f"{BUILD_DIR}/{MANIFEST} is unreadable: {exc}", "run 'fspec compile' again") from None
+        raise BuildError(f"{shown} is unreadable: {exc}", again) from None
     if (
         not isinstance(raw, dict)
         or raw.get("manifest_version") != MANIFEST_VERSION
         or raw.get("fspec_version") != __version__
     ):
-        raise BuildError(f"{BUILD_DIR}/{MANIFEST} was written by another fspec version", "run 'fspec compile' again")
+        raise BuildError(f"{shown} was written by another fspec version", again)
     try:
-        data = ManifestData.from_json(raw)
+        return ManifestData.from_json(raw)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise BuildError(
-            f"{BUILD_DIR}/{MANIFEST} is damaged ({type(exc).__name__}: {exc})", "run 'fspec compile' again"
-        ) from None
+        raise BuildError(f"{shown} is damaged ({type(exc).__name__}: {exc})", again) from None
+
+
+def read_manifest(path: Path) -> Manifest:
+    """A previous build kept for comparison (``--state PATH``): a manifest file, a build folder or a project
+    folder. Only its data is read: its kernel files need not exist and its specs need not match."""
+    file = path
+    for candidate in (path / MANIFEST, path / BUILD_DIR / MANIFEST):
+        if path.is_dir() and candidate.is_file():
+            file = candidate
+            break
+    if not file.is_file():
+        raise UsageError(
+            f"--state {path}: no manifest there",
+            f"pass a {BUILD_DIR}/{MANIFEST} kept from an earlier 'fspec compile' (or the folder holding it)",
+        )
+    data = _read(file, f"--state {path}", f"compile the earlier specs again with this fspec and keep {MANIFEST}")
+    return Manifest(file.parent, data)
+
+
+def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:
+    path = root / BUILD_DIR / MANIFEST
+    if not path.exists():
+        raise BuildError(f"no build found at {BUILD_DIR}/{MANIFEST}", "run 'fspec compile' first")
+    data = _read(path, f"{BUILD_DIR}/{MANIFEST}", "run 'fspec compile' again")
     if check_fresh and data.spec_hash != spec_hash(root):
         raise BuildError(
             "the build is stale: specs/ changed since the last 'fspec compile'",

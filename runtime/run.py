@@ -20,11 +20,12 @@ from fspec.grain import natural_key
 from fspec.manifest import ProjectDef, SourceDef
 from fspec.naming import interval_token
 from fspec.runtime.cache import BudgetCache
-from fspec.runtime.columns import _intervals_named, published, with_dependencies
+from fspec.runtime.columns import with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.grid import column_of
 from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
+from fspec.runtime.select import columns_by_interval
 from fspec.runtime.sources import (
     DataWarning,
     SymbolRows,
@@ -53,7 +54,6 @@ __all__ = [
     "Engine",
     "RunOptions",
     "compute_in_memory",
-    "published",
     "run",
     "with_dependencies",
     "write_day",
@@ -64,7 +64,8 @@ __all__ = [
 class RunOptions:
     dates: list[str] | None = None
     intervals: list[int] | None = None
-    select: list[str] | None = None
+    select: list[str] | None = None  # selector words (runtime/select.py)
+    state: Path | None = None  # the previous build state:modified compares with
     output_dir: Path | None = None
     on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
 
@@ -549,11 +550,8 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
         raise DataError(
             "specs/project.yaml", "no data files found for any instrument", "check the sources' 'path' templates"
         )
-    if options.select and not options.intervals:
-        intervals = _intervals_named(manifest, options.select) or intervals
-    roots = published(manifest, options.select, intervals)
-    at = {i: [k for k in roots if manifest.published_at(manifest.feature(*k), i)] for i in intervals}
-    intervals = [i for i in intervals if at[i]]
+    at = columns_by_interval(manifest, options.select, options.intervals, options.state)
+    intervals = [i for i in intervals if i in at]
     out_dir = options.output_dir or manifest.root / manifest.project.output_dir
     for day in dates:
         engine.require_data(day)
@@ -599,5 +597,5 @@ def compute_in_memory(
     for (source, instrument), ticks in data.items():
         engine.cache[(source, instrument, day)] = ticks
     engine._dates = {inst: [day] for inst in manifest.project.instruments}
-    chosen = keys or with_dependencies(manifest, published(manifest, None, [interval]))
+    chosen = keys or with_dependencies(manifest, columns_by_interval(manifest, None, [interval]).get(interval, []))
     return engine.compute(day, interval, chosen)

@@ -146,3 +146,20 @@ def test_shipped_specs_validate_clean(tmp_path: Path) -> None:
     assert result.output.startswith("ok: "), result.output
     summary = r"ok: \d+ compiled feature\(s\) for \d+ feature instances \(\d+ published\) in \d+ tick kernel\(s\)\n"
     assert re.fullmatch(summary, result.output)
+
+
+def test_validate_shows_the_first_hundred_of_many_errors(tmp_path: Path) -> None:
+    project = tmp_path / "many"
+    (project / "specs").mkdir(parents=True)
+    shutil.copy(CASES_DIR / "multiple_errors_one_file" / "specs" / "project.yaml", project / "specs")
+    items = "".join(f"  - name: f{i}\n    formula: frobnicate(trades.price)\n" for i in range(150))
+    items += "  - name: f150\n    formula: 5\n"  # a schema error, reported with the others
+    (project / "specs" / "features.yaml").write_text(f"spec_version: 1\nfeatures:\n{items}", encoding="utf-8")
+    text = _validate(project)
+    assert not _crash(text) and text.exit_code == 1, text.output
+    lines = text.output.rstrip("\n").split("\n")
+    assert lines[-1] == "151 errors in specs (the first 100 shown: fix them and validate again)"
+    assert len([line for line in lines if DIAGNOSTIC.match(line)]) == 100
+    assert lines[0].startswith("specs/features.yaml:4:14: unknown operator 'frobnicate'")
+    data = json.loads(_validate(project, "--format", "json").output)
+    assert data["total"] == 151 and len(data["errors"]) == 100

@@ -544,6 +544,28 @@ def test_explain_helper_and_bar_feature(sample: Path) -> None:
     assert "interval_log_return" in out.split("depends on:")[1]
 
 
+def test_explain_lists_each_dependency_once_and_only_the_intervals_written(sample: Path) -> None:
+    out = expect(cli("explain", "--project", sample, "vwap_deviation_30s_spy"), 0)
+    assert re.search(r"^depends on:  spy\.vwap, spy\.mid$", out, flags=re.M), out  # its formula reads mid twice
+    vpin = expect(cli("explain", "--project", sample, "vpin_spy"), 0)
+    assert re.search(r"^interval:    30s, 60s$", vpin, flags=re.M), vpin  # not the responders' 1s
+    responder = expect(cli("explain", "--project", sample, "resp_mid_5_1s_spy"), 0)
+    assert re.search(r"^interval:    1s$", responder, flags=re.M), responder
+    helper = expect(cli("explain", "--project", sample, "mid_spy"), 0)
+    assert "interval:    30s, 60s (computed, not written)" in helper
+
+
+def test_explain_ignores_case(sample: Path) -> None:
+    out = expect(cli("explain", "--project", sample, "Realized_Vol_30s_SPY"), 0)
+    assert out.startswith("column:      realized_vol_30s_spy\n"), out
+
+
+def test_explain_a_column_at_an_interval_it_is_not_computed_at(sample: Path) -> None:
+    out = expect(cli("explain", "--project", sample, "realized_vol_1s_spy"), 2)
+    assert "'realized_vol' is computed at 30s, 60s only" in out
+    assert "fspec explain realized_vol_30s_spy" in out
+
+
 def test_explain_unknown_column_suggests(sample: Path) -> None:
     out = expect(cli("explain", "--project", sample, "realized_vol_30s_sp"), 2)
     assert "did you mean 'realized_vol_30s_spy'" in out
@@ -573,7 +595,7 @@ def test_ops_markdown() -> None:
         assert f"| `{name}(" in out, name
 
 
-@pytest.mark.parametrize("command", ["validate", "compile", "run", "explain", "ops"])
+@pytest.mark.parametrize("command", ["validate", "compile", "run", "audit", "explain", "ops", "ls", "init"])
 def test_every_command_help_has_an_example(command: str) -> None:
     assert "Example" in expect(cli(command, "--help"), 0)
 

@@ -148,3 +148,15 @@ def test_a_symbol_that_makes_no_valid_suffix_is_an_error_naming_it(tmp_path: Pat
     project = _project(tmp_path, _book({DAYS[0]: (1, 2)}), "universe", suffix="{symbol}")
     with pytest.raises(DataError, match=r"symbol '1' gives the column suffix '1', which is not a valid one"):
         run(load_manifest(project.root), RunOptions())
+
+
+def test_ls_and_state_modified_see_the_members(tmp_path: Path) -> None:
+    from conftest import cli, expect
+
+    book = _book({DAYS[0]: (2, 10, 1)})
+    project = _project(tmp_path, book, "universe")
+    listed = json.loads(expect(cli("ls", "--project", project.root, "volume", "--format", "json"), 0))
+    assert [r["column"] for r in listed] == ["volume_1800s_s1", "volume_1800s_s2", "volume_1800s_s10"]
+    build = project.root / "build"
+    unchanged = expect(cli("ls", "--project", project.root, "state:modified", "--state", build), 0)
+    assert unchanged.splitlines()[-1].startswith("0 column(s)"), unchanged  # the members are not new
