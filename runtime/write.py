@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from fspec import __version__
 from fspec.errors import OutputError, UsageError
 from fspec.files import display, follow_umask
+from fspec.grain import EntityKind
 from fspec.manifest import Key
 from fspec.naming import interval_token
 from fspec.runtime.columns import with_dependencies
@@ -57,7 +58,7 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
             "interval": result.interval,
             "formula": f.formula,
             "resolved": f.resolved_for(key[1]),
-            "lineage": [list(k) for k in with_dependencies(manifest, [key])[:-1]],
+            "lineage": _lineage(manifest, key),
             "window": list(f.window),
             "target": f.is_target,
             "spec": f"{f.file}:{f.line}",
@@ -69,6 +70,29 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[st
         "interval_seconds": result.interval,
         "columns": columns,
     }
+
+
+def _lineage(manifest: Manifest, key: Key) -> list[list[str | None]]:
+    """The columns ``key`` depends on, dependencies first. Where it reads a feature of a universe for every
+    member (a cross-section), that feature is one entry with instrument "*", not one per member."""
+    found = with_dependencies(manifest, [key])[:-1]
+    by_name: dict[str, set[str | None]] = {}
+    for name, instrument in found:
+        by_name.setdefault(name, set()).add(instrument)
+    whole = {
+        name
+        for name, instruments in by_name.items()
+        if manifest.feature(name, next(iter(instruments))).entity == EntityKind.UNIVERSE
+        and len(instruments) > 1
+        and instruments == set(manifest.feature(name, next(iter(instruments))).members)
+    }
+    lineage: list[list[str | None]] = []
+    for name, instrument in found:
+        if name not in whole:
+            lineage.append([name, instrument])
+        elif [name, "*"] not in lineage:
+            lineage.append([name, "*"])
+    return lineage
 
 
 def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
