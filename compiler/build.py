@@ -159,8 +159,9 @@ def _locate(pos: Position, segments: tuple[tuple[int, int, int], ...], text: str
     return Locator(pos.file, segments, text) if segments else pos
 
 
-def check(root: Path) -> Checked:
-    """Run every check on the specs under ``root``; never raises for spec problems."""
+def check(root: Path, data: bool = False) -> Checked:
+    """Run every check on the specs under ``root``; never raises for spec problems. With ``data``, also check
+    the columns each source reads against the first file it matches (:mod:`fspec.compiler.datacheck`)."""
     files = spec_files(root)
     if not files:
         return Checked(
@@ -223,6 +224,10 @@ def check(root: Path) -> Checked:
                 )
                 if tree is not None:
                     filters[f"{src.name}.{col.name}"] = tree
+    if data:
+        from fspec.compiler.datacheck import data_problems
+
+        problems += data_problems(root, project, filters)
     instances, resolve_problems = resolve_project(project)
     problems += resolve_problems
     graph, graph_problems = build_graph(instances)

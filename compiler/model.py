@@ -54,6 +54,8 @@ class SourceSpec:
     filter_segments: tuple[tuple[int, int, int], ...] = ()
     # computed columns: (column, position of its formula, the formula's segments as in SourceDoc.segments)
     expr_at: tuple[tuple[str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
+    # the file columns the source names outright (time, date, day, symbol, mapped), and where it names each
+    reads_at: tuple[tuple[str, Position], ...] = ()
 
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns) + self.asof_columns
@@ -405,6 +407,16 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
     fmt = raw.get("format") or ("csv" if path.endswith((".csv", ".csv.gz")) else "parquet")
     bars = raw.get("bars")
     asof = raw.get("asof") or {}
+    timed = isinstance(raw["time"], dict)
+    reads_at = [(time["column"], doc.pos((*at, "time", "column") if timed else (*at, "time")))]
+    reads_at += [(time[k], doc.pos((*at, "time", k))) for k in ("date", "day") if k in time]
+    if "symbol" in raw:
+        reads_at.append((raw["symbol"], doc.pos((*at, "symbol"))))
+    for col, spec in raw["columns"].items():
+        if isinstance(spec, str):
+            reads_at.append((col, doc.pos((*at, "columns", col), key=True)))
+        elif "from" in spec:
+            reads_at.append((spec["from"], doc.pos((*at, "columns", col, "from"))))
     return SourceSpec(
         name=name,
         path=path,
@@ -434,6 +446,7 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
             for c in columns
             if c.expr is not None
         ),
+        reads_at=tuple(reads_at),
     )
 
 

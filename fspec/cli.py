@@ -125,9 +125,13 @@ def _github(d: Diagnostic) -> str:
     show_default=True,
     help="Output format; github prints workflow annotations.",
 )
+@click.option("--data", "with_data", is_flag=True, help="Also check each source's columns against its first data file.")
 @_handle_errors
-def validate(project: str | None, fmt: str) -> None:
+def validate(project: str | None, fmt: str, with_data: bool) -> None:
     """Check every spec: schema, names, grains, DAG and no-lookahead. Writes nothing.
+
+    With --data, the first file each source's path matches is opened for its column names: a column a source
+    reads that the file lacks is an error at the spec line, with a did-you-mean.
 
     Prints every problem as file:line:col: message (schema and semantic ones in one pass, the first 100), and
     exits 1 if there is any.
@@ -139,7 +143,7 @@ def validate(project: str | None, fmt: str) -> None:
     from fspec.compiler.build import check
 
     root = _root(project)
-    checked = check(root)
+    checked = check(root, data=with_data)
     error = SpecError(checked.diagnostics) if checked.diagnostics else None
     diagnostics = error.diagnostics if error else []
     if fmt == "json":

@@ -938,3 +938,20 @@ def test_the_command_keeps_its_exit_codes_with_the_immediate_exit(tmp_path: Path
     (tmp_path / "specs").mkdir()
     missing = fspec("run", "--project", str(tmp_path))  # no build: a build error
     assert missing.returncode == 1 and "hint:" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_validate_data_finds_a_misspelt_column_at_its_spec_line(tmp_path: Path) -> None:
+    """Without --data a misspelt file column passes validate (only the file can tell); with it, it is an error
+    at the line that names it, with a did-you-mean from the first file's columns, in the mapping, the time and
+    the filter alike."""
+    root = write_tiny(tmp_path / "p", fmt="parquet", extra='\n    filter: "sise > 0"')
+    project = root / "specs" / "project.yaml"
+    project.write_text(project.read_text().replace("{price: float64, size", "{price: {from: prce}, size"))
+    expect(cli("validate", "--project", root), 0)
+    out = expect(cli("validate", "--project", root, "--data"), 1)
+    assert "column 'prce' is not in data/abc/20240304_trades.parquet" in out
+    assert "did you mean 'price'?" in out
+    assert "column 'sise' is not in data/abc/20240304_trades.parquet" in out and "did you mean 'size'?" in out
+    shutil.rmtree(root / "data")
+    out = expect(cli("validate", "--project", root, "--data"), 1)
+    assert "no file matches the path 'data/{symbol}/{date}_trades.parquet' of source 'trades'" in out

@@ -1,0 +1,76 @@
+"""``fspec validate --data``: the spec against the data's own column names, before any run.
+
+For each source the first file its path template matches is opened for its column names only (the schema of a
+parquet file, the header of a CSV): every column the source reads (its time, date, day and symbol columns,
+its mapped columns, and those its filter and computed columns use) must be there, else an error at the spec
+line that names it, with a did-you-mean from the file's columns.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+from fspec.compiler.model import Project, SourceSpec
+from fspec.errors import Diagnostic
+from fspec.project import display_path
+
+
+def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]) -> list[Diagnostic]:
+    problems = []
+    for src in project.sources.values():
+        path = first_file(root, src)
+        if path is None:
+            problems.append(
+                Diagnostic(
+                    src.pos,
+                    f"no file matches the path '{src.path}' of source '{src.name}'",
+                    "check the path template against the data folder (paths are relative to the project root)",
+                    "data",
+                )
+            )
+            continue
+        shown = display_path(root, path)
+        try:
+            names = file_columns(path, src.format)
+        except (OSError, ValueError) as exc:
+            problems.append(Diagnostic(src.pos, f"{shown}: cannot read its columns: {exc}", "", "data"))
+            continue
+        used = list(src.reads_at)
+        for key, where in ((src.name, src.filter_pos), *((f"{src.name}.{c}", p) for c, p, _ in src.expr_at)):
+            if key in trees and where is not None:
+                used += [(column, where) for column in _tree_columns(trees[key])]
+        for column, where in dict.fromkeys(used):
+            if column not in names:
+                close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'?" if close else f"its columns: {', '.join(names[:20])}"
+                problems.append(
+                    Diagnostic(where, f"column '{column}' is not in {shown} (the first file of '{src.name}')", hint)
+                )
+    return problems
+
+
+def first_file(root: Path, src: SourceSpec) -> Path | None:
+    """The first file (in name order) that the source's path template matches."""
+    pattern = re.escape(src.path).replace(re.escape("{symbol}"), "[^/]+").replace(re.escape("{date}"), r"\d{8}")
+    glob = src.path.replace("{symbol}", "*").replace("{date}", "*")
+    found = sorted(p for p in root.glob(glob) if re.fullmatch(pattern, p.relative_to(root).as_posix()))
+    return found[0] if found else None
+
+
+def file_columns(path: Path, fmt: str) -> list[str]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    import pandas as pd
+
+    return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+
+
+def _tree_columns(tree: dict[str, Any]) -> list[str]:
+    if "column" in tree:
+        return [tree["column"]]
+    return [c for arg in tree.get("args", []) for c in _tree_columns(arg)]
