@@ -310,6 +310,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             first_date=s.first_date,
             time_clock=s.time_clock,
             time_anchor=s.time_anchor,
+            header=s.header,
         )
         for n, s in project.sources.items()
     }

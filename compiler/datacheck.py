@@ -34,7 +34,7 @@ def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]
             continue
         shown = display_path(root, path)
         try:
-            names = file_columns(path, src.format)
+            names = list(src.header) if src.header else file_columns(path, src.format)
         except (OSError, ValueError) as exc:
             problems.append(Diagnostic(src.pos, f"{shown}: cannot read its columns: {exc}", "", "data"))
             continue

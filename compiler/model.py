@@ -51,6 +51,7 @@ class SourceSpec:
     first_date: str | None = None
     time_clock: str | None = None
     time_anchor: int = 0
+    header: tuple[str, ...] | None = None
     filter_segments: tuple[tuple[int, int, int], ...] = ()
     # computed columns: (column, position of its formula, the formula's segments as in SourceDoc.segments)
     expr_at: tuple[tuple[str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
@@ -153,6 +154,22 @@ def _time_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
     at = ("sources", src.name, "time")
     problems = []
     split = src.time_date is not None or src.time_day is not None
+    if src.time_date == "{date}" and "{date}" not in src.path:
+        problems.append(
+            Diagnostic(
+                doc.pos((*at, "date")),
+                'date: "{date}" is the date of each file, but the path has no {date}',
+                "put {date} in the path, or name the column of the dates",
+            )
+        )
+    if src.header is not None and src.format != "csv":
+        problems.append(
+            Diagnostic(
+                doc.pos(("sources", src.name, "header")),
+                "'header' names the columns of a CSV without a header line",
+                "remove it: a parquet file names its columns",
+            )
+        )
     if src.time_date is not None and src.time_day is not None:
         problems.append(Diagnostic(doc.pos((*at, "day")), "a time has a 'date' or a 'day' column, not both", ""))
     if src.time_day is not None and src.first_date is None:
@@ -404,12 +421,12 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
         else:
             columns.append(ColumnDef(col, spec["from"], spec.get("dtype", "float64"), float(spec.get("scale", 1.0))))
     path = raw["path"]
-    fmt = raw.get("format") or ("csv" if path.endswith((".csv", ".csv.gz")) else "parquet")
+    fmt = raw.get("format") or ("csv" if path.endswith((".csv", ".csv.gz", ".zip")) else "parquet")
     bars = raw.get("bars")
     asof = raw.get("asof") or {}
     timed = isinstance(raw["time"], dict)
     reads_at = [(time["column"], doc.pos((*at, "time", "column") if timed else (*at, "time")))]
-    reads_at += [(time[k], doc.pos((*at, "time", k))) for k in ("date", "day") if k in time]
+    reads_at += [(time[k], doc.pos((*at, "time", k))) for k in ("date", "day") if k in time and time[k] != "{date}"]
     if "symbol" in raw:
         reads_at.append((raw["symbol"], doc.pos((*at, "symbol"))))
     for col, spec in raw["columns"].items():
@@ -440,6 +457,7 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
         first_date=time.get("first_date"),
         time_clock=time.get("clock"),
         time_anchor=_clock(time["anchor"]) if "anchor" in time else 0,
+        header=tuple(raw["header"]) if "header" in raw else None,
         filter_segments=doc.segments.get((*at, "filter"), ()),
         expr_at=tuple(
             (c.name, doc.pos((*at, "columns", c.name, "expr")), doc.segments.get((*at, "columns", c.name, "expr"), ()))

@@ -56,6 +56,7 @@ class SourceDef:
     first_date: str | None = None
     time_clock: str | None = None
     time_anchor: int = 0  # seconds after local midnight
+    header: tuple[str, ...] | None = None  # the names of a headerless CSV's columns
 
     @property
     def splits_date_and_time(self) -> bool:
@@ -92,6 +93,7 @@ class SourceDef:
             "first_date": self.first_date,
             "time_clock": self.time_clock,
             "time_anchor": self.time_anchor,
+            "header": list(self.header) if self.header else None,
         }
 
     @classmethod
@@ -102,6 +104,7 @@ class SourceDef:
                 | {
                     "columns": tuple(ColumnDef(**c) for c in data["columns"]),
                     "asof_columns": tuple(data["asof_columns"]),
+                    "header": tuple(data["header"]) if data["header"] else None,
                 }
             )
         )

@@ -98,7 +98,14 @@ def available_dates(root: Path, source: SourceDef, symbol: str) -> list[str]:
     return sorted(found)
 
 
-def _read(path: Path, fmt: str, wanted: list[str], display: str, only: tuple[str, set[str]] | None = None) -> Frame:
+def _read(
+    path: Path,
+    fmt: str,
+    wanted: list[str],
+    display: str,
+    only: tuple[str, set[str]] | None = None,
+    header: tuple[str, ...] | None = None,
+) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
     not millions of strings)."""
@@ -122,7 +129,7 @@ def _read(path: Path, fmt: str, wanted: list[str], display: str, only: tuple[str
                 return _joined(file.read(columns=wanted))
         import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
 
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, header=None, names=list(header)) if header else pd.read_csv(path)
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -186,8 +193,8 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     shown = display_path(path, root)
     column = source.symbol_column or ""
     wanted = list(dict.fromkeys([column, *_wanted_columns(source)]))
-    frame = _read(path, source.format, wanted, shown, (column, symbols))
-    frame = _with_utc_ns(frame, source, shown)  # once for the file, not once per symbol
+    frame = _read(path, source.format, wanted, shown, (column, symbols), source.header)
+    frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
     if len(codes) and bool(np.any(codes[1:] < codes[:-1])):
         # Not grouped by symbol: one stable sort (time order within a symbol is kept) and one gather.
@@ -207,21 +214,21 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
 UTC_NS = "__fspec_utc_ns"  # the column of a shared file's rows' times, converted once
 
 
-def _with_utc_ns(frame: Frame, source: SourceDef, display: str) -> Frame:
-    ts = _utc_ns(frame, source, display)
+def _with_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str) -> Frame:
+    ts = _utc_ns(frame, source, display, file_date)
     if isinstance(frame, pa.Table):
         return frame.append_column(UTC_NS, pa.array(ts, pa.int64()))
     return frame.assign(**{UTC_NS: ts})
 
 
-def _utc_ns(frame: Frame, source: SourceDef, display: str) -> np.ndarray:
+def _utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") -> np.ndarray:
     """The rows' times as UTC ns (converted already when ``frame`` is a symbol's rows of a shared file)."""
     names = frame.column_names if isinstance(frame, pa.Table) else frame.columns
     if UTC_NS in names:
         values = _column(frame, UTC_NS)
         return _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
     if source.splits_date_and_time:
-        return _split_utc_ns(frame, source, display)
+        return _split_utc_ns(frame, source, display, file_date)
     return _to_utc_ns(_column(frame, source.time_column), source, display)
 
 
@@ -292,7 +299,7 @@ def _column(frame: Frame, name: str) -> Column:
     return frame.column(name) if isinstance(frame, pa.Table) else frame[name]
 
 
-def _split_utc_ns(frame: Frame, source: SourceDef, display: str) -> np.ndarray:
+def _split_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") -> np.ndarray:
     """UTC ns of a time split into a calendar date (or a day number from ``first_date``) and a local time of
     day: digits (``clock``: 931 is 09:31 for HHMM) or a count of ``unit`` after the ``anchor`` time."""
     import pandas as pd
@@ -301,7 +308,10 @@ def _split_utc_ns(frame: Frame, source: SourceDef, display: str) -> np.ndarray:
         values = _column(frame, name)
         return values.to_pandas() if isinstance(values, pa.ChunkedArray) else values.reset_index(drop=True)
 
-    if source.time_date is not None:
+    if source.time_date == "{date}":  # the date of the file
+        days = pd.Series(pd.Timestamp(file_date), index=range(len(frame)))
+        bad, what = days.isna(), "file's date"
+    elif source.time_date is not None:
         dates = series(source.time_date)
         text = dates.astype("Int64").astype(str) if pd.api.types.is_numeric_dtype(dates) else dates.astype(str)
         days = pd.to_datetime(text, format="%Y%m%d" if pd.api.types.is_numeric_dtype(dates) else None, errors="coerce")
@@ -568,13 +578,25 @@ def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[s
     return np.array(np.broadcast_to(result, (len(frame),)), dtype=np.float64)
 
 
+def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
+    """``values * scale``; for a scale that is the reciprocal of a whole number (0.0001 for deci-cents), a
+    division by that number: the correctly rounded value of x / 10,000, which x * 0.0001 (0.0001 is not a
+    binary number) misses by a unit in the last place for some x."""
+    if scale == 1.0:
+        return values
+    inverse = 1.0 / scale
+    if inverse == round(inverse) and abs(inverse) < 2**53 and 1.0 / round(inverse) == scale:
+        return values / round(inverse)
+    return values * scale
+
+
 def _wanted_columns(source: SourceDef) -> list[str]:
     """The file columns a source reads: its time, its mapped columns and what its filter and computed columns use."""
     return list(
         dict.fromkeys(
             [
                 source.time_column,
-                *(c for c in (source.time_date, source.time_day) if c is not None),
+                *(c for c in (source.time_date, source.time_day) if c is not None and c != "{date}"),
                 *(c.source_column for c in source.columns if not c.expr),
                 *_tree_columns(source.filter_tree),
                 *(c for tree in source.column_trees.values() for c in _tree_columns(tree)),
@@ -598,12 +620,12 @@ def load_source(
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
     if frame is None:
-        frame = _read(path, source.format, _wanted_columns(source), shown)
-    ts = _utc_ns(frame, source, shown)
+        frame = _read(path, source.format, _wanted_columns(source), shown, header=source.header)
+    ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
         values = _numeric(frame, spec.source_column, shown)
-        columns[name] = values * spec.scale if spec.scale != 1.0 else values
+        columns[name] = _scaled(values, spec.scale)
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
     ticks = Ticks(ts, columns)

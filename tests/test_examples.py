@@ -218,3 +218,37 @@ def test_closing_auction_matches_a_pandas_pivot(auction: Path, day: int) -> None
     assert got["far_price_10s_s0"].iloc[:30].isna().all() and got["far_price_10s_s0"].iloc[30:].notna().all()
     if day == 1:
         assert got["wap_10s_s17"].isna().all()  # stock 17 has no rows that day
+
+
+# ---- lean_raw -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lean(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = _copy("lean_raw", tmp_path_factory)
+    expect(cli("validate", "--project", root, "--data"), 0)
+    expect(cli("compile", "--project", root), 0)
+    expect(cli("run", "--project", root), 0)
+    return root
+
+
+@pytest.mark.parametrize("width", [30, 60])
+def test_lean_raw_zips_give_the_converted_samples_columns(lean: Path, sample_project, width: int) -> None:
+    """The same SPY day read from LEAN's zips as they come and from the parquet files data/prepare_sample.py
+    made of them (prices / 10,000 there, scale: 0.0001 here, which divides too): the same columns."""
+    got = pd.read_parquet(lean / "out" / f"features_20131007_{width}s.parquet")
+    shipped = sample_project.output("2013-10-07", width)
+    names = ["spread_pct", "volume", "trade_count", "vwap", "ofi", "realized_vol", "vwap_deviation"]
+    for name in names:
+        column = f"{name}_{width}s_spy"
+        np.testing.assert_allclose(got[column], shipped[column], rtol=1e-12, atol=1e-15, err_msg=column)
+    log_mid = shipped[f"log_mid_price_{width}s_spy"]  # the shipped project publishes mid as its log
+    np.testing.assert_allclose(np.log(got[f"mid_{width}s_spy"]), log_mid, rtol=1e-12, err_msg="mid")
+    bars = pd.read_csv(lean / "data/equity/usa/minute/spy/20131007_trade.zip", header=None)
+    # a minute bar is known when it ends (ms after the open), and then falls in the bar [t, t + width) holding
+    # that instant: the bar of 09:30 is known at 09:31:00, in the bar that starts then
+    known = bars[0] + 60_000 - 9.5 * 3_600_000
+    inside = (known >= 0) & (known < 6.5 * 3_600_000)
+    by_bar = bars[5][inside].groupby((known[inside] // (width * 1000)).astype(int)).sum()
+    expected = by_bar.reindex(range(23_400 // width), fill_value=0.0).to_numpy(dtype=float)
+    np.testing.assert_array_equal(got[f"minute_volume_{width}s_spy"], expected)
