@@ -9,10 +9,10 @@ line that names it, with a did-you-mean from the file's columns.
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 from typing import Any
 
+from fspec import paths
 from fspec.compiler.model import Project, SourceSpec
 from fspec.errors import Diagnostic
 from fspec.project import display_path
@@ -54,10 +54,8 @@ def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]
 
 def first_file(root: Path, src: SourceSpec) -> Path | None:
     """The first file (in name order) that the source's path template matches."""
-    pattern = re.escape(src.path).replace(re.escape("{symbol}"), "[^/]+").replace(re.escape("{date}"), r"\d{8}")
-    glob = src.path.replace("{symbol}", "*").replace("{date}", "*")
-    found = sorted(p for p in root.glob(glob) if re.fullmatch(pattern, p.relative_to(root).as_posix()))
-    return found[0] if found else None
+    found = paths.matches(root, src.path)
+    return found[0][0] if found else None
 
 
 def file_columns(path: Path, fmt: str) -> list[str]:

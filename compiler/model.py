@@ -13,6 +13,7 @@ from string import Formatter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fspec import paths
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
 from fspec.manifest import ColumnDef, UniverseDef  # one type each for the model and the manifest
@@ -136,14 +137,25 @@ def _path_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
             )
         ]
     unknown = [f for f, _, _ in parts if f not in PATH_FIELDS]
-    plain = all(spec == "" and conv is None for _, spec, conv in parts)
+    # {date:%Y-%m-%d} writes the date as hive partitions do; nothing else takes a format spec or a conversion
+    plain = all((spec == "" or f == "date") and conv is None for f, spec, conv in parts)
     if unknown or not plain:
         shown = ", ".join("{" + f + "}" for f in unknown) if unknown else "a format spec"
         return [
             Diagnostic(
                 pos,
                 f"path template '{src.path}' uses {shown}",
-                "paths may use {symbol} and {date} (YYYYMMDD) only; a path without {date} is one file of many days",
+                "paths may use {symbol} and {date} (YYYYMMDD, or {date:%Y-%m-%d} in any order and separators) only; "
+                "a path without {date} is one file of many days",
+            )
+        ]
+    bad = paths.bad_date_format(src.path)
+    if bad is not None:
+        return [
+            Diagnostic(
+                pos,
+                f"path template '{src.path}' writes the date as '{bad}'",
+                "a date format holds %Y, %m and %d once each, with '-', '_', '.' or '/' between: {date:%Y-%m-%d}",
             )
         ]
     return []
@@ -154,7 +166,7 @@ def _time_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
     at = ("sources", src.name, "time")
     problems = []
     split = src.time_date is not None or src.time_day is not None
-    if src.time_date == "{date}" and "{date}" not in src.path:
+    if src.time_date == "{date}" and not paths.date_formats(src.path):
         problems.append(
             Diagnostic(
                 doc.pos((*at, "date")),
@@ -749,7 +761,14 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             )
     for src in sources.values():
         other = sources.get(src.asof_source or "")
-        if other is not None and ("{date}" in src.path) != ("{date}" in other.path):
+        malformed = other is not None and (
+            _path_problems(src, seen["sources"]) or _path_problems(other, seen["sources"])
+        )
+        if (
+            other is not None
+            and not malformed
+            and bool(paths.date_formats(src.path)) != bool(paths.date_formats(other.path))
+        ):
             problems.append(
                 Diagnostic(
                     seen["sources"].pos(("sources", src.name, "asof", "source")),

@@ -349,7 +349,9 @@ def explain(project: str | None, column: str) -> None:
     from fspec.runtime.manifest import load_manifest
 
     root = _root(project)
-    click.echo(explain_column(load_manifest(root, check_fresh=False), column))
+    from fspec.runtime.universe import with_members
+
+    click.echo(explain_column(with_members(load_manifest(root, check_fresh=False)), column))
 
 
 @main.command()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fspec import paths
 from fspec.grain import EntityKind
 from fspec.session import Session
 
@@ -64,7 +65,7 @@ class SourceDef:
 
     @property
     def holds_many_days(self) -> bool:
-        return "{date}" not in self.path
+        return not paths.date_formats(self.path)
 
     @property
     def holds_many_symbols(self) -> bool:
@@ -104,7 +105,7 @@ class SourceDef:
                 | {
                     "columns": tuple(ColumnDef(**c) for c in data["columns"]),
                     "asof_columns": tuple(data["asof_columns"]),
-                    "header": tuple(data["header"]) if data["header"] else None,
+                    "header": tuple(data["header"]) if data.get("header") else None,
                 }
             )
         )

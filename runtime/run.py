@@ -35,6 +35,7 @@ from fspec.runtime.sources import (
     available_dates,
     load_source,
     read_symbols,
+    source_exists,
     source_path,
 )
 from fspec.runtime.universe import with_members
@@ -177,8 +178,10 @@ class Engine:
     # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
     cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
-    _absent: set[tuple[str, str]] = field(default_factory=set)
-    _absent_now: dict[str, list[str]] = field(default_factory=dict)  # day -> instruments found absent, not yet told
+    _absent: set[tuple[str, str, str]] = field(default_factory=set)  # (instrument, day, source or "" for all)
+    # (day, source or "") -> instruments found absent, not yet told
+    _absent_now: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _source_dates: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # of files holding many days
     _lacking: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day): not in its file
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
@@ -199,7 +202,7 @@ class Engine:
             for source in inst.sources:
                 concrete = self.project.source_of(instrument, source)
                 if concrete.holds_many_days:
-                    if source_path(self.manifest.root, concrete, inst.symbol, "").exists():
+                    if source_exists(source_path(self.manifest.root, concrete, inst.symbol, "")):
                         found |= set(self.session.dates_of(self._rows(source, instrument, "").ts))
                 else:
                     found |= set(available_dates(self.manifest.root, concrete, inst.symbol))
@@ -428,20 +431,37 @@ class Engine:
             "check the date and the sources' 'path' templates",
         )
 
-    def _note_absent(self, instrument: str, day: str) -> None:
-        if (instrument, day) not in self._absent:
-            self._absent.add((instrument, day))
-            self._absent_now.setdefault(day, []).append(instrument)
+    def _source_lacks(self, source: str, instrument: str, day: str) -> bool:
+        """Whether the instrument's file of this source holds none of its rows on ``day``: its symbol is not in
+        that day's shared file, or a file of many days has no row of that session."""
+        spec = self.project.source_of(instrument, source)
+        if (spec.name, instrument, day) in self._lacking:
+            return True
+        if not spec.holds_many_days:
+            return False
+        key = (source, instrument)
+        if key not in self._source_dates:
+            self._source_dates[key] = set(self.session.dates_of(self._rows(source, instrument, "").ts))
+        return day not in self._source_dates[key]
+
+    def _note_absent(self, instrument: str, day: str, source: str = "") -> None:
+        if (instrument, day, source) not in self._absent:
+            self._absent.add((instrument, day, source))
+            self._absent_now.setdefault((day, source), []).append(instrument)
 
     def _warn_absent(self) -> None:
-        """One warning line per day for the instruments found without data on it (a universe of 500 with 20
-        absent is one line, not 20)."""
-        for day in sorted(self._absent_now):
-            names = sorted(set(self._absent_now[day]), key=natural_key)
-            if len(names) == 1:
+        """One warning line per day (and source) for the instruments found without data on it (a universe of
+        500 with 20 absent is one line, not 20)."""
+        for day, source in sorted(self._absent_now):
+            names = sorted(set(self._absent_now[(day, source)]), key=natural_key)
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            if source and len(names) == 1:
+                text = f"instrument '{names[0]}' has no '{source}' rows on {day}: what reads them is NaN that day"
+            elif source:
+                text = f"{len(names)} instruments have no '{source}' rows on {day} ({shown}): what reads them is NaN"
+            elif len(names) == 1:
                 text = f"instrument '{names[0]}' has no data on {day}: its columns are NaN that day"
             else:
-                shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
                 text = f"{len(names)} instruments have no data on {day} ({shown}): their columns are NaN that day"
             warnings.warn(text, DataWarning, stacklevel=2)
         self._absent_now.clear()
@@ -508,11 +528,14 @@ class Engine:
         nothing to run."""
         source, instrument = pair
         kernel = self.manifest.kernels[source]
-        absent = day not in self.instrument_dates(instrument)
-        ticks = None if absent else self.ticks(source, instrument, day)
-        if absent or (self.project.source_of(instrument, source).name, instrument, day) in self._lacking:
+        if day not in self.instrument_dates(instrument):
             # The instrument has no data that day at all: its values are unknown, not empty bars.
             self._note_absent(instrument, day)
+            return np.full((len(kernel.slots), len(bar_ends)), np.nan)
+        ticks = self.ticks(source, instrument, day)
+        if self._source_lacks(source, instrument, day):
+            # This source has no rows of the instrument that day (its other sources have): unknown as well.
+            self._note_absent(instrument, day, source)
             return np.full((len(kernel.slots), len(bar_ends)), np.nan)
         assert ticks is not None
         module = load_kernel(self.manifest.root / kernel.path, kernel.module)

@@ -4,7 +4,6 @@ sorted (or rejected), bar sources moved to the time their values become known.""
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display as display_path
 from fspec.manifest import SourceDef
@@ -82,20 +82,17 @@ def arrow_allocator() -> Iterator[None]:
 
 
 def source_path(root: Path, source: SourceDef, symbol: str, date: str) -> Path:
-    return root / source.path.format(symbol=symbol, date=date.replace("-", ""))
+    """The source's file of ``symbol`` and ``date``: a pattern (with ``*``) for the part files of a partition."""
+    return root / paths.fill(source.path, symbol, date)
+
+
+def source_exists(path: Path) -> bool:
+    return any(path.parent.glob(path.name)) if paths.has_glob(path.name) else path.exists()
 
 
 def available_dates(root: Path, source: SourceDef, symbol: str) -> list[str]:
     """Dates (YYYY-MM-DD) for which the source has a file for this symbol."""
-    template = source.path.format(symbol=symbol, date="{date}")
-    pattern = re.compile(re.escape(template).replace(re.escape("{date}"), r"(\d{8})") + "$")
-    found = set()
-    for path in root.glob(template.replace("{date}", "*")):
-        match = pattern.search(path.relative_to(root).as_posix())
-        if match:
-            d = match.group(1)
-            found.add(f"{d[:4]}-{d[4:6]}-{d[6:]}")
-    return sorted(found)
+    return sorted({day for _, _, day in paths.matches(root, source.path, symbol) if day is not None})
 
 
 def _read(
@@ -109,6 +106,16 @@ def _read(
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
     not millions of strings)."""
+    if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
+        parts = sorted(path.parent.glob(path.name))
+        if not parts:
+            raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
+        frames = [_read(part, fmt, wanted, display, only, header) for part in parts]
+        if isinstance(frames[0], pa.Table):
+            return _joined(pa.concat_tables(frames, promote_options="permissive"))
+        import pandas as pd
+
+        return pd.concat(frames, ignore_index=True)
     if not path.exists():
         raise DataError(display, "file not found", "check the source's 'path' template, the symbol and the date")
     try:
@@ -129,7 +136,11 @@ def _read(
                 return _joined(file.read(columns=wanted))
         import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
 
-        frame = pd.read_csv(path, header=None, names=list(header)) if header else pd.read_csv(path)
+        text = {only[0]: str} if only else None  # symbols are text: 0700 is not 700
+        if header:
+            frame = pd.read_csv(path, header=None, names=list(header), dtype=text)
+        else:
+            frame = pd.read_csv(path, dtype=text)
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -246,8 +257,10 @@ def _take_column(column: pa.ChunkedArray, order: np.ndarray, destination: np.nda
     gather in the new order would jump through the column once per symbol (here 3-8 times slower). Text,
     nulls and booleans take Arrow's take."""
     array = _one_chunk(column).chunk(0) if column.num_chunks else pa.array([], column.type)
-    width = getattr(array.type, "bit_width", 0)
-    if array.null_count or width not in (32, 64) or pa.types.is_dictionary(array.type):
+    kind = array.type
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
+    width = kind.bit_width if numeric else 0  # (text has no bit width: asking raises)
+    if array.null_count or width not in (32, 64):
         return pc.take(array, pa.array(order))
     dtype = np.dtype(f"i{width // 8}")
     values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
@@ -313,6 +326,8 @@ def _split_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str 
         bad, what = days.isna(), "file's date"
     elif source.time_date is not None:
         dates = series(source.time_date)
+        if isinstance(dates.dtype, pd.DatetimeTZDtype):  # a date written as a zone's midnight: its local date
+            dates = dates.dt.tz_convert(source.time_zone).dt.tz_localize(None).dt.normalize()
         text = dates.astype("Int64").astype(str) if pd.api.types.is_numeric_dtype(dates) else dates.astype(str)
         days = pd.to_datetime(text, format="%Y%m%d" if pd.api.types.is_numeric_dtype(dates) else None, errors="coerce")
         bad, what = days.isna(), f"date column '{source.time_date}'"
@@ -350,7 +365,9 @@ def _clock_offset(values: np.ndarray, source: SourceDef, display: str) -> np.nda
         hours, minutes, seconds = digits // 100, digits % 100, np.zeros_like(digits)
     else:
         hours, minutes, seconds = digits // 10_000, (digits // 100) % 100, digits % 100
-    bad = (values != np.floor(values)) | np.isnan(values) | (whole < 0) | (hours > 24) | (minutes > 59) | (seconds > 59)
+    end_of_day = (hours == 24) & (minutes == 0) & (seconds == 0) & (milliseconds == 0)  # 2400: midnight, the end
+    bad = (values != np.floor(values)) | np.isnan(values) | (whole < 0) | (minutes > 59) | (seconds > 59)
+    bad |= (hours > 23) & ~end_of_day
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(

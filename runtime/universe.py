@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display
 from fspec.grain import natural_key
@@ -98,14 +99,7 @@ def _members(
 def _symbols(root: Path, source: SourceDef) -> set[str]:
     """Every symbol the source's files hold: the {symbol} of its file names, or the values of its symbol column."""
     if "{symbol}" in source.path:
-        template = source.path.format(symbol="{symbol}", date="{date}")
-        pattern = re.escape(template).replace(re.escape("{symbol}"), r"([^/]+)").replace(re.escape("{date}"), r"\d{8}")
-        found = set()
-        for path in root.glob(template.replace("{symbol}", "*").replace("{date}", "*")):
-            match = re.fullmatch(pattern, path.relative_to(root).as_posix())
-            if match:
-                found.add(match.group(1))
-        return found
+        return {symbol for _, symbol, _ in paths.matches(root, source.path) if symbol is not None}
     days = [""] if source.holds_many_days else available_dates(root, source, "")
     found = set()
     for day in days:
@@ -129,12 +123,13 @@ def _column_symbols(root: Path, source: SourceDef, day: str) -> set[str]:
                         "fix the source's 'symbol:'",
                     )
                 values = file.read(columns=[column]).column(column)
-            if pa.types.is_dictionary(values.type):
-                return {_symbol_text(v) for c in values.chunks for v in c.dictionary.to_pylist() if v is not None}
+            if pa.types.is_dictionary(values.type):  # the entries rows use: a dictionary may hold more
+                used = (c.dictionary.take(pc.unique(c.indices.drop_null())) for c in values.chunks)
+                return {_symbol_text(v) for entries in used for v in entries.to_pylist() if v is not None}
             return {_symbol_text(v) for v in pc.unique(values).to_pylist() if v is not None}
         import pandas as pd
 
-        frame = pd.read_csv(path, usecols=[column])
+        frame = pd.read_csv(path, usecols=[column], dtype={column: str})
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:

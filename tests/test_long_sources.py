@@ -282,3 +282,65 @@ def test_a_number_column_compared_with_text_names_the_file_and_column(tmp_path: 
         from fspec.runtime.run import RunOptions, run
 
         run(load_manifest(made.root), RunOptions())
+
+
+def test_hive_partitions_with_part_files_read_like_one_file_a_day(tmp_path: Path) -> None:
+    """date=YYYY-MM-DD/symbol=X/part-*.parquet folders (as Spark and pyarrow write them), members found in
+    the symbol folders: the same columns as one file per symbol and day."""
+    book = _book_days()
+    parts: dict[str, pd.DataFrame] = {}
+    whole: dict[str, pd.DataFrame] = {}
+    for (day, stock), rows in book.groupby(["day", "sym"]):
+        rows = rows.drop(columns=["day", "sym"])
+        half = len(rows) // 2
+        parts[f"data/hive/date={day}/symbol=S{stock}/part-0.parquet"] = rows.iloc[:half]
+        parts[f"data/hive/date={day}/symbol=S{stock}/part-1.parquet"] = rows.iloc[half:]
+        whole[f"data/flat/S{stock}_{day.replace('-', '')}.parquet"] = rows
+    outputs = []
+    for name, path, data in (
+        ("hive", "data/hive/date={date:%Y-%m-%d}/symbol={symbol}/part-*.parquet", parts),
+        ("flat", "data/flat/{symbol}_{date}.parquet", whole),
+    ):
+        project = {
+            "spec_version": 1,
+            "sources": {"trades": {"path": path, "time": "ts", "columns": {"price": "float64", "size": "float64"}}},
+            "universes": {"stocks": {"from": "trades"}},
+            "intervals": ["30m"],
+            "session": {"timezone": "America/New_York", "open": "09:30", "close": "16:00"},
+        }
+        features = {
+            "spec_version": 1,
+            "features": [
+                {"name": "vwap", "formula": "wmean(trades.price, trades.size)"},
+                {"name": "vwap_change", "formula": "diff(vwap, 1)"},
+            ],
+        }
+        made = make_project(tmp_path / name, {"project.yaml": project, "features.yaml": features}, data)
+        made.compile()
+        made.run()
+        outputs.append([made.output(day, 1800) for day in ("2024-01-02", "2024-01-03")])
+    for hive, flat in zip(*outputs, strict=True):
+        assert list(hive.columns) == [
+            "ts_event",
+            "vwap_1800s_s1",
+            "vwap_1800s_s2",
+            "vwap_change_1800s_s1",
+            "vwap_change_1800s_s2",
+        ]
+        pd.testing.assert_frame_equal(hive, flat, check_exact=True)
+
+
+def _book_days() -> pd.DataFrame:
+    rng = np.random.default_rng(9)
+    frames = []
+    for day in ("2024-01-02", "2024-01-03"):
+        for stock in (1, 2):
+            seconds = np.sort(rng.uniform(0, 6.5 * 3600, 400))
+            ts = pd.Timestamp(f"{day} 09:30", tz="America/New_York") + pd.to_timedelta(seconds, unit="s")
+            price = 50 + np.cumsum(rng.normal(0, 0.01, 400))
+            frames.append(
+                pd.DataFrame(
+                    {"ts": ts, "price": price, "size": rng.integers(1, 9, 400) * 1.0, "day": day, "sym": stock}
+                )
+            )
+    return pd.concat(frames, ignore_index=True)

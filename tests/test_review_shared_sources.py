@@ -1,4 +1,4 @@
-"""Review of the files-of-many-symbols, universes and split-time features: each test is a finding (they fail
+"""Review of the files-of-many-symbols, universes and split-time features: each test is a finding (they failed
 on main as of 9b09711) with its smallest reproduction."""
 
 from __future__ import annotations
@@ -51,8 +51,12 @@ def test_a_long_parquet_in_time_order_with_a_text_column_runs(tmp_path: Path) ->
         "time": "time",
         "columns": {"size": "float64", "buy": {"expr": "side == 'BUY'"}},
     }
-    made = _project(tmp_path, source, [{"name": "buyv", "formula": "sum(trades.size * trades.buy)"}],
-                    instruments={"a": {"symbol": "A"}, "b": {"symbol": "B"}})
+    made = _project(
+        tmp_path,
+        source,
+        [{"name": "buyv", "formula": "sum(trades.size * trades.buy)"}],
+        instruments={"a": {"symbol": "A"}, "b": {"symbol": "B"}},
+    )
     frame = _trades()
     frame.to_parquet(tmp_path / "data" / "20240102.parquet", index=False)  # time order, symbols interleaved
     made.compile()
@@ -67,8 +71,9 @@ def test_csv_symbols_keep_their_leading_zeros(tmp_path: Path) -> None:
     rows (NaN, one warning) and a universe names its member s700. The symbol column of a CSV should be read
     as text (dtype={column: str}), in _read and in universe._column_symbols."""
     source = {"path": "data/{date}.csv", "symbol": "sym", "time": "time", "columns": {"size": "float64"}}
-    made = _project(tmp_path, source, [{"name": "v", "formula": "sum(trades.size)"}],
-                    instruments={"tencent": {"symbol": "0700"}})
+    made = _project(
+        tmp_path, source, [{"name": "v", "formula": "sum(trades.size)"}], instruments={"tencent": {"symbol": "0700"}}
+    )
     frame = _trades(syms=("0700", "0005"))
     frame.to_csv(tmp_path / "data" / "20240102.csv", index=False)
     made.compile()
@@ -81,8 +86,12 @@ def test_unused_dictionary_entries_are_not_members(tmp_path: Path) -> None:
     """universe._column_symbols takes every entry of the dictionary, used or not: a pandas categorical with a
     category no row holds (left after filtering the table) makes a member that is NaN on every day."""
     source = {"path": "data/{date}.parquet", "symbol": "sym", "time": "time", "columns": {"size": "float64"}}
-    made = _project(tmp_path, source, [{"name": "v", "formula": "sum(trades.size)"}],
-                    universes={"u": {"from": "trades", "suffix": "s_{symbol}"}})
+    made = _project(
+        tmp_path,
+        source,
+        [{"name": "v", "formula": "sum(trades.size)"}],
+        universes={"u": {"from": "trades", "suffix": "s_{symbol}"}},
+    )
     frame = _trades()
     frame["sym"] = pd.Categorical(frame.sym, categories=["A", "B", "Z"])
     frame.to_parquet(tmp_path / "data" / "20240102.parquet", index=False)
@@ -101,9 +110,12 @@ def test_a_zone_aware_date_column_gives_the_local_date(tmp_path: Path) -> None:
         "kind": "events",
         "columns": {"price": "float64"},
     }
-    made = _project(tmp_path, source, [{"name": "f", "formula": "first(trades.price)"},
-                                       {"name": "n", "formula": "count(trades.price)"}],
-                    instruments={"a": {"symbol": "A"}})
+    made = _project(
+        tmp_path,
+        source,
+        [{"name": "f", "formula": "first(trades.price)"}, {"name": "n", "formula": "count(trades.price)"}],
+        instruments={"a": {"symbol": "A"}},
+    )
     frame = pd.DataFrame({"hhmm": [930, 931, 1000, 1559], "price": [1.0, 2.0, 3.0, 4.0]})
     frame["d"] = pd.Timestamp(DAY, tz="America/New_York")
     frame.to_parquet(tmp_path / "data" / "A.parquet", index=False)
@@ -126,8 +138,9 @@ def test_the_date_types_agree(tmp_path: Path) -> None:
             "kind": "events",
             "columns": {"price": "float64"},
         }
-        made = _project(root, source, [{"name": "f", "formula": "first(trades.price)"}],
-                        instruments={"a": {"symbol": "A"}})
+        made = _project(
+            root, source, [{"name": "f", "formula": "first(trades.price)"}], instruments={"a": {"symbol": "A"}}
+        )
         pd.DataFrame({"hhmm": [931, 1000], "price": [1.0, 2.0], "d": [value, value]}).to_parquet(
             root / "data" / "A.parquet", index=False
         )
@@ -146,7 +159,9 @@ def test_a_symbol_without_trades_on_a_day_is_nan_whatever_the_layout(tmp_path: P
     days = ["2024-01-02", "2024-01-03"]
     trades = [_trades(syms=("A", "C") if k else ("A",), day=d, seed=k) for k, d in enumerate(days)]
     quotes = [_trades(syms=("A", "C"), day=d, seed=10 + k)[["time", "sym", "price"]] for k, d in enumerate(days)]
-    t_path, q_path = ("data/t.parquet", "data/q.parquet") if many_days else ("data/t_{date}.parquet", "data/q_{date}.parquet")
+    t_path, q_path = (
+        ("data/t.parquet", "data/q.parquet") if many_days else ("data/t_{date}.parquet", "data/q_{date}.parquet")
+    )
     spec = {
         "spec_version": 1,
         "sources": {
@@ -156,8 +171,10 @@ def test_a_symbol_without_trades_on_a_day_is_nan_whatever_the_layout(tmp_path: P
         "instruments": {"a": {"symbol": "A"}, "c": {"symbol": "C"}},
         "intervals": ["30m"],
     }
-    features = {"spec_version": 1, "features": [{"name": "v", "formula": "sum(trades.size)"},
-                                                {"name": "qb", "formula": "last(quotes.bid)"}]}
+    features = {
+        "spec_version": 1,
+        "features": [{"name": "v", "formula": "sum(trades.size)"}, {"name": "qb", "formula": "last(quotes.bid)"}],
+    }
     made = make_project(tmp_path, {"project.yaml": spec, "features.yaml": features})
     (tmp_path / "data").mkdir()
     if many_days:
@@ -179,8 +196,10 @@ def test_explain_knows_a_universe_members_columns(tmp_path: Path) -> None:
     build' and suggests the stand-in 'rk_1800s_u', which is no column of any output (explain does not call
     with_members)."""
     source = {"path": "data/{date}.parquet", "symbol": "sym", "time": "time", "columns": {"price": "float64"}}
-    features = [{"name": "px", "formula": "last(trades.price)"},
-                {"name": "rk", "formula": "cs_rank(px)", "instruments": ["u"]}]
+    features = [
+        {"name": "px", "formula": "last(trades.price)"},
+        {"name": "rk", "formula": "cs_rank(px)", "instruments": ["u"]},
+    ]
     made = _project(tmp_path, source, features, universes={"u": {"from": "trades", "suffix": "s_{symbol}"}})
     _trades().drop(columns="side").to_parquet(tmp_path / "data" / "20240102.parquet", index=False)
     made.compile()
