@@ -50,7 +50,7 @@ from fspec.options.normal import (
     norm_pdf,
 )
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract", "arcp"}}
 
 DBL_MIN = float(np.finfo(np.float64).tiny)
 DBL_MAX = float(np.finfo(np.float64).max)
@@ -141,8 +141,8 @@ def normalised_intrinsic(x: float, q: float) -> float:
 
 
 @njit(**_JIT)
-def _asymptotic_expansion(h: float, t: float) -> float:
-    """Region 1, h = x/s very negative and t - |h| very negative: b = φ-prefactor·(t/r)·A(h, t), with
+def _asymptotic_factor(h: float, t: float) -> float:
+    """Region 1, h = x/s very negative and t - |h| very negative: b = e^{-(h²+t²)/2}/√(2π)·(t/r)·A(h, t), with
     r = (h+t)(h-t), q = (h/r)², e = (t/h)², and A summed to 17th order in q, which gives Φ relative accuracy
     1.64e-16 for h <= -10. One exponential instead of four keeps the last digits."""
     e = (t / h) * (t / h)
@@ -155,15 +155,14 @@ def _asymptotic_expansion(h: float, t: float) -> float:
         for j in range(k, -1, -1):
             c = c * e + _ASYMPTOTIC[k, j]
         total = total * q + c
-    b = ONE_OVER_SQRT_TWO_PI * math.exp(-0.5 * (h * h + t * t)) * (t / r) * total
-    return abs(max(b, 0.0))
+    return (t / r) * total
 
 
 @njit(**_JIT)
-def _small_t_expansion(h: float, t: float) -> float:
-    """Region 2, t = s/2 < τ ≈ 0.21: b = φ-prefactor·[Y(h+t) - Y(h-t)] expanded to 12th order in t, with
-    Y(z) = Φ(z)/φ(z) = √(π/2)·erfcx(-z/√2); accurate to ε for h <= 0. The weak spot is a = 1 + h·Y(h) for
-    |h| > 1, which is why erfcx (no cancellation) gives Y."""
+def _small_t_factor(h: float, t: float) -> float:
+    """Region 2, t = s/2 < τ ≈ 0.21: b = e^{-(h²+t²)/2}/√(2π)·[Y(h+t) - Y(h-t)], the bracket expanded to
+    12th order in t, with Y(z) = Φ(z)/φ(z) = √(π/2)·erfcx(-z/√2); accurate to ε for h <= 0. The weak spot is
+    a = 1 + h·Y(h) for |h| > 1, which is why erfcx (no cancellation) gives Y."""
     a = 1.0 + h * (0.5 * SQRT_TWO_PI) * erfcx(-ONE_OVER_SQRT_TWO * h)
     w = t * t
     h2 = h * h
@@ -199,9 +198,7 @@ def _small_t_expansion(h: float, t: float) -> float:
             )
         )
     ) / 6227020800.0
-    expansion = 2.0 * t * (a + w * (c1 + w * (c2 + w * (c3 + w * (c4 + w * (c5 + w * c6))))))
-    b = ONE_OVER_SQRT_TWO_PI * math.exp(-0.5 * (h * h + t * t)) * expansion
-    return abs(max(b, 0.0))
+    return 2.0 * t * (a + w * (c1 + w * (c2 + w * (c3 + w * (c4 + w * (c5 + w * c6))))))
 
 
 @njit(**_JIT)
@@ -215,31 +212,40 @@ def _using_norm_cdf(x: float, s: float) -> float:
 
 
 @njit(**_JIT)
-def _using_erfcx(h: float, t: float) -> float:
+def _erfcx_factor(h: float, t: float) -> float:
     """Region 4, the rest: b = ½·e^{-(h²+t²)/2}·[erfcx(-(h+t)/√2) - erfcx(-(h-t)/√2)], one exponential and a
     difference of two rational functions, instead of products of exponentials with ~14 good digits each."""
-    b = (
-        0.5
-        * math.exp(-0.5 * (h * h + t * t))
-        * (erfcx(-ONE_OVER_SQRT_TWO * (h + t)) - erfcx(-ONE_OVER_SQRT_TWO * (h - t)))
-    )
-    return abs(max(b, 0.0))
+    return erfcx(-ONE_OVER_SQRT_TWO * (h + t)) - erfcx(-ONE_OVER_SQRT_TWO * (h - t))
+
+
+@njit(inline="always", **_JIT)
+def _black_and_vega_otm(x: float, s: float) -> tuple[float, float]:
+    """b(x, s) and its vega ∂b/∂s = e^{-(h²+t²)/2}/√(2π) for x <= 0, h = x/s, t = s/2. Regions 1, 2 and 4 of b
+    carry the vega's exponential as a factor, so the pair costs one exponential; where only b is used the
+    compiler drops the vega."""
+    ax = abs(x)
+    if s <= 0.0 or s <= ax * SQRT_DBL_MIN:  # s = 0, or x/s would overflow: b is the intrinsic value (0)
+        return normalised_intrinsic(x, 1.0), ONE_OVER_SQRT_TWO_PI if ax <= 0.0 else 0.0
+    h = x / s
+    t = 0.5 * s
+    e = math.exp(-0.5 * (h * h + t * t))
+    vega = ONE_OVER_SQRT_TWO_PI * e
+    # h < η and t < τ + |h| - |η|, written without dividing by s.
+    if x < s * _ETA and 0.5 * s * s + x < s * (_TAU + _ETA):
+        b = vega * _asymptotic_factor(h, t)
+    elif t < _TAU:
+        b = vega * _small_t_factor(h, t)
+    elif x + 0.5 * s * s > s * 0.85:  # h + t > 0.85, written without dividing by s
+        b = _using_norm_cdf(x, s)
+    else:
+        b = 0.5 * e * _erfcx_factor(h, t)
+    return abs(max(b, 0.0)), vega
 
 
 @njit(**_JIT)
 def _normalised_black_call_otm(x: float, s: float) -> float:
     """b(x, s) for x <= 0, choosing among the four regions."""
-    if s <= abs(x) * DENORMALIZATION_CUTOFF:
-        return normalised_intrinsic(x, 1.0)
-    # h < η and t < τ + |h| - |η|, written without dividing by s.
-    if x < s * _ETA and 0.5 * s * s + x < s * (_TAU + _ETA):
-        return _asymptotic_expansion(x / s, 0.5 * s)
-    if 0.5 * s < _TAU:
-        return _small_t_expansion(x / s, 0.5 * s)
-    # h + t > 0.85, written without dividing by s.
-    if x + 0.5 * s * s > s * 0.85:
-        return _using_norm_cdf(x, s)
-    return _using_erfcx(x / s, 0.5 * s)
+    return _black_and_vega_otm(x, s)[0]
 
 
 @njit(**_JIT)
@@ -462,8 +468,7 @@ def _iterate(
             reversals = 0
             ds = 0.0
         ds_previous = ds
-        b = normalised_black_call(x, s)
-        bp = normalised_vega(x, s)
+        b, bp = _black_and_vega_otm(x, s)
         if b > beta and s < s_right:
             s_right = s
         elif b < beta and s > s_left:
@@ -511,11 +516,10 @@ def _normalised_iv_otm_call(beta: float, x: float, n: int) -> float:
     """s with b(x, s) = β for x <= 0 and 0 < β < e^{x/2}: the four-segment initial guess, then _iterate."""
     b_max = math.exp(0.5 * x)
     s_c = math.sqrt(abs(2.0 * x))  # the inflection point of b in s
-    b_c = normalised_black_call(x, s_c)
-    v_c = normalised_vega(x, s_c)
+    b_c, v_c = _black_and_vega_otm(x, s_c)
     if beta < b_c:
         s_l = s_c - b_c / v_c  # where the tangent at s_c meets b = 0
-        b_l = normalised_black_call(x, s_l)
+        b_l, v_l = _black_and_vega_otm(x, s_l)
         if beta < b_l:
             # Lowest segment: interpolate f(β) between (0, 0) with slope 1 and (b_l, f_l), then invert f.
             f_l, fp_l, fpp_l = _f_lower_map(x, s_l)
@@ -527,14 +531,12 @@ def _normalised_iv_otm_call(beta: float, x: float, n: int) -> float:
             s = _inverse_f_lower_map(x, f)
             return _iterate(beta, x, s, DBL_MIN, s_l, b_max, _LOWER, n)
         # Lower middle segment: interpolate s(β) itself, slopes 1/vega.
-        v_l = normalised_vega(x, s_l)
         r = _convex_control_right(b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, 0.0, False)
         s = rational_cubic_interpolation(beta, b_l, b_c, s_l, s_c, 1.0 / v_l, 1.0 / v_c, r)
         return _iterate(beta, x, s, s_l, s_c, b_max, _MIDDLE, n)
     s_h = s_c + (b_max - b_c) / v_c if v_c > DBL_MIN else s_c  # where the tangent at s_c meets b = b_max
-    b_h = normalised_black_call(x, s_h)
+    b_h, v_h = _black_and_vega_otm(x, s_h)
     if beta <= b_h:
-        v_h = normalised_vega(x, s_h)
         r = _convex_control_left(b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, 0.0, False)
         s = rational_cubic_interpolation(beta, b_c, b_h, s_c, s_h, 1.0 / v_c, 1.0 / v_h, r)
         return _iterate(beta, x, s, s_c, s_h, b_max, _MIDDLE, n)

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 # error_model="numpy": a division by zero gives inf/NaN as in C instead of raising, and the checks cost time.
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract", "arcp"}}
 
 DBL_EPSILON = float(np.finfo(np.float64).eps)
 ONE_OVER_SQRT_TWO = 0.7071067811865475244008443621048490392848359376887
