@@ -158,47 +158,63 @@ def _asymptotic_factor(h: float, t: float) -> float:
     return (t / r) * total
 
 
+# The small-t expansion (region 2): [Y(h+t) - Y(h-t)]/(2t) = a + Σ_{k=1..6} w^k·(P_k(h²) + a·Q_k(h²))/n_k with
+# w = t², a = 1 + h·Y(h). Jäckel's integer coefficients, lowest power of h² first.
+_SMALL_T_N = (6.0, 120.0, 5040.0, 362880.0, 39916800.0, 6227020800.0)
+_SMALL_T_P = (
+    (-1.0,),
+    (-7.0, -1.0),
+    (-57.0, -18.0, -1.0),
+    (-561.0, -285.0, -33.0, -1.0),
+    (-6555.0, -4680.0, -840.0, -52.0, -1.0),
+    (-89055.0, -82845.0, -20370.0, -1926.0, -75.0, -1.0),
+)
+_SMALL_T_Q = (
+    (3.0, 1.0),
+    (15.0, 10.0, 1.0),
+    (105.0, 105.0, 21.0, 1.0),
+    (945.0, 1260.0, 378.0, 36.0, 1.0),
+    (10395.0, 17325.0, 6930.0, 990.0, 55.0, 1.0),
+    (135135.0, 270270.0, 135135.0, 25740.0, 2145.0, 78.0, 1.0),
+)
+
+
+def _small_t_table(rows: tuple[tuple[float, ...], ...]) -> np.ndarray:
+    """The coefficients over n_k in a square table (row k-1 for w^k, column j for h^(2j)), zero-padded."""
+    table = np.zeros((6, 7))
+    for k, row in enumerate(rows):
+        table[k, : len(row)] = np.array(row) / _SMALL_T_N[k]
+    return table
+
+
+_SMALL_T_P_TABLE = _small_t_table(_SMALL_T_P)
+_SMALL_T_Q_TABLE = _small_t_table(_SMALL_T_Q)
+
+
+@njit(inline="always", **_JIT)
+def _in_w(table: np.ndarray, w: float, h2: float) -> float:
+    """Σ_k w^(k+1)·Σ_j table[k, j]·h2^j by Horner's rule in both."""
+    total = 0.0
+    for k in range(5, -1, -1):
+        c = 0.0
+        for j in range(6, -1, -1):
+            c = c * h2 + table[k, j]
+        total = (total + c) * w
+    return total
+
+
 @njit(**_JIT)
 def _small_t_factor(h: float, t: float) -> float:
     """Region 2, t = s/2 < τ ≈ 0.21: b = e^{-(h²+t²)/2}/√(2π)·[Y(h+t) - Y(h-t)], the bracket expanded to
     12th order in t, with Y(z) = Φ(z)/φ(z) = √(π/2)·erfcx(-z/√2); accurate to ε for h <= 0. The weak spot is
-    a = 1 + h·Y(h) for |h| > 1, which is why erfcx (no cancellation) gives Y."""
-    a = 1.0 + h * (0.5 * SQRT_TWO_PI) * erfcx(-ONE_OVER_SQRT_TWO * h)
+    a = 1 + h·Y(h) for |h| > 1, which is why erfcx (no cancellation) gives Y. The sums over the polynomials
+    in h² do not need a, so they run alongside erfcx; only two multiply-adds wait for it."""
     w = t * t
     h2 = h * h
-    # Coefficients of w^1..w^6 in [Y(h+t) - Y(h-t)] / (2t), each a polynomial in h² with a-dependent terms.
-    c1 = (-1.0 + 3.0 * a + a * h2) / 6.0
-    c2 = (-7.0 + 15.0 * a + h2 * (-1.0 + 10.0 * a + a * h2)) / 120.0
-    c3 = (-57.0 + 105.0 * a + h2 * (-18.0 + 105.0 * a + h2 * (-1.0 + 21.0 * a + a * h2))) / 5040.0
-    c4 = (
-        -561.0 + 945.0 * a + h2 * (-285.0 + 1260.0 * a + h2 * (-33.0 + 378.0 * a + h2 * (-1.0 + 36.0 * a + a * h2)))
-    ) / 362880.0
-    c5 = (
-        -6555.0
-        + 10395.0 * a
-        + h2
-        * (
-            -4680.0
-            + 17325.0 * a
-            + h2 * (-840.0 + 6930.0 * a + h2 * (-52.0 + 990.0 * a + h2 * (-1.0 + 55.0 * a + a * h2)))
-        )
-    ) / 39916800.0
-    c6 = (
-        -89055.0
-        + 135135.0 * a
-        + h2
-        * (
-            -82845.0
-            + 270270.0 * a
-            + h2
-            * (
-                -20370.0
-                + 135135.0 * a
-                + h2 * (-1926.0 + 25740.0 * a + h2 * (-75.0 + 2145.0 * a + h2 * (-1.0 + 78.0 * a + a * h2)))
-            )
-        )
-    ) / 6227020800.0
-    return 2.0 * t * (a + w * (c1 + w * (c2 + w * (c3 + w * (c4 + w * (c5 + w * c6))))))
+    sum_p = _in_w(_SMALL_T_P_TABLE, w, h2)
+    sum_q = _in_w(_SMALL_T_Q_TABLE, w, h2)
+    a = 1.0 + h * (0.5 * SQRT_TWO_PI) * erfcx(-ONE_OVER_SQRT_TWO * h)
+    return 2.0 * t * (a + (sum_p + a * sum_q))
 
 
 @njit(**_JIT)
