@@ -392,6 +392,15 @@ def test_forwards_by_expiry() -> None:
     assert math.isnan(forwards[3]) and math.isnan(k_star[3])
 
 
+def test_forward_refuses_rows_of_different_lengths() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        forward.forward_from_parity([90.0, 100.0], [1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="differ in length"):
+        forward.forwards_by_expiry(["a", "a"], [90.0, 100.0], [1.0, 2.0], [1.0], 1.0)
+    labels, forwards, k_star = forward.forwards_by_expiry([], [], [], [], 1.0)
+    assert labels.size == forwards.size == k_star.size == 0
+
+
 if __name__ == "__main__":  # the accuracy numbers of docs/options.md
     g = _with_oracle(_grid())
     for subset in ("informative", "well_conditioned"):

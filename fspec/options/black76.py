@@ -156,12 +156,12 @@ def _greeks(
         delta[i], gamma[i], vega[i] = greeks_one(F[i], K[i], T[i], sigma[i], is_call[i], df[i])
 
 
-def _arrays(*values: object, is_call: object) -> tuple[list[np.ndarray], np.ndarray]:
+def _arrays(*values: object, is_call: object) -> tuple[list[np.ndarray], tuple[int, ...]]:
     """Broadcasts the inputs to one shape and flattens them to contiguous float64 (and a bool is_call)."""
     arrays = np.broadcast_arrays(*[np.asarray(v, dtype=np.float64) for v in values], np.asarray(is_call, dtype=bool))
     shape = arrays[0].shape
     flat = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in arrays[:-1]]
-    return [*flat, np.ascontiguousarray(arrays[-1]).reshape(-1)], shape  # type: ignore[return-value]
+    return [*flat, np.ascontiguousarray(arrays[-1]).reshape(-1)], shape
 
 
 def implied_volatility(

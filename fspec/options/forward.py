@@ -87,18 +87,25 @@ def _f64(a: object) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(-1))
 
 
+def _same_length(*arrays: np.ndarray) -> None:
+    if len({a.shape[0] for a in arrays}) > 1:
+        raise ValueError(f"strikes and prices differ in length: {[a.shape[0] for a in arrays]}")
+
+
 def forward_from_parity(strike: object, call: object, put: object, df: float = 1.0) -> tuple[float, float]:
     """(F, K*) of one expiry from call and put prices at the same strikes (row i is one strike)."""
-    return forward_one_expiry(_f64(strike), _f64(call), _f64(put), float(df))
+    arrays = (_f64(strike), _f64(call), _f64(put))
+    _same_length(*arrays)
+    return forward_one_expiry(*arrays, float(df))
 
 
 def forward_from_quotes(
     strike: object, call_bid: object, call_ask: object, put_bid: object, put_ask: object, df: float = 1.0
 ) -> tuple[float, float]:
     """(F, K*) of one expiry from bid/ask quotes, using mids of quotes with both sides and not crossed."""
-    call = _mids(_f64(call_bid), _f64(call_ask))
-    put = _mids(_f64(put_bid), _f64(put_ask))
-    return forward_one_expiry(_f64(strike), call, put, float(df))
+    strikes, quotes = _f64(strike), [_f64(q) for q in (call_bid, call_ask, put_bid, put_ask)]
+    _same_length(strikes, *quotes)
+    return forward_one_expiry(strikes, _mids(quotes[0], quotes[1]), _mids(quotes[2], quotes[3]), float(df))
 
 
 def forwards_by_expiry(
@@ -112,7 +119,9 @@ def forwards_by_expiry(
     labels = labels[order]
     first = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if labels.size else np.zeros(0, dtype=np.int64)
     starts = np.r_[first, labels.size].astype(np.int64)
-    strike_s, call_s, put_s = (_f64(a)[order] for a in (strike, call, put))
+    strike_s, call_s, put_s = (_f64(a) for a in (strike, call, put))
+    _same_length(labels, strike_s, call_s, put_s)
+    strike_s, call_s, put_s = strike_s[order], call_s[order], put_s[order]
     df_rows = np.broadcast_to(np.asarray(df, dtype=np.float64), labels.shape).reshape(-1)[order]
     forward = np.empty(first.size)
     k_star = np.empty(first.size)

@@ -28,8 +28,11 @@ segment give the machine-precision answer.
 
 Two corrections against the pure-Python port: the upper segment's iteration is the C++ one (the Python one
 resets its bracketing state on every step), and its guard on the second derivative is the C++ pair of
-bounds. The asymptotic expansion's coefficients are computed from their closed form (below) instead of
-being written out; they are the same numbers.
+bounds. Re-arranged for speed, with the same mathematics: the coefficients of the asymptotic expansion are
+computed from their closed form instead of being written out (the same numbers); the small-t expansion is
+summed as two polynomials that do not wait for erfcx; b(x, s) and its vega share their exponential; and
+multiply-adds may be fused (numba's fastmath flags ``contract`` and ``arcp`` only, so NaN and infinity keep
+their IEEE behaviour). The result agrees with the package to about 1e-13 (docs/options.md).
 """
 
 from __future__ import annotations
