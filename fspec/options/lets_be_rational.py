@@ -416,18 +416,19 @@ def _f_lower_map(x: float, s: float) -> tuple[float, float, float]:
     s2 = s * s
     phi_cdf = norm_cdf(-z)
     phi = norm_pdf(z)
+    growth = math.exp(y + 0.125 * s2)  # squared, it is fpp's exp(2y + s²/4): one exponential less
     fpp = (
         PI_OVER_SIX
         * y
         / (s2 * s)
         * phi_cdf
         * (8.0 * SQRT_THREE * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * phi_cdf / phi)
-        * math.exp(2.0 * y + 0.25 * s2)
+        * (growth * growth)
     )
     if _is_below_horizon(s):
         return 0.0, 1.0, fpp
     phi2 = phi_cdf * phi_cdf
-    fp = TWO_PI * y * phi2 * math.exp(y + 0.125 * s * s)
+    fp = TWO_PI * y * phi2 * growth
     f = 0.0 if _is_below_horizon(x) else TWO_PI_OVER_SQRT_TWENTY_SEVEN * ax * (phi2 * phi_cdf)
     return f, fp, fpp
 
