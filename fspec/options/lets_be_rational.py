@@ -99,7 +99,7 @@ def _double_factorial(n: int) -> int:
 
 
 def _asymptotic_coefficients(order: int = 17) -> np.ndarray:
-    """Coefficients c[k, j] of A(h, t) = Σ_k q^k Σ_j c[k, j]·e^j (see _asymptotic_expansion), from
+    """Coefficients c[k, j] of A(h, t) = Σ_k q^k Σ_j c[k, j]·e^j (see _asymptotic_factor), from
     c[k, j] = (-1)^k (2k-1)!! · 2·C(2k+1, 2j+1): the series Y(z) ~ -1/z·Σ (-1)^n (2n-1)!!/z^(2n) of A&S (26.2.12)
     applied to Y(h+t) - Y(h-t). Exact integers, rounded once to double."""
     c = np.zeros((order + 1, order + 1))
@@ -114,7 +114,8 @@ _ASYMPTOTIC = _asymptotic_coefficients()
 
 @njit(**_JIT)
 def _is_below_horizon(x: float) -> bool:
-    """Weeds out subnormal numbers (with the cutoff at 0, only exact zeros)."""
+    """Jäckel's guard against subnormal numbers; with his cutoff of 0 nothing is below it, so subnormal inputs
+    run through the formulas like any other (and lose accuracy, as any method must)."""
     return abs(x) < DENORMALIZATION_CUTOFF
 
 
