@@ -2,9 +2,9 @@
 contracts, with a status per contract beside a NaN value.
 
 Conventions (docs/options.md): ``F`` is the forward of the option's expiry, ``K`` the strike, ``T`` the time to
-expiry in years (ACT/365 in this module's callers), ``df`` the discount factor to expiry (e^{-rT}), ``sigma``
-the Black volatility per √year. The price of a call is df·(F·Φ(d1) - K·Φ(d2)), of a put df·(K·Φ(-d2) - F·Φ(-d1)),
-d1,2 = (ln(F/K) ± σ²T/2)/(σ√T).
+expiry in years, ACT/365 (the module's convention; the caller computes it), ``df`` the discount factor to
+expiry (e^{-rT}), ``sigma`` the Black volatility per √year. The price of a call is df·(F·Φ(d1) - K·Φ(d2)),
+of a put df·(K·Φ(-d2) - F·Φ(-d1)), d1,2 = (ln(F/K) ± σ²T/2)/(σ√T).
 
 Statuses of an implied volatility, checked in this order (the first that applies is the one given):
 
@@ -14,7 +14,7 @@ Statuses of an implied volatility, checked in this order (the first that applies
 - ``BELOW_INTRINSIC`` (1): the price is at or below the discounted intrinsic value, df·(F-K)⁺ for a call,
   df·(K-F)⁺ for a put (at intrinsic there is no time value and no volatility to find).
 - ``ABOVE_MAXIMUM`` (2): the price is at or above the discounted maximum, df·F for a call, df·K for a put.
-- ``OK`` (0): the implied volatility is the value (finite, >= 0).
+- ``OK`` (0): the implied volatility is the value (finite, > 0).
 
 Every status but OK comes with NaN. The comparisons are done on price/df against the undiscounted bounds,
 the numbers the inversion itself sees.
