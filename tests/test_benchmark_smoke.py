@@ -72,3 +72,24 @@ def test_kernel_ab_times_agreeing_files_and_refuses_others(tmp_path: Path, capsy
     wrong.write_text(text.replace(f"{first_sum[1]} += ", f"{first_sum[1]} -= ", 1))
     with pytest.raises(SystemExit, match="disagrees"):
         kernels.main([str(kernel), str(wrong), "--ticks", "20k", "--rounds", "1"])
+
+
+def test_implied_vol_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import implied_vol
+
+    assert implied_vol.main(["--contracts", "2k", "--runs", "1", "--oracle-sample", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "2,000 contracts, 1 fresh processes" in out
+    assert "| fspec.options (numba) |" in out and "| 2,000 of 2,000 |" in out
+    assert "lets-be-rational (Python), 200 contracts" in out and "load average" in out
+
+
+def test_implied_vol_benchmark_contracts_span_the_range() -> None:
+    from benchmarks import implied_vol
+
+    c = implied_vol.contracts(20_000, 16)
+    assert c["T"].min() < 2 * implied_vol.FIVE_MINUTES and c["T"].max() > 4.0
+    z = np.log(c["F"] / c["K"]) / (c["sigma"] * np.sqrt(c["T"]))
+    assert z.min() < -2.9 and z.max() > 2.9
+    assert 0.45 < c["is_call"].mean() < 0.55
+    assert (c["price"] > 0).all()
