@@ -14,7 +14,18 @@ from fspec import __version__
 from fspec.compiler import ir, schema
 from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
 from fspec.compiler.dag import Graph, build_graph
-from fspec.compiler.formula import Call, FormulaSyntaxError, Locator, Name, Node, Num, Text, diagnostic_at, parse
+from fspec.compiler.formula import (
+    Call,
+    FormulaSyntaxError,
+    Locator,
+    Name,
+    Node,
+    Num,
+    Span,
+    Text,
+    diagnostic_at,
+    parse,
+)
 from fspec.compiler.lower import Plan, plan
 from fspec.compiler.model import Project, build_project
 from fspec.compiler.resolve import resolve_project
@@ -147,7 +158,35 @@ def _row_tree(
         return None
 
     converted = convert(tree)
+    if converted is not None and not _text_and_number(converted, pos, what, problems):
+        return None
     return ir.to_json(converted) if converted is not None else None
+
+
+def _text_and_number(tree: Node, pos: Position | Locator, what: str, problems: list[Diagnostic]) -> bool:
+    """A column compared with a text and elsewhere with a number (``side in ['BUY', 1]``) is one of them in
+    the file, so one comparison would fail on every row: an error here rather than when the file is read."""
+    texts, numbers = set(), set()
+    for node in tree.walk():
+        if isinstance(node, ir.Apply) and node.op in ("eq", "ne") and len(node.args) == 2:
+            left, right = node.args
+            for column, other in ((left, right), (right, left)):
+                if isinstance(column, ir.Column) and isinstance(other, ir.Text):
+                    texts.add(column.column)
+                elif isinstance(column, ir.Column) and isinstance(other, ir.Const):
+                    numbers.add(column.column)
+    both = sorted(texts & numbers)
+    if both:
+        problems.append(
+            diagnostic_at(
+                pos,
+                Span(),
+                f"{what} compares column '{both[0]}' with a text and with a number: a column holds one or the other",
+                f"quote the numbers if '{both[0]}' is text ('1'), or drop the quotes if it holds numbers",
+                "filter",
+            )
+        )
+    return not both
 
 
 def _of_universe(project: Project, members: tuple[str, ...]) -> bool:

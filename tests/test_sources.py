@@ -279,3 +279,13 @@ def test_a_time_of_day_that_is_no_clock_time_is_an_error_naming_the_row(tmp_path
     write(tmp_path, {"d": pa.array([20240102, 20240102]), "t": pa.array([931, 975]), "x": pa.array([1.0, 2.0])})
     with pytest.raises(DataError, match=r"'t' at row 1 is 975, not a HHMM time of day"):
         load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))
+
+
+def test_hhmm_2400_is_the_end_of_the_day_and_2401_no_time(tmp_path: Path) -> None:
+    write(tmp_path, {"d": pa.array([20240102, 20240102]), "t": pa.array([2359, 2400]), "x": pa.array([1.0, 2.0])})
+    ticks = load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))
+    midnight = pd.Timestamp("2024-01-03", tz=NEW_YORK).value
+    assert ticks.ts[-1] == midnight and ticks.ts[-1] - ticks.ts[0] == 60 * NS
+    write(tmp_path, {"d": pa.array([20240102]), "t": pa.array([2401]), "x": pa.array([1.0])})
+    with pytest.raises(DataError, match=r"'t' at row 0 is 2401, not a HHMM time of day"):
+        load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))
