@@ -321,7 +321,9 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             intervals=f.intervals,
             clock=f.clock,
             entity=EntityKind.UNIVERSE if _of_universe(project, f.members) else EntityKind.INSTRUMENT,
-            cross_section=any(isinstance(n, ir.Apply) and REGISTRY[n.op].kind == CROSS for n in f.tree.walk()),
+            # a feature of a universe's members whose tree reduces across them (an index has one column: not so)
+            cross_section=bool(f.members)
+            and any(isinstance(n, ir.Apply) and REGISTRY[n.op].kind == CROSS for n in f.tree.walk()),
             tags=f.tags,
         )
         for f in checked.plan.features

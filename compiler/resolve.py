@@ -100,6 +100,9 @@ class _Context:
     problems: list[Diagnostic] = field(default_factory=list)
     # instrument parameters read as constants (a window of ``n``): their values shape the tree
     constant_params: set[str] = field(default_factory=set)
+    # inside the arguments of a cross-sectional operator of a cross-asset feature: a universe's names
+    # (stocks.wap, stocks.weight) stand for all its members there
+    across: bool = False
 
     def error(self, span: Span, message: str, hint: str = "", code: str = "formula") -> None:
         self.problems.append(diagnostic_at(formula_position(self.spec), span, message, hint, code))
@@ -215,12 +218,22 @@ def _name(ctx: _Context, node: Name) -> Node:
             hint or _suggest(head, _known_names(ctx)) or "names are features, constants, parameters or source.column",
         )
         return _invalid()
+    if head in project.instruments and project.instruments[head].universe is not None and ctx.across:
+        if len(parts) == 2:
+            return _instrument_member(ctx, node, head, parts[1])  # the feature or parameter of every member
+        if len(parts) == 3 and parts[1] in project.sources:
+            ctx.error(
+                node.span,
+                f"'{node.dotted}' reads a universe's ticks across members",
+                f"reduce them in a feature of the universe first, e.g. last({parts[1]}.{parts[2]}), and use it here",
+            )
+            return _invalid()
     if head in project.instruments and project.instruments[head].universe is not None:
         ctx.error(
             node.span,
             f"'{node.dotted}' names universe '{head}', whose members are found in the data: it has no one value",
             f"a feature of every member lists it, instruments: [{head}], and reads its own columns "
-            "(book.wap, not stocks.book.wap)",
+            f"(book.wap, not stocks.book.wap); across the members, a cross-section does: cs_mean({head}.wap)",
         )
         return _invalid()
     if head in project.instruments:
@@ -260,7 +273,7 @@ def is_cross_asset(spec: FeatureSpec, project: Project) -> bool:
         return False
     return spec.instruments is None and (
         spec.cross_asset is not None
-        or any(isinstance(n, Name) and _is_instrument(project, n.parts[0]) for n in tree.walk())
+        or any(isinstance(n, Name) and n.parts[0] in project.instruments for n in tree.walk())
     )
 
 
@@ -357,6 +370,8 @@ def _call(ctx: _Context, node: Call) -> Node:
         return _invalid()
     args: list[Node] = []
     consts: list[tuple[str, float]] = []
+    across = ctx.across
+    ctx.across = across or (op.kind == CROSS and ctx.instrument is None)
     for p in op.all_params:
         if p.kind == "expr":
             args.append(_resolve(ctx, bound[p.name]))
@@ -413,6 +428,7 @@ def _call(ctx: _Context, node: Call) -> Node:
             "declare this under 'targets:' with a target_ name, or use lag() for past bars",
             "lookahead",
         )
+    ctx.across = across
     grain = _grain(ctx, node, op.kind, args)
     if grain is None:
         return _invalid()
@@ -580,7 +596,25 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             )
             return None
         return grain
-    if kind == CROSS:
+    if kind == CROSS and ctx.instrument is None:  # an index: one column over the members of a universe
+        if node.op not in BROADCAST_CROSS:
+            ctx.error(
+                node.span,
+                f"{node.op}() gives each member its own value: a feature with one column cannot hold it",
+                f"list the universe, instruments: [...], for a column per member; or use {', '.join(BROADCAST_CROSS)}",
+                "grain",
+            )
+            return None
+        if not any(_universe_leaf(ctx, a) for a in args):
+            ctx.error(
+                node.span,
+                f"{node.op}() of a cross-asset feature reads a universe's members: name one",
+                f"e.g. {node.op}(stocks.wap)",
+                "grain",
+            )
+            return None
+        kind = BAR
+    elif kind == CROSS:
         stand_in = ctx.project.instruments.get(ctx.instrument or "")
         if stand_in is None or stand_in.universe is None or ctx.spec.instruments != (ctx.instrument,):
             ctx.error(
@@ -600,6 +634,20 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
             return None
         return ir.BAR
     raise AssertionError(kind)
+
+
+BROADCAST_CROSS = ("cs_mean", "cs_sum", "cs_count", "cs_wmean")  # one value per bar, the same for every member
+
+
+def _universe_leaf(ctx: _Context, node: Node) -> bool:
+    """Whether the tree reads a universe's features or parameters (for all its members)."""
+    instruments = ctx.project.instruments
+    return any(
+        isinstance(n, ir.FeatureRef | ir.ParamRef)
+        and n.instrument in instruments
+        and instruments[n.instrument].universe is not None
+        for n in node.walk()
+    )
 
 
 def _known_value(ctx: _Context, node: Node) -> float | None:

@@ -82,6 +82,8 @@ def _as_bars(value: Any, shape: tuple[int, int]) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape == shape:
         return arr
+    if arr.ndim == 2 and arr.shape[0] > shape[0] == 1:
+        return arr  # a universe's members inside an index's cross-section: reduced to one row by it
     return np.ascontiguousarray(np.broadcast_to(arr, shape))
 
 
@@ -104,7 +106,10 @@ def evaluate(node: dict[str, Any], inputs: BarInputs) -> np.ndarray:
         return _as_bars(result, inputs.shape)
     args = [evaluate(a, inputs) for a in node["args"]]
     if op.kind == CROSS:  # over the rows (the members) of each bar
-        return _as_bars(op.numpy(*args), inputs.shape)  # type: ignore[misc]
+        result = op.numpy(*args)  # type: ignore[misc]
+        if inputs.rows == 1 and result.shape[0] > 1:
+            result = result[:1]  # an index: every row holds the bar's one value
+        return _as_bars(result, inputs.shape)
     if op.kind == ELEMENTWISE:  # numexpr has no such function: numpy's
         with np.errstate(all="ignore"):
             return _as_bars(op.numpy(*args), inputs.shape)  # type: ignore[misc]

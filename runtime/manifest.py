@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ class Manifest:
 
     root: Path
     data: ManifestData
+    # each universe's members, once a run has found them (:func:`fspec.runtime.universe.with_members`)
+    members_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def project(self) -> ProjectDef:

@@ -395,7 +395,11 @@ class Engine:
                 return stacked[source].slot(index, rows)  # type: ignore[arg-type]
             return np.stack([slot_cache[(source, m)][index] for m in rows])  # type: ignore[index]
 
+        members_of = self.manifest.members_of  # a universe's name stands for all its members (an index)
+
         def feature(name: str, instrument: str | None) -> np.ndarray:
+            if instrument in members_of:
+                return np.stack([values[(name, m)] for m in members_of[instrument]])
             if instrument != "":
                 return values[(name, instrument)][None, :]
             return np.stack([values[(name, m)] for m in rows])
@@ -403,6 +407,8 @@ class Engine:
         def param(name: str, instrument: str | None) -> Any:
             if instrument is None and name in per_bar:
                 return per_bar[name]
+            if instrument in members_of:
+                return np.array([self.params(m, interval)[name] for m in members_of[instrument]])[:, None]
             if instrument != "":
                 return self.params(instrument, interval)[name]
             return np.array([self.params(m, interval)[name] for m in rows])[:, None]

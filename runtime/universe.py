@@ -20,7 +20,7 @@ from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display
 from fspec.grain import natural_key
-from fspec.manifest import InstrumentDef, SourceDef
+from fspec.manifest import FeatureDef, InstrumentDef, SourceDef
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import _symbol_text, available_dates, source_path
 
@@ -40,12 +40,20 @@ def with_members(manifest: Manifest) -> Manifest:
         members = _members(manifest.root, project.sources, key, stand_in, instruments)
         instruments.update(members)
         members_of[key] = list(members)
-    features = tuple(
-        replace(f, members=_expand(f.members, members_of)) if any(m in members_of for m in f.members) else f
-        for f in manifest.features
-    )
+    features = tuple(_with_members(f, members_of) for f in manifest.features)
     data = replace(manifest.data, project=replace(project, instruments=instruments), features=features)
-    return Manifest(manifest.root, data)
+    return Manifest(manifest.root, data, {k: tuple(v) for k, v in members_of.items()})
+
+
+def _with_members(feature: FeatureDef, members_of: dict[str, list[str]]) -> FeatureDef:
+    """The feature with a stand-in among its members or dependencies replaced by the universe's members (a
+    feature of an index reads the feature of every member)."""
+    if any(m in members_of for m in feature.members):
+        feature = replace(feature, members=_expand(feature.members, members_of))
+    if any(dep in members_of for _, dep in feature.deps):
+        deps = [(name, m) for name, dep in feature.deps for m in members_of.get(dep or "", [dep])]  # type: ignore[list-item]
+        feature = replace(feature, deps=tuple(deps))
+    return feature
 
 
 def _expand(members: tuple[str, ...], members_of: dict[str, list[str]]) -> tuple[str, ...]:

@@ -214,6 +214,8 @@ def test_closing_auction_matches_a_pandas_pivot(auction: Path, day: int) -> None
                 equal_nan=True,
                 err_msg=f"{name} s{stock}",
             )
+    # the index: one column without a member suffix (a cross-section over the universe)
+    np.testing.assert_allclose(got["index_wap_stocks_10s"], index.to_numpy(), rtol=1e-12)
     np.testing.assert_array_equal(got["far_valid_10s_s0"], (np.arange(55) * 10 >= 300).astype(float))
     assert got["far_price_10s_s0"].iloc[:30].isna().all() and got["far_price_10s_s0"].iloc[30:].notna().all()
     if day == 1:

@@ -83,6 +83,7 @@ def test_cross_sections_of_a_universe_end_to_end(tmp_path: Path) -> None:
             {"name": "vwap_vs_index", "formula": "vwap / cs_wmean(vwap, weight * volume)"} | each,
             {"name": "volume_z", "formula": "cs_zscore(volume)"} | each,
             {"name": "members", "formula": "cs_count(vwap)"} | each,
+            {"name": "index_stocks", "formula": "cs_wmean(stocks.vwap, stocks.weight * stocks.volume)"},
         ],
     }
     made = make_project(tmp_path, {"project.yaml": project, "features.yaml": features}, {"data/book.parquet": book})
@@ -94,8 +95,13 @@ def test_cross_sections_of_a_universe_end_to_end(tmp_path: Path) -> None:
         alone = made.output(DAYS[0], 1800)["volume_z_1800s_s2"]
         for path in (made.root / "out").glob("*.parquet"):
             path.unlink()
+        run(load_manifest(made.root), RunOptions(select=["index_stocks"]))  # the index alone reads every member
+        index_alone = made.output(DAYS[1], 1800)["index_stocks_1800s"]
+        for path in (made.root / "out").glob("*.parquet"):
+            path.unlink()
         run(load_manifest(made.root), RunOptions())
     pd.testing.assert_series_equal(made.output(DAYS[0], 1800)["volume_z_1800s_s2"], alone)
+    pd.testing.assert_series_equal(made.output(DAYS[1], 1800)["index_stocks_1800s"], index_alone)
     for day in DAYS:
         got = made.output(day, 1800)
         rows = book[book["ts"].dt.strftime("%Y-%m-%d") == day]
@@ -119,3 +125,4 @@ def test_cross_sections_of_a_universe_end_to_end(tmp_path: Path) -> None:
             )
             np.testing.assert_allclose(got[f"volume_z_1800s_{col}"], z[stock], rtol=1e-12, equal_nan=True)
             np.testing.assert_array_equal(got[f"members_1800s_{col}"], n.to_numpy(dtype=float))
+        np.testing.assert_allclose(got["index_stocks_1800s"], index, rtol=1e-12, equal_nan=True)
