@@ -54,6 +54,7 @@ __all__ = [
     "Engine",
     "RunOptions",
     "RunPlan",
+    "compute_day",
     "compute_in_memory",
     "plan_run",
     "run",
@@ -554,8 +555,12 @@ class RunPlan:
     engine: Engine  # the engine the checks used (it has listed every instrument's dates)
 
     def compute_day(self, engine: Engine, day: str) -> list[DayResult]:
-        """Every interval of ``day``, computed before any is written: bad data writes nothing for the day."""
-        return [engine.compute(day, i, with_dependencies(self.manifest, self.at[i])) for i in self.intervals]
+        return compute_day(engine, day, self.intervals, self.at)
+
+
+def compute_day(engine: Engine, day: str, intervals: list[int], at: dict[int, list[Key]]) -> list[DayResult]:
+    """Every interval of ``day``, computed before any is written: bad data writes nothing for the day."""
+    return [engine.compute(day, i, with_dependencies(engine.manifest, at[i])) for i in intervals]
 
 
 def plan_run(manifest: Manifest, options: RunOptions) -> RunPlan:
