@@ -72,3 +72,22 @@ def test_kernel_ab_times_agreeing_files_and_refuses_others(tmp_path: Path, capsy
     wrong.write_text(text.replace(f"{first_sum[1]} += ", f"{first_sum[1]} -= ", 1))
     with pytest.raises(SystemExit, match="disagrees"):
         kernels.main([str(kernel), str(wrong), "--ticks", "20k", "--rounds", "1"])
+
+
+def test_dask_scale_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    from benchmarks import dask_scale
+
+    assert (
+        dask_scale.main(["--days", "2", "--instruments", "2", "--rows", "2k", "--workers", "1", "2", "--repeat", "1"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "2 tasks (days) of 2 instruments" in out
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in out.splitlines()
+        if line.startswith("| dask") or line.startswith("| local")
+    }
+    assert set(rows) == {"local", "dask 1", "dask 2"}
+    assert "| 1.00x | 100% |" in rows["dask 1"] and " ms | " in rows["dask 2"]

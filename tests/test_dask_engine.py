@@ -107,9 +107,14 @@ def test_example_is_byte_identical(example: str, tmp_path: Path, scheduler: str)
 
 def test_days_with_a_halo_are_byte_identical_on_fspec_s_own_cluster(multi_day: Path, tmp_path: Path) -> None:
     """Each day's task reads three earlier days as its warm-up (not map_overlap): the files are the local run's.
-    This run starts (and closes) its own LocalCluster of two workers."""
+    This run starts (and closes) its own LocalCluster of two workers, whose processes are new: they load the
+    kernels' machine code from numba's cache in the build folder and compile nothing (the cache is unchanged)."""
+    cache = multi_day / "build" / "kernels" / "__pycache__"
+    before = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in cache.iterdir()}
     files = _same_as_local(multi_day, tmp_path, None)
     assert len(files) == 6
+    assert {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in cache.iterdir()} == before
+    assert any(name.endswith(".nbc") for name in before)
 
 
 def test_a_date_subset_reads_its_halo_from_days_outside_it(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
@@ -156,6 +161,15 @@ def test_an_unreachable_scheduler_is_a_clear_error_within_seconds(sample_project
     assert time.perf_counter() - started < dask_engine.CONNECT_SECONDS + 5
     assert f"--scheduler {address}: cannot connect to a dask scheduler" in out
     assert "hint: start one" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_too_few_workers_is_a_clear_error(
+    sample_project: FspecProject, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dask_engine, "WORKERS_SECONDS", 1)
+    out = _dask(sample_project.root, tmp_path / "o", scheduler, "--workers", 3, code=2)
+    assert f"--scheduler {scheduler}: 2 worker(s) after 1 s, the run needs 3" in out
     assert not (tmp_path / "o").exists()
 
 
