@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, Future, LocalCluster, as_completed
 from distributed.scheduler import KilledWorker
 
 from fspec import __version__
@@ -65,11 +65,9 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
             if options.on_progress:
                 done = iter(options.on_progress(done, len(futures)))
             for future in done:
-                try:
-                    outcome = future.result()  # type: ignore[attr-defined]
-                except BaseException:
-                    client.cancel(list(futures))
-                    raise
+                if future.status == "error":  # type: ignore[attr-defined]
+                    raise _earliest_error(client, futures, futures[future])
+                outcome = future.result()  # type: ignore[attr-defined]
                 outcomes[outcome.day] = outcome
     except KilledWorker as exc:
         raise ClusterError(
@@ -89,6 +87,16 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
                 warnings.warn(text, DataWarning, stacklevel=2)
         written += [plan.out_dir / Path(p).name for p in outcomes[day].written]
     return written
+
+
+def _earliest_error(client: Client, futures: dict[Future, str], day: str) -> BaseException:
+    """After ``day``'s task failed: the later days are cancelled, the earlier ones finish, and the error is the
+    earliest failing day's, the one the local engine (in date order) reports."""
+    client.cancel([f for f, d in futures.items() if d > day and not f.done()])
+    for earlier in [f for f, d in futures.items() if d < day]:
+        earlier.exception()  # until it is done (its own error or none)
+    failed = min((f for f, d in futures.items() if d <= day and f.status == "error"), key=futures.__getitem__)
+    return failed.exception()
 
 
 @contextlib.contextmanager

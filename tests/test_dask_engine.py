@@ -68,10 +68,19 @@ def _same_as_local(root: Path, tmp: Path, scheduler: str | None) -> dict[str, by
     return remote
 
 
+def _compile(root: Path) -> None:
+    """`fspec compile` in a fresh process, as a user runs it: in this one, a kernel of the same content hash that
+    an earlier test loaded is not loaded again, so this project's numba cache would stay empty."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def _copy_example(name: str, tmp: Path) -> Path:
     root = tmp / name
     shutil.copytree(REPO / "examples" / name, root, ignore=shutil.ignore_patterns("build", "out", "__pycache__"))
-    expect(cli("compile", "--project", root), 0)
+    _compile(root)
     return root
 
 
@@ -80,7 +89,7 @@ def _multi_day(root: Path, days: int, rows: int = 20_000, instruments: int = 3) 
     (root / "specs" / "halo.yaml").write_text(HALO, encoding="utf-8")
     for k, day in enumerate(_days("2024-03-04", days)):
         bench_project.write_data(root, generate(rows, instruments, seed=7 + k, day=day))
-    expect(cli("compile", "--project", root), 0)
+    _compile(root)
     return root
 
 
@@ -134,9 +143,13 @@ def _message(output: str) -> str:
 def test_bad_data_fails_with_the_local_engine_s_message(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
     root = tmp_path / "bad"
     shutil.copytree(multi_day, root, symlinks=True)
-    day = _days("2024-03-04", 6)[2]
+    days = _days("2024-03-04", 6)
+    day = days[2]
     bad = root / bench_project.PATH.format(symbol="S1", date=day.replace("-", ""))
     bad.write_bytes(b"not a parquet file")
+    # a later day's own file too: the error reported is the earliest day's, as the local engine's
+    later = root / bench_project.PATH.format(symbol="S2", date=days[5].replace("-", ""))
+    later.write_bytes(b"")
     local = expect(cli("run", "--project", root, "--out", tmp_path / "local"), 1)
     remote = expect(
         cli("run", "--project", root, "--engine", "dask", "--scheduler", scheduler, "--out", tmp_path / "d"), 1
@@ -145,6 +158,7 @@ def test_bad_data_fails_with_the_local_engine_s_message(multi_day: Path, tmp_pat
     assert f"{bad.relative_to(root)}" in remote
     written = {p.name for p in (tmp_path / "d").iterdir()}
     assert f"features_{day.replace('-', '')}_30s.parquet" not in written  # the bad day writes nothing
+    assert {f"features_{d.replace('-', '')}_30s.parquet" for d in days[:2]} <= written  # the days before it do
     assert not [n for n in written if n.startswith(TEMP_PREFIX)]
 
 
