@@ -210,6 +210,26 @@ def _parse_interval(text: str) -> int:
 @select_option
 @state_option
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Output folder (default: out/).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: this process; dask: one task per day on a dask cluster (pip install 'fspec[dask]').",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="With --engine dask: a running scheduler, e.g. tcp://host:8786 (default: start a local cluster).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="With --engine dask: worker processes of the local cluster (default: one per core); with --scheduler, "
+    "the workers to wait for.",
+)
 @_handle_errors
 def run(
     project: str | None,
@@ -218,6 +238,9 @@ def run(
     select: tuple[str, ...],
     state: Path | None,
     out: str | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
 ) -> None:
     """Compute features into out/features_{YYYYMMDD}_{N}s.parquet, one file per date and interval.
 
@@ -226,25 +249,31 @@ def run(
         fspec run --date 2013-10-07 --interval 30s --select realized_vol
         fspec run --select 'tag:volatility +vwap_deviation' --out out/subset
         fspec run --select state:modified+ --state prod/manifest.json --out out/changed
+        fspec run --engine dask --scheduler tcp://host:8786
     """
+    from fspec.runtime.engines import run as run_task
     from fspec.runtime.kernels import start_warming
     from fspec.runtime.manifest import load_manifest
     from fspec.runtime.run import RunOptions
-    from fspec.runtime.run import run as run_task
 
     root = _root(project)
     for d in dates:
         _check_date(d)
     manifest = load_manifest(root)
     _check_output_dir(Path(out) if out else root / manifest.project.output_dir, root)
-    start_warming(manifest, skip_blas_check=True)
+    if engine == "local":  # the workers of another engine compute; this process only checks and follows them
+        start_warming(manifest, skip_blas_check=True)
     options = RunOptions(
         dates=list(dates) or None,
         intervals=[_parse_interval(i) for i in intervals] or None,
         select=list(select) or None,
         state=state,
         output_dir=Path(out) if out else None,
-        on_progress=_progress("day"),
+        engine=engine,
+        scheduler=scheduler,
+        workers=workers,
+        on_note=lambda text: click.echo(text, err=True),
+        on_progress=_progress("day" if engine == "local" else "task"),
     )
     started = time.perf_counter()
     written = run_task(manifest, options)

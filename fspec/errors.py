@@ -66,7 +66,8 @@ def _one_line(text: str) -> str:
 
 
 class FspecError(Exception):
-    """Base of all user-facing errors."""
+    """Base of all user-facing errors. Each one pickles as itself (an engine's workers raise them in other
+    processes, and the client reports them as the local run does)."""
 
     exit_code = 1
 
@@ -87,6 +88,9 @@ class SpecError(FspecError):
         self.diagnostics = ordered[: self.LIMIT]
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[type, tuple[list[Diagnostic]]]:
+        return type(self), (self.diagnostics,)
+
     def render(self) -> str:
         lines = [d.render() for d in self.diagnostics]
         n = self.total
@@ -105,6 +109,9 @@ class DataError(FspecError):
         self.message = message
         self.hint = hint
         super().__init__(self.render())
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return type(self), (self.file, self.message, self.hint)
 
     def render(self) -> str:
         text = f"{self.file}: {self.message}"
@@ -125,6 +132,9 @@ class BuildError(FspecError):
         self.hint = hint
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.message, self.hint)
+
     def render(self) -> str:
         return self.message + (f"\n    hint: {self.hint}" if self.hint else "")
 
@@ -139,5 +149,12 @@ class UsageError(FspecError):
         self.hint = hint
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.message, self.hint)
+
     def render(self) -> str:
         return self.message + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+class ClusterError(UsageError):
+    """A cluster a run cannot use: its scheduler unreachable, no workers, a worker with another fspec version."""

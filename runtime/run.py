@@ -54,7 +54,10 @@ __all__ = [
     "DayResult",
     "Engine",
     "RunOptions",
+    "RunPlan",
+    "compute_day",
     "compute_in_memory",
+    "plan_run",
     "run",
     "with_dependencies",
     "write_day",
@@ -68,6 +71,10 @@ class RunOptions:
     select: list[str] | None = None  # selector words (runtime/select.py)
     state: Path | None = None  # the previous build state:modified compares with
     output_dir: Path | None = None
+    engine: str = "local"  # "local" (this process) or "dask" (runtime/dask_engine.py); see runtime/engines.py
+    scheduler: str | None = None  # dask: a scheduler's address; None starts a LocalCluster for the run
+    workers: int | None = None  # dask: worker processes of the LocalCluster (with --scheduler: wait for as many)
+    on_note: Callable[[str], None] | None = None  # where an engine says what it uses (cluster, dashboard)
     on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
 
 
@@ -563,7 +570,31 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
         return _run(manifest, options)
 
 
-def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
+@dataclass
+class RunPlan:
+    """What a run computes, checked before any day is: the manifest with its universes' members, the dates in
+    order, the intervals, each interval's columns (without their dependencies) and the output folder. Every
+    engine starts from one (``plan_run``), so they refuse the same things with the same messages."""
+
+    manifest: Manifest
+    dates: list[str]
+    intervals: list[int]
+    at: dict[int, list[Key]]
+    out_dir: Path
+    engine: Engine  # the engine the checks used (it has listed every instrument's dates)
+
+    def compute_day(self, engine: Engine, day: str) -> list[DayResult]:
+        return compute_day(engine, day, self.intervals, self.at)
+
+
+def compute_day(engine: Engine, day: str, intervals: list[int], at: dict[int, list[Key]]) -> list[DayResult]:
+    """Every interval of ``day``, computed before any is written: bad data writes nothing for the day."""
+    return [engine.compute(day, i, with_dependencies(engine.manifest, at[i])) for i in intervals]
+
+
+def plan_run(manifest: Manifest, options: RunOptions) -> RunPlan:
+    """The checks of a run before it computes anything (intervals, dates with data, the --select guard), and the
+    removal of temp files a stopped run left."""
     manifest = with_members(manifest)
     engine = Engine(manifest)
     intervals = options.intervals or manifest.intervals
@@ -597,15 +628,19 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     for path in remove_leftovers(out_dir):
         shown = display(path, manifest.root)
         warnings.warn(f"removed {shown}, left by a run that was stopped", DataWarning, stacklevel=2)
-    days: Iterable[str] = sorted(dates)
+    return RunPlan(manifest, sorted(dates), intervals, at, out_dir, engine)
+
+
+def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
+    plan = plan_run(manifest, options)
+    engine = plan.engine
+    days: Iterable[str] = plan.dates
     if options.on_progress:
-        days = options.on_progress(days, len(dates))
-    writer = DayWriter(manifest, at, out_dir, background=threads() > 1)
+        days = options.on_progress(days, len(plan.dates))
+    writer = DayWriter(plan.manifest, plan.at, plan.out_dir, background=threads() > 1)
     try:
         for day in days:
-            # Every interval of a day is computed before any is written: bad data writes nothing for the day.
-            results = [engine.compute(day, i, with_dependencies(manifest, at[i])) for i in intervals]
-            writer.submit(results)  # written while the next day is computed
+            writer.submit(plan.compute_day(engine, day))  # written while the next day is computed
             engine.forget_rows(day)  # later days read this one's slots for warm-up, not its rows
     except BaseException:
         writer.abandon()

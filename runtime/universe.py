@@ -28,16 +28,21 @@ SUFFIX = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 INTERVAL_LIKE = re.compile(r"[0-9]+s")
 
 
-def with_members(manifest: Manifest) -> Manifest:
-    """The manifest with each universe's stand-in replaced by its members (the manifest itself if it has none)."""
+def with_members(manifest: Manifest, symbols: dict[str, list[str]] | None = None) -> Manifest:
+    """The manifest with each universe's stand-in replaced by its members (the manifest itself if it has none).
+
+    ``symbols`` (from :func:`universe_symbols`) are each universe's symbols found already: an engine's tasks
+    receive the ones the client found, so that every day of a run has the same members and no task lists the
+    universes' files again."""
     project = manifest.project
     stand_ins = {k: i for k, i in project.instruments.items() if i.universe is not None}
     if not stand_ins:
         return manifest
+    found = symbols if symbols is not None else universe_symbols(manifest)
     instruments = {k: i for k, i in project.instruments.items() if i.universe is None}
     members_of: dict[str, list[str]] = {}
     for key, stand_in in stand_ins.items():
-        members = _members(manifest.root, project.sources, key, stand_in, instruments)
+        members = _members(found[key], key, stand_in, instruments)
         instruments.update(members)
         members_of[key] = list(members)
     features = tuple(_with_members(f, members_of) for f in manifest.features)
@@ -56,31 +61,39 @@ def _with_members(feature: FeatureDef, members_of: dict[str, list[str]]) -> Feat
     return feature
 
 
+def universe_symbols(manifest: Manifest) -> dict[str, list[str]]:
+    """Each universe's symbols in its source's files (all of them, not only a run's dates), matched, sorted."""
+    project = manifest.project
+    found: dict[str, list[str]] = {}
+    for key, stand_in in project.instruments.items():
+        rule = stand_in.universe
+        if rule is None:
+            continue
+        source = project.sources[rule.source]
+        symbols = sorted(_symbols(manifest.root, source))
+        if rule.match is not None:
+            symbols = [s for s in symbols if re.fullmatch(rule.match, s)]
+        if not symbols:
+            raise DataError(
+                display(manifest.root / source.path, manifest.root),
+                f"universe '{key}' found no member: no symbol{' matches ' + repr(rule.match) if rule.match else ''} "
+                f"in the files of '{rule.source}'",
+                "check the source's path and symbol column, and the universe's match",
+            )
+        found[key] = symbols
+    return found
+
+
 def _expand(members: tuple[str, ...], members_of: dict[str, list[str]]) -> tuple[str, ...]:
     found = [m for key in members for m in members_of.get(key, [key])]
     return tuple(sorted(found, key=natural_key))
 
 
 def _members(
-    root: Path,
-    sources: dict[str, SourceDef],
-    key: str,
-    stand_in: InstrumentDef,
-    taken: dict[str, InstrumentDef],
+    symbols: list[str], key: str, stand_in: InstrumentDef, taken: dict[str, InstrumentDef]
 ) -> dict[str, InstrumentDef]:
     assert stand_in.universe is not None
     rule = stand_in.universe
-    source = sources[rule.source]
-    symbols = sorted(_symbols(root, source))
-    if rule.match is not None:
-        symbols = [s for s in symbols if re.fullmatch(rule.match, s)]
-    if not symbols:
-        raise DataError(
-            display(root / source.path, root),
-            f"universe '{key}' found no member: no symbol{' matches ' + repr(rule.match) if rule.match else ''} "
-            f"in the files of '{rule.source}'",
-            "check the source's path and symbol column, and the universe's match",
-        )
     members: dict[str, InstrumentDef] = {}
     by_key: dict[str, str] = {}
     for symbol in symbols:

@@ -93,3 +93,22 @@ def test_implied_vol_benchmark_contracts_span_the_range() -> None:
     assert z.min() < -2.9 and z.max() > 2.9
     assert 0.45 < c["is_call"].mean() < 0.55
     assert (c["price"] > 0).all()
+
+
+def test_dask_scale_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    from benchmarks import dask_scale
+
+    assert (
+        dask_scale.main(["--days", "2", "--instruments", "2", "--rows", "2k", "--workers", "1", "2", "--repeat", "1"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "2 tasks (days) of 2 instruments" in out
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in out.splitlines()
+        if line.startswith("| dask") or line.startswith("| local")
+    }
+    assert set(rows) == {"local", "dask 1", "dask 2"}
+    assert "| 1.00x | 100% |" in rows["dask 1"] and " ms | " in rows["dask 2"]

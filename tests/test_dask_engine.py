@@ -1,0 +1,322 @@
+"""`fspec run --engine dask`: the same files as the local engine, the same errors, and a run that survives a lost
+worker. One LocalCluster of two worker processes serves the module (the runs connect to it with --scheduler);
+the CLI's own LocalCluster (no --scheduler) is started once too."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from benchmarks import project as bench_project  # noqa: E402
+from benchmarks.scale import _days  # noqa: E402
+from benchmarks.workload import generate, instrument_names  # noqa: E402
+from fspec import __version__  # noqa: E402
+from fspec.errors import BuildError, ClusterError  # noqa: E402
+from fspec.runtime import dask_engine  # noqa: E402
+from fspec.runtime.tasks import DayTask, run_day, worker_build  # noqa: E402
+from fspec.runtime.write import TEMP_PREFIX  # noqa: E402
+from tests.conftest import REPO, FspecProject, cli, expect  # noqa: E402
+
+# A window of 2,000 30 s bars reaches three sessions back: each day's task reads a halo of earlier days' files.
+HALO = """\
+spec_version: 1
+features:
+  - name: ret_mean_long
+    formula: rolling_mean(interval_log_return, 2000)
+"""
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"FSPEC_THREADS": "1"}
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def _dask(root: Path, out: Path, scheduler: str | None, *args: object, code: int = 0) -> str:
+    extra = ["--scheduler", scheduler] if scheduler else ["--workers", 2]
+    return expect(cli("run", "--project", root, "--engine", "dask", *extra, "--out", out, *args), code)
+
+
+def _same_as_local(root: Path, tmp: Path, scheduler: str | None) -> dict[str, bytes]:
+    expect(cli("run", "--project", root, "--out", tmp / "local"), 0)
+    out = _dask(root, tmp / "dask", scheduler)
+    local, remote = _files(tmp / "local"), _files(tmp / "dask")
+    assert list(local) == list(remote)
+    assert [n for n in local if local[n] != remote[n]] == []
+    assert "dask:" in out and "dashboard:" in out
+    return remote
+
+
+def _compile(root: Path) -> None:
+    """`fspec compile` in a fresh process, as a user runs it: in this one, a kernel of the same content hash that
+    an earlier test loaded is not loaded again, so this project's numba cache would stay empty."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _copy_example(name: str, tmp: Path) -> Path:
+    root = tmp / name
+    shutil.copytree(REPO / "examples" / name, root, ignore=shutil.ignore_patterns("build", "out", "__pycache__"))
+    _compile(root)
+    return root
+
+
+def _multi_day(root: Path, days: int, rows: int = 20_000, instruments: int = 3) -> Path:
+    bench_project.write_project(root, instrument_names(instruments))
+    (root / "specs" / "halo.yaml").write_text(HALO, encoding="utf-8")
+    for k, day in enumerate(_days("2024-03-04", days)):
+        bench_project.write_data(root, generate(rows, instruments, seed=7 + k, day=day))
+    _compile(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def multi_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _multi_day(tmp_path_factory.mktemp("multi") / "p", 6)
+
+
+# ---- the same files -----------------------------------------------------------------------------------------
+
+
+def test_shipped_sample_is_byte_identical(sample_project: FspecProject, tmp_path: Path, scheduler: str) -> None:
+    out = _dask(sample_project.root, tmp_path / "dask", scheduler)
+    local = _files(sample_project.root / "out")
+    assert _files(tmp_path / "dask") == local and len(local) == 3
+    assert "wrote " in out
+
+
+@pytest.mark.parametrize("example", ["closing_auction", "crypto_24h"])
+def test_example_is_byte_identical(example: str, tmp_path: Path, scheduler: str) -> None:
+    files = _same_as_local(_copy_example(example, tmp_path), tmp_path, scheduler)
+    assert len(files) >= 2
+
+
+def test_days_with_a_halo_are_byte_identical_on_fspec_s_own_cluster(multi_day: Path, tmp_path: Path) -> None:
+    """Each day's task reads three earlier days as its warm-up (not map_overlap): the files are the local run's.
+    This run starts (and closes) its own LocalCluster of two workers, whose processes are new: they load the
+    kernels' machine code from numba's cache in the build folder and compile nothing (the cache is unchanged)."""
+    cache = multi_day / "build" / "kernels" / "__pycache__"
+    before = {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in cache.iterdir()}
+    files = _same_as_local(multi_day, tmp_path, None)
+    assert len(files) == 6
+    assert {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in cache.iterdir()} == before
+    assert any(name.endswith(".nbc") for name in before)
+
+
+def test_a_date_subset_reads_its_halo_from_days_outside_it(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
+    last = _days("2024-03-04", 6)[-1]
+    expect(cli("run", "--project", multi_day, "--date", last, "--out", tmp_path / "local"), 0)
+    _dask(multi_day, tmp_path / "dask", scheduler, "--date", last)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+
+
+# ---- errors ---------------------------------------------------------------------------------------------------
+
+
+def _message(output: str) -> str:
+    return "\n".join(line for line in output.splitlines() if not line.startswith(("dask:", "dashboard:")))
+
+
+def test_bad_data_fails_with_the_local_engine_s_message(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
+    root = tmp_path / "bad"
+    shutil.copytree(multi_day, root, symlinks=True)
+    days = _days("2024-03-04", 6)
+    day = days[2]
+    bad = root / bench_project.PATH.format(symbol="S1", date=day.replace("-", ""))
+    bad.write_bytes(b"not a parquet file")
+    # a later day's own file too: the error reported is the earliest day's, as the local engine's
+    later = root / bench_project.PATH.format(symbol="S2", date=days[5].replace("-", ""))
+    later.write_bytes(b"")
+    local = expect(cli("run", "--project", root, "--out", tmp_path / "local"), 1)
+    remote = expect(
+        cli("run", "--project", root, "--engine", "dask", "--scheduler", scheduler, "--out", tmp_path / "d"), 1
+    )
+    assert _message(remote) == _message(local)
+    assert f"{bad.relative_to(root)}" in remote
+    written = {p.name for p in (tmp_path / "d").iterdir()}
+    assert f"features_{day.replace('-', '')}_30s.parquet" not in written  # the bad day writes nothing
+    assert {f"features_{d.replace('-', '')}_30s.parquet" for d in days[:2]} <= written  # the days before it do
+    assert not [n for n in written if n.startswith(TEMP_PREFIX)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_within_seconds(sample_project: FspecProject, tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    started = time.perf_counter()
+    out = _dask(sample_project.root, tmp_path / "o", address, code=2)
+    assert time.perf_counter() - started < dask_engine.CONNECT_SECONDS + 5
+    assert f"--scheduler {address}: cannot connect to a dask scheduler" in out
+    assert "hint: start one" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_too_few_workers_is_a_clear_error(
+    sample_project: FspecProject, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dask_engine, "WORKERS_SECONDS", 1)
+    out = _dask(sample_project.root, tmp_path / "o", scheduler, "--workers", 3, code=2)
+    assert f"--scheduler {scheduler}: 2 worker(s) after 1 s, the run needs 3" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_scheduler_without_the_dask_engine_is_a_usage_error(sample_project: FspecProject) -> None:
+    out = expect(cli("run", "--project", sample_project.root, "--scheduler", "tcp://h:8786"), 2)
+    assert "--engine dask" in out
+
+
+def test_a_stale_build_writes_nothing(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
+    root = tmp_path / "stale"
+    shutil.copytree(multi_day, root, symlinks=True)
+    with (root / "specs" / "halo.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("  - name: added_later\n    formula: sum(trades.size) * 2\n")
+    out = _dask(root, tmp_path / "o", scheduler, code=1)
+    assert "the build is stale" in out
+    assert not (tmp_path / "o").exists()
+
+
+def _task(root: Path, **changes: object) -> DayTask:
+    from fspec.runtime.manifest import load_manifest
+
+    manifest = load_manifest(root)
+    fields: dict[str, object] = {
+        "root": str(root),
+        "day": _days("2024-03-04", 1)[0],
+        "intervals": (30,),
+        "at": {30: [("volume", "s0")]},
+        "out_dir": str(root / "task_out"),
+        "members": {},
+        "spec_hash": manifest.data.spec_hash,
+        "fspec_version": __version__,
+    }
+    fields.update(changes)
+    return DayTask(**fields)  # type: ignore[arg-type]
+
+
+def test_a_task_refuses_a_client_of_another_version(multi_day: Path) -> None:
+    with pytest.raises(ClusterError) as caught:
+        run_day(_task(multi_day, fspec_version="0.0.1"))
+    assert f"runs fspec {__version__}, the client fspec 0.0.1: refused" in caught.value.render()
+    assert not (multi_day / "task_out").exists()
+
+
+def test_a_task_refuses_a_build_other_than_the_client_s(multi_day: Path) -> None:
+    with pytest.raises(BuildError, match="not the one the client checked"):
+        worker_build(multi_day, "0" * 64)
+
+
+def test_a_task_writes_its_day(multi_day: Path, tmp_path: Path) -> None:
+    outcome = run_day(_task(multi_day, out_dir=str(tmp_path)))
+    assert [Path(p).name for p in outcome.written] == ["features_20240304_30s.parquet"]
+    assert (tmp_path / "features_20240304_30s.parquet").stat().st_size > 0
+
+
+class _Versions:
+    def __init__(self, versions: dict[str, str | None]) -> None:
+        self.versions = versions
+
+    def get_versions(self, packages: list[str]) -> dict[str, object]:
+        assert packages == ["fspec"]
+        return {"workers": {a: {"packages": {"fspec": v}} for a, v in self.versions.items()}}
+
+
+def test_a_worker_of_another_version_is_refused_with_both_versions() -> None:
+    dask_engine._check_versions(_Versions({"tcp://a:1": __version__}))  # type: ignore[arg-type]
+    with pytest.raises(ClusterError) as caught:
+        dask_engine._check_versions(_Versions({"tcp://a:1": __version__, "tcp://b:2": "0.0.1"}))  # type: ignore[arg-type]
+    assert caught.value.message == f"worker tcp://b:2 runs fspec 0.0.1, the client fspec {__version__}: refused"
+    with pytest.raises(ClusterError, match="no fspec installed"):
+        dask_engine._check_versions(_Versions({"tcp://a:1": None}))  # type: ignore[arg-type]
+
+
+def test_the_cluster_s_workers_pass_the_version_check(scheduler: str) -> None:
+    with distributed.Client(scheduler, set_as_default=False) as client:
+        dask_engine._check_versions(client)
+        assert set(client.get_versions(packages=["fspec"])["workers"]) == set(client.scheduler_info()["workers"])
+
+
+def test_a_local_run_does_not_import_dask(sample_project: FspecProject, tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from fspec.cli import main\n"
+        f"main(['run', '--project', {str(sample_project.root)!r}, '--out', {str(tmp_path)!r}], standalone_mode=False)\n"
+        "print('dask' in sys.modules, 'distributed' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False False"
+    assert len(list(tmp_path.glob("*.parquet"))) == 3
+
+
+# ---- a worker lost mid-run ------------------------------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_task_reruns_its_task_elsewhere(tmp_path: Path, scheduler: str) -> None:
+    """SIGKILL a worker process while it runs a day: the scheduler reruns that day on the other worker (the nanny
+    starts a new process), the run succeeds with every file the local run writes, and no temp file is left."""
+    root = _multi_day(tmp_path / "p", 8, rows=60_000)
+    expect(cli("run", "--project", root, "--out", tmp_path / "local"), 0)
+    killed: list[tuple[str, list[str]]] = []
+
+    def kill_one() -> None:
+        with distributed.Client(scheduler, set_as_default=False) as client:
+            pids = client.run(os.getpid)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                for address, keys in client.processing().items():
+                    days = [str(k) for k in keys if str(k).startswith("fspec-day-")]
+                    if days and address in pids:
+                        os.kill(pids[address], signal.SIGKILL)
+                        killed.append((address, days))
+                        break
+                time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one)
+    killer.start()
+    out = _dask(root, tmp_path / "dask", scheduler)
+    killer.join()
+    assert killed, "no task was seen running"
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+    assert len(_files(tmp_path / "dask")) == 8
+    assert not [p for p in (tmp_path / "dask").iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert "8 file(s)" in out
+
+
+def test_warnings_are_the_local_run_s_each_once(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
+    """An instrument absent on a day warns once, though the tasks of the three days after it read that day too."""
+    root = tmp_path / "absent"
+    shutil.copytree(multi_day, root, symlinks=True)
+    day = _days("2024-03-04", 6)[1]
+    (root / bench_project.PATH.format(symbol="S2", date=day.replace("-", ""))).unlink()
+    local = expect(cli("run", "--project", root, "--out", tmp_path / "local"), 0)
+    remote = _dask(root, tmp_path / "dask", scheduler)
+    warned = [line for line in remote.splitlines() if line.startswith("warning:")]
+    assert warned == [line for line in local.splitlines() if line.startswith("warning:")]
+    assert warned == [f"warning: instrument 's2' has no data on {day}: its columns are NaN that day"]
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
