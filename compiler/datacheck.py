@@ -20,7 +20,11 @@ from fspec.project import display_path
 
 def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]) -> list[Diagnostic]:
     problems = []
+    read = {c for inst in project.instruments.values() for _, c in inst.use}
+    read |= {project.sources[s].asof_source for s in read if project.sources[s].asof_source}
     for src in project.sources.values():
+        if src.name not in read:
+            continue  # no instrument reads it: its files need not exist
         path = first_file(root, src)
         if path is None:
             problems.append(

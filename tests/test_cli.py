@@ -952,6 +952,12 @@ def test_validate_data_finds_a_misspelt_column_at_its_spec_line(tmp_path: Path) 
     assert "column 'prce' is not in data/abc/20240304_trades.parquet" in out
     assert "did you mean 'price'?" in out
     assert "column 'sise' is not in data/abc/20240304_trades.parquet" in out and "did you mean 'size'?" in out
+    unused = "  unused:\n    path: nowhere/{date}.parquet\n    time: t\n    columns: {x: float64}\n"
+    text = project.read_text().replace("instruments:\n  abc: {symbol: abc}\n", "")
+    text = text.replace("intervals:", unused + "instruments:\n  abc: {symbol: abc, sources: [trades]}\nintervals:")
+    project.write_text(text)
+    out = expect(cli("validate", "--project", root, "--data"), 1)
+    assert "unused" not in out  # a source no instrument reads needs no files
     shutil.rmtree(root / "data")
     out = expect(cli("validate", "--project", root, "--data"), 1)
     assert "no file matches the path 'data/{symbol}/{date}_trades.parquet' of source 'trades'" in out
