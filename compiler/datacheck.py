@@ -15,6 +15,7 @@ from typing import Any
 from fspec import paths
 from fspec.compiler.model import Project, SourceSpec
 from fspec.errors import Diagnostic
+from fspec.manifest import tree_columns
 from fspec.project import display_path
 
 
@@ -45,7 +46,7 @@ def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]
         used = list(src.reads_at)
         for key, where in ((src.name, src.filter_pos), *((f"{src.name}.{c}", p) for c, p, _ in src.expr_at)):
             if key in trees and where is not None:
-                used += [(column, where) for column in _tree_columns(trees[key])]
+                used += [(column, where) for column in tree_columns(trees[key])]
         for column, where in dict.fromkeys(used):
             if column not in names:
                 close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
@@ -70,9 +71,3 @@ def file_columns(path: Path, fmt: str) -> list[str]:
     import pandas as pd
 
     return [str(c) for c in pd.read_csv(path, nrows=0).columns]
-
-
-def _tree_columns(tree: dict[str, Any]) -> list[str]:
-    if "column" in tree:
-        return [tree["column"]]
-    return [c for arg in tree.get("args", []) for c in _tree_columns(arg)]

@@ -19,6 +19,17 @@ from fspec.session import Session
 MANIFEST_VERSION = 6
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
+
+
+def tree_columns(tree: Tree | None) -> list[str]:
+    """The source columns a tree reads (a filter's or computed column's: the file's own), leaves in order."""
+    if tree is None:
+        return []
+    if "column" in tree:
+        return [tree["column"]]
+    return [c for arg in tree.get("args", []) for c in tree_columns(arg)]
+
+
 Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
 
 

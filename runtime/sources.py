@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display as display_path
-from fspec.manifest import SourceDef
+from fspec.manifest import SourceDef, tree_columns
 from fspec.operators import REGISTRY
 from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
@@ -543,14 +543,6 @@ def _not_text(display: str, column: str, kind: str, text: str) -> DataError:
     )
 
 
-def _tree_columns(tree: dict[str, Any] | None) -> list[str]:
-    if tree is None:
-        return []
-    if "column" in tree:
-        return [tree["column"]]
-    return [c for a in tree.get("args", []) for c in _tree_columns(a)]
-
-
 def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[str, float] | None = None) -> np.ndarray:
     """Evaluate a filter or computed-column tree over a file's rows (numexpr, elementwise)."""
     import numexpr as ne
@@ -615,8 +607,8 @@ def _wanted_columns(source: SourceDef) -> list[str]:
                 source.time_column,
                 *(c for c in (source.time_date, source.time_day) if c is not None and c != "{date}"),
                 *(c.source_column for c in source.columns if not c.expr),
-                *_tree_columns(source.filter_tree),
-                *(c for tree in source.column_trees.values() for c in _tree_columns(tree)),
+                *tree_columns(source.filter_tree),
+                *(c for tree in source.column_trees.values() for c in tree_columns(tree)),
             ]
         )
     )

@@ -289,3 +289,15 @@ def test_hhmm_2400_is_the_end_of_the_day_and_2401_no_time(tmp_path: Path) -> Non
     write(tmp_path, {"d": pa.array([20240102]), "t": pa.array([2401]), "x": pa.array([1.0])})
     with pytest.raises(DataError, match=r"'t' at row 0 is 2401, not a HHMM time of day"):
         load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))
+
+
+def test_a_local_time_that_does_not_exist_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    """02:30 on 2024-03-10 does not exist in New York (the clocks go from 02:00 to 03:00)."""
+    write(tmp_path, {"d": pa.array([20240310]), "t": pa.array([230]), "x": pa.array([1.0])})
+    with pytest.raises(DataError, match=r"abc_20240304.parquet: local times that do not exist or repeat in America"):
+        load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))
+
+
+def test_part_files_that_match_nothing_are_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no file matches"):
+        load(tmp_path, source("ns") | {"path": "parts/{date}/part-*.parquet"})

@@ -160,3 +160,14 @@ def test_ls_and_state_modified_see_the_members(tmp_path: Path) -> None:
     build = project.root / "build"
     unchanged = expect(cli("ls", "--project", project.root, "state:modified", "--state", build), 0)
     assert unchanged.splitlines()[-1].startswith("0 column(s)"), unchanged  # the members are not new
+
+
+def test_a_universe_without_a_member_or_with_two_symbols_on_one_suffix_is_an_error(tmp_path: Path) -> None:
+    book = _book({DAYS[0]: (1, 2)})
+    project = _project(tmp_path / "none", book, "universe", match="9[0-9]")
+    with pytest.raises(DataError, match=r"universe 'stocks' found no member: no symbol matches '9\[0-9\]'"):
+        run(load_manifest(project.root), RunOptions())
+    clash = book.assign(stock_id=book["stock_id"].map({1: "A.B", 2: "A_B"}))  # both written a_b: s{symbol} is sa_b
+    project = _project(tmp_path / "clash", clash, "universe")
+    with pytest.raises(DataError, match=r"symbol 'A_B' and symbol 'A.B' both give the column suffix 'sa_b'"):
+        run(load_manifest(project.root), RunOptions())
