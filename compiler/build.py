@@ -14,6 +14,8 @@ from fspec import __version__
 from fspec.compiler import ir, schema
 from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
 from fspec.compiler.dag import Graph, build_graph
+from fspec.compiler.eventgen import render_event_kernel
+from fspec.compiler.events import GridPlan, plan_grids
 from fspec.compiler.formula import (
     Call,
     FormulaSyntaxError,
@@ -34,7 +36,9 @@ from fspec.errors import Diagnostic, Position, SpecError
 from fspec.files import follow_umask
 from fspec.grain import EntityKind
 from fspec.manifest import (
+    EventFeatureDef,
     FeatureDef,
+    GridDef,
     InstrumentDef,
     KernelDef,
     ManifestData,
@@ -54,6 +58,7 @@ class Checked:
     plan: Plan | None
     filters: dict[str, dict[str, Any]]
     diagnostics: list[Diagnostic]
+    grids: tuple[GridPlan, ...] = ()  # the event grids' plans
 
 
 def _row_tree(
@@ -271,9 +276,11 @@ def check(root: Path, data: bool = False) -> Checked:
     problems += resolve_problems
     graph, graph_problems = build_graph(instances)
     problems += graph_problems
+    grids, grid_problems = plan_grids(project)
+    problems += grid_problems
     if problems or graph is None:
         return Checked(project, graph, None, filters, problems)
-    return Checked(project, graph, plan(project, graph), filters, [])
+    return Checked(project, graph, plan(project, graph), filters, [], tuple(grids))
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -359,6 +366,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
         k: InstrumentDef(k, i.symbol, dict(i.params), i.sources, dict(i.use), i.universe)
         for k, i in project.instruments.items()
     }
+    grids = tuple(_grid_def(g, kernel_texts) for g in checked.grids)
     return ManifestData(
         fspec_version=__version__,
         codegen_version=CODEGEN_VERSION,
@@ -374,6 +382,54 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
         ),
         kernels=kernels,
         features=features,
+        grids=grids,
+    )
+
+
+def _grid_def(plan: GridPlan, kernel_texts: dict[str, str]) -> GridDef:
+    grid = plan.grid
+    kernels = tuple(
+        KernelDef(
+            source=k.source,
+            module=k.module,
+            path=f"{BUILD_DIR}/kernels/{k.module}.py",
+            sha256=hashlib.sha256(kernel_texts[k.module].encode("utf-8")).hexdigest(),
+            columns=k.columns,
+            params=k.params,
+            slots=tuple(s.text for s in k.slots),
+        )
+        for k in plan.kernels
+    )
+    features = tuple(
+        EventFeatureDef(
+            name=f.spec.name,
+            tree=ir.to_json(f.tree),
+            formula=f.spec.formula.strip(),
+            resolved=f.resolved,
+            description=f.spec.description,
+            publish=f.spec.publish,
+            is_target=f.spec.is_target,
+            deps=f.deps,
+            sources=f.sources,
+            lookback_ns=f.lookback_ns,
+            file=f.spec.file,
+            line=f.spec.name_pos.line,
+            order=f.order,
+            tags=f.spec.tags,
+        )
+        for f in plan.features
+    )
+    return GridDef(
+        grid.name,
+        grid.events,
+        grid.instrument_column,
+        grid.universe,
+        grid.latency_ns,
+        grid.keep,
+        grid.suffix,
+        plan.event_columns,
+        kernels,
+        features,
     )
 
 
@@ -396,6 +452,14 @@ def compile_project(root: Path) -> tuple[Path, list[Path]]:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             _write_atomic(path, text)
         written.append(path)
+    for grid in checked.grids:
+        for event_kernel in grid.kernels:
+            path = kernel_dir / f"{event_kernel.module}.py"
+            keep.add(path.name)
+            text = texts[event_kernel.module] = render_event_kernel(event_kernel)
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                _write_atomic(path, text)
+            written.append(path)
     for stale in kernel_dir.glob("*.py"):
         if stale.name not in keep:
             stale.unlink()

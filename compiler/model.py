@@ -6,7 +6,7 @@ import difflib
 import keyword
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import product
 from string import Formatter
@@ -21,9 +21,21 @@ from fspec.naming import SESSION_GRID
 from fspec.operators import CONSTANTS
 from fspec.session import Session
 
-PROJECT_KEYS = ("sources", "instruments", "universes", "intervals", "session", "dates", "output", "constants")
-# some file of the project must define them, and instruments or universes
+PROJECT_KEYS = (
+    "sources",
+    "instruments",
+    "universes",
+    "grids",
+    "intervals",
+    "session",
+    "dates",
+    "output",
+    "constants",
+)
+# some file of the project must define them, and instruments or universes (intervals, unless it has grids)
 REQUIRED_PROJECT_KEYS = ("sources", "intervals")
+LATENCY = re.compile(r"^(-?)([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m)$")
+UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
 DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -100,6 +112,24 @@ class FeatureSpec:
     cross_asset: tuple[str, ...] | None = None
     expand_at: tuple[tuple[str, Position], ...] = ()  # the family's variables and where each is declared
     tags: tuple[str, ...] = ()  # words to select it by (--select tag:WORD)
+    grid: str | None = None  # an event grid's name: one value per event (compiled by compiler/events.py)
+    grid_pos: Position | None = None
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """An event grid: one output row per row of the ``events`` source, each reading the market data of the
+    instrument its ``instrument_column`` names (a member of ``universe``, or a listed instrument) strictly
+    before ``t - latency``."""
+
+    name: str
+    events: str
+    instrument_column: str
+    universe: str | None
+    latency_ns: int
+    keep: tuple[str, ...]
+    suffix: str  # the instrument token of its columns
+    pos: Position
 
 
 @dataclass(frozen=True)
@@ -115,6 +145,8 @@ class Project:
     # features left out for schema errors, and families of them: a formula that reads one is not reported
     unchecked: frozenset[str] = frozenset()
     unchecked_families: frozenset[str] = frozenset()
+    grids: dict[str, GridSpec] = field(default_factory=dict)
+    event_features: tuple[FeatureSpec, ...] = ()  # features of event grids, apart from the bar features
 
     def is_unchecked(self, name: str) -> bool:
         return name in self.unchecked or any(name.startswith(f"{f}_") for f in self.unchecked_families)
@@ -356,6 +388,94 @@ def parse_interval(text: str) -> int:
     return SESSION_GRID if text == "session" else parse_duration(text)
 
 
+def parse_latency(text: str) -> int:
+    """A latency (``250ms``, ``0ms``, ``1s``) in nanoseconds; negative if written so (an error for the caller)."""
+    match = LATENCY.match(text)
+    if not match:
+        raise ValueError(text)
+    sign, number, unit = match.groups()
+    value = round(float(number) * UNIT_NS[unit])
+    return -value if sign else value
+
+
+def _grids(
+    doc: SourceDoc, sources: dict[str, SourceSpec], instruments: dict[str, InstrumentSpec]
+) -> tuple[dict[str, GridSpec], list[Diagnostic]]:
+    problems: list[Diagnostic] = []
+    grids: dict[str, GridSpec] = {}
+    for name, raw in doc.data["grids"].items():
+        at = ("grids", name)
+        if name == "session" or re.fullmatch(r"[0-9]+s", name):
+            problems.append(
+                Diagnostic(
+                    doc.pos(at, key=True),
+                    f"grid name '{name}' reads as an interval in file names (features_DATE_{name}.parquet)",
+                    "name the grid after its events, e.g. fills",
+                )
+            )
+        events = raw["events"]
+        if events not in sources:
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "events")),
+                    f"grid '{name}': unknown events source '{events}'",
+                    _did_you_mean(events, list(sources)) or f"defined sources: {', '.join(sorted(sources))}",
+                )
+            )
+        elif sources[events].bar_width is not None:
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "events")),
+                    f"grid '{name}': source '{events}' holds bars, not events",
+                    "an event grid has one row per event (a fill, an order): point it at a source of events",
+                )
+            )
+        universe = raw.get("universe")
+        if universe is not None and (universe not in instruments or instruments[universe].universe is None):
+            universes = [k for k, i in instruments.items() if i.universe is not None]
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "universe")),
+                    f"grid '{name}': '{universe}' is not a universe",
+                    _did_you_mean(universe, universes)
+                    or (f"universes: {', '.join(universes)}" if universes else "declare it under universes:"),
+                )
+            )
+        elif universe is None and not any(i.universe is None for i in instruments.values()):
+            problems.append(
+                Diagnostic(
+                    doc.pos(at, key=True),
+                    f"grid '{name}' names no universe and the project lists no instruments: its events can read none",
+                    "add universe: NAME (the universe whose members the events name)",
+                )
+            )
+        latency_text = raw.get("latency", "0ms")
+        latency = parse_latency(latency_text)
+        if latency < 0:
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "latency")),
+                    f"grid '{name}': latency {latency_text} is below zero: values would see data after the event",
+                    "a latency is how long before the event data must be known: 0ms or more, e.g. latency: 250ms",
+                )
+            )
+        keep = tuple(raw.get("keep") or ())
+        for i, column in enumerate(keep):
+            if column == "ts_event":
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, "keep", i)),
+                        "'ts_event' is the output's own time column (the event's time)",
+                        "drop it from keep: the event's time is written as ts_event",
+                    )
+                )
+        suffix = raw.get("suffix") or universe or name
+        grids[name] = GridSpec(
+            name, events, raw["instrument"], universe, max(latency, 0), keep, suffix, doc.pos(at, key=True)
+        )
+    return grids, problems
+
+
 def parse_duration(text: str) -> int:
     match = DURATION.match(text)
     if not match:
@@ -574,6 +694,8 @@ def _expand(
                 instruments_pos=tuple(doc.pos((*at, "instruments", i)) for i in range(len(instruments or []))),
                 expand_at=tuple((k, doc.pos((*at, "expand", k), key=True)) for k in keys),
                 tags=tuple(raw.get("tags") or ()),
+                grid=raw.get("grid"),
+                grid_pos=doc.pos((*at, "grid")) if "grid" in raw else None,
             )
         )
     return out
@@ -673,7 +795,7 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             )
         )
     for required in REQUIRED_PROJECT_KEYS:
-        if required not in seen:
+        if required not in seen and not (required == "intervals" and "grids" in seen):
             where = docs[0].file if docs else "specs"
             problems.append(
                 Diagnostic(
@@ -873,10 +995,10 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
             )
 
     intervals: list[int] = []
-    ivdoc = seen["intervals"]
-    for i, text in enumerate(ivdoc.data["intervals"]):
+    ivdoc = seen.get("intervals")
+    for i, text in enumerate(ivdoc.data["intervals"] if ivdoc else ()):
         seconds = parse_interval(text)
-        pos = ivdoc.pos(("intervals", i))
+        pos = ivdoc.pos(("intervals", i))  # type: ignore[union-attr]
         if seconds == SESSION_GRID:
             if seconds in intervals:
                 problems.append(Diagnostic(pos, "interval 'session' is listed twice", "list each width once"))
@@ -942,5 +1064,64 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
     constants = (
         tuple((k, float(v)) for k, v in seen["constants"].data["constants"].items()) if "constants" in seen else ()
     )
-    project = Project(sources, instruments, tuple(intervals), session, dates, output, tuple(features), constants)
+    grids: dict[str, GridSpec] = {}
+    if "grids" in seen:
+        grids, found = _grids(seen["grids"], sources, instruments)
+        problems += found
+    problems += _grid_features(features, grids)
+    bar_features = tuple(f for f in features if f.grid is None)
+    event_features = tuple(f for f in features if f.grid is not None and f.grid in grids)
+    project = Project(
+        sources,
+        instruments,
+        tuple(intervals),
+        session,
+        dates,
+        output,
+        bar_features,
+        constants,
+        grids=grids,
+        event_features=event_features,
+    )
     return project, problems
+
+
+_BAR_ONLY_KEYS = ("instruments", "intervals", "cross_asset", "formula_for", "clock")
+
+
+def _grid_features(features: list[FeatureSpec], grids: dict[str, GridSpec]) -> list[Diagnostic]:
+    """A feature's grid exists, and the keys that place a column on bars are not given with it."""
+    problems = []
+    for spec in features:
+        if spec.grid is None:
+            continue
+        assert spec.grid_pos is not None
+        if spec.grid not in grids:
+            problems.append(
+                Diagnostic(
+                    spec.grid_pos,
+                    f"'{spec.name}' is on grid '{spec.grid}', which is not defined",
+                    _did_you_mean(spec.grid, list(grids))
+                    or (f"defined grids: {', '.join(grids)}" if grids else "declare it under grids: in project.yaml"),
+                )
+            )
+        given = [
+            k
+            for k, v in (
+                ("instruments", spec.instruments),
+                ("intervals", spec.intervals),
+                ("cross_asset", spec.cross_asset),
+                ("formula_for", spec.formula_for),
+                ("clock", spec.clock != "time"),
+            )
+            if v
+        ]
+        for key in given:
+            problems.append(
+                Diagnostic(
+                    spec.grid_pos,
+                    f"'{spec.name}' is on event grid '{spec.grid}' and gives '{key}', which places columns on bars",
+                    "an event-grid feature reads each event's own instrument, one value per event: remove it",
+                )
+            )
+    return problems

@@ -13,6 +13,7 @@ GRAIN_RULES = {
     "reducer": "tick -> bar",
     "bar": "bar -> bar",
     "cross_section": "bar -> bar, over a universe's members",
+    "event": "tick -> event (event grids)",
 }
 
 
@@ -23,6 +24,8 @@ def window_rule(name: str) -> str:
         return "(L, R)"
     if op.kind == "reducer":
         return "(0, 0)"
+    if op.kind == "event":
+        return "before the event"
     consts = {p.name: 10.0 for p in op.params if p.kind != "expr"}
     consts["_grain"] = "bar"  # type: ignore[assignment]
     w = op.window(Window(100, 0), consts)

@@ -39,6 +39,7 @@ from fspec.operators import (
     CONSTANTS,
     CROSS,
     ELEMENTWISE,
+    EVENT,
     FORBIDDEN,
     REDUCER,
     REGISTRY,
@@ -365,6 +366,14 @@ def _call(ctx: _Context, node: Call) -> Node:
         )
         return _invalid()
     op = REGISTRY[node.op]
+    if op.kind == EVENT:
+        ctx.error(
+            node.span,
+            f"{node.op}() reads the last row before an event: it is for features of an event grid",
+            "give the feature grid: NAME (see grids: in specs/project.yaml); on bars, last(x) or ffill(last(x))",
+            "grain",
+        )
+        return _invalid()
     bound = _bind_args(ctx, node)
     if bound is None:
         return _invalid()

@@ -16,7 +16,7 @@ from fspec import paths
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 6
+MANIFEST_VERSION = 7
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 
@@ -339,6 +339,96 @@ class FeatureDef:
 
 
 @dataclass(frozen=True)
+class EventFeatureDef:
+    """A feature of an event grid: one value per event. ``tree`` reads slots of its grid's kernels (one per
+    market source, ``source`` their source) and the events' own columns (slots of source ''), and other
+    features of the grid; ``lookback_ns`` is how far before an event's cut its windows reach."""
+
+    name: str
+    tree: Tree
+    formula: str
+    resolved: str
+    description: str
+    publish: bool
+    is_target: bool
+    deps: tuple[str, ...]  # features of the same grid it reads
+    sources: tuple[str, ...]
+    lookback_ns: int
+    file: str
+    line: int
+    order: int
+    tags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return vars(self) | {"deps": list(self.deps), "sources": list(self.sources), "tags": list(self.tags)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EventFeatureDef:
+        return cls(
+            **(data | {"deps": tuple(data["deps"]), "sources": tuple(data["sources"]), "tags": tuple(data["tags"])})
+        )
+
+
+@dataclass(frozen=True)
+class GridDef:
+    """An event grid: one output row per row of source ``events`` (in time order, ties in file order), each the
+    event of the instrument whose symbol its ``instrument_column`` holds. ``event_columns`` are the events' own
+    columns that formulas read (slot k of source ''); ``keep`` are file columns passed through unchanged."""
+
+    name: str
+    events: str
+    instrument_column: str
+    universe: str | None
+    latency_ns: int
+    keep: tuple[str, ...]
+    suffix: str
+    event_columns: tuple[str, ...]
+    kernels: tuple[KernelDef, ...]
+    features: tuple[EventFeatureDef, ...]  # in dependency order
+
+    @property
+    def lookback_ns(self) -> dict[str, int]:
+        """How far before a cut each market source is read (the widest window and ago over it)."""
+        found: dict[str, int] = {}
+        for f in self.features:
+            for s in f.sources:
+                found[s] = max(found.get(s, 0), f.lookback_ns)
+        return found
+
+    def column(self, feature: str) -> str:
+        return f"{feature}_{self.suffix}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "events": self.events,
+            "instrument_column": self.instrument_column,
+            "universe": self.universe,
+            "latency_ns": self.latency_ns,
+            "keep": list(self.keep),
+            "suffix": self.suffix,
+            "event_columns": list(self.event_columns),
+            "kernels": [k.to_json() for k in self.kernels],
+            "features": [f.to_json() for f in self.features],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GridDef:
+        return cls(
+            data["name"],
+            data["events"],
+            data["instrument_column"],
+            data["universe"],
+            int(data["latency_ns"]),
+            tuple(data["keep"]),
+            data["suffix"],
+            tuple(data["event_columns"]),
+            tuple(KernelDef.from_json(k) for k in data["kernels"]),
+            tuple(EventFeatureDef.from_json(f) for f in data["features"]),
+        )
+
+
+@dataclass(frozen=True)
 class ManifestData:
     fspec_version: str
     codegen_version: str
@@ -347,6 +437,7 @@ class ManifestData:
     kernels: tuple[KernelDef, ...]
     features: tuple[FeatureDef, ...]  # in dependency order
     manifest_version: int = field(default=MANIFEST_VERSION)
+    grids: tuple[GridDef, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Each distinct list of members is written once (``member_sets``), and a feature names it by its index:
@@ -364,6 +455,7 @@ class ManifestData:
             "kernels": [k.to_json() for k in self.kernels],
             "member_sets": [list(members) for members in sets],
             "features": features,
+            "grids": [g.to_json() for g in self.grids],
         }
 
     @classmethod
@@ -379,4 +471,5 @@ class ManifestData:
                 FeatureDef.from_json(f | {"members": data["member_sets"][f["members"]]}) for f in data["features"]
             ),
             manifest_version=int(data["manifest_version"]),
+            grids=tuple(GridDef.from_json(g) for g in data["grids"]),
         )

@@ -22,6 +22,7 @@ from fspec.naming import interval_token
 from fspec.runtime.cache import BudgetCache
 from fspec.runtime.columns import with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
+from fspec.runtime.events import EventDayResult, GridRunner
 from fspec.runtime.grid import column_of
 from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
@@ -192,6 +193,17 @@ class Engine:
     _lacking: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day): not in its file
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
+    # each event grid's runner (its events' files, counts for the run's summary)
+    runners: dict[str, GridRunner] = field(default_factory=dict)
+    _grid_dates: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.runners = {g.name: GridRunner(self, g) for g in self.manifest.data.grids}
+
+    def grid_dates(self, grid: str) -> list[str]:
+        if grid not in self._grid_dates:
+            self._grid_dates[grid] = self.runners[grid].dates()
+        return self._grid_dates[grid]
 
     @property
     def project(self) -> ProjectDef:
@@ -219,7 +231,8 @@ class Engine:
     def all_dates(self) -> list[str]:
         if self.project.dates:
             return list(self.project.dates)
-        return sorted({d for inst in self.project.instruments for d in self.instrument_dates(inst)})
+        found = {d for inst in self.project.instruments for d in self.instrument_dates(inst)}
+        return sorted(found.union(*(self.grid_dates(g) for g in self.runners)))
 
     def _rows(self, source: str, instrument: str, day: str) -> Ticks:
         """A source's rows of one file, in time order, with asof columns attached: the day's file, or the whole
@@ -435,6 +448,8 @@ class Engine:
         """A day on which no instrument has any file is an error (one absent instrument is only a warning)."""
         if any(day in self.instrument_dates(inst) for inst in self.project.instruments):
             return
+        if any(day in self.grid_dates(g) for g in self.runners):
+            return
         inst = next(iter(self.project.instruments.values()))
         concrete = self.project.source_of(inst.key, inst.sources[0])
         path = source_path(self.manifest.root, concrete, inst.symbol, day)
@@ -583,13 +598,22 @@ class RunPlan:
     out_dir: Path
     engine: Engine  # the engine the checks used (it has listed every instrument's dates)
 
-    def compute_day(self, engine: Engine, day: str) -> list[DayResult]:
-        return compute_day(engine, day, self.intervals, self.at)
+    grids: list[str] = field(default_factory=list)  # the event grids it writes
+
+    def compute_day(self, engine: Engine, day: str) -> list[DayResult | EventDayResult]:
+        return compute_day(engine, day, self.intervals, self.at, self.grids)
 
 
-def compute_day(engine: Engine, day: str, intervals: list[int], at: dict[int, list[Key]]) -> list[DayResult]:
-    """Every interval of ``day``, computed before any is written: bad data writes nothing for the day."""
-    return [engine.compute(day, i, with_dependencies(engine.manifest, at[i])) for i in intervals]
+def compute_day(
+    engine: Engine, day: str, intervals: list[int], at: dict[int, list[Key]], grids: list[str] | None = None
+) -> list[DayResult | EventDayResult]:
+    """Every interval and event grid of ``day``, computed before any is written: bad data writes nothing for the
+    day. A grid with no events that day writes no file."""
+    results: list[DayResult | EventDayResult] = [
+        engine.compute(day, i, with_dependencies(engine.manifest, at[i])) for i in intervals
+    ]
+    results += [engine.runners[g].compute(day) for g in grids or () if day in engine.grid_dates(g)]
+    return results
 
 
 def plan_run(manifest: Manifest, options: RunOptions) -> RunPlan:
@@ -612,6 +636,8 @@ def plan_run(manifest: Manifest, options: RunOptions) -> RunPlan:
         )
     at = columns_by_interval(manifest, options.select, options.intervals, options.state)
     intervals = [i for i in intervals if i in at]
+    # a selection or an interval picks bar columns: event grids are written by a run of the whole project
+    grids = [] if options.select or options.intervals else [g.name for g in manifest.data.grids]
     out_dir = options.output_dir or manifest.root / manifest.project.output_dir
     for day in dates:
         engine.require_data(day)
@@ -628,7 +654,7 @@ def plan_run(manifest: Manifest, options: RunOptions) -> RunPlan:
     for path in remove_leftovers(out_dir):
         shown = display(path, manifest.root)
         warnings.warn(f"removed {shown}, left by a run that was stopped", DataWarning, stacklevel=2)
-    return RunPlan(manifest, sorted(dates), intervals, at, out_dir, engine)
+    return RunPlan(manifest, sorted(dates), intervals, at, out_dir, engine, grids)
 
 
 def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
@@ -646,7 +672,23 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
         writer.abandon()
         raise
     writer.close()
+    _tell_grids(engine, plan.grids, options)
     return writer.written
+
+
+def _tell_grids(engine: Engine, grids: list[str], options: RunOptions) -> None:
+    """The run summary of each event grid; events that named no instrument are a warning too."""
+    for name in grids:
+        runner = engine.runners[name]
+        if options.on_note:
+            options.on_note(runner.counts.summary(runner.grid))
+        if runner.counts.unmatched:
+            warnings.warn(
+                f"grid {name}: {runner.counts.unmatched:,} event(s) name no instrument "
+                f"(e.g. {', '.join(map(repr, runner.counts.examples))}): their features are NaN",
+                DataWarning,
+                stacklevel=2,
+            )
 
 
 def compute_in_memory(

@@ -27,6 +27,7 @@ from fspec.grain import EntityKind
 from fspec.manifest import Key
 from fspec.naming import interval_token
 from fspec.runtime.columns import with_dependencies
+from fspec.runtime.events import EventDayResult
 from fspec.runtime.grid import column_of
 from fspec.runtime.manifest import Manifest
 
@@ -44,8 +45,51 @@ class DayResult:
     values: dict[Key, np.ndarray]
 
 
-def output_path(out_dir: Path, date: str, interval: int) -> Path:
-    return out_dir / f"features_{date.replace('-', '')}_{interval_token(interval)}.parquet"
+def output_path(out_dir: Path, date: str, interval: int | str) -> Path:
+    """``features_{YYYYMMDD}_{N}s.parquet`` for a bar width, ``features_{YYYYMMDD}_{grid}.parquet`` for a grid."""
+    token = interval if isinstance(interval, str) else interval_token(interval)
+    return out_dir / f"features_{date.replace('-', '')}_{token}.parquet"
+
+
+def _event_table(manifest: Manifest, result: EventDayResult) -> pa.Table:
+    """An event grid's day: ts_event, the kept columns as the file has them, then one column per published
+    feature (``feature_suffix``), each parsing back to (feature, grid, suffix) with the file's metadata."""
+    grid = result.grid
+    published = [f for f in grid.features if f.publish]
+    fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
+    arrays = [_arrow(result.ts_event, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
+    for name in result.kept.column_names:
+        fields.append(result.kept.schema.field(name))
+        arrays.append(result.kept.column(name))
+    columns = {}
+    for f in published:
+        name = grid.column(f.name)
+        fields.append(pa.field(name, pa.float64(), metadata={"formula": f.formula, "resolved": f.resolved}))
+        arrays.append(_arrow(result.values[f.name], pa.float64()))
+        columns[name] = {
+            "feature": f.name,
+            "grid": grid.name,
+            "instrument": grid.suffix,
+            "formula": f.formula,
+            "resolved": f.resolved,
+            "lineage": [[d, grid.suffix] for d in f.deps],
+            "lookback_seconds": f.lookback_ns / 1e9,
+            "target": f.is_target,
+            "spec": f"{f.file}:{f.line}",
+        }
+    meta = {
+        "fspec_version": __version__,
+        "spec_hash": manifest.data.spec_hash,
+        "date": result.date,
+        "grid": grid.name,
+        "events": grid.events,
+        "instrument_column": grid.instrument_column,
+        "latency_seconds": grid.latency_ns / 1e9,
+        "kept": list(result.kept.column_names),
+        "columns": columns,
+    }
+    schema = pa.schema(fields, metadata={"fspec": json.dumps(meta, sort_keys=True)})
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _metadata(manifest: Manifest, result: DayResult, keys: list[Key]) -> dict[str, Any]:
@@ -116,17 +160,24 @@ def _table(manifest: Manifest, result: DayResult, keys: list[Key]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def write_day(manifest: Manifest, results: list[DayResult], keys: dict[int, list[Key]], out_dir: Path) -> list[Path]:
-    """Write one day's files (one per result's interval): every file to a temp file first, then all renamed."""
+def write_day(
+    manifest: Manifest, results: list[DayResult | EventDayResult], keys: dict[int, list[Key]], out_dir: Path
+) -> list[Path]:
+    """Write one day's files (one per interval and event grid): every file to a temp file first, then all renamed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, Path]] = []
     try:
         for result in results:
-            target = output_path(out_dir, result.date, result.interval)
+            if isinstance(result, EventDayResult):
+                target = output_path(out_dir, result.date, result.grid.name)
+                table = _event_table(manifest, result)
+            else:
+                target = output_path(out_dir, result.date, result.interval)
+                table = _table(manifest, result, keys[result.interval])
             fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX)
             os.close(fd)
             staged.append((tmp, target))
-            pq.write_table(_table(manifest, result, keys[result.interval]), tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="zstd")
             follow_umask(tmp)
         for tmp, target in staged:
             os.replace(tmp, target)
@@ -154,7 +205,7 @@ class DayWriter:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspec-write") if background else None
         self._pending: Future[list[Path]] | None = None
 
-    def submit(self, results: list[DayResult]) -> None:
+    def submit(self, results: list[DayResult | EventDayResult]) -> None:
         self.wait()
         if self._pool is None:
             self.written += write_day(self.manifest, results, self.keys, self.out_dir)

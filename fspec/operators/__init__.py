@@ -4,17 +4,19 @@ window rule, doc, edge cases and every lowering it has (see :mod:`fspec.operator
 Operators live in the module of their family, registered in the order ``fspec ops`` lists them:
 :mod:`~fspec.operators.elementwise`, :mod:`~fspec.operators.state` (tick state and shifts),
 :mod:`~fspec.operators.reducers`, :mod:`~fspec.operators.windows` (bar windows) and
-:mod:`~fspec.operators.statistics` (rolling statistics over bar windows). Adding one touches its family's module
+:mod:`~fspec.operators.statistics` (rolling statistics over bar windows), :mod:`~fspec.operators.events`
+(values at the events of an event grid). Adding one touches its family's module
 and its test.
 """
 
 from __future__ import annotations
 
-from fspec.operators import cross, elementwise, reducers, state, statistics, windows
+from fspec.operators import cross, elementwise, events, reducers, state, statistics, windows
 from fspec.operators.core import (
     BAR,
     CROSS,
     ELEMENTWISE,
+    EVENT,
     REDUCER,
     REGISTRY,
     SHIFT,
@@ -64,6 +66,7 @@ __all__ = [
     "CONSTANTS",
     "CROSS",
     "ELEMENTWISE",
+    "EVENT",
     "FORBIDDEN",
     "REDUCER",
     "REGISTRY",
@@ -78,6 +81,7 @@ __all__ = [
     "bar_function",
     "cross",
     "elementwise",
+    "events",
     "reducers",
     "register",
     "state",

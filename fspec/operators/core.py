@@ -24,6 +24,7 @@ Grain rules (``kind``):
     reducer      tick grain in -> one value per bar
     bar          bar grain in -> bar grain out (windows over bars)
     cross_section  bar grain in -> bar grain out, over the members of a universe at the same bar (``numpy``)
+    event        tick grain in -> one value per event of an event grid: a row strictly before the event's cut
 
 Window rule: the bars an operator reads relative to the current bar, ``(left, right)``; ``left`` bars of
 history, ``right`` bars of future. Rules compose up the tree and across features; ``right > 0`` is
@@ -39,6 +40,7 @@ from typing import Any
 
 ELEMENTWISE, TICK, SHIFT, REDUCER, BAR = "elementwise", "tick", "shift", "reducer", "bar"
 CROSS = "cross_section"
+EVENT = "event"
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,8 @@ class Operator:
     empty: str = "nan"  # a reducer's value for a bar with no ticks
     scan: bool = False  # a reducer read at the bar's first or last ticks instead of updated per tick
     bar: Callable[..., Any] | None = None
+    # an event operator's write when the scan back from an event's cut finds its row j: (slot, value at j)
+    event: Callable[[int, str], str] | None = None
     bar_constants: tuple[str, ...] = ()
     # the bar code's constants in call order computed from the node's constants (where they are not just the
     # values of ``bar_constants``: an EWM's warm-up horizon)

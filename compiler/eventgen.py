@@ -1,0 +1,126 @@
+"""Event kernels -> source files. The template receives a typed :class:`EventKernelModel`, nothing else.
+
+An event kernel walks one entity's events in time order with two pointers into its rows, so that each window
+is one run of rows found without a search: the slots sharing a window (and ago) share the walk and one pass
+over the window's rows, in which each reducer runs its own per-row code (its registry entry's ``reduce``
+lowering, the same as in a bar kernel); asof and age scan back from the last row before the cut until the
+expression is not NaN, and write what their registry entry's ``event`` lowering says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import jinja2
+
+from fspec import __version__
+from fspec.compiler.codegen import _RESERVED, KernelModel, Step, _Emitter, _reduce
+from fspec.compiler.events import EventKernel, EventSlot, _duration
+from fspec.compiler.lower import Slot
+from fspec.operators import EVENT, REGISTRY
+
+_EVENT_NAMES = frozenset(["n_rows", "end", "event_t", "cut"])
+
+
+@dataclass
+class WindowWalk:
+    """The slots over one window (and ago): their locals, per-row steps and writes."""
+
+    window_ns: int
+    ago_ns: int
+    texts: list[str] = field(default_factory=list)
+    locals: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    flush: list[Step] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return _duration(self.window_ns) + (f", {_duration(self.ago_ns)} ago" if self.ago_ns else "")
+
+
+@dataclass(frozen=True)
+class BackScan:
+    slot: int
+    text: str
+    steps: tuple[Step, ...]
+    value: str
+    write: str
+
+
+@dataclass
+class ScanWalk:
+    """The asof / age slots that read the last row before one end (the cut, or ``ago`` before it)."""
+
+    ago_ns: int
+    texts: list[str] = field(default_factory=list)
+    scans: list[BackScan] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"the cut minus {_duration(self.ago_ns)}" if self.ago_ns else "the cut"
+
+
+@dataclass
+class EventKernelModel:
+    init: list[str] = field(default_factory=list)
+    windows: list[WindowWalk] = field(default_factory=list)
+    scans: list[ScanWalk] = field(default_factory=list)
+
+
+def _window_slot(slot: EventSlot, walk: WindowWalk, kernel: EventKernel, taken: set[str]) -> set[str]:
+    model = KernelModel()
+    emitter = _Emitter(kernel, model, model.steps, prefix=f"w{slot.index}_", index="i", per_tick=False)  # type: ignore[arg-type]
+    args = [emitter.value(a) for a in slot.args]
+    names = _reduce(Slot(slot.index, slot.op, slot.args), args, model, taken)
+    walk.locals += model.bar_locals
+    walk.steps += model.steps
+    walk.flush += model.flush
+    walk.texts.append(slot.text)
+    return names
+
+
+def _scan_slot(slot: EventSlot, kernel: EventKernel) -> BackScan:
+    model = KernelModel()
+    steps: list[Step] = []
+    emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)  # type: ignore[arg-type]
+    value = emitter.value(slot.args[0])
+    write = REGISTRY[slot.op].event(slot.index, value)  # type: ignore[misc]
+    return BackScan(slot.index, slot.text, tuple(steps), value, write)
+
+
+def event_kernel_model(kernel: EventKernel) -> EventKernelModel:
+    model = EventKernelModel()
+    walks: dict[tuple[int, int], WindowWalk] = {}
+    scans: dict[int, ScanWalk] = {}
+    taken = set(_RESERVED | _EVENT_NAMES)
+    for slot in kernel.slots:
+        op = REGISTRY[slot.op]
+        model.init.append(f"out[{slot.index}, :] = {'nan' if op.kind == EVENT else op.empty}")
+        if op.kind == EVENT:
+            walk = scans.setdefault(slot.ago_ns, ScanWalk(slot.ago_ns))
+            walk.scans.append(_scan_slot(slot, kernel))
+            walk.texts.append(slot.text)
+        else:
+            window = walks.setdefault((slot.window_ns, slot.ago_ns), WindowWalk(slot.window_ns, slot.ago_ns))
+            taken |= _window_slot(slot, window, kernel, taken)
+    model.windows = list(walks.values())
+    model.scans = list(scans.values())
+    return model
+
+
+def _template() -> jinja2.Template:
+    text = resources.files("fspec.compiler").joinpath("templates/event_kernel.py.j2").read_text(encoding="utf-8")
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True, autoescape=False
+    )
+    return env.from_string(text)
+
+
+def render_event_kernel(kernel: EventKernel) -> str:
+    return _template().render(
+        k=kernel,
+        model=event_kernel_model(kernel),
+        version=__version__,
+        slot_texts=repr([s.text for s in kernel.slots]),
+    )

@@ -1,0 +1,451 @@
+"""Features of event grids: their specs -> resolved event trees -> a plan of event kernels and trees.
+
+An event grid (``grids:``) has one output row per event; each event reads the market data of its own instrument
+strictly before its cut ``t' = t - latency``. A formula on it is elementwise operators over event values:
+
+* ``asof(x, ago=D)`` / ``age(x, ago=D)``: the last row with ``ts < t' - D`` where the tick expression ``x`` is not
+  NaN (its value; seconds from it to ``t``);
+* a reducer over a window in time, ``sum(x, window=W, ago=D)``: the rows with ``t' - D - W <= ts < t' - D``;
+* the events' own columns (``fills.size``), other features of the grid, constants and parameters.
+
+Resolving reuses the bar resolver for the tick expressions inside (names, columns, parameters and their errors);
+the event level is resolved here. Planning turns each read into a slot of its source's event kernel (equal ones
+shared across features) and each tree into one over those slots, which the runtime evaluates like a bar tree
+(one row, one "bar" per event). Each stage is a pure function of the one before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+
+from fspec.compiler import ir
+from fspec.compiler.codegen import is_stateless
+from fspec.compiler.formula import (
+    Call,
+    Duration,
+    FormulaSyntaxError,
+    Name,
+    Node,
+    Num,
+    Text,
+    diagnostic_at,
+    parse,
+    transform,
+)
+from fspec.compiler.model import FeatureSpec, GridSpec, Project
+from fspec.compiler.resolve import Unavailable, _Context, _resolve, formula_position
+from fspec.compiler.unparse import resolved_source
+from fspec.errors import Diagnostic
+from fspec.grain import Grain, Time
+from fspec.operators import CONSTANTS, ELEMENTWISE, EVENT, REDUCER, REGISTRY
+
+EVENT_GRAIN = Grain(Time.EVENT)
+NS = 1_000_000_000
+MAX_LOOKBACK_NS = 24 * 3600 * NS  # the runtime reads the event's day and the day before
+
+
+@dataclass(frozen=True)
+class EventColumn(Node):
+    """A column of the events themselves (``fills.size``): the event's own value."""
+
+    column: str
+    grain: Grain = EVENT_GRAIN
+
+
+@dataclass(frozen=True)
+class EventSlot:
+    """One read of a market source at every event: ``op`` (a reducer over ``[t' - ago - window, t' - ago)``, or
+    asof / age: the last row before ``t' - ago``) of tick expressions ``args`` (instruments stripped)."""
+
+    index: int
+    op: str
+    args: tuple[Node, ...]
+    window_ns: int  # 0 for asof and age: every row before the cut
+    ago_ns: int
+    users: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        inner = ", ".join(resolved_source(a) for a in self.args)
+        extra = []
+        if self.window_ns:
+            extra.append(f"window={_duration(self.window_ns)}")
+        if self.ago_ns:
+            extra.append(f"ago={_duration(self.ago_ns)}")
+        return f"{self.op}({', '.join([inner, *extra])})"
+
+
+@dataclass(frozen=True)
+class EventKernel:
+    grid: str
+    source: str
+    module: str  # file stem under build/kernels, content-addressed
+    columns: tuple[str, ...]
+    params: tuple[str, ...]
+    slots: tuple[EventSlot, ...]
+
+
+@dataclass(frozen=True)
+class PlannedEventFeature:
+    spec: FeatureSpec
+    tree: Node  # over SlotRefs (source '' for the events' own columns) and FeatureRefs of the grid
+    resolved: str
+    deps: tuple[str, ...]
+    sources: tuple[str, ...]
+    lookback_ns: int
+    order: int
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    grid: GridSpec
+    event_columns: tuple[str, ...]
+    kernels: tuple[EventKernel, ...]
+    features: tuple[PlannedEventFeature, ...]  # in dependency order
+
+
+def _duration(ns: int) -> str:
+    for unit, size in (("h", 3600 * NS), ("m", 60 * NS), ("s", NS), ("ms", 1_000_000)):
+        if ns >= size and ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns}ns"
+
+
+# ---- resolve --------------------------------------------------------------------------------------------------
+@dataclass
+class _Event:
+    """What resolving one event feature needs besides the bar resolver's context."""
+
+    ctx: _Context
+    grid: GridSpec
+    features: dict[str, FeatureSpec]  # the grid's features by name
+
+    def error(self, node: Node, message: str, hint: str = "", code: str = "formula") -> None:
+        self.ctx.error(node.span, message, hint, code)
+
+
+def _stand_in(project: Project, grid: GridSpec) -> str:
+    """The instrument whose names the grid's formulas are resolved against: the universe's stand-in, or the first
+    listed instrument (every listed instrument runs the same kernels)."""
+    if grid.universe:
+        return grid.universe
+    return next(k for k, i in project.instruments.items() if i.universe is None)
+
+
+def _invalid() -> Node:
+    return ir.Const(float("nan"), grain=ir.INVALID)
+
+
+def _seconds(ev: _Event, node: Node, op: str, param: str) -> int | None:
+    """A window or ago given in time (``60s``; a bare number is seconds) in nanoseconds."""
+    if isinstance(node, Duration):
+        return round(node.seconds * NS)
+    if isinstance(node, Num):
+        return round(node.value * NS)
+    ev.error(node, f"{op}: '{param}' must be a duration", f"e.g. {op}(..., {param}=30s)")
+    return None
+
+
+def _tick_args(ev: _Event, node: Call, args: tuple[Node, ...]) -> list[Node] | None:
+    """The tick expressions a read reduces, resolved by the bar resolver: one source's rows, no tick state."""
+    resolved = []
+    for arg in args:
+        try:
+            value = _resolve(ev.ctx, arg)
+        except Unavailable as exc:
+            ev.error(arg, f"{node.op}(): {exc}", "the grid's instruments must all have the sources it reads")
+            return None
+        if value.grain == ir.INVALID:
+            return None
+        resolved.append(value)
+    grains = {a.grain.rows for a in resolved if a.grain.is_tick}
+    if not grains:
+        ev.error(node, f"{node.op}() needs market data, e.g. {node.op}(trades.price)", "", "grain")
+        return None
+    if len(grains) > 1:
+        ev.error(node, f"{node.op}() needs its inputs from one source's rows", "read each source on its own", "grain")
+        return None
+    source = next(iter(grains))[0]
+    if source == ev.grid.events:
+        ev.error(
+            node,
+            f"{node.op}() over the grid's own events ('{source}') is not supported yet",
+            "read market sources at an event; pass the event's own values through with keep:",
+            "grain",
+        )
+        return None
+    for a in resolved:
+        if not is_stateless(a):
+            ev.error(
+                node,
+                f"{node.op}(): a tick-level state operator inside an event window is not supported yet",
+                "use a stateless expression of the rows (e.g. trades.price * trades.size)",
+                "grain",
+            )
+            return None
+    return resolved
+
+
+def _options(ev: _Event, node: Call, allowed: tuple[str, ...]) -> dict[str, int] | None:
+    found: dict[str, int] = {}
+    for key, value in node.kwargs:
+        if key not in allowed:
+            ev.error(
+                value,
+                f"{node.op}() on an event grid has no parameter '{key}'",
+                f"on an event grid: {node.op}(x, {', '.join(f'{k}=...' for k in allowed)})",
+            )
+            return None
+        ns = _seconds(ev, value, node.op, key)
+        if ns is None:
+            return None
+        if ns < 0 or (key == "window" and ns == 0):
+            ev.error(value, f"{node.op}: '{key}' must be {'positive' if key == 'window' else 'at least 0'}")
+            return None
+        found[key] = ns
+    return found
+
+
+def _read(ev: _Event, node: Call) -> Node:
+    """asof / age of a tick expression, or a reducer over a window in time."""
+    op = REGISTRY[node.op]
+    expr_params = op.expr_params
+    if len(node.args) != len(expr_params):
+        ev.error(node, f"{node.op} takes {len(expr_params)} expression(s), got {len(node.args)}", op.signature)
+        return _invalid()
+    if op.kind == EVENT:
+        options = _options(ev, node, ("ago",))
+        window = 0
+    else:
+        options = _options(ev, node, ("window", "ago"))
+        if options is not None and "window" not in options:
+            ev.error(
+                node,
+                f"{node.op}() on an event grid needs a window in time",
+                f"e.g. {node.op}(..., window=60s): the rows of the 60 s before the event",
+            )
+            return _invalid()
+        window = options["window"] if options else 0
+    if options is None:
+        return _invalid()
+    ago = options.get("ago", 0)
+    if window + ago > MAX_LOOKBACK_NS:
+        ev.error(
+            node,
+            f"{node.op}(): window and ago reach {_duration(window + ago)} before the event",
+            "an event reads its day and the day before: at most 24h",
+        )
+        return _invalid()
+    args = _tick_args(ev, node, node.args)
+    if args is None:
+        return _invalid()
+    consts = (("ago_ns", float(ago)), ("window_ns", float(window)))
+    return ir.Apply(node.op, tuple(args), consts, EVENT_GRAIN)
+
+
+def _name(ev: _Event, node: Name) -> Node:
+    project, ctx = ev.ctx.project, ev.ctx
+    parts = node.parts
+    head = parts[0]
+    if len(parts) == 1:
+        if head in ev.features:
+            if head == ctx.spec.name:
+                ev.error(node, f"feature '{head}' refers to itself", "", "cycle")
+                return _invalid()
+            if ev.features[head].is_target and not ctx.spec.is_target:
+                message = f"feature '{ctx.spec.name}' reads target '{head}': targets see the future"
+                ev.error(node, message, "features may not depend on targets", "lookahead")
+            return ir.FeatureRef(head, None, grain=EVENT_GRAIN)
+        if any(f.name == head for f in project.features):
+            ev.error(
+                node,
+                f"'{head}' is a feature of bars: an event grid does not read bar features",
+                "read the market data at the event: asof(...) or a reducer with window=",
+            )
+            return _invalid()
+        if head in CONSTANTS and head != "pi":
+            ev.error(node, f"'{head}' is a constant of bar grids", "an event grid has no bars")
+            return _invalid()
+        value = _resolve(ctx, node)
+        return value
+    if head == ev.grid.events and len(parts) == 2:
+        columns = [c.name for c in project.sources[head].columns]
+        if parts[1] not in columns:
+            ev.error(node, f"source '{head}' has no column '{parts[1]}'", f"its columns: {', '.join(columns)}")
+            return _invalid()
+        return EventColumn(parts[1])
+    if head in project.sources and len(parts) == 2:
+        ev.error(
+            node,
+            f"'{node.dotted}' at an event needs a read of its rows before the event",
+            f"asof({node.dotted}) for the last value, or a reducer over a window, e.g. sum({node.dotted}, window=60s)",
+            "grain",
+        )
+        return _invalid()
+    ev.error(node, f"unknown name '{node.dotted}' on event grid '{ev.grid.name}'", "write source.column or a feature")
+    return _invalid()
+
+
+def _value(ev: _Event, node: Node) -> Node:
+    if isinstance(node, Num):
+        return ir.Const(node.value)
+    if isinstance(node, Duration):
+        ev.error(node, "a duration is a window or an age", "e.g. sum(x, window=60s) or asof(x, ago=30s)")
+        return _invalid()
+    if isinstance(node, Text):
+        ev.error(node, "text is compared with text columns in filters only", "filter the source instead")
+        return _invalid()
+    if isinstance(node, Name):
+        return _name(ev, node)
+    assert isinstance(node, Call)
+    op = REGISTRY.get(node.op)
+    if op is not None and op.kind in (EVENT, REDUCER):
+        return _read(ev, node)
+    if op is not None and op.kind == ELEMENTWISE:
+        if node.kwargs or any(p.kind != "expr" for p in op.params) or len(node.args) != len(op.params):
+            ev.error(node, f"{node.op} takes {len(op.params)} argument(s) here", f"signature: {op.signature}")
+            return _invalid()
+        args = tuple(_value(ev, a) for a in node.args)
+        if any(a.grain == ir.INVALID for a in args):
+            return _invalid()
+        grain = EVENT_GRAIN if any(a.grain != ir.SCALAR for a in args) else ir.SCALAR
+        return ir.Apply(node.op, args, (), grain)
+    if op is not None:
+        ev.error(
+            node,
+            f"{node.op}() works on {'bars' if op.kind != 'tick' else 'ticks'}; an event grid has no bars",
+            "on an event grid: asof(x), age(x), or a reducer with a window in time, e.g. sum(x, window=60s)",
+            "grain",
+        )
+        return _invalid()
+    return _resolve(ev.ctx, node)  # the bar resolver's message for an unknown or forbidden name
+
+
+def _resolve_feature(project: Project, spec: FeatureSpec, grid: GridSpec) -> tuple[Node, list[Diagnostic]]:
+    specs = {f.name: f for f in project.features}
+    ctx = _Context(project, spec, _stand_in(project, grid), specs)
+    features = {f.name: f for f in project.event_features if f.grid == grid.name}
+    ev = _Event(ctx, grid, features)
+    try:
+        tree = parse(spec.formula)
+    except FormulaSyntaxError as exc:
+        return _invalid(), [diagnostic_at(formula_position(spec), exc.span, exc.message, exc.hint, "syntax")]
+    value = _value(ev, tree)
+    if not ctx.problems and value.grain != EVENT_GRAIN:
+        ev.error(tree, f"'{spec.name}' reads nothing of the events", "e.g. asof(trades.price)", "grain")
+    return value, ctx.problems
+
+
+# ---- plan -----------------------------------------------------------------------------------------------------
+def _order(resolved: dict[str, Node], specs: dict[str, FeatureSpec]) -> tuple[list[str], list[Diagnostic]]:
+    graph = {name: {n.feature for n in tree.walk() if isinstance(n, ir.FeatureRef)} for name, tree in resolved.items()}
+    try:
+        return list(TopologicalSorter(graph).static_order()), []
+    except CycleError as exc:
+        names = list(dict.fromkeys(exc.args[1]))
+        spec = specs[names[0]]
+        message = f"event features read each other in a cycle: {' -> '.join(names)}"
+        return [], [Diagnostic(spec.name_pos, message, "break the cycle", "cycle")]
+
+
+def _lookback(tree: Node) -> int:
+    return max(
+        (int(n.const("window_ns") + n.const("ago_ns")) for n in tree.walk() if isinstance(n, ir.Apply) and n.consts),
+        default=0,
+    )
+
+
+def _well_formed(project: Project, grid: GridSpec) -> bool:
+    """Whether the grid's events source and instruments exist (the model reported it where they do not)."""
+    if grid.events not in project.sources:
+        return False
+    if grid.universe:
+        return grid.universe in project.instruments and project.instruments[grid.universe].universe is not None
+    return any(i.universe is None for i in project.instruments.values())
+
+
+def plan_grid(project: Project, grid: GridSpec) -> tuple[GridPlan | None, list[Diagnostic]]:
+    if not _well_formed(project, grid):
+        return None, []
+    specs = [f for f in project.event_features if f.grid == grid.name]
+    problems: list[Diagnostic] = []
+    resolved: dict[str, Node] = {}
+    for spec in specs:
+        tree, found = _resolve_feature(project, spec, grid)
+        problems += found
+        resolved[spec.name] = tree
+    for spec in specs:
+        if grid.suffix and spec.name + "_" + grid.suffix in grid.keep:
+            problems.append(
+                Diagnostic(spec.name_pos, f"column '{spec.name}_{grid.suffix}' is also a kept column of the events")
+            )
+    if problems:
+        return None, problems
+    by_name = {s.name: s for s in specs}
+    order, cycle = _order(resolved, by_name)
+    if cycle:
+        return None, cycle
+    event_columns: list[str] = []
+    slots: dict[str, dict[tuple[str, tuple[Node, ...], int, int], int]] = {}
+    users: dict[tuple[str, int], list[str]] = {}
+    planned = []
+    for name in [n for n in order if n in by_name]:
+        spec = by_name[name]
+        sources: list[str] = []
+
+        def to_slot(node: Node, spec: FeatureSpec = spec, sources: list[str] = sources) -> Node:
+            if isinstance(node, EventColumn):
+                if node.column not in event_columns:
+                    event_columns.append(node.column)
+                return ir.SlotRef("", event_columns.index(node.column), "", grain=EVENT_GRAIN)
+            if isinstance(node, ir.Apply) and REGISTRY[node.op].kind in (EVENT, REDUCER):
+                args = tuple(ir.strip_instrument(a) for a in node.args)
+                source = next(n.source for a in args for n in a.walk() if isinstance(n, ir.Column))
+                key = (node.op, args, int(node.const("window_ns")), int(node.const("ago_ns")))
+                table = slots.setdefault(source, {})
+                index = table.setdefault(key, len(table))
+                users.setdefault((source, index), []).append(spec.name)
+                if source not in sources:
+                    sources.append(source)
+                return ir.SlotRef(source, index, "", grain=EVENT_GRAIN)
+            return node
+
+        relative = ir.relative(resolved[name], _stand_in(project, grid))
+        text = resolved_source(relative)
+        tree = transform(relative, to_slot)
+        deps = tuple(dict.fromkeys(n.feature for n in tree.walk() if isinstance(n, ir.FeatureRef)))
+        planned.append(
+            PlannedEventFeature(spec, tree, text, deps, tuple(sources), _lookback(relative), specs.index(spec))
+        )
+    kernels = []
+    for source, table in slots.items():
+        built = tuple(
+            EventSlot(index, op, args, window, ago, tuple(dict.fromkeys(users[(source, index)])))
+            for (op, args, window, ago), index in table.items()
+        )
+        columns = tuple(sorted({n.column for s in built for a in s.args for n in a.walk() if isinstance(n, ir.Column)}))
+        params = tuple(sorted({n.name for s in built for a in s.args for n in a.walk() if isinstance(n, ir.ParamRef)}))
+        digest = hashlib.sha256(
+            json.dumps([grid.name, source, [s.text for s in built], columns, params]).encode()
+        ).hexdigest()[:12]
+        kernels.append(EventKernel(grid.name, source, f"events_{grid.name}_{source}_{digest}", columns, params, built))
+    return GridPlan(grid, tuple(event_columns), tuple(kernels), tuple(planned)), []
+
+
+def plan_grids(project: Project) -> tuple[list[GridPlan], list[Diagnostic]]:
+    plans, problems = [], []
+    names = {f.name for f in project.features}
+    for spec in project.event_features:
+        if spec.name in names:
+            problems.append(
+                Diagnostic(spec.name_pos, f"'{spec.name}' is defined twice (on bars and on grid '{spec.grid}')")
+            )
+    for grid in project.grids.values():
+        plan, found = plan_grid(project, grid)
+        problems += found
+        if plan is not None:
+            plans.append(plan)
+    return plans, problems
