@@ -397,6 +397,7 @@ def _grid_def(plan: GridPlan, kernel_texts: dict[str, str]) -> GridDef:
             columns=k.columns,
             params=k.params,
             slots=tuple(s.text for s in k.slots),
+            by=k.by,
         )
         for k in plan.kernels
     )

@@ -29,6 +29,7 @@ class WindowWalk:
 
     window_ns: int
     ago_ns: int
+    bucket_ns: int = 0  # a bucket (targets): the rows of the event's own bucket, those after it included
     texts: list[str] = field(default_factory=list)
     locals: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
@@ -36,6 +37,8 @@ class WindowWalk:
 
     @property
     def label(self) -> str:
+        if self.bucket_ns:
+            return f"the event's {_duration(self.bucket_ns)} bucket (after the event too: a target's)"
         return _duration(self.window_ns) + (f", {_duration(self.ago_ns)} ago" if self.ago_ns else "")
 
 
@@ -91,7 +94,7 @@ def _scan_slot(slot: EventSlot, kernel: EventKernel) -> BackScan:
 
 def event_kernel_model(kernel: EventKernel) -> EventKernelModel:
     model = EventKernelModel()
-    walks: dict[tuple[int, int], WindowWalk] = {}
+    walks: dict[tuple[int, int, int], WindowWalk] = {}
     scans: dict[int, ScanWalk] = {}
     taken = set(_RESERVED | _EVENT_NAMES)
     for slot in kernel.slots:
@@ -102,7 +105,8 @@ def event_kernel_model(kernel: EventKernel) -> EventKernelModel:
             walk.scans.append(_scan_slot(slot, kernel))
             walk.texts.append(slot.text)
         else:
-            window = walks.setdefault((slot.window_ns, slot.ago_ns), WindowWalk(slot.window_ns, slot.ago_ns))
+            key = (slot.window_ns or slot.bucket_ns, slot.ago_ns, slot.bucket_ns)
+            window = walks.setdefault(key, WindowWalk(*key))
             taken |= _window_slot(slot, window, kernel, taken)
     model.windows = list(walks.values())
     model.scans = list(scans.values())

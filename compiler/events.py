@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 
 from fspec.compiler import ir
@@ -33,11 +33,12 @@ from fspec.compiler.formula import (
     Text,
     diagnostic_at,
     parse,
+    to_source,
     transform,
 )
 from fspec.compiler.model import FeatureSpec, GridSpec, Project
 from fspec.compiler.resolve import Unavailable, _Context, _resolve, formula_position
-from fspec.compiler.unparse import resolved_source
+from fspec.compiler.unparse import resolved_source, to_formula
 from fspec.errors import Diagnostic
 from fspec.grain import Grain, Time
 from fspec.operators import CONSTANTS, ELEMENTWISE, EVENT, REDUCER, REGISTRY
@@ -51,8 +52,36 @@ MAX_LOOKBACK_NS = 24 * 3600 * NS  # the runtime reads the event's day and the da
 class EventColumn(Node):
     """A column of the events themselves (``fills.size``): the event's own value."""
 
+    source: str
     column: str
     grain: Grain = EVENT_GRAIN
+
+
+@dataclass(frozen=True)
+class EventRead(Node):
+    """One read of a source at every event: ``op`` over ``args`` (tick expressions) in a window in time before
+    the cut (``window_ns``, moved back by ``ago_ns``), or the last row before it (asof, age: no window), or over
+    the event's whole bucket (``bucket_ns``: events after it included, so targets only). The rows are those of
+    the event's instrument, or with ``by`` those whose column ``by`` holds the event's value (its own events)."""
+
+    op: str
+    args: tuple[Node, ...]
+    window_ns: int = 0
+    ago_ns: int = 0
+    bucket_ns: int = 0
+    by: str = ""
+    grain: Grain = EVENT_GRAIN
+
+    def children(self) -> tuple[Node, ...]:
+        return self.args
+
+    def with_children(self, children: tuple[Node, ...]) -> Node:
+        return replace(self, args=tuple(children))
+
+    @property
+    def reach_ns(self) -> int:
+        """How far before the cut its rows may lie."""
+        return self.bucket_ns or self.window_ns + self.ago_ns
 
 
 @dataclass(frozen=True)
@@ -66,16 +95,36 @@ class EventSlot:
     window_ns: int  # 0 for asof and age: every row before the cut
     ago_ns: int
     users: tuple[str, ...] = ()
+    bucket_ns: int = 0
+    by: str = ""
 
     @property
     def text(self) -> str:
-        inner = ", ".join(resolved_source(a) for a in self.args)
-        extra = []
-        if self.window_ns:
-            extra.append(f"window={_duration(self.window_ns)}")
-        if self.ago_ns:
-            extra.append(f"ago={_duration(self.ago_ns)}")
-        return f"{self.op}({', '.join([inner, *extra])})"
+        return read_text(self.op, self.args, self.window_ns, self.ago_ns, self.bucket_ns, self.by)
+
+
+def read_text(op: str, args: tuple[Node, ...], window: int, ago: int, bucket: int, by: str) -> str:
+    inner = ", ".join(resolved_source(a) for a in args)
+    extra = [f"window={_duration(window)}"] if window and not bucket else []
+    extra += [f"bucket={_duration(bucket)}"] if bucket else []
+    extra += [f"ago={_duration(ago)}"] if ago else []
+    extra += [f"by={by}"] if by else []
+    return f"{op}({', '.join([inner, *extra])})"
+
+
+def event_source(node: Node) -> str:
+    """The canonical text of a resolved event tree (reads printed as written: window=60s, not nanoseconds)."""
+    return to_source(_event_formula(node))
+
+
+def _event_formula(node: Node) -> Node:
+    if isinstance(node, EventRead):
+        return Name((read_text(node.op, node.args, node.window_ns, node.ago_ns, node.bucket_ns, node.by),))
+    if isinstance(node, EventColumn):
+        return Name((node.source, node.column))
+    if isinstance(node, ir.Apply):
+        return Call(node.op, tuple(_event_formula(a) for a in node.args), ())
+    return to_formula(node)
 
 
 @dataclass(frozen=True)
@@ -86,6 +135,7 @@ class EventKernel:
     columns: tuple[str, ...]
     params: tuple[str, ...]
     slots: tuple[EventSlot, ...]
+    by: str = ""  # rows grouped by this column of the events ('': by the event's instrument)
 
 
 @dataclass(frozen=True)
@@ -168,15 +218,6 @@ def _tick_args(ev: _Event, node: Call, args: tuple[Node, ...]) -> list[Node] | N
     if len(grains) > 1:
         ev.error(node, f"{node.op}() needs its inputs from one source's rows", "read each source on its own", "grain")
         return None
-    source = next(iter(grains))[0]
-    if source == ev.grid.events:
-        ev.error(
-            node,
-            f"{node.op}() over the grid's own events ('{source}') is not supported yet",
-            "read market sources at an event; pass the event's own values through with keep:",
-            "grain",
-        )
-        return None
     for a in resolved:
         if not is_stateless(a):
             ev.error(
@@ -189,8 +230,10 @@ def _tick_args(ev: _Event, node: Call, args: tuple[Node, ...]) -> list[Node] | N
     return resolved
 
 
-def _options(ev: _Event, node: Call, allowed: tuple[str, ...]) -> dict[str, int] | None:
+def _options(ev: _Event, node: Call, allowed: tuple[str, ...]) -> tuple[dict[str, int], str] | None:
+    """A read's durations (in ns) and its ``by`` column."""
     found: dict[str, int] = {}
+    by = ""
     for key, value in node.kwargs:
         if key not in allowed:
             ev.error(
@@ -199,51 +242,76 @@ def _options(ev: _Event, node: Call, allowed: tuple[str, ...]) -> dict[str, int]
                 f"on an event grid: {node.op}(x, {', '.join(f'{k}=...' for k in allowed)})",
             )
             return None
+        if key == "by":
+            if not isinstance(value, Name) or len(value.parts) != 1:
+                ev.error(value, f"{node.op}: 'by' names a column of the events", f"e.g. {node.op}(..., by=market_slug)")
+                return None
+            by = value.parts[0]
+            continue
         ns = _seconds(ev, value, node.op, key)
         if ns is None:
             return None
-        if ns < 0 or (key == "window" and ns == 0):
-            ev.error(value, f"{node.op}: '{key}' must be {'positive' if key == 'window' else 'at least 0'}")
+        if ns < 0 or (key in ("window", "bucket") and ns == 0):
+            ev.error(value, f"{node.op}: '{key}' must be {'at least 0' if key == 'ago' else 'positive'}")
             return None
         found[key] = ns
-    return found
+    return found, by
 
 
 def _read(ev: _Event, node: Call) -> Node:
-    """asof / age of a tick expression, or a reducer over a window in time."""
+    """asof / age of a tick expression, or a reducer over a window in time (or, in a target, a bucket)."""
     op = REGISTRY[node.op]
     expr_params = op.expr_params
     if len(node.args) != len(expr_params):
         ev.error(node, f"{node.op} takes {len(expr_params)} expression(s), got {len(node.args)}", op.signature)
         return _invalid()
-    if op.kind == EVENT:
-        options = _options(ev, node, ("ago",))
-        window = 0
-    else:
-        options = _options(ev, node, ("window", "ago"))
-        if options is not None and "window" not in options:
-            ev.error(
-                node,
-                f"{node.op}() on an event grid needs a window in time",
-                f"e.g. {node.op}(..., window=60s): the rows of the 60 s before the event",
-            )
-            return _invalid()
-        window = options["window"] if options else 0
-    if options is None:
+    parsed = _options(ev, node, ("ago", "by") if op.kind == EVENT else ("window", "bucket", "ago", "by"))
+    if parsed is None:
         return _invalid()
-    ago = options.get("ago", 0)
-    if window + ago > MAX_LOOKBACK_NS:
+    options, by = parsed
+    window, bucket, ago = options.get("window", 0), options.get("bucket", 0), options.get("ago", 0)
+    if op.kind != EVENT and not window and not bucket:
         ev.error(
             node,
-            f"{node.op}(): window and ago reach {_duration(window + ago)} before the event",
+            f"{node.op}() on an event grid needs a window in time",
+            f"e.g. {node.op}(..., window=60s): the rows of the 60 s before the event",
+        )
+        return _invalid()
+    if window and bucket:
+        ev.error(node, f"{node.op}() has both a window and a bucket", "keep window= (the rows before the event)")
+        return _invalid()
+    if bucket and ago:
+        ev.error(node, f"{node.op}(): a bucket has no ago", "a bucket is the one holding the event's own time")
+        return _invalid()
+    if bucket and not ev.ctx.spec.is_target:
+        ev.error(
+            node,
+            f"{node.op}(..., bucket={_duration(bucket)}) reads the event's whole {_duration(bucket)} bucket, "
+            "events and rows after it included: lookahead",
+            f"use window={_duration(bucket)} for the rows strictly before the event, or declare it as a target "
+            "(targets: with a target_ name)",
+            "lookahead",
+        )
+        return _invalid()
+    if window + ago > MAX_LOOKBACK_NS or bucket > MAX_LOOKBACK_NS:
+        ev.error(
+            node,
+            f"{node.op}(): it reaches {_duration(max(window + ago, bucket))} before the event",
             "an event reads its day and the day before: at most 24h",
         )
         return _invalid()
     args = _tick_args(ev, node, node.args)
     if args is None:
         return _invalid()
-    consts = (("ago_ns", float(ago)), ("window_ns", float(window)))
-    return ir.Apply(node.op, tuple(args), consts, EVENT_GRAIN)
+    source = next(n.source for a in args for n in a.walk() if isinstance(n, ir.Column))
+    if by and source != ev.grid.events:
+        ev.error(
+            node,
+            f"{node.op}(): by={by} groups the grid's own events ('{ev.grid.events}'), not '{source}'",
+            f"market rows are the event's instrument's: drop by=, or read {ev.grid.events}",
+        )
+        return _invalid()
+    return EventRead(node.op, tuple(args), window, ago, bucket, by, span=node.span)
 
 
 def _name(ev: _Event, node: Name) -> Node:
@@ -276,7 +344,7 @@ def _name(ev: _Event, node: Name) -> Node:
         if parts[1] not in columns:
             ev.error(node, f"source '{head}' has no column '{parts[1]}'", f"its columns: {', '.join(columns)}")
             return _invalid()
-        return EventColumn(parts[1])
+        return EventColumn(head, parts[1])
     if head in project.sources and len(parts) == 2:
         ev.error(
             node,
@@ -326,7 +394,11 @@ def _value(ev: _Event, node: Node) -> Node:
 
 def _resolve_feature(project: Project, spec: FeatureSpec, grid: GridSpec) -> tuple[Node, list[Diagnostic]]:
     specs = {f.name: f for f in project.features}
-    ctx = _Context(project, spec, _stand_in(project, grid), specs)
+    stand_in = _stand_in(project, grid)
+    # the events' own rows are read like a source of the event's instrument (grouped by it, or by by=)
+    own = project.instruments[stand_in]
+    reads = replace(own, sources=(*own.sources, grid.events)) if grid.events not in own.sources else own
+    ctx = _Context(replace(project, instruments={**project.instruments, stand_in: reads}), spec, stand_in, specs)
     features = {f.name: f for f in project.event_features if f.grid == grid.name}
     ev = _Event(ctx, grid, features)
     try:
@@ -352,10 +424,12 @@ def _order(resolved: dict[str, Node], specs: dict[str, FeatureSpec]) -> tuple[li
 
 
 def _lookback(tree: Node) -> int:
-    return max(
-        (int(n.const("window_ns") + n.const("ago_ns")) for n in tree.walk() if isinstance(n, ir.Apply) and n.consts),
-        default=0,
-    )
+    return max((n.reach_ns for n in tree.walk() if isinstance(n, EventRead)), default=0)
+
+
+def slot_source(source: str, by: str) -> str:
+    """The name slots of an event kernel go by: its source, and ``@by`` where its rows are grouped by a column."""
+    return f"{source}@{by}" if by else source
 
 
 def _well_formed(project: Project, grid: GridSpec) -> bool:
@@ -389,8 +463,8 @@ def plan_grid(project: Project, grid: GridSpec) -> tuple[GridPlan | None, list[D
     if cycle:
         return None, cycle
     event_columns: list[str] = []
-    slots: dict[str, dict[tuple[str, tuple[Node, ...], int, int], int]] = {}
-    users: dict[tuple[str, int], list[str]] = {}
+    slots: dict[tuple[str, str], dict[tuple[str, tuple[Node, ...], int, int, int], int]] = {}
+    users: dict[tuple[str, str, int], list[str]] = {}
     planned = []
     for name in [n for n in order if n in by_name]:
         spec = by_name[name]
@@ -401,37 +475,38 @@ def plan_grid(project: Project, grid: GridSpec) -> tuple[GridPlan | None, list[D
                 if node.column not in event_columns:
                     event_columns.append(node.column)
                 return ir.SlotRef("", event_columns.index(node.column), "", grain=EVENT_GRAIN)
-            if isinstance(node, ir.Apply) and REGISTRY[node.op].kind in (EVENT, REDUCER):
+            if isinstance(node, EventRead):
                 args = tuple(ir.strip_instrument(a) for a in node.args)
                 source = next(n.source for a in args for n in a.walk() if isinstance(n, ir.Column))
-                key = (node.op, args, int(node.const("window_ns")), int(node.const("ago_ns")))
-                table = slots.setdefault(source, {})
+                key = (node.op, args, node.window_ns, node.ago_ns, node.bucket_ns)
+                table = slots.setdefault((source, node.by), {})
                 index = table.setdefault(key, len(table))
-                users.setdefault((source, index), []).append(spec.name)
+                users.setdefault((source, node.by, index), []).append(spec.name)
                 if source not in sources:
                     sources.append(source)
-                return ir.SlotRef(source, index, "", grain=EVENT_GRAIN)
+                return ir.SlotRef(slot_source(source, node.by), index, "", grain=EVENT_GRAIN)
             return node
 
         relative = ir.relative(resolved[name], _stand_in(project, grid))
-        text = resolved_source(relative)
+        text = event_source(relative)
         tree = transform(relative, to_slot)
         deps = tuple(dict.fromkeys(n.feature for n in tree.walk() if isinstance(n, ir.FeatureRef)))
         planned.append(
             PlannedEventFeature(spec, tree, text, deps, tuple(sources), _lookback(relative), specs.index(spec))
         )
     kernels = []
-    for source, table in slots.items():
+    for (source, by), table in slots.items():
         built = tuple(
-            EventSlot(index, op, args, window, ago, tuple(dict.fromkeys(users[(source, index)])))
-            for (op, args, window, ago), index in table.items()
+            EventSlot(index, op, args, window, ago, tuple(dict.fromkeys(users[(source, by, index)])), bucket, by)
+            for (op, args, window, ago, bucket), index in table.items()
         )
         columns = tuple(sorted({n.column for s in built for a in s.args for n in a.walk() if isinstance(n, ir.Column)}))
         params = tuple(sorted({n.name for s in built for a in s.args for n in a.walk() if isinstance(n, ir.ParamRef)}))
         digest = hashlib.sha256(
-            json.dumps([grid.name, source, [s.text for s in built], columns, params]).encode()
+            json.dumps([grid.name, source, by, [s.text for s in built], columns, params]).encode()
         ).hexdigest()[:12]
-        kernels.append(EventKernel(grid.name, source, f"events_{grid.name}_{source}_{digest}", columns, params, built))
+        module = f"events_{grid.name}_{source}{'_by_' + by if by else ''}_{digest}"
+        kernels.append(EventKernel(grid.name, source, module, columns, params, built, by))
     return GridPlan(grid, tuple(event_columns), tuple(kernels), tuple(planned)), []
 
 

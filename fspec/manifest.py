@@ -218,6 +218,13 @@ class KernelDef:
     columns: tuple[str, ...]
     params: tuple[str, ...]
     slots: tuple[str, ...]  # what each slot computes, as formula text
+    # an event kernel over the grid's own events: the events' column grouping its rows ('' for the instrument)
+    by: str = ""
+
+    @property
+    def slot_source(self) -> str:
+        """The source name event trees' slots of this kernel go by (``fills@market_slug``)."""
+        return f"{self.source}@{self.by}" if self.by else self.source
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -228,6 +235,7 @@ class KernelDef:
             "columns": list(self.columns),
             "params": list(self.params),
             "slots": list(self.slots),
+            "by": self.by,
         }
 
     @classmethod
@@ -240,6 +248,7 @@ class KernelDef:
             tuple(data["columns"]),
             tuple(data["params"]),
             tuple(data["slots"]),
+            data["by"],
         )
 
 

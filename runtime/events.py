@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fspec.errors import DataError
 from fspec.files import display
@@ -31,6 +32,7 @@ from fspec.runtime.sources import (
     _row_values,
     _scaled,
     _symbol_codes,
+    _symbol_text,
     _utc_ns,
     _wanted_columns,
     source_exists,
@@ -48,11 +50,17 @@ class Events:
     symbols: list[str]
     columns: dict[str, np.ndarray]
     kept: pa.Table
+    keys: dict[str, np.ndarray] = field(default_factory=dict)  # by-column -> each event's text ('' for none)
 
     def take(self, rows: slice | np.ndarray) -> Events:
         kept = self.kept.slice(rows.start, rows.stop - rows.start) if isinstance(rows, slice) else self.kept.take(rows)
         return Events(
-            self.ts[rows], self.codes[rows], self.symbols, {k: v[rows] for k, v in self.columns.items()}, kept
+            self.ts[rows],
+            self.codes[rows],
+            self.symbols,
+            {k: v[rows] for k, v in self.columns.items()},
+            kept,
+            {k: v[rows] for k, v in self.keys.items()},
         )
 
 
@@ -89,11 +97,32 @@ class GridCounts:
         return "; ".join(parts)
 
 
+def _by_columns(grid: GridDef) -> list[str]:
+    return list(dict.fromkeys(k.by for k in grid.kernels if k.by))
+
+
+def _read_columns(grid: GridDef) -> list[str]:
+    """The events' columns formulas read: their own values, and the rows of kernels over the events."""
+    found = [*grid.event_columns, *(c for k in grid.kernels if k.source == grid.events for c in k.columns)]
+    return list(dict.fromkeys(found))
+
+
 def _event_frame(root: Path, source: SourceDef, grid: GridDef, day: str) -> tuple[Frame, str]:
     path = source_path(root, source, "", day)
     shown = display(path, root)
-    wanted = list(dict.fromkeys([*_wanted_columns(source), grid.instrument_column, *grid.keep]))
-    return _read(path, source.format, wanted, shown, header=source.header), shown
+    wanted = [*_wanted_columns(source), grid.instrument_column, *grid.keep, *_by_columns(grid)]
+    return _read(path, source.format, list(dict.fromkeys(wanted)), shown, header=source.header), shown
+
+
+def _texts(frame: Frame, column: str) -> np.ndarray:
+    """A column's values as text (an object array; '' where missing): the keys of by= groups."""
+    if isinstance(frame, pa.Table):
+        encoded = pc.dictionary_encode(frame.column(column)).combine_chunks()
+        uniques = np.array([_symbol_text(u) for u in encoded.dictionary.to_pylist()] + [""], dtype=object)
+        indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return uniques[indices]
+    values = frame[column]
+    return np.where(values.isna(), "", values.astype(str)).astype(object)
 
 
 def _kept(frame: Frame, columns: tuple[str, ...]) -> pa.Table:
@@ -108,14 +137,15 @@ def load_events(root: Path, source: SourceDef, grid: GridDef, day: str) -> Event
     ts = _utc_ns(frame, source, shown, day)
     mapped = {c.name: c for c in source.columns}
     columns = {}
-    for name in grid.event_columns:
+    for name in _read_columns(grid):
         spec = mapped[name]
         if spec.expr:
             columns[name] = _row_values(source.column_trees[name], frame, shown)
         else:
             columns[name] = _scaled(_numeric(frame, spec.source_column, shown), spec.scale)
     codes, symbols = _symbol_codes(frame, grid.instrument_column, shown)
-    events = Events(ts, codes.astype(np.int64), symbols, columns, _kept(frame, grid.keep))
+    keys = {c: _texts(frame, c) for c in _by_columns(grid)}
+    events = Events(ts, codes.astype(np.int64), symbols, columns, _kept(frame, grid.keep), keys)
     if source.filter_tree is not None:
         events = events.take(np.flatnonzero(_row_values(source.filter_tree, frame, shown) != 0))
     if len(events.ts) > 1 and not bool(np.all(events.ts[1:] >= events.ts[:-1])):
@@ -172,8 +202,9 @@ class GridRunner:
         lo, hi = np.searchsorted(found.ts, [open_ns, close_ns], side="left")
         day_events = found.take(slice(int(lo), int(hi)))
         cut = self.engine.cut
-        if cut is not None and cut[0] == day:  # the audit: events after the cut do not exist yet
-            day_events = day_events.take(slice(0, int(np.searchsorted(day_events.ts, cut[1], side="left"))))
+        if cut is not None and cut[0] == day:  # the audit: data from the cut on does not exist yet, but for
+            # the events at the cut itself, which must not see the rows at their own time
+            day_events = day_events.take(slice(0, int(np.searchsorted(day_events.ts, cut[1], side="right"))))
         return day_events
 
     def members(self) -> dict[str, str]:
@@ -185,12 +216,16 @@ class GridRunner:
             keys = tuple(k for k, i in project.instruments.items() if i.universe is None)
         return {project.instruments[k].symbol: k for k in keys}
 
+    def _instruments(self, events: Events) -> np.ndarray:
+        """Each event's instrument key ('' where its instrument column names none of the grid's)."""
+        members = self.members()
+        lookup = np.array([members.get(s, "") for s in events.symbols] + [""], dtype=object)
+        return lookup[events.codes]  # -1 (no symbol) reads the trailing ''
+
     def compute(self, day: str) -> EventDayResult:
         events = self.events(day)
         n = len(events.ts)
-        members = self.members()
-        lookup = np.array([members.get(s, "") for s in events.symbols] + [""], dtype=object)
-        instrument = lookup[events.codes]  # -1 (no symbol) reads the trailing ''
+        instrument = self._instruments(events)
         unmatched = instrument == ""
         self.counts.events += n
         self.counts.days += 1
@@ -200,7 +235,12 @@ class GridRunner:
                 if s not in self.counts.examples and len(self.counts.examples) < 3:
                     self.counts.examples.append(s)
         groups = _groups(instrument[~unmatched], np.flatnonzero(~unmatched))
-        slots = {k.source: self._reads(k, day, events, groups) for k in self.grid.kernels}
+        slots = {
+            k.slot_source: self._own_reads(k, day, events, instrument)
+            if k.source == self.grid.events
+            else self._reads(k, day, events, groups)
+            for k in self.grid.kernels
+        }
         values = self._evaluate(events, slots, instrument, groups)
         return EventDayResult(day, self.grid, events.ts, events.kept, values)
 
@@ -235,6 +275,39 @@ class GridRunner:
             part = np.empty((len(kernel.slots), len(rows)))
             module.reduce_events(frozen(ts, np.int64), *cols, param_array, event_t, cut, part)
             out[:, rows] = part
+        return out
+
+    def _own_reads(self, kernel: Any, day: str, events: Events, instrument: np.ndarray) -> np.ndarray:
+        """A kernel over the grid's own events: each event reads the earlier events of its group (its instrument,
+        or its value of the column ``by``), of its day and the day before that has events."""
+        module = load_kernel(self.engine.manifest.root / kernel.path, kernel.module)
+        earlier = [d for d in self.engine.grid_dates(self.grid.name) if d < day][-1:]
+        history = self.events(earlier[0]) if earlier else None
+        n_history = len(history.ts) if history is not None else 0
+        parts = [history, events] if history is not None else [events]
+        ts = np.concatenate([p.ts for p in parts])
+        columns = {c: np.concatenate([p.columns[c] for p in parts]) for c in kernel.columns}
+        if kernel.by:
+            keys = np.concatenate([p.keys[kernel.by] for p in parts])
+        else:
+            keys = np.concatenate([self._instruments(p) for p in parts])
+        out = np.full((len(kernel.slots), len(events.ts)), np.nan)
+        latency = np.int64(self.grid.latency_ns)
+        for key, rows in _groups(keys, np.arange(len(ts))).items():
+            if key == "":
+                continue  # no value: no group (NaN)
+            mine = rows[rows >= n_history]
+            if not len(mine):
+                continue
+            event_t = np.ascontiguousarray(ts[mine])
+            cols = [frozen(np.ascontiguousarray(columns[c][rows])) for c in kernel.columns]
+            params = self.engine.params(None if kernel.by else instrument[mine[0] - n_history], 0)
+            param_array = np.array([params.get(p, np.nan) for p in kernel.params], dtype=np.float64)
+            part = np.empty((len(kernel.slots), len(mine)))
+            module.reduce_events(
+                frozen(np.ascontiguousarray(ts[rows]), np.int64), *cols, param_array, event_t, event_t - latency, part
+            )
+            out[:, mine - n_history] = part
         return out
 
     def _evaluate(

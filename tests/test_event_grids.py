@@ -303,3 +303,109 @@ def test_feature_on_an_unknown_grid_and_bar_keys(tmp_path: Path) -> None:
     text = "\n".join(p.render() for p in check(root).diagnostics)
     assert "grid 'filz', which is not defined" in text and "did you mean 'fills'" in text
     assert "gives 'instruments'" in text
+
+
+OWN = """\
+spec_version: 1
+sources:
+  trades: {path: data/trades.parquet, symbol: token_id, time: ts, kind: events,
+           columns: {price: float64, size: float64}}
+  fills:
+    path: data/fills.parquet
+    time: ts
+    kind: events
+    columns:
+      price: float64
+      size: float64
+      buy_up: {expr: "where(side == 'BUY' and outcome == 'Up', size, 0)"}
+      buy_down: {expr: "where(side == 'BUY' and outcome == 'Down', size, 0)"}
+universes:
+  tokens: {from: trades, suffix: "t{symbol}"}
+grids:
+  fills: {events: fills, instrument: token_id, universe: tokens, keep: [event_key]}
+session: {timezone: UTC, open: "00:00", close: "24:00", trading_days_per_year: 365}
+"""
+
+OWN_FEATURES = """\
+spec_version: 1
+features:
+  - name: up_10s
+    grid: fills
+    formula: sum(fills.buy_up, window=10s, by=market_slug)
+  - name: down_10s
+    grid: fills
+    formula: sum(fills.buy_down, window=10s, by=market_slug)
+  - name: complete_set_10s
+    grid: fills
+    formula: (up_10s > 0) * (down_10s > 0)
+  - name: prev_own_price
+    grid: fills
+    formula: asof(fills.price)
+targets:
+  - name: target_complete_set_10s
+    grid: fills
+    formula: (sum(fills.buy_up, bucket=10s, by=market_slug) > 0) * (sum(fills.buy_down, bucket=10s, by=market_slug) > 0)
+"""
+
+
+def _own_project(root: Path, seed: int = 0) -> tuple[Path, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    n = 300
+    token = rng.choice(["u1", "d1", "u2", "d2"], n)
+    fills = pd.DataFrame(
+        {
+            "ts": np.sort(T0 + rng.integers(0, 200, n) * S),  # whole seconds: many ties
+            "token_id": token,
+            "market_slug": np.where(np.isin(token, ["u1", "d1"]), "m1", "m2"),
+            "outcome": np.where(np.char.startswith(token.astype(str), "u"), "Up", "Down"),
+            "side": rng.choice(["BUY", "BUY", "SELL"], n),
+            "event_key": [f"k{i}" for i in range(n)],
+            "price": rng.uniform(0.3, 0.7, n).round(2),
+            "size": rng.uniform(1, 9, n).round(1),
+        }
+    )
+    trades = pd.DataFrame({"ts": [T0], "token_id": ["u1"], "price": [0.5], "size": [1.0]})
+    trades = pd.concat([trades.assign(token_id=t) for t in ["u1", "d1", "u2", "d2"]])
+    _project(root, trades, fills, features=OWN_FEATURES)
+    (root / "specs" / "project.yaml").write_text(OWN)
+    return root, fills
+
+
+def test_windows_over_own_earlier_events_by_a_key(tmp_path: Path) -> None:
+    root, fills = _own_project(tmp_path)
+    got = _run(root)
+    t = fills.ts.to_numpy(np.int64)
+    up = np.where((fills.side == "BUY") & (fills.outcome == "Up"), fills["size"], 0.0)
+    down = np.where((fills.side == "BUY") & (fills.outcome == "Down"), fills["size"], 0.0)
+    for i in range(len(fills)):
+        same = fills.market_slug.to_numpy() == fills.market_slug.iloc[i]
+        earlier = same & (t >= t[i] - 10 * S) & (t < t[i])  # fills of the same second are not earlier
+        bucket = same & (t // (10 * S) == t[i] // (10 * S))  # the seed's label: the whole bucket
+        own = (fills.token_id.to_numpy() == fills.token_id.iloc[i]) & (t < t[i])
+        assert got.up_10s_tokens[i] == pytest.approx(up[earlier].sum())
+        assert got.down_10s_tokens[i] == pytest.approx(down[earlier].sum())
+        assert got.complete_set_10s_tokens[i] == float(up[earlier].sum() > 0 and down[earlier].sum() > 0)
+        assert got.target_complete_set_10s_tokens[i] == float(up[bucket].sum() > 0 and down[bucket].sum() > 0)
+        want = fills.price[own].iloc[-1] if own.any() else np.nan
+        np.testing.assert_equal(got.prev_own_price_tokens[i], want)
+    # the leak is real on this data: the bucket label flags more fills than the strictly-before one
+    assert got.target_complete_set_10s_tokens.sum() > got.complete_set_10s_tokens.sum()
+
+
+def test_a_bucket_is_lookahead_in_a_feature(tmp_path: Path) -> None:
+    root, _ = _own_project(tmp_path)
+    leak = "spec_version: 1\nfeatures:\n  - name: leak\n    grid: fills\n    formula: sum(fills.buy_up, bucket=10s)\n"
+    (root / "specs" / "features.yaml").write_text(leak)
+    text = "\n".join(p.render() for p in check(root).diagnostics)
+    assert "lookahead" in text and "window=10s" in text and "specs/features.yaml:5" in text
+
+
+def test_audit_cuts_at_event_times(tmp_path: Path) -> None:
+    from fspec.runtime.audit import audit
+
+    root, _ = _own_project(tmp_path)
+    compile_project(root)
+    report = audit(load_manifest(root), cuts=40, seed=3)
+    assert report.ok, report.render()
+    assert report.features == 4 and report.targets == 1 and report.rows_compared > 0
+    assert not report.static_targets  # the bucket label changes when later fills are cut away: it looks ahead
