@@ -1,0 +1,1 @@
+"""Independent oracles: plain computations of what fspec must produce, written without fspec's code."""
