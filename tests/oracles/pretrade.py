@@ -10,7 +10,7 @@ context strictly before it, and the seed's complete-set labels.
 Nothing here imports fspec. There are three implementations of the market-context features, written
 independently of each other (numpy, DuckDB, polars), and two of the complete-set labels (numpy/pandas).
 
-The contract (docs: DESIGN section 6, "Grids"), per column
+The contract of event grids (issue 14), per column
     A fill at time ``t`` with latency ``L`` (ns) looks at ``t' = t - L``, and only at the market rows of its own
     ``token_id``. Rows are taken in time order, stably (ties keep the order of the market_trades frame).
 
@@ -32,13 +32,14 @@ The features (examples/pretrade_fills/specs/features.yaml), each a float64 colum
     mt_return_30s    asof(price) - asof(price, ago=30s)
     mt_return_5m     asof(price) - asof(price, ago=5m)
     mt_notional_60s  sum(price * size, window=60s)
+    A return is NaN where either of its as-of values is. Counts are float64 like everything fspec writes.
 
 Inputs
     fills: a DataFrame with at least ``ts`` (datetime, tz-aware or naive UTC), ``token_id`` (str); for the
     complete-set labels also ``market_slug``, ``side``, ``outcome``, ``size``. Any order, any index.
     market_trades: ``ts``, ``token_id``, ``price``, ``size``; any order.
-Every function returns a new DataFrame with the fills' index and rows in the fills' order: the fills' own
-columns, then the computed ones (float64).
+Every context_* and complete_set_* function returns a new DataFrame with the fills' index and rows in the
+fills' order: the fills' own columns, then the computed ones (float64).
 """
 
 from __future__ import annotations
