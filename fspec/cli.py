@@ -162,9 +162,13 @@ def validate(project: str | None, fmt: str, with_data: bool) -> None:
         features = checked.plan.features
         columns = sum(max(len(f.members), 1) for f in features)
         published = sum(max(len(f.members), 1) for f in features if f.publish)
+        grids = "".join(
+            f"; grid {g.grid.name}: {len(g.features)} feature(s) in {len(g.kernels)} event kernel(s)"
+            for g in checked.grids
+        )
         click.echo(
             f"ok: {len(features)} compiled feature(s) for {columns} feature instances ({published} published) in "
-            f"{len(checked.plan.kernels)} tick kernel(s)"
+            f"{len(checked.plan.kernels)} tick kernel(s){grids}"
         )
 
 

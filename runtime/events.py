@@ -39,6 +39,8 @@ from fspec.runtime.sources import (
     source_path,
 )
 
+Labels = tuple[np.ndarray, list[str]]  # each row's code (-1: none) into the names
+
 
 @dataclass(frozen=True)
 class Events:
@@ -50,7 +52,8 @@ class Events:
     symbols: list[str]
     columns: dict[str, np.ndarray]
     kept: pa.Table
-    keys: dict[str, np.ndarray] = field(default_factory=dict)  # by-column -> each event's text ('' for none)
+    # by-column -> each event's code (-1 for none) into that column's texts
+    keys: dict[str, Labels] = field(default_factory=dict)
 
     def take(self, rows: slice | np.ndarray) -> Events:
         kept = self.kept.slice(rows.start, rows.stop - rows.start) if isinstance(rows, slice) else self.kept.take(rows)
@@ -60,7 +63,7 @@ class Events:
             self.symbols,
             {k: v[rows] for k, v in self.columns.items()},
             kept,
-            {k: v[rows] for k, v in self.keys.items()},
+            {k: (codes[rows], names) for k, (codes, names) in self.keys.items()},
         )
 
 
@@ -114,15 +117,41 @@ def _event_frame(root: Path, source: SourceDef, grid: GridDef, day: str) -> tupl
     return _read(path, source.format, list(dict.fromkeys(wanted)), shown, header=source.header), shown
 
 
-def _texts(frame: Frame, column: str) -> np.ndarray:
-    """A column's values as text (an object array; '' where missing): the keys of by= groups."""
+def _labels(frame: Frame, column: str) -> Labels:
+    """A column's values as codes into its texts (-1 where missing): the keys of by= groups."""
     if isinstance(frame, pa.Table):
         encoded = pc.dictionary_encode(frame.column(column)).combine_chunks()
-        uniques = np.array([_symbol_text(u) for u in encoded.dictionary.to_pylist()] + [""], dtype=object)
-        indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        return uniques[indices]
-    values = frame[column]
-    return np.where(values.isna(), "", values.astype(str)).astype(object)
+        indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return indices, [_symbol_text(u) for u in encoded.dictionary.to_pylist()]
+    import pandas as pd
+
+    codes, uniques = pd.factorize(frame[column])
+    return codes.astype(np.int64), [_symbol_text(u) for u in uniques]
+
+
+def _merged(parts: list[Labels]) -> Labels:
+    """Labels of rows from several files as codes into one list of names."""
+    if len(parts) == 1:
+        return parts[0]
+    names = sorted({n for _, part_names in parts for n in part_names})
+    index = {n: i for i, n in enumerate(names)}
+    codes = [np.array([index[n] for n in part_names] + [-1], dtype=np.int64)[c] for c, part_names in parts]
+    return np.concatenate(codes), names
+
+
+def _groups(labels: Labels, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of each label (rows with none are in no group), each group in the rows' order (time order)."""
+    codes, names = labels
+    valid = np.flatnonzero(codes >= 0)
+    if not len(valid):
+        return {}
+    order = valid[np.argsort(codes[valid], kind="stable")]
+    sorted_codes = codes[order]
+    edges = np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1
+    return {
+        names[int(sorted_codes[lo])]: rows[order[lo:hi]]
+        for lo, hi in zip([0, *edges], [*edges, len(order)], strict=True)
+    }
 
 
 def _kept(frame: Frame, columns: tuple[str, ...]) -> pa.Table:
@@ -144,7 +173,7 @@ def load_events(root: Path, source: SourceDef, grid: GridDef, day: str) -> Event
         else:
             columns[name] = _scaled(_numeric(frame, spec.source_column, shown), spec.scale)
     codes, symbols = _symbol_codes(frame, grid.instrument_column, shown)
-    keys = {c: _texts(frame, c) for c in _by_columns(grid)}
+    keys = {c: _labels(frame, c) for c in _by_columns(grid)}
     events = Events(ts, codes.astype(np.int64), symbols, columns, _kept(frame, grid.keep), keys)
     if source.filter_tree is not None:
         events = events.take(np.flatnonzero(_row_values(source.filter_tree, frame, shown) != 0))
@@ -216,17 +245,20 @@ class GridRunner:
             keys = tuple(k for k, i in project.instruments.items() if i.universe is None)
         return {project.instruments[k].symbol: k for k in keys}
 
-    def _instruments(self, events: Events) -> np.ndarray:
-        """Each event's instrument key ('' where its instrument column names none of the grid's)."""
+    def _instruments(self, events: Events) -> Labels:
+        """Each event's instrument, as a code into the grid's instrument keys (-1 where its instrument column
+        names none of them)."""
         members = self.members()
-        lookup = np.array([members.get(s, "") for s in events.symbols] + [""], dtype=object)
-        return lookup[events.codes]  # -1 (no symbol) reads the trailing ''
+        keys = sorted(set(members.values()))
+        index = {k: i for i, k in enumerate(keys)}
+        lookup = np.array([index.get(members.get(s, ""), -1) for s in events.symbols] + [-1], dtype=np.int64)
+        return lookup[events.codes], keys  # an event with no symbol (-1) reads the trailing -1
 
     def compute(self, day: str) -> EventDayResult:
         events = self.events(day)
         n = len(events.ts)
-        instrument = self._instruments(events)
-        unmatched = instrument == ""
+        instruments = self._instruments(events)
+        unmatched = instruments[0] < 0
         self.counts.events += n
         self.counts.days += 1
         if unmatched.any():
@@ -234,14 +266,14 @@ class GridRunner:
             for s in sorted({events.symbols[c] for c in np.unique(events.codes[unmatched]) if c >= 0})[:3]:
                 if s not in self.counts.examples and len(self.counts.examples) < 3:
                     self.counts.examples.append(s)
-        groups = _groups(instrument[~unmatched], np.flatnonzero(~unmatched))
+        groups = _groups(instruments, np.arange(n))
         slots = {
-            k.slot_source: self._own_reads(k, day, events, instrument)
+            k.slot_source: self._own_reads(k, day, events)
             if k.source == self.grid.events
             else self._reads(k, day, events, groups)
             for k in self.grid.kernels
         }
-        values = self._evaluate(events, slots, instrument, groups)
+        values = self._evaluate(events, slots, unmatched, groups)
         return EventDayResult(day, self.grid, events.ts, events.kept, values)
 
     def _market_rows(self, source: str, instrument: str, day: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -269,7 +301,7 @@ class GridRunner:
                 self.counts.ties += int(
                     np.count_nonzero(np.searchsorted(ts, cut, side="right") > np.searchsorted(ts, cut, side="left"))
                 )
-            cols = [frozen(columns[c]) if c in columns else np.full(len(ts), np.nan) for c in kernel.columns]
+            cols = [frozen(columns[c] if c in columns else np.full(len(ts), np.nan)) for c in kernel.columns]
             params = self.engine.params(instrument, 0)
             param_array = np.array([params.get(p, np.nan) for p in kernel.params], dtype=np.float64)
             part = np.empty((len(kernel.slots), len(rows)))
@@ -277,7 +309,7 @@ class GridRunner:
             out[:, rows] = part
         return out
 
-    def _own_reads(self, kernel: Any, day: str, events: Events, instrument: np.ndarray) -> np.ndarray:
+    def _own_reads(self, kernel: Any, day: str, events: Events) -> np.ndarray:
         """A kernel over the grid's own events: each event reads the earlier events of its group (its instrument,
         or its value of the column ``by``), of its day and the day before that has events."""
         module = load_kernel(self.engine.manifest.root / kernel.path, kernel.module)
@@ -287,21 +319,16 @@ class GridRunner:
         parts = [history, events] if history is not None else [events]
         ts = np.concatenate([p.ts for p in parts])
         columns = {c: np.concatenate([p.columns[c] for p in parts]) for c in kernel.columns}
-        if kernel.by:
-            keys = np.concatenate([p.keys[kernel.by] for p in parts])
-        else:
-            keys = np.concatenate([self._instruments(p) for p in parts])
-        out = np.full((len(kernel.slots), len(events.ts)), np.nan)
+        labels = _merged([p.keys[kernel.by] if kernel.by else self._instruments(p) for p in parts])
+        out = np.full((len(kernel.slots), len(events.ts)), np.nan)  # an event with no key value is in no group
         latency = np.int64(self.grid.latency_ns)
-        for key, rows in _groups(keys, np.arange(len(ts))).items():
-            if key == "":
-                continue  # no value: no group (NaN)
+        for key, rows in _groups(labels, np.arange(len(ts))).items():
             mine = rows[rows >= n_history]
             if not len(mine):
                 continue
             event_t = np.ascontiguousarray(ts[mine])
             cols = [frozen(np.ascontiguousarray(columns[c][rows])) for c in kernel.columns]
-            params = self.engine.params(None if kernel.by else instrument[mine[0] - n_history], 0)
+            params = self.engine.params(None if kernel.by else key, 0)
             param_array = np.array([params.get(p, np.nan) for p in kernel.params], dtype=np.float64)
             part = np.empty((len(kernel.slots), len(mine)))
             module.reduce_events(
@@ -311,7 +338,7 @@ class GridRunner:
         return out
 
     def _evaluate(
-        self, events: Events, slots: dict[str, np.ndarray], instrument: np.ndarray, groups: dict[str, np.ndarray]
+        self, events: Events, slots: dict[str, np.ndarray], unmatched: np.ndarray, groups: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         n = len(events.ts)
         values: dict[str, np.ndarray] = {}
@@ -333,19 +360,8 @@ class GridRunner:
             return per_event[None, :]
 
         inputs = BarInputs(1, n, np.zeros(n, dtype=np.int64), slot, feature, param)
-        unmatched = instrument == ""
         for f in self.grid.features:
             result = evaluate(f.tree, inputs)[0].copy()
             result[unmatched] = np.nan  # an event of no known instrument has no market: every value is NaN
             values[f.name] = result
         return values
-
-
-def _groups(instruments: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The event rows of each instrument, in time order (rows are in time order)."""
-    if not len(rows):
-        return {}
-    order = np.argsort(instruments, kind="stable")
-    keys = instruments[order]
-    edges = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-    return {str(keys[lo]): rows[order[lo:hi]] for lo, hi in zip([0, *edges], [*edges, len(keys)], strict=True)}

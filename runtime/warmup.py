@@ -10,7 +10,7 @@ import numpy as np
 
 from fspec.operators import REGISTRY
 from fspec.runtime.evaluate import apply_bar_operator, operator_constants
-from fspec.runtime.kernels import load_kernel, reduce_session
+from fspec.runtime.kernels import frozen, load_kernel, reduce_session
 from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
 
 
@@ -27,13 +27,27 @@ def warm_manifest(manifest: Manifest) -> int:
         ts = np.zeros(2, dtype=np.int64)
         cols = [np.ones(2) for _ in kernel.columns]
         reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel.params)))
+    event_kernels = [k for grid in manifest.data.grids for k in grid.kernels]
+    for kernel in event_kernels:  # typed as runtime/events.py calls them: read-only rows, writable events
+        module = load_kernel(root / kernel.path, kernel.module)
+        cols = [frozen(np.ones(2)) for _ in kernel.columns]
+        events = np.zeros(1, dtype=np.int64)
+        out = np.empty((len(kernel.slots), 1))
+        module.reduce_events(
+            frozen(np.zeros(2, dtype=np.int64), np.int64),
+            *cols,
+            np.ones(len(kernel.params)),
+            events,
+            events.copy(),
+            out,
+        )
     calls = bar_operator_calls(manifest)
     for op, arity, consts in calls:
         apply_bar_operator(op, [np.ones((1, 2))] * arity, consts, np.zeros(2, dtype=np.int64))
     compiled_fallbacks = numpy_fallbacks(manifest)
     for op in compiled_fallbacks:  # elementwise operators numexpr has not, some of them compiled by numba
         REGISTRY[op].numpy(*[np.ones((1, 2))] * len(REGISTRY[op].expr_params))  # type: ignore[misc]
-    return len(manifest.kernels) + len(calls) + len(compiled_fallbacks)
+    return len(manifest.kernels) + len(event_kernels) + len(calls) + len(compiled_fallbacks)
 
 
 def numpy_fallbacks(manifest: Manifest) -> list[str]:

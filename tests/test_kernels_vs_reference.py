@@ -22,7 +22,7 @@ from conftest import FspecProject, make_project
 from reference import SUPPORTED, Reference, Result, column_name, mismatches
 
 from fspec.compiler import ir
-from fspec.operators import CROSS, REGISTRY
+from fspec.operators import CROSS, EVENT, REGISTRY
 from fspec.runtime.manifest import load_manifest
 from fspec.runtime.run import RunOptions, run
 
@@ -416,7 +416,12 @@ def features_under_test() -> dict[str, list[str]]:
 
 def registry_examples() -> dict[str, tuple[str, str]]:
     """Features from the operators' own ``examples`` (formulas over trades.price and trades.size)."""
-    return {f"ex_{name}_{j}": (name, formula) for name, op in REGISTRY.items() for j, formula in enumerate(op.examples)}
+    return {
+        f"ex_{name}_{j}": (name, formula)
+        for name, op in REGISTRY.items()
+        if op.kind != EVENT  # event grids' operators: tests/test_event_grids.py
+        for j, formula in enumerate(op.examples)
+    }
 
 
 def feature_specs() -> dict[str, object]:
@@ -458,7 +463,8 @@ def _uses(tree: ir.Node, op: str) -> list[ir.Apply]:
 
 # Cross-sectional operators need a universe's members at each bar, which this project of instruments listed by
 # hand has not: tests/test_operators_cross.py checks each against pandas, on its own and in a universe's run.
-@pytest.mark.parametrize("op", sorted(n for n, o in REGISTRY.items() if o.kind != CROSS))
+# Event operators (asof, age) exist on event grids only: tests/test_event_grids.py checks each against its reference.
+@pytest.mark.parametrize("op", sorted(n for n, o in REGISTRY.items() if o.kind not in (CROSS, EVENT)))
 def test_operator_matches_reference(synthetic, op):
     """Iterates the registry: a new operator fails here until the reference and a test feature cover it."""
     project, ref, results = synthetic
