@@ -3,7 +3,8 @@
 For each source the first file its path template matches is opened for its column names only (the schema of a
 parquet file, the header of a CSV): every column the source reads (its time, date, day and symbol columns,
 its mapped columns, and those its filter and computed columns use) must be there, else an error at the spec
-line that names it, with a did-you-mean from the file's columns.
+line that names it, with a did-you-mean from the file's columns. An event grid's events source is read too, with
+the grid's instrument and kept columns.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]
     problems = []
     read = {c for inst in project.instruments.values() for _, c in inst.use}
     read |= {project.sources[s].asof_source for s in read if project.sources[s].asof_source}
+    grid_reads: dict[str, list[tuple[str, Any]]] = {}
+    for grid in project.grids.values():  # an event grid reads its events' file: the instrument and kept columns
+        if grid.events in project.sources:
+            read.add(grid.events)
+            grid_reads.setdefault(grid.events, []).extend(grid.reads_at)
     for src in project.sources.values():
         if src.name not in read:
             continue  # no instrument reads it: its files need not exist
@@ -43,7 +49,7 @@ def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]
         except (OSError, ValueError) as exc:
             problems.append(Diagnostic(src.pos, f"{shown}: cannot read its columns: {exc}", "", "data"))
             continue
-        used = list(src.reads_at)
+        used = list(src.reads_at) + grid_reads.get(src.name, [])
         for key, where in ((src.name, src.filter_pos), *((f"{src.name}.{c}", p) for c, p, _ in src.expr_at)):
             if key in trees and where is not None:
                 used += [(column, where) for column in tree_columns(trees[key])]

@@ -130,6 +130,7 @@ class GridSpec:
     keep: tuple[str, ...]
     suffix: str  # the instrument token of its columns
     pos: Position
+    reads_at: tuple[tuple[str, Position], ...] = ()  # the events' file columns it names, and where
 
 
 @dataclass(frozen=True)
@@ -470,8 +471,11 @@ def _grids(
                     )
                 )
         suffix = raw.get("suffix") or universe or name
+        reads_at = ((raw["instrument"], doc.pos((*at, "instrument"))),) + tuple(
+            (column, doc.pos((*at, "keep", i))) for i, column in enumerate(keep)
+        )
         grids[name] = GridSpec(
-            name, events, raw["instrument"], universe, max(latency, 0), keep, suffix, doc.pos(at, key=True)
+            name, events, raw["instrument"], universe, max(latency, 0), keep, suffix, doc.pos(at, key=True), reads_at
         )
     return grids, problems
 

@@ -51,7 +51,42 @@ def _interval_text(interval: int | None, intervals: tuple[int, ...], publish: bo
     return shown if publish else f"{shown} (computed, not written)"
 
 
+def _explain_event_column(manifest: Manifest, column: str) -> str | None:
+    """An event grid's column: its reads, each strictly before the event's cut (its time minus the latency)."""
+    for grid in manifest.data.grids:
+        for f in grid.features:
+            if column.lower() not in (grid.column(f.name), f.name):
+                continue
+            kernels = {k.slot_source: k for k in grid.kernels}
+            slots = sorted({(n["source"], n["slot"]) for n in _walk(f.tree) if "slot" in n and n["source"]})
+            lines = [
+                f"column:      {grid.column(f.name)}",
+                f"feature:     {f.name}" + (" (target)" if f.is_target else "") + ("" if f.publish else " (helper)"),
+                f"grid:        {grid.name}: one row per event of '{grid.events}', the instrument in its column "
+                f"'{grid.instrument_column}', latency {grid.latency_ns / 1e6:g} ms",
+                f"defined at:  {f.file}:{f.line}",
+                f"description: {f.description or '-'}",
+                f"formula:     {f.formula}",
+                f"resolved:    {f.resolved}",
+                (
+                    "window:      LOOKAHEAD (a target's): the event's whole bucket, rows after the event included"
+                    if "bucket=" in f.resolved
+                    else f"window:      no row at or after the cut; windows and ago reach {f.lookback_ns / 1e9:g} s "
+                    "before it (asof: the last row before, from the event's session and the one before it)"
+                ),
+                "depends on:  " + (", ".join(f.deps) or "-"),
+            ]
+            for source, index in slots:
+                k = kernels[source]
+                lines.append(f"kernel:      {k.path} slot {index}: {k.slots[index]}")
+            return "\n".join(lines)
+    return None
+
+
 def explain_column(manifest: Manifest, column: str) -> str:
+    found = _explain_event_column(manifest, column)
+    if found is not None:
+        return found
     f, instrument, interval = _find(manifest, column)
     kernels = manifest.kernels
     slots = sorted({(n["source"], n["slot"]) for n in _walk(f.tree) if "slot" in n})

@@ -18,7 +18,7 @@ class Row:
     column: str
     feature: str
     instrument: str  # '' for a cross-asset column
-    interval: str  # the file's bar width (30s, session); a volume-clocked column is sampled on that grid
+    interval: str  # the file's bar width (30s, session) or event grid; a volume-clocked column is sampled on it
     clock: str
     target: bool
     spec: str  # file:line of its definition
@@ -46,12 +46,27 @@ def list_columns(manifest: Manifest, words: Sequence[str] | None, state: Path | 
                     f"{f.file}:{f.line}",
                 )
             )
+    if not words:  # a run writes event grids in full (a selection picks bar columns)
+        for grid in manifest.data.grids:
+            for g in grid.features:
+                if g.publish:
+                    rows.append(
+                        Row(
+                            grid.column(g.name),
+                            g.name,
+                            grid.suffix,
+                            grid.name,
+                            "event",
+                            g.is_target,
+                            f"{g.file}:{g.line}",
+                        )
+                    )
     return rows
 
 
 def render(rows: list[Row]) -> str:
     """An aligned table and a count line."""
-    head = ("column", "feature", "instrument", "interval", "spec")
+    head = ("column", "feature", "instrument", "interval or grid", "spec")
     table = [head] + [
         (
             r.column,

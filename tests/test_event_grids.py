@@ -453,3 +453,20 @@ def test_event_operators_match_their_references(tmp_path: Path) -> None:
             event_t = fills.ts.to_numpy(np.int64)[mine]
             want[mine] = REGISTRY[name].reference(m.ts.to_numpy(np.int64), m.price.to_numpy(), event_t, event_t - shift)
         np.testing.assert_allclose(got[f"ex_{j}_tokens"], want, rtol=1e-15, err_msg=formula)
+
+
+def test_ls_explain_and_validate_data_know_grids(tmp_path: Path) -> None:
+    root = _project(tmp_path, _trades(), _fills())
+    compile_project(root)
+    listed = CliRunner().invoke(main, ["ls", "--project", str(root)])
+    assert listed.exit_code == 0, listed.output
+    assert "px_10s_ago_tokens" in listed.output and "fills" in listed.output
+    shown = CliRunner().invoke(main, ["explain", "--project", str(root), "vol_10s_tokens"])
+    assert shown.exit_code == 0, shown.output
+    assert "grid:        fills" in shown.output and "no row at or after the cut" in shown.output
+    assert "sum(trades.size, window=10s)" in shown.output
+    project = root / "specs" / "project.yaml"
+    project.write_text(project.read_text().replace("keep: [event_key, token_id]", "keep: [event_kee, token_id]"))
+    checked = CliRunner().invoke(main, ["validate", "--project", str(root), "--data"])
+    assert checked.exit_code == 1 and "column 'event_kee' is not in data/fills.parquet" in checked.output
+    assert "did you mean 'event_key'" in checked.output
