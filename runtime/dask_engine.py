@@ -50,6 +50,7 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
             members=members,
             spec_hash=manifest.data.spec_hash,
             fspec_version=__version__,
+            grids=tuple(plan.grids),
         )
         for day in plan.dates
     ]

@@ -43,6 +43,7 @@ class DayTask:
     members: dict[str, list[str]]  # each universe's symbols, found once by the client
     spec_hash: str  # of the build the client checked
     fspec_version: str  # the client's
+    grids: tuple[str, ...] = ()  # the event grids it writes
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def run_day(task: DayTask) -> DayOutcome:
         with warnings.catch_warnings(record=True) as caught, arrow_allocator():
             warnings.simplefilter("always")
             engine = Engine(manifest)
-            results = compute_day(engine, task.day, list(task.intervals), task.at)
+            results = compute_day(engine, task.day, list(task.intervals), task.at, list(task.grids))
             written = write_day(manifest, results, task.at, Path(task.out_dir))
     shown = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     return DayOutcome(task.day, [str(p) for p in written], shown)

@@ -108,7 +108,7 @@ def test_shipped_sample_is_byte_identical(sample_project: FspecProject, tmp_path
     assert "wrote " in out
 
 
-@pytest.mark.parametrize("example", ["closing_auction", "crypto_24h"])
+@pytest.mark.parametrize("example", ["closing_auction", "crypto_24h", "pretrade_fills"])
 def test_example_is_byte_identical(example: str, tmp_path: Path, scheduler: str) -> None:
     files = _same_as_local(_copy_example(example, tmp_path), tmp_path, scheduler)
     assert len(files) >= 2
