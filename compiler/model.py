@@ -471,9 +471,8 @@ def _grids(
                     )
                 )
         suffix = raw.get("suffix") or universe or name
-        reads_at = ((raw["instrument"], doc.pos((*at, "instrument"))),) + tuple(
-            (column, doc.pos((*at, "keep", i))) for i, column in enumerate(keep)
-        )
+        kept_at = [(column, doc.pos((*at, "keep", i))) for i, column in enumerate(keep)]
+        reads_at = ((raw["instrument"], doc.pos((*at, "instrument"))), *kept_at)
         grids[name] = GridSpec(
             name, events, raw["instrument"], universe, max(latency, 0), keep, suffix, doc.pos(at, key=True), reads_at
         )
