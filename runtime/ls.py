@@ -66,7 +66,7 @@ def list_columns(manifest: Manifest, words: Sequence[str] | None, state: Path | 
 
 def render(rows: list[Row]) -> str:
     """An aligned table and a count line."""
-    head = ("column", "feature", "instrument", "interval or grid", "spec")
+    head = ("column", "feature", "instrument", "interval", "spec")  # an event grid's name for its columns
     table = [head] + [
         (
             r.column,

@@ -196,9 +196,17 @@ class Engine:
     # each event grid's runner (its events' files, counts for the run's summary)
     runners: dict[str, GridRunner] = field(default_factory=dict)
     _grid_dates: dict[str, list[str]] = field(default_factory=dict)
+    _needs: dict[tuple[Key, ...], list[Key]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.runners = {g.name: GridRunner(self, g) for g in self.manifest.data.grids}
+
+    def needs(self, keys: list[Key]) -> list[Key]:
+        """The columns ``keys`` need, dependencies first: the same every day of a run, so found once."""
+        found = self._needs.get(tuple(keys))
+        if found is None:
+            found = self._needs[tuple(keys)] = with_dependencies(self.manifest, keys)
+        return found
 
     def grid_dates(self, grid: str) -> list[str]:
         if grid not in self._grid_dates:
@@ -609,9 +617,7 @@ def compute_day(
 ) -> list[DayResult | EventDayResult]:
     """Every interval and event grid of ``day``, computed before any is written: bad data writes nothing for the
     day. A grid with no events that day writes no file."""
-    results: list[DayResult | EventDayResult] = [
-        engine.compute(day, i, with_dependencies(engine.manifest, at[i])) for i in intervals
-    ]
+    results: list[DayResult | EventDayResult] = [engine.compute(day, i, engine.needs(at[i])) for i in intervals]
     results += [engine.runners[g].compute(day) for g in grids or () if day in engine.grid_dates(g)]
     return results
 

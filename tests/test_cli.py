@@ -383,17 +383,19 @@ def test_run_metadata(sample: Path, sample_out: Path, manifest: dict) -> None:
     assert set(m["columns"]) == set(names)
     for name in names:
         col = m["columns"][name]
-        assert isinstance(col["formula"], str) and col["formula"], name
+        feature = m["features"][col["feature"]]  # what every column of the feature shares, written once
+        assert isinstance(feature["formula"], str) and feature["formula"], name
         assert isinstance(col["lineage"], list), name
-        left, right = col["window"]
+        left, right = feature["window"]
         assert isinstance(left, int) and isinstance(right, int) and left >= 0, name
         if not name.startswith("target_"):
-            assert right <= 0, f"{name} reads the future: window {col['window']}"
-    assert m["columns"]["vwap_30s_spy"]["formula"] == "wmean(trades.price, trades.size)"
+            assert right <= 0, f"{name} reads the future: window {feature['window']}"
+    assert m["features"]["vwap"]["formula"] == "wmean(trades.price, trades.size)"
+    assert m["columns"]["vwap_30s_spy"] == {"feature": "vwap", "instrument": "spy", "lineage": []}
     lineage = {tuple(x) for x in m["columns"]["vwap_deviation_30s_spy"]["lineage"]}
     assert {("vwap", "spy"), ("mid", "spy")} <= lineage
-    assert m["columns"]["ret_lag_10_30s_spy"]["window"][0] >= 10
-    assert m["columns"]["target_next_window_return_30s_spy"]["window"][1] >= 1
+    assert m["features"]["ret_lag_10"]["window"][0] >= 10
+    assert m["features"]["target_next_window_return"]["window"][1] >= 1
 
 
 def test_run_output_file_is_readable_like_other_files(sample_out: Path, tmp_path: Path) -> None:

@@ -164,7 +164,7 @@ def test_file_layout_and_metadata(tmp_path: Path) -> None:
     meta = json.loads(table.schema.metadata[b"fspec"])
     assert meta["grid"] == "fills" and meta["latency_seconds"] == 0
     assert meta["columns"]["px_10s_ago_tokens"]["feature"] == "px_10s_ago"  # a window in the name parses back
-    assert meta["columns"]["vol_10s_tokens"]["lookback_seconds"] == 10
+    assert meta["features"]["vol_10s"]["lookback_seconds"] == 10
     assert meta["columns"]["edge_tokens"]["lineage"] == [["last_px", "tokens"]]
 
 
