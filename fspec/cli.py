@@ -65,12 +65,15 @@ def _root(project: str | None) -> Path:
 
 
 def _progress(unit: str) -> Callable[[Iterable[Any], int], Iterable[Any]]:
-    """A progress bar on a terminal (stderr), silent otherwise: CI logs stay clean."""
+    """A progress bar on stderr when it is a terminal, nothing otherwise: CI logs and pipes stay clean. The bar
+    is cleared when it ends, so what the command prints (its summary lines, on stdout) reads as without it."""
 
     def wrap(items: Iterable[Any], total: int) -> Iterable[Any]:
+        if not sys.stderr.isatty():
+            return items
         from tqdm import tqdm
 
-        return tqdm(items, total=total, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr)
+        return tqdm(items, total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
     return wrap
 
@@ -191,7 +194,7 @@ def compile(project: str | None, no_jit: bool) -> None:
     if not no_jit:
         from fspec.runtime.warmup import warm_kernels
 
-        warm_kernels(root)
+        warm_kernels(root, on_progress=_progress("function"))
     click.echo(
         f"compiled {len(kernels)} kernel(s) and {manifest_path.relative_to(root)} "
         f"in {time.perf_counter() - started:.1f}s"
