@@ -27,6 +27,7 @@ import numpy as np
 from fspec import __version__
 from fspec.errors import OutputError
 from fspec.files import display, follow_umask
+from fspec.grain import natural_key
 from fspec.manifest import Key
 from fspec.naming import interval_token
 from fspec.runtime.columns import with_dependencies
@@ -42,6 +43,7 @@ MAX_DAYS = 10  # the sparkline reads at most the last 10 days' files of an inter
 SPARK_WIDTH, SPARK_HEIGHT, SPARK_PAD = 360, 56, 3
 MAX_BUCKETS = 120  # one bucket per three pixels: each draws the bucket's lowest and highest value
 LAYER_CAP = 10  # lineage nodes drawn per layer; the rest become one "+N more" node
+LINK_CAP = 12  # columns listed under "depends on" and "used by" (a cross-section reads every member's)
 CHAR_WIDTH, NODE_HEIGHT, ROW_GAP, LAYER_GAP, NODE_PAD = 6.8, 22.0, 8.0, 36.0, 8.0
 
 
@@ -137,8 +139,10 @@ class Entry:
     window: str
     warmup: str
     lookahead: str
-    depends: tuple[Link, ...]
+    depends: tuple[Link, ...]  # the first LINK_CAP
+    depends_more: int  # how many more there are
     used_by: tuple[Link, ...]
+    used_by_more: int
     lineage: Lineage
     plot: Sparkline | None
     plot_note: str  # why there is no plot, or which file it comes from
@@ -189,6 +193,8 @@ def build_catalog(
         def link(k: Key, interval: int = interval, row: Row = row) -> Link:
             return Link(column_of(manifest.feature(*k), k[1], interval), anchors.get((row.interval, k)))
 
+        depends = [link(k) for k in dict.fromkeys(f.deps_of(key[1]))]
+        used_by = [link(k) for k in users.get(key, [])]
         values = series.get((row.interval, row.column))
         plot = _sparkline(values[0], values[1]) if values is not None else None
         note = notes.get((row.interval, row.column), "")
@@ -210,8 +216,10 @@ def build_catalog(
                 window=window_text(f),
                 warmup=warmup_text(manifest, f, interval),
                 lookahead=lookahead_text(f),
-                depends=tuple(link(k) for k in dict.fromkeys(f.deps_of(key[1]))),
-                used_by=tuple(link(k) for k in users.get(key, [])),
+                depends=tuple(depends[:LINK_CAP]),
+                depends_more=max(0, len(depends) - LINK_CAP),
+                used_by=tuple(used_by[:LINK_CAP]),
+                used_by_more=max(0, len(used_by) - LINK_CAP),
                 lineage=lineage(manifest, key, interval, lambda k, i=row.interval: anchors.get((i, k))),
                 plot=plot,
                 plot_note=note,
@@ -309,15 +317,17 @@ def lineage(manifest: Manifest, key: Key, interval: int, anchor: Callable[[Key],
     layers: list[list[Any]] = [[] for _ in range(max(depth.values()) + 1)]
     for node in names:
         layers[depth[node]].append(node)
+    layers = [layer for layer in layers if layer]  # no source (a column of constants): no first layer
     placed: dict[Any, int] = {}
     shown: list[list[tuple[Any, str, str]]] = []  # (node, label, kind) per layer
     for d, layer in enumerate(layers):
-        # order each layer by the mean position of what it reads (fewer crossings), then by name
+        # order each layer by the mean position of what it reads (fewer crossings), then by name; what reads
+        # nothing drawn (its inputs folded into "+N more") comes last
         def centre(n: Any) -> float:
             seen = [placed[i] for i in inputs.get(n, []) if i in placed]
-            return sum(seen) / len(seen) if seen else 0.0
+            return sum(seen) / len(seen) if seen else float("inf")
 
-        layer.sort(key=lambda n: (centre(n) if d else 0.0, names[n]))
+        layer.sort(key=lambda n: (centre(n) if d else 0.0, natural_key(names[n])))
         kept = layer if len(layer) <= LAYER_CAP else layer[: LAYER_CAP - 1]
         row = [(n, names[n], kinds[n]) for n in kept]
         if len(kept) < len(layer):

@@ -20,9 +20,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from fspec.compiler.build import compile_project
-from fspec.runtime.catalog import MAX_BUCKETS, SPARK_HEIGHT, SPARK_PAD, SPARK_WIDTH, Catalog, Entry, build_catalog
+from fspec.runtime.catalog import (
+    LAYER_CAP,
+    LINK_CAP,
+    MAX_BUCKETS,
+    SPARK_HEIGHT,
+    SPARK_PAD,
+    SPARK_WIDTH,
+    Catalog,
+    Entry,
+    build_catalog,
+)
 from fspec.runtime.ls import list_columns
 from fspec.runtime.manifest import load_manifest
+from fspec.runtime.universe import with_members
 from tests.conftest import FspecProject, cli, expect
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -308,3 +319,21 @@ def test_selectors_are_run_s(sample_project: FspecProject) -> None:
         f"{n}_{i}s_spy" for n in ("vwap", "vwap_deviation") for i in (30, 60)
     }
     assert "did you mean" in expect(cli("docs", "--project", sample_project.root, "--select", "realized_vo"), 2)
+
+
+def test_a_universe_s_cross_section_is_drawn_folded(tmp_path: Path) -> None:
+    """An index over 200 members: the graph draws LAYER_CAP boxes a layer, the rest one '+N more' box, and the
+    lists name the first LINK_CAP columns and how many more."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "closing_auction"
+    root = tmp_path / "auction"
+    shutil.copytree(example / "specs", root / "specs")
+    (root / "data").symlink_to(example / "data")
+    compile_project(root)
+    catalog = build_catalog(load_manifest(root), ["index_wap_stocks"])
+    (index,) = catalog.entries
+    assert [len(m) for m in with_members(load_manifest(root)).members_of.values()] == [200]
+    assert len(index.depends) == LINK_CAP and index.depends_more == 200 - LINK_CAP
+    labels = [n.label for n in index.lineage.nodes]
+    assert labels.count("+191 more") == 2  # sources and member columns: 9 boxes and the fold each
+    drawn = [n.label for n in index.lineage.nodes if n.kind == "feature"]
+    assert drawn == [f"wap_10s_s{i}" for i in range(LAYER_CAP - 1)]  # in natural order, beside their sources
