@@ -35,6 +35,7 @@ from fspec.runtime.explain import lookahead_text, warmup_text, window_text
 from fspec.runtime.grid import column_of
 from fspec.runtime.ls import Row, list_columns
 from fspec.runtime.manifest import Manifest, tree_nodes
+from fspec.runtime.select import computed_at
 from fspec.runtime.universe import with_members
 
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
@@ -194,7 +195,7 @@ def build_catalog(
             return Link(column_of(manifest.feature(*k), k[1], interval), anchors.get((row.interval, k)))
 
         depends = [link(k) for k in dict.fromkeys(f.deps_of(key[1]))]
-        used_by = [link(k) for k in users.get(key, [])]
+        used_by = [link(k) for k in users.get(key, []) if interval in computed_at(manifest, manifest.feature(*k))]
         values = series.get((row.interval, row.column))
         plot = _sparkline(values[0], values[1]) if values is not None else None
         note = notes.get((row.interval, row.column), "")
