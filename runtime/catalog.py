@@ -28,10 +28,16 @@ from fspec import __version__
 from fspec.errors import OutputError
 from fspec.files import display, follow_umask
 from fspec.grain import natural_key
-from fspec.manifest import Key
+from fspec.manifest import EventFeatureDef, GridDef, Key
 from fspec.naming import interval_token
 from fspec.runtime.columns import with_dependencies
-from fspec.runtime.explain import lookahead_text, warmup_text, window_text
+from fspec.runtime.explain import (
+    event_lookahead_text,
+    event_window_text,
+    lookahead_text,
+    warmup_text,
+    window_text,
+)
 from fspec.runtime.grid import column_of
 from fspec.runtime.ls import Row, list_columns
 from fspec.runtime.manifest import Manifest, tree_nodes
@@ -98,6 +104,7 @@ class Sparkline:
     bars: int  # values read (bars of every day read)
     finite: int  # of them finite (NaN and inf are gaps)
     days: tuple[str, ...]  # the dates read, in order
+    unit: str = "bars"  # what a value is of: bars, or an event grid's events
 
     @property
     def low_text(self) -> str:
@@ -177,30 +184,41 @@ def build_catalog(
     """The catalog of the columns ``fspec run --select WORDS`` writes; plots from the project's output folder."""
     manifest = with_members(manifest)
     rows = list_columns(manifest, words, state)
-    keys_of = {(r.interval, r.column): _key(r) for r in rows}
-    anchors = {(r.interval, _key(r)): _anchor(r) for r in rows}
+    grids = {g.name: g for g in manifest.data.grids}
+    bars = [r for r in rows if r.clock != "event"]
+    anchors = {(r.interval, _key(r)): _anchor(r) for r in bars}
     users: dict[Key, list[Key]] = {}
     for key in manifest.keys:
         for dep in dict.fromkeys(manifest.deps(key)):
             users.setdefault(dep, []).append(key)
-    intervals = {r.interval: _interval_of(manifest, r) for r in rows}
-    series, notes, files = _read_output(manifest, rows, on_progress)
+    resolved = {
+        (r.interval, r.column): _event_feature(grids[r.interval], r.feature).resolved
+        if r.clock == "event"
+        else manifest.feature(*_key(r)).resolved_for(_key(r)[1])
+        for r in rows
+    }
+    series, notes, files = _read_output(manifest, rows, resolved, on_progress)
     entries = []
     for row in rows:
-        key = keys_of[(row.interval, row.column)]
+        where = (row.interval, row.column)
+        values = series.get(where)
+        unit = "events" if row.clock == "event" else "bars"
+        plot = _sparkline(values[0], values[1], unit) if values is not None else None
+        note = notes.get(where, "")
+        if values is not None and plot is None:
+            note = f"no finite value in the {len(values[0])} {unit} read"
+        if row.clock == "event":
+            entries.append(_event_entry(grids[row.interval], row, plot, note))
+            continue
+        key = _key(row)
         f = manifest.feature(*key)
-        interval = intervals[row.interval]
+        interval = next(i for i in manifest.intervals if interval_token(i) == row.interval)
 
         def link(k: Key, interval: int = interval, row: Row = row) -> Link:
             return Link(column_of(manifest.feature(*k), k[1], interval), anchors.get((row.interval, k)))
 
         depends = [link(k) for k in dict.fromkeys(f.deps_of(key[1]))]
         used_by = [link(k) for k in users.get(key, []) if interval in computed_at(manifest, manifest.feature(*k))]
-        values = series.get((row.interval, row.column))
-        plot = _sparkline(values[0], values[1]) if values is not None else None
-        note = notes.get((row.interval, row.column), "")
-        if values is not None and plot is None:
-            note = f"no finite value in the {len(values[0])} bar(s) read"
         entries.append(
             Entry(
                 anchor=_anchor(row),
@@ -211,7 +229,7 @@ def build_catalog(
                 target=f.is_target,
                 description=f.description,
                 formula=f.formula,
-                resolved=f.resolved_for(key[1]),
+                resolved=resolved[where],
                 spec=row.spec,
                 tags=f.tags,
                 window=window_text(f),
@@ -232,9 +250,49 @@ def build_catalog(
         fspec_version=__version__,
         spec_hash=manifest.data.spec_hash[:12],
         entries=tuple(entries),
-        features=len({e.feature for e in entries}),
+        features=len({(e.interval if e.interval in grids else "", e.feature) for e in entries}),
         files_read=tuple(files),
         run_note=run_note,
+    )
+
+
+def _event_feature(grid: GridDef, name: str) -> EventFeatureDef:
+    return next(f for f in grid.features if f.name == name)
+
+
+def _event_entry(grid: GridDef, row: Row, plot: Sparkline | None, note: str) -> Entry:
+    """An event grid's column: one value per event; its windows are in time before the event's cut."""
+    f = _event_feature(grid, row.feature)
+
+    def anchor(name: str) -> str | None:
+        dep = _event_feature(grid, name)
+        return f"c-{grid.name}-{grid.column(name)}" if dep.publish else None
+
+    depends = [Link(grid.column(d), anchor(d)) for d in dict.fromkeys(f.deps)]
+    used_by = [Link(grid.column(u.name), anchor(u.name)) for u in grid.features if f.name in u.deps]
+    return Entry(
+        anchor=_anchor(row),
+        column=row.column,
+        feature=f.name,
+        instrument=row.instrument,
+        interval=row.interval,
+        target=f.is_target,
+        description=f.description,
+        formula=f.formula,
+        resolved=f.resolved,
+        spec=row.spec,
+        tags=f.tags,
+        window=event_window_text(f),
+        warmup=f"one row per event of '{grid.events}' (the instrument in its column '{grid.instrument_column}'); "
+        f"reads reach {f.lookback_ns / 1e9:g} s before each event's cut",
+        lookahead=event_lookahead_text(grid, f),
+        depends=tuple(depends[:LINK_CAP]),
+        depends_more=max(0, len(depends) - LINK_CAP),
+        used_by=tuple(used_by[:LINK_CAP]),
+        used_by_more=max(0, len(used_by) - LINK_CAP),
+        lineage=event_lineage(grid, f, lambda name: anchor(name)),
+        plot=plot,
+        plot_note=note,
     )
 
 
@@ -282,10 +340,6 @@ def _anchor(row: Row) -> str:
     return f"c-{row.interval}-{row.column}"  # names are [a-z0-9_]: safe in an id and a URL fragment
 
 
-def _interval_of(manifest: Manifest, row: Row) -> int:
-    return next(i for i in manifest.intervals if interval_token(i) == row.interval)
-
-
 def _number(value: float) -> str:
     return f"{value:.6g}"
 
@@ -312,6 +366,44 @@ def lineage(manifest: Manifest, key: Key, interval: int, anchor: Callable[[Key],
                 kinds[source] = "source"
                 reads.append(source)
         inputs[k] = list(dict.fromkeys([*reads, *dict.fromkeys(f.deps_of(k[1]))]))
+    return _layout(names, kinds, inputs, anchor)
+
+
+def event_lineage(grid: GridDef, feature: EventFeatureDef, anchor: Callable[[str], str | None]) -> Lineage:
+    """The same graph for a feature of an event grid: the grid's features it reads, back to the market sources
+    and the events' own columns (source '' in its tree: the grid's events source)."""
+    by_name = {f.name: f for f in grid.features}
+    order: dict[str, None] = {}
+
+    def visit(name: str) -> None:
+        if name not in order:
+            for dep in by_name[name].deps:
+                visit(dep)
+            order[name] = None
+
+    visit(feature.name)
+    names: dict[Any, str] = {}
+    kinds: dict[Any, str] = {}
+    inputs: dict[Any, list[Any]] = {}
+    for name in order:  # dependencies first
+        f = by_name[name]
+        names[name] = grid.column(name)
+        kinds[name] = "self" if f is feature else "target" if f.is_target else "helper" if not f.publish else "feature"
+        reads = []
+        for node in tree_nodes(f.tree):
+            if "slot" in node or "column" in node:
+                source = ("source", node["source"] or grid.events)
+                names[source] = source[1] + ("" if node["source"] else " (the events)")
+                kinds[source] = "source"
+                reads.append(source)
+        inputs[name] = list(dict.fromkeys([*reads, *f.deps]))
+    return _layout(names, kinds, inputs, anchor)
+
+
+def _layout(
+    names: dict[Any, str], kinds: dict[Any, str], inputs: dict[Any, list[Any]], anchor: Callable[[Any], str | None]
+) -> Lineage:
+    """Boxes and edges of a graph whose ``inputs`` (each node's, nodes in dependency order) end at sources."""
     depth: dict[Any, int] = {n: 0 for n in names if kinds[n] == "source"}
     for node in inputs:  # dependency order: what a column reads has its depth already
         depth[node] = 1 + max((depth[i] for i in inputs[node]), default=0)
@@ -376,11 +468,11 @@ def _edge(start: GraphNode, end: GraphNode) -> GraphEdge:
 
 # ---- the run's output ---------------------------------------------------------------------------------------
 
-_FILE = re.compile(r"features_(\d{4})(\d{2})(\d{2})_([a-z0-9]+)\.parquet")
+_FILE = re.compile(r"features_(\d{4})(\d{2})(\d{2})_([a-z0-9_]+)\.parquet")  # a width, session or grid
 
 
 def _read_output(
-    manifest: Manifest, rows: list[Row], on_progress: Progress | None
+    manifest: Manifest, rows: list[Row], resolved: dict[tuple[str, str], str], on_progress: Progress | None
 ) -> tuple[dict[tuple[str, str], tuple[np.ndarray, tuple[str, ...]]], dict[tuple[str, str], str], list[str]]:
     """Each entry's values in the output files (the last MAX_DAYS days of its interval, in date order), a note
     for each entry without them, and the files read. A column is read only from a file whose metadata says it
@@ -416,7 +508,7 @@ def _read_output(
             written = meta.get(row.column)
             if written is None:
                 notes.setdefault((token, row.column), f"not in {shown}: run fspec run first")
-            elif written.get("resolved") != manifest.feature(*_key(row)).resolved_for(_key(row)[1]):
+            elif written.get("resolved") != resolved[(token, row.column)]:
                 notes[(token, row.column)] = f"{shown} holds an earlier definition: run fspec run again"
             else:
                 wanted.append(row.column)
@@ -444,7 +536,7 @@ def _read_output(
     return series, notes, files
 
 
-def _sparkline(values: np.ndarray, days: tuple[str, ...]) -> Sparkline | None:
+def _sparkline(values: np.ndarray, days: tuple[str, ...], unit: str = "bars") -> Sparkline | None:
     """Values in time order as a line: each of at most MAX_BUCKETS equal runs of bars draws its lowest and
     highest finite value (so no spike is lost to the sampling), in the order they occur; a run with no finite
     value breaks the line. None if no value is finite."""
@@ -487,4 +579,5 @@ def _sparkline(values: np.ndarray, days: tuple[str, ...]) -> Sparkline | None:
         n,
         int(finite.sum()),
         days,
+        unit,
     )

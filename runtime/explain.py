@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fspec.errors import UsageError
-from fspec.manifest import FeatureDef
+from fspec.manifest import EventFeatureDef, FeatureDef, GridDef
 from fspec.naming import interval_token
 from fspec.runtime.grid import column_name, column_of, history_sessions
 from fspec.runtime.manifest import Manifest
@@ -51,6 +51,28 @@ def _interval_text(interval: int | None, intervals: tuple[int, ...], publish: bo
     return shown if publish else f"{shown} (computed, not written)"
 
 
+def event_window_text(f: EventFeatureDef) -> str:
+    """What an event grid's feature reads around each event: rows strictly before its cut, or (a target's
+    ``bucket=``) the event's whole bucket."""
+    if "bucket=" in f.resolved:
+        return "LOOKAHEAD (a target's): the event's whole bucket, rows after the event included"
+    return (
+        f"no row at or after the cut; windows and ago reach {f.lookback_ns / 1e9:g} s before it (asof: the last "
+        "row before, from the event's session and the one before it)"
+    )
+
+
+def event_lookahead_text(grid: GridDef, f: EventFeatureDef) -> str:
+    """The no-lookahead rule of an event grid: every read is strictly before the event's cut (its time minus the
+    grid's latency); ``bucket=``, which reads the whole bucket, is refused in features."""
+    cut = f"the event's cut (its time minus the latency, {grid.latency_ns / 1e6:g} ms)"
+    if "bucket=" in f.resolved:
+        return f"a target: reads rows at and after {cut} in its bucket, which only targets may (no feature reads one)"
+    if f.is_target:
+        return f"a target that reads only rows strictly before {cut}"
+    return f"none: every value reads only rows strictly before {cut} (fspec compile refuses bucket= in features)"
+
+
 def _explain_event_column(manifest: Manifest, column: str) -> str | None:
     """An event grid's column: its reads, each strictly before the event's cut (its time minus the latency)."""
     for grid in manifest.data.grids:
@@ -68,12 +90,7 @@ def _explain_event_column(manifest: Manifest, column: str) -> str | None:
                 f"description: {f.description or '-'}",
                 f"formula:     {f.formula}",
                 f"resolved:    {f.resolved}",
-                (
-                    "window:      LOOKAHEAD (a target's): the event's whole bucket, rows after the event included"
-                    if "bucket=" in f.resolved
-                    else f"window:      no row at or after the cut; windows and ago reach {f.lookback_ns / 1e9:g} s "
-                    "before it (asof: the last row before, from the event's session and the one before it)"
-                ),
+                f"window:      {event_window_text(f)}",
                 "depends on:  " + (", ".join(f.deps) or "-"),
             ]
             for source, index in slots:

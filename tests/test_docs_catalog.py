@@ -337,3 +337,35 @@ def test_a_universe_s_cross_section_is_drawn_folded(tmp_path: Path) -> None:
     assert labels.count("+191 more") == 2  # sources and member columns: 9 boxes and the fold each
     drawn = [n.label for n in index.lineage.nodes if n.kind == "feature"]
     assert drawn == [f"wap_10s_s{i}" for i in range(LAYER_CAP - 1)]  # in natural order, beside their sources
+
+
+def test_an_event_grid_s_columns(tmp_path: Path) -> None:
+    """examples/pretrade_fills: one row per fill; the texts are explain's for event grids, the lineage stays in
+    the grid, and the plot is the fills of both days' files in order (against pandas)."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "pretrade_fills"
+    root = tmp_path / "fills"
+    shutil.copytree(example / "specs", root / "specs")
+    (root / "data").symlink_to(example / "data")
+    project = FspecProject(root)
+    project.compile()
+    written = project.run()
+    catalog = build_catalog(load_manifest(root))
+    assert len(catalog.entries) == 13 and {e.interval for e in catalog.entries} == {"fills"}
+    flag = _entry(catalog, "complete_set_flag_10s_tokens", "fills")
+    assert flag.lookahead.startswith("none: every value reads only rows strictly before the event's cut")
+    assert {d.label for d in flag.depends} == {"cs_up_shares_10s_tokens", "cs_down_shares_10s_tokens"}
+    assert {n.label for n in flag.lineage.nodes if n.kind == "feature"} == {d.label for d in flag.depends}
+    target = _entry(catalog, "target_complete_set_flag_10s_tokens", "fills")
+    assert target.target and target.lookahead.startswith("a target: reads rows at and after the event's cut")
+    frames = [pd.read_parquet(p) for p in sorted(written)]
+    values = pd.concat(frames)["mt_last_price_tokens"]
+    plot = _entry(catalog, "mt_last_price_tokens", "fills").plot
+    assert plot is not None and plot.unit == "events" and plot.days == ("2025-12-14", "2025-12-15")
+    finite = values[np.isfinite(values)]
+    assert (plot.low, plot.high, plot.last, plot.bars, plot.finite) == (
+        finite.min(),
+        finite.max(),
+        finite.iloc[-1],
+        len(values),
+        len(finite),
+    )
