@@ -65,12 +65,15 @@ def _root(project: str | None) -> Path:
 
 
 def _progress(unit: str) -> Callable[[Iterable[Any], int], Iterable[Any]]:
-    """A progress bar on a terminal (stderr), silent otherwise: CI logs stay clean."""
+    """A progress bar on stderr when it is a terminal, nothing otherwise: CI logs and pipes stay clean. The bar
+    is cleared when it ends, so what the command prints (its summary lines, on stdout) reads as without it."""
 
     def wrap(items: Iterable[Any], total: int) -> Iterable[Any]:
+        if not sys.stderr.isatty():
+            return items
         from tqdm import tqdm
 
-        return tqdm(items, total=total, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr)
+        return tqdm(items, total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
     return wrap
 
@@ -191,7 +194,7 @@ def compile(project: str | None, no_jit: bool) -> None:
     if not no_jit:
         from fspec.runtime.warmup import warm_kernels
 
-        warm_kernels(root)
+        warm_kernels(root, on_progress=_progress("function"))
     click.echo(
         f"compiled {len(kernels)} kernel(s) and {manifest_path.relative_to(root)} "
         f"in {time.perf_counter() - started:.1f}s"
@@ -451,6 +454,43 @@ def ls(project: str | None, selectors: tuple[str, ...], state: Path | None, fmt:
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
         click.echo(render(rows))
+
+
+@main.command(name="docs")
+@project_option
+@select_option
+@state_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for index.html (default: build/docs).",
+)
+@_handle_errors
+def docs_command(project: str | None, select: tuple[str, ...], state: Path | None, out: Path | None) -> None:
+    """Write a static HTML catalog of every column a run writes: OUT/index.html, one file, no server needed.
+
+    Each column: description, formula, resolved formula, spec file:line, lineage graph, window, warm-up, the
+    no-lookahead proof, and a plot of its values from the output files of the last 'fspec run'. Searchable;
+    index.html?q=WORDS opens it filtered.
+
+    \b
+    Example:
+        fspec run && fspec docs && open build/docs/index.html
+        fspec docs --select 'tag:volatility' --out /tmp/vol-docs
+    """
+    from fspec.project import BUILD_DIR
+    from fspec.runtime.catalog import write_catalog
+    from fspec.runtime.manifest import load_manifest
+
+    root = _root(project)
+    manifest = load_manifest(root)
+    out_dir = out if out is not None else root / BUILD_DIR / "docs"
+    path, catalog = write_catalog(manifest, out_dir, list(select) or None, state, on_progress=_progress("file"))
+    click.echo(f"wrote {display(path, root)}: {len(catalog.entries)} column(s) of {catalog.features} feature(s)")
+    if catalog.run_note:
+        click.echo(catalog.run_note)
 
 
 def entry() -> None:

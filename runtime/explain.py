@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fspec.errors import UsageError
-from fspec.manifest import FeatureDef
+from fspec.manifest import EventFeatureDef, FeatureDef, GridDef
 from fspec.naming import interval_token
-from fspec.runtime.grid import column_name, column_of
+from fspec.runtime.grid import column_name, column_of, history_sessions
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import computed_at
 
@@ -51,6 +51,28 @@ def _interval_text(interval: int | None, intervals: tuple[int, ...], publish: bo
     return shown if publish else f"{shown} (computed, not written)"
 
 
+def event_window_text(f: EventFeatureDef) -> str:
+    """What an event grid's feature reads around each event: rows strictly before its cut, or (a target's
+    ``bucket=``) the event's whole bucket."""
+    if "bucket=" in f.resolved:
+        return "LOOKAHEAD (a target's): the event's whole bucket, rows after the event included"
+    return (
+        f"no row at or after the cut; windows and ago reach {f.lookback_ns / 1e9:g} s before it (asof: the last "
+        "row before, from the event's session and the one before it)"
+    )
+
+
+def event_lookahead_text(grid: GridDef, f: EventFeatureDef) -> str:
+    """The no-lookahead rule of an event grid: every read is strictly before the event's cut (its time minus the
+    grid's latency); ``bucket=``, which reads the whole bucket, is refused in features."""
+    cut = f"the event's cut (its time minus the latency, {grid.latency_ns / 1e6:g} ms)"
+    if "bucket=" in f.resolved:
+        return f"a target: reads rows at and after {cut} in its bucket, which only targets may (no feature reads one)"
+    if f.is_target:
+        return f"a target that reads only rows strictly before {cut}"
+    return f"none: every value reads only rows strictly before {cut} (fspec compile refuses bucket= in features)"
+
+
 def _explain_event_column(manifest: Manifest, column: str) -> str | None:
     """An event grid's column: its reads, each strictly before the event's cut (its time minus the latency)."""
     for grid in manifest.data.grids:
@@ -68,12 +90,7 @@ def _explain_event_column(manifest: Manifest, column: str) -> str | None:
                 f"description: {f.description or '-'}",
                 f"formula:     {f.formula}",
                 f"resolved:    {f.resolved}",
-                (
-                    "window:      LOOKAHEAD (a target's): the event's whole bucket, rows after the event included"
-                    if "bucket=" in f.resolved
-                    else f"window:      no row at or after the cut; windows and ago reach {f.lookback_ns / 1e9:g} s "
-                    "before it (asof: the last row before, from the event's session and the one before it)"
-                ),
+                f"window:      {event_window_text(f)}",
                 "depends on:  " + (", ".join(f.deps) or "-"),
             ]
             for source, index in slots:
@@ -83,6 +100,44 @@ def _explain_event_column(manifest: Manifest, column: str) -> str | None:
     return None
 
 
+def find_column(manifest: Manifest, column: str) -> tuple[FeatureDef, str | None, int | None]:
+    """The feature, member and interval (None: a name without one) that ``column`` means; UsageError with a
+    suggestion if it means none."""
+    return _find(manifest, column)
+
+
+def window_text(f: FeatureDef) -> str:
+    return f"({f.window[0]}, {f.window[1]}) bars (left = warm-up history, right = future)"
+
+
+def warmup_text(manifest: Manifest, f: FeatureDef, interval: int | None) -> str:
+    """The history a run loads for the column: its left window, and the earlier sessions that takes per interval."""
+    intervals = [interval] if interval is not None else computed_at(manifest, f)
+    sessions = ", ".join(
+        f"{history_sessions(f, manifest.project.session, i)} at {interval_token(i)}" for i in intervals
+    )
+    return f"{f.window[0]} bar(s) back; earlier sessions loaded: {sessions}"
+
+
+def lookahead_text(f: FeatureDef) -> str:
+    """The static proof of no lookahead (compiler/dag.py composes every operator's window up the DAG): a
+    feature's right edge is at most 0, or compile would have refused it; only a target may read ahead."""
+    right = f.window[1]
+    if f.is_target:
+        if right > 0:
+            return f"a target: reads {right} bar(s) after its bar end, which only targets may (no feature reads one)"
+        return f"a target that reads nothing after its bar end (right edge {right})"
+    return (
+        f"none: the composed window's right edge is {right} (<= 0), so no value reads data after its bar ends "
+        "(fspec compile refuses right > 0; fspec audit checks it on data)"
+    )
+
+
+def dependencies(f: FeatureDef, instrument: str | None) -> list[str]:
+    """The columns a member reads, each once (a formula that reads a feature twice lists it twice)."""
+    return list(dict.fromkeys(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in f.deps_of(instrument)))
+
+
 def explain_column(manifest: Manifest, column: str) -> str:
     found = _explain_event_column(manifest, column)
     if found is not None:
@@ -90,7 +145,6 @@ def explain_column(manifest: Manifest, column: str) -> str:
     f, instrument, interval = _find(manifest, column)
     kernels = manifest.kernels
     slots = sorted({(n["source"], n["slot"]) for n in _walk(f.tree) if "slot" in n})
-    deps = f.deps_of(instrument)  # a formula that reads a feature twice lists it twice: shown once
     lines = [
         f"column:      {column_of(f, instrument, interval) if interval else column_name(f.name, None, instrument)}",
         f"feature:     {f.name}" + (" (target)" if f.is_target else "") + ("" if f.publish else " (helper)"),
@@ -100,8 +154,10 @@ def explain_column(manifest: Manifest, column: str) -> str:
         f"description: {f.description or '-'}",
         f"formula:     {f.formula}",
         f"resolved:    {f.resolved_for(instrument)}",
-        f"window:      ({f.window[0]}, {f.window[1]}) bars (left = warm-up history, right = future)",
-        "depends on:  " + (", ".join(dict.fromkeys(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in deps)) or "-"),
+        f"window:      {window_text(f)}",
+        f"warm-up:     {warmup_text(manifest, f, interval)}",
+        f"lookahead:   {lookahead_text(f)}",
+        "depends on:  " + (", ".join(dependencies(f, instrument)) or "-"),
     ]
     for source, index in slots:
         k = kernels[source]

@@ -23,7 +23,7 @@ from fspec.runtime.cache import BudgetCache
 from fspec.runtime.columns import with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.events import EventDayResult, GridRunner
-from fspec.runtime.grid import column_of
+from fspec.runtime.grid import column_of, history_sessions
 from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import columns_by_interval
@@ -367,11 +367,7 @@ class Engine:
         return values
 
     def warmup_sessions(self, keys: list[Key], interval: int) -> int:
-        per_session = self.session.length_seconds // interval if interval else 1
-        needed = [
-            math.ceil(f.window[0] / per_session) + f.warmup_sessions for f in (self.manifest.feature(*k) for k in keys)
-        ]
-        return max(needed, default=0)
+        return max((history_sessions(self.manifest.feature(*k), self.session, interval) for k in keys), default=0)
 
     def compute(self, day: str, interval: int, keys: list[Key]) -> DayResult:
         instruments = sorted(set().union(*(self.manifest.instruments_read[k] for k in keys)))

@@ -4,50 +4,63 @@ features use, each called once on two bars with arguments typed exactly as a run
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from fspec.manifest import KernelDef
 from fspec.operators import REGISTRY
 from fspec.runtime.evaluate import apply_bar_operator, operator_constants
 from fspec.runtime.kernels import frozen, load_kernel, reduce_session
 from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
 
+Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
-def warm_kernels(root: Path) -> int:
+
+def warm_kernels(root: Path, on_progress: Progress | None = None) -> int:
     """Warm each generated kernel and each bar operator in use; returns how many functions were warmed."""
-    return warm_manifest(load_manifest(root))
+    return warm_manifest(load_manifest(root), on_progress)
 
 
-def warm_manifest(manifest: Manifest) -> int:
-    """Warm each kernel and bar operator of a loaded manifest; returns how many functions were warmed."""
+def warm_manifest(manifest: Manifest, on_progress: Progress | None = None) -> int:
+    """Warm each kernel and bar operator of a loaded manifest; returns how many functions were warmed.
+    ``on_progress`` wraps the calls (each a numba compile or a load from its cache): ``fspec compile``'s bar."""
     root = manifest.root
-    for kernel in manifest.kernels.values():
-        module = load_kernel(root / kernel.path, kernel.module)
-        ts = np.zeros(2, dtype=np.int64)
-        cols = [np.ones(2) for _ in kernel.columns]
-        reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel.params)))
-    event_kernels = [k for grid in manifest.data.grids for k in grid.kernels]
-    for kernel in event_kernels:  # typed as runtime/events.py calls them: read-only rows, writable events
-        module = load_kernel(root / kernel.path, kernel.module)
-        cols = [frozen(np.ones(2)) for _ in kernel.columns]
-        events = np.zeros(1, dtype=np.int64)
-        out = np.empty((len(kernel.slots), 1))
-        module.reduce_events(
-            frozen(np.zeros(2, dtype=np.int64), np.int64),
-            *cols,
-            np.ones(len(kernel.params)),
-            events,
-            events.copy(),
-            out,
-        )
-    calls = bar_operator_calls(manifest)
-    for op, arity, consts in calls:
-        apply_bar_operator(op, [np.ones((1, 2))] * arity, consts, np.zeros(2, dtype=np.int64))
-    compiled_fallbacks = numpy_fallbacks(manifest)
-    for op in compiled_fallbacks:  # elementwise operators numexpr has not, some of them compiled by numba
-        REGISTRY[op].numpy(*[np.ones((1, 2))] * len(REGISTRY[op].expr_params))  # type: ignore[misc]
-    return len(manifest.kernels) + len(event_kernels) + len(calls) + len(compiled_fallbacks)
+    calls: list[Callable[[], object]] = [partial(_warm_tick_kernel, root, k) for k in manifest.kernels.values()]
+    calls += [partial(_warm_event_kernel, root, k) for grid in manifest.data.grids for k in grid.kernels]
+    for op, arity, consts in bar_operator_calls(manifest):
+        calls.append(partial(apply_bar_operator, op, [np.ones((1, 2))] * arity, consts, np.zeros(2, dtype=np.int64)))
+    for op in numpy_fallbacks(manifest):  # elementwise operators numexpr has not, some of them compiled by numba
+        calls.append(partial(REGISTRY[op].numpy, *[np.ones((1, 2))] * len(REGISTRY[op].expr_params)))  # type: ignore[arg-type]
+    for call in on_progress(calls, len(calls)) if on_progress else calls:
+        call()
+    return len(calls)
+
+
+def _warm_tick_kernel(root: Path, kernel: KernelDef) -> None:
+    module = load_kernel(root / kernel.path, kernel.module)
+    ts = np.zeros(2, dtype=np.int64)
+    cols = [np.ones(2) for _ in kernel.columns]
+    reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel.params)))
+
+
+def _warm_event_kernel(root: Path, kernel: KernelDef) -> None:
+    """Typed as runtime/events.py calls it: read-only rows, writable events."""
+    module = load_kernel(root / kernel.path, kernel.module)
+    cols = [frozen(np.ones(2)) for _ in kernel.columns]
+    events = np.zeros(1, dtype=np.int64)
+    out = np.empty((len(kernel.slots), 1))
+    module.reduce_events(
+        frozen(np.zeros(2, dtype=np.int64), np.int64),
+        *cols,
+        np.ones(len(kernel.params)),
+        events,
+        events.copy(),
+        out,
+    )
 
 
 def numpy_fallbacks(manifest: Manifest) -> list[str]:

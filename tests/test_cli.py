@@ -597,7 +597,7 @@ def test_ops_markdown() -> None:
         assert f"| `{name}(" in out, name
 
 
-@pytest.mark.parametrize("command", ["validate", "compile", "run", "audit", "explain", "ops", "ls", "init"])
+@pytest.mark.parametrize("command", ["validate", "compile", "run", "audit", "explain", "ops", "ls", "init", "docs"])
 def test_every_command_help_has_an_example(command: str) -> None:
     assert "Example" in expect(cli(command, "--help"), 0)
 
