@@ -43,6 +43,7 @@ from fspec.runtime.ls import Row, list_columns
 from fspec.runtime.manifest import Manifest, tree_nodes
 from fspec.runtime.select import computed_at
 from fspec.runtime.universe import with_members
+from fspec.runtime.write import written_resolved
 
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
@@ -498,17 +499,17 @@ def _read_output(
         shown = display(path, root)
         try:
             schema = pq.read_schema(path)
-            meta = json.loads((schema.metadata or {}).get(b"fspec", b"{}")).get("columns", {})
+            meta = json.loads((schema.metadata or {}).get(b"fspec", b"{}"))
         except (OSError, ValueError) as exc:  # a damaged or foreign file: a note, not a failed catalog
             for row in by_interval[token]:
                 notes[(token, row.column)] = f"{shown} is unreadable ({exc}): run fspec run again"
             continue
         wanted = []
         for row in by_interval[token]:
-            written = meta.get(row.column)
+            written = written_resolved(meta, row.column)
             if written is None:
                 notes.setdefault((token, row.column), f"not in {shown}: run fspec run first")
-            elif written.get("resolved") != resolved[(token, row.column)]:
+            elif written != resolved[(token, row.column)]:
                 notes[(token, row.column)] = f"{shown} holds an earlier definition: run fspec run again"
             else:
                 wanted.append(row.column)

@@ -128,6 +128,15 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key], lineage: L
 Lineage = dict[Key, list[list[str | None]]]  # each column's lineage, computed once a run (the same every day)
 
 
+def written_resolved(meta: dict[str, Any], column: str) -> str | None:
+    """The resolved formula a file's metadata (its ``fspec`` JSON) records for ``column``, or None."""
+    entry = meta.get("columns", {}).get(column)
+    feature = meta.get("features", {}).get(entry["feature"]) if entry else None
+    if feature is None:
+        return None
+    return str(feature["resolved"]).replace("{instrument}", entry.get("instrument") or "")
+
+
 def _lineage(manifest: Manifest, key: Key) -> list[list[str | None]]:
     """The columns ``key`` depends on, dependencies first. Where it reads a feature of a universe for every
     member (a cross-section), that feature is one entry with instrument "*", not one per member."""

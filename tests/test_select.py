@@ -171,7 +171,7 @@ def test_state_that_is_not_a_manifest(shipped: Manifest, tmp_path: Path) -> None
 def test_ls_lists_what_a_run_writes(sample_project: FspecProject) -> None:
     out = expect(cli("ls", "--project", sample_project.root), 0)
     lines = out.splitlines()
-    assert lines[0].split() == ["column", "feature", "instrument", "interval", "or", "grid", "spec"]
+    assert lines[0].split() == ["column", "feature", "instrument", "interval", "spec"]
     rows = {line.split()[0]: line.split() for line in lines[1:-1]}
     assert rows["realized_vol_30s_spy"] == [
         "realized_vol_30s_spy",
