@@ -9,8 +9,9 @@ disk to parquet on disk:
 
 * fspec: ``fspec run`` of a project with a ``fills`` grid (``examples/pretrade_fills``' market features);
 * numpy: the seed's grouped ``searchsorted`` with cumulative sums, with strict edges (``side="left"``);
-* polars: ``join_asof(by="token_id", allow_exact_matches=False)`` for the as-of values, and the windows as
-  differences of per-token cumulative sums read by the same join at ``t`` and ``t - 60 s``.
+* polars: ``join_asof(by=token, allow_exact_matches=False)`` for the as-of values, and the windows as
+  differences of per-token cumulative sums read by the same join at ``t`` and ``t - 60 s``; tuned: tokens as
+  integer codes (an Enum's physical values), and no sort (both files are in time order, all join_asof needs).
 
 The market trades are one long file in time order (a consolidated feed, ``token_id`` a text column); the fills
 one file of whole-second times. The outputs are checked to agree first; then rounds run every program once in
@@ -65,21 +66,25 @@ NUMPY = """
 import sys
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 root = sys.argv[1]
-mt = pq.read_table(f"{root}/data/market_trades.parquet")
+mt = pq.read_table(f"{root}/data/market_trades.parquet", read_dictionary=["token_id"])
 fills = pq.read_table(f"{root}/data/fills.parquet")
-m_tok = mt["token_id"].to_numpy()
+tokens = mt["token_id"].combine_chunks()
+m_tok = tokens.indices.to_numpy().astype(np.int64)  # tokens as integer codes, not strings
+names = tokens.dictionary
+f_tok = pc.index_in(fills["token_id"], value_set=names).fill_null(-1).to_numpy().astype(np.int64)
 m_ts = mt["ts"].cast("int64").to_numpy()
 order = np.lexsort((m_ts, m_tok))  # the seed: market_trades.sort_values(["token_id", "ts"], kind="stable")
 m_tok, m_ts = m_tok[order], m_ts[order]
 m_px, m_sz = mt["price"].to_numpy()[order], mt["size"].to_numpy()[order]
-f_tok = fills["token_id"].to_numpy()
 f_ts = fills["ts"].cast("int64").to_numpy()
 n = len(f_ts)
-out = {k: np.full(n, np.nan) for k in ("mt_last_price", "mt_last_age_ms", "mt_return_30s", "mt_return_5m",
-                                       "mt_trades_60s", "mt_volume_60s", "mt_notional_60s")}
+names_out = ("mt_last_price", "mt_last_age_ms", "mt_return_30s", "mt_return_5m",
+             "mt_trades_60s", "mt_volume_60s", "mt_notional_60s")
+out = {k: np.full(n, np.nan) for k in names_out}
 edges = np.flatnonzero(m_tok[1:] != m_tok[:-1]) + 1
 starts, stops = np.r_[0, edges], np.r_[edges, len(m_tok)]
 f_order = np.argsort(f_tok, kind="stable")
@@ -91,7 +96,7 @@ for lo, hi in zip(starts, stops):
         continue
     idx = f_order[a:b]
     ts, px, sz = m_ts[lo:hi], m_px[lo:hi], m_sz[lo:hi]
-    cum_n, cum_s, cum_v = np.cumsum(np.ones(hi - lo)), np.cumsum(sz), np.cumsum(px * sz)
+    cum_n, cum_s, cum_v = np.arange(1.0, hi - lo + 1), np.cumsum(sz), np.cumsum(px * sz)
     t = f_ts[idx]
     end = np.searchsorted(ts, t, side="left")  # strictly before the fill
     has = end > 0
@@ -105,9 +110,6 @@ for lo, hi in zip(starts, stops):
     for name, cum in (("mt_trades_60s", cum_n), ("mt_volume_60s", cum_s), ("mt_notional_60s", cum_v)):
         out[name][idx] = np.where(end > 0, cum[np.maximum(end - 1, 0)], 0.0) - np.where(
             start > 0, cum[np.maximum(start - 1, 0)], 0.0)
-known = np.isin(f_tok, m_tok[starts])
-for v in out.values():
-    v[~known] = np.nan
 table = pa.table({"ts_event": fills["ts"], "event_key": fills["event_key"], "token_id": fills["token_id"],
                   **{k + "_tokens": v for k, v in out.items()}})
 pq.write_table(table, f"{root}/out_numpy.parquet", compression="zstd")
@@ -118,44 +120,43 @@ import sys
 import polars as pl
 
 root = sys.argv[1]
-mt = pl.read_parquet(f"{root}/data/market_trades.parquet").sort("token_id", "ts")
-mt = mt.with_columns(
-    cum_n=pl.int_range(1, pl.len() + 1).over("token_id").cast(pl.Float64),
-    cum_s=pl.col("size").cum_sum().over("token_id"),
-    cum_v=(pl.col("price") * pl.col("size")).cum_sum().over("token_id"),
+mt = pl.read_parquet(f"{root}/data/market_trades.parquet")
+# tokens as integer codes (joins by text are slower); both files are in time order already, which is all
+# join_asof needs (each token's rows sorted by time): no sort, and cumulative sums per token in that order
+tokens = pl.Enum(mt["token_id"].unique(maintain_order=True))
+mt = mt.with_columns(tok=pl.col("token_id").cast(tokens).to_physical()).drop("token_id").with_columns(
+    cum_n=pl.int_range(1, pl.len() + 1).over("tok").cast(pl.Float64),
+    cum_s=pl.col("size").cum_sum().over("tok"),
+    cum_v=(pl.col("price") * pl.col("size")).cum_sum().over("tok"),
 )
-fills = pl.read_parquet(f"{root}/data/fills.parquet", columns=["ts", "event_key", "token_id"]).with_row_index("row")
-fills = fills.sort("token_id", "ts")
-right = mt.select("token_id", "ts", "price", "cum_n", "cum_s", "cum_v")
+fills = pl.read_parquet(f"{root}/data/fills.parquet", columns=["ts", "event_key", "token_id"])
+known = pl.col("token_id").is_in(tokens.categories.implode())
+probe = fills.with_columns(tok=pl.when(known).then(pl.col("token_id")).cast(tokens).to_physical())
+right = mt.select("tok", "ts", "price", "cum_n", "cum_s", "cum_v").rename({"ts": "ts_m"})
 
 
-def at(frame, shift, suffix):
-    probe = frame.select("row", "token_id", (pl.col("ts") - pl.duration(seconds=shift, time_unit="ns")).alias("ts"))
-    joined = probe.join_asof(right.rename({"ts": "ts_m"}), left_on="ts", right_on="ts_m", by="token_id",
-                             strategy="backward", allow_exact_matches=False, check_sortedness=False)
-    return joined.select("row", *[pl.col(c).alias(c + suffix) for c in ("ts_m", "price", "cum_n", "cum_s", "cum_v")])
+def at(shift, suffix):
+    left = probe.select("tok", (pl.col("ts") - pl.duration(seconds=shift, time_unit="ns")).alias("t"))
+    joined = left.join_asof(right, left_on="t", right_on="ts_m", by="tok", strategy="backward",
+                            allow_exact_matches=False, check_sortedness=False)
+    return joined.select(*[pl.col(c).alias(c + suffix) for c in ("ts_m", "price", "cum_n", "cum_s", "cum_v")])
 
 
-now, ago30, ago300, ago60 = at(fills, 0, ""), at(fills, 30, "_30"), at(fills, 300, "_300"), at(fills, 60, "_60")
-known = mt.select(pl.col("token_id").unique())
-out = (
-    fills.join(now, on="row").join(ago30, on="row").join(ago300, on="row").join(ago60, on="row")
-    .with_columns(
-        mt_last_price_tokens=pl.col("price"),
-        mt_last_age_ms_tokens=(pl.col("ts") - pl.col("ts_m")).dt.total_nanoseconds() / 1e6,
-        mt_return_30s_tokens=pl.col("price") - pl.col("price_30"),
-        mt_return_5m_tokens=pl.col("price") - pl.col("price_300"),
-        mt_trades_60s_tokens=pl.col("cum_n").fill_null(0.0) - pl.col("cum_n_60").fill_null(0.0),
-        mt_volume_60s_tokens=pl.col("cum_s").fill_null(0.0) - pl.col("cum_s_60").fill_null(0.0),
-        mt_notional_60s_tokens=pl.col("cum_v").fill_null(0.0) - pl.col("cum_v_60").fill_null(0.0),
-    )
-    .sort("row")
+out = pl.concat([probe, at(0, ""), at(30, "_30"), at(300, "_300"), at(60, "_60")], how="horizontal").with_columns(
+    mt_last_price_tokens=pl.col("price"),
+    mt_last_age_ms_tokens=(pl.col("ts") - pl.col("ts_m")).dt.total_nanoseconds() / 1e6,
+    mt_return_30s_tokens=pl.col("price") - pl.col("price_30"),
+    mt_return_5m_tokens=pl.col("price") - pl.col("price_300"),
+    mt_trades_60s_tokens=pl.col("cum_n").fill_null(0.0) - pl.col("cum_n_60").fill_null(0.0),
+    mt_volume_60s_tokens=pl.col("cum_s").fill_null(0.0) - pl.col("cum_s_60").fill_null(0.0),
+    mt_notional_60s_tokens=pl.col("cum_v").fill_null(0.0) - pl.col("cum_v_60").fill_null(0.0),
 )
 features = [c for c in out.columns if c.endswith("_tokens")]
-is_known = pl.col("token_id").is_in(known["token_id"].implode())
-out = out.select(pl.col("ts").alias("ts_event"), "event_key", "token_id",
-                 *[pl.when(is_known).then(pl.col(c).cast(pl.Float64)).otherwise(None).fill_null(float("nan")).alias(c)
-                   for c in features])
+out = out.select(
+    pl.col("ts").alias("ts_event"), "event_key", "token_id",
+    *[pl.when(pl.col("tok").is_not_null()).then(pl.col(c).cast(pl.Float64)).otherwise(None)
+      .fill_null(float("nan")).alias(c) for c in features],
+)
 out.write_parquet(f"{root}/out_polars.parquet", compression="zstd")
 """
 
