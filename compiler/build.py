@@ -36,6 +36,7 @@ from fspec.errors import Diagnostic, Position, SpecError
 from fspec.files import follow_umask
 from fspec.grain import EntityKind
 from fspec.manifest import (
+    ChainDef,
     EventFeatureDef,
     FeatureDef,
     GridDef,
@@ -335,6 +336,12 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
         )
         for f in checked.plan.features
     )
+    chains = tuple(
+        ChainDef(
+            c.source, tuple((op, dict(consts)) for op, consts in c.slots), tuple(map(c.slot_text, range(len(c.slots))))
+        )
+        for c in checked.plan.chains
+    )
     sources = {
         n: SourceDef(
             name=s.name,
@@ -359,6 +366,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
             time_clock=s.time_clock,
             time_anchor=s.time_anchor,
             header=s.header,
+            contract=s.contract,
         )
         for n, s in project.sources.items()
     }
@@ -383,6 +391,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
         kernels=kernels,
         features=features,
         grids=grids,
+        chains=chains,
     )
 
 

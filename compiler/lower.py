@@ -18,7 +18,7 @@ from fspec.compiler.formula import Node, transform
 from fspec.compiler.model import Project
 from fspec.compiler.unparse import resolved_source
 from fspec.grain import natural_key
-from fspec.operators import REGISTRY, Window
+from fspec.operators import CHAIN, REGISTRY, Window
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,32 @@ class PlannedFeature:
 
 
 @dataclass(frozen=True)
+class ChainPlan:
+    """An option chain source's reducers (slots) over its snapshot at each bar end: (operator, constants)."""
+
+    source: str
+    slots: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
+
+    def slot_text(self, index: int) -> str:
+        from fspec.compiler.chain import CHAIN_COLUMN
+
+        op, consts = self.slots[index]
+        return resolved_source(ir.Apply(op, (ir.Column(self.source, CHAIN_COLUMN, ""),), consts, ir.BAR))
+
+
+@dataclass(frozen=True)
 class Plan:
     kernels: tuple[TickKernel, ...]
     features: tuple[PlannedFeature, ...]
+    chains: tuple[ChainPlan, ...] = ()
+
+
+def _chain_slot(node: ir.Apply, chains: dict[str, dict[tuple[str, tuple[tuple[str, float], ...]], int]]) -> Node:
+    """A chain operator as a slot of its chain source: equal ones (same operator and constants) share it."""
+    leaf = node.args[0]
+    assert isinstance(leaf, ir.Column)
+    table = chains.setdefault(leaf.source, {})
+    return ir.SlotRef(leaf.source, table.setdefault((node.op, node.consts), len(table)), leaf.instrument)
 
 
 def _slot_key(node: ir.Apply, project: Project) -> tuple[str, str, tuple[Node, ...]]:
@@ -127,8 +150,11 @@ def _instrument_of(node: ir.Apply) -> str:
 
 def plan(project: Project, graph: Graph) -> Plan:
     slots: dict[str, dict[tuple[str, tuple[Node, ...]], int]] = {}
+    chains: dict[str, dict[tuple[str, tuple[tuple[str, float], ...]], int]] = {}
 
     def lower_node(node: Node) -> Node:
+        if isinstance(node, ir.Apply) and REGISTRY[node.op].kind == CHAIN:
+            return _chain_slot(node, chains)
         if isinstance(node, ir.Apply) and REGISTRY[node.op].kind == "reducer":
             source, reducer, args = _slot_key(node, project)
             table = slots.setdefault(source, {})
@@ -200,4 +226,8 @@ def plan(project: Project, graph: Graph) -> Plan:
         params = tuple(sorted({n.name for n in nodes if isinstance(n, ir.ParamRef)}))
         digest = hashlib.sha256(json.dumps([s.text for s in slot_list] + list(columns) + list(params)).encode())
         kernels.append(TickKernel(source, f"{source}_{digest.hexdigest()[:12]}", columns, params, slot_list))
-    return Plan(tuple(kernels), tuple(features))
+    chain_plans = tuple(
+        ChainPlan(source, tuple(key for key, _ in sorted(chains[source].items(), key=lambda kv: kv[1])))
+        for source in sorted(chains)
+    )
+    return Plan(tuple(kernels), tuple(features), chain_plans)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fspec import paths
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
-from fspec.manifest import ColumnDef, UniverseDef  # one type each for the model and the manifest
+from fspec.manifest import ColumnDef, ContractDef, UniverseDef  # one type each for the model and the manifest
 from fspec.naming import SESSION_GRID
 from fspec.operators import CONSTANTS
 from fspec.session import Session
@@ -70,6 +70,7 @@ class SourceSpec:
     expr_at: tuple[tuple[str, Position, tuple[tuple[int, int, int], ...]], ...] = ()
     # the file columns the source names outright (time, date, day, symbol, mapped), and where it names each
     reads_at: tuple[tuple[str, Position], ...] = ()
+    contract: ContractDef | None = None  # an option chain (compiler/chain.py)
 
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns) + self.asof_columns
@@ -539,6 +540,26 @@ def _reserved_names(seen: dict[str, SourceDoc]) -> list[Diagnostic]:
     return problems
 
 
+def contract_of(raw: dict[str, Any] | None) -> ContractDef | None:
+    """A chain source's ``contract:`` (checked by the schema) as the manifest's type."""
+    if raw is None:
+        return None
+    underlying = raw.get("underlying") or {}
+    return ContractDef(
+        expiry=raw["expiry"],
+        strike=raw["strike"],
+        right=raw["right"],
+        settlement=_clock(raw["settlement"]),
+        timezone=raw.get("timezone"),
+        rate=float(raw.get("rate", 0.0)),
+        dividend_yield=float(raw.get("dividend_yield", 0.0)),
+        forward=raw.get("forward", "parity"),
+        underlying_source=underlying.get("source"),
+        underlying_column=underlying.get("column"),
+        day_count=raw.get("day_count", "ACT/365"),
+    )
+
+
 def _clock(text: str) -> int:
     parts = [int(p) for p in text.split(":")]
     return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
@@ -569,6 +590,9 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
             reads_at.append((col, doc.pos((*at, "columns", col), key=True)))
         elif "from" in spec:
             reads_at.append((spec["from"], doc.pos((*at, "columns", col, "from"))))
+    contract = contract_of(raw.get("contract"))
+    if contract is not None:
+        reads_at += [(raw["contract"][k], doc.pos((*at, "contract", k))) for k in ("expiry", "strike", "right")]
     return SourceSpec(
         name=name,
         path=path,
@@ -600,6 +624,7 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
             if c.expr is not None
         ),
         reads_at=tuple(reads_at),
+        contract=contract,
     )
 
 
@@ -961,6 +986,9 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
     if "universes" in seen:
         problems += _universes(seen["universes"], sources, instruments)
     problems += _shared_files(sources, instruments, seen["sources"])
+    from fspec.compiler.chain import chain_problems  # it reads this module's types
+
+    problems += chain_problems(sources, instruments, seen["sources"])
 
     session = Session()
     if "session" in seen:

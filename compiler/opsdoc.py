@@ -14,6 +14,7 @@ GRAIN_RULES = {
     "bar": "bar -> bar",
     "cross_section": "bar -> bar, over a universe's members",
     "event": "tick -> event (event grids)",
+    "chain": "option chain -> bar, of its instrument",
 }
 
 
@@ -22,7 +23,7 @@ def window_rule(name: str) -> str:
     op = REGISTRY[name]
     if op.kind in ("elementwise", "tick"):
         return "(L, R)"
-    if op.kind == "reducer":
+    if op.kind in ("reducer", "chain"):  # the bar's own ticks, or the chain's snapshot at its end
         return "(0, 0)"
     if op.kind == "event":
         return "before the event"

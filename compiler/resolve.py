@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from fspec.compiler import ir
+from fspec.compiler.chain import chain_column_error, resolve_chain
 from fspec.compiler.formula import (
     INFIX,
     Call,
@@ -36,6 +37,7 @@ from fspec.naming import column_name
 from fspec.operators import (
     BAR,
     BAR_CONSTANTS,
+    CHAIN,
     CONSTANTS,
     CROSS,
     ELEMENTWISE,
@@ -132,6 +134,8 @@ def _known_names(ctx: _Context) -> list[str]:
 def _column(ctx: _Context, node: Name, instrument: str, source: str, column: str) -> Node:
     src = ctx.project.sources[source]
     concrete = ctx.project.sources[ctx.project.instruments[instrument].concrete(source)]
+    if concrete.contract is not None:  # an option chain: its operators read it (compiler/chain.py)
+        return chain_column_error(ctx, node, source)
     if column in src.column_names() and column not in concrete.column_names():
         raise Unavailable(f"source '{concrete.name}' (its '{source}') has no column '{column}'")
     if concrete is not src:
@@ -377,6 +381,8 @@ def _call(ctx: _Context, node: Call) -> Node:
     bound = _bind_args(ctx, node)
     if bound is None:
         return _invalid()
+    if op.kind == CHAIN:  # its arguments are a chain source and an expiry rule, not formulas
+        return resolve_chain(ctx, node, bound)
     args: list[Node] = []
     consts: list[tuple[str, float]] = []
     across = ctx.across

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fspec.compiler import ir
 from fspec.compiler.formula import Call, Duration, Name, Node, Num, Text, to_source
+from fspec.operators import CHAIN, REGISTRY
 
 
 def to_formula(node: Node) -> Node:
@@ -19,6 +20,10 @@ def to_formula(node: Node) -> Node:
         return Name((node.instrument, node.name) if node.instrument else (node.name,))
     if isinstance(node, ir.FeatureRef):
         return Name((node.instrument, node.feature) if node.instrument else (node.feature,))
+    if isinstance(node, ir.Apply) and REGISTRY[node.op].kind == CHAIN:
+        from fspec.compiler.chain import chain_formula
+
+        return chain_formula(node)
     if isinstance(node, ir.Apply):
         args = tuple(to_formula(a) for a in node.args)
         consts = dict(node.consts)

@@ -16,7 +16,7 @@ from fspec import paths
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 7
+MANIFEST_VERSION = 8
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 
@@ -45,6 +45,32 @@ class ColumnDef:
 
 
 @dataclass(frozen=True)
+class ContractDef:
+    """What makes a source an option chain: the file columns that name each row's contract (expiry, strike,
+    right) and the chain's terms. ``settlement`` is the expiry's settlement time in seconds after local
+    midnight of the expiry date in ``timezone`` (None: the session's); ``rate`` and ``dividend_yield`` are
+    continuously compounded per year, ACT/365 (the only ``day_count``); ``forward`` is ``parity`` (each
+    expiry's forward from put-call parity on its own quotes) or ``carry`` (``S·e^((rate - dividend_yield)·T)``
+    from the underlying's price as-of the bar end: ``underlying_column`` of the instrument's source
+    ``underlying_source``). See docs/options.md."""
+
+    expiry: str
+    strike: str
+    right: str
+    settlement: int
+    timezone: str | None = None
+    rate: float = 0.0
+    dividend_yield: float = 0.0
+    forward: str = "parity"
+    underlying_source: str | None = None
+    underlying_column: str | None = None
+    day_count: str = "ACT/365"
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
 class SourceDef:
     name: str
     path: str  # template with {symbol} and {date}; without {date} one file holds every day
@@ -69,6 +95,7 @@ class SourceDef:
     time_clock: str | None = None
     time_anchor: int = 0  # seconds after local midnight
     header: tuple[str, ...] | None = None  # the names of a headerless CSV's columns
+    contract: ContractDef | None = None  # an option chain: rows of many contracts (runtime/chain.py)
 
     @property
     def splits_date_and_time(self) -> bool:
@@ -106,6 +133,7 @@ class SourceDef:
             "time_clock": self.time_clock,
             "time_anchor": self.time_anchor,
             "header": list(self.header) if self.header else None,
+            "contract": self.contract.to_json() if self.contract else None,
         }
 
     @classmethod
@@ -117,6 +145,7 @@ class SourceDef:
                     "columns": tuple(ColumnDef(**c) for c in data["columns"]),
                     "asof_columns": tuple(data["asof_columns"]),
                     "header": tuple(data["header"]) if data.get("header") else None,
+                    "contract": ContractDef(**data["contract"]) if data.get("contract") else None,
                 }
             )
         )
@@ -250,6 +279,25 @@ class KernelDef:
             tuple(data["slots"]),
             data["by"],
         )
+
+
+@dataclass(frozen=True)
+class ChainDef:
+    """One option chain source's reducers over its snapshot at each bar end (the chain's "kernel"): slot ``s``
+    is ``ops[s]`` (an operator of :mod:`fspec.operators.chain`) with its constants; ``slots`` say what each
+    computes, as formula text. Bar trees read them through slot nodes, like a tick kernel's slots."""
+
+    source: str
+    ops: tuple[tuple[str, dict[str, float]], ...]
+    slots: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "ops": [[op, consts] for op, consts in self.ops], "slots": list(self.slots)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChainDef:
+        ops = tuple((str(op), {k: float(v) for k, v in consts.items()}) for op, consts in data["ops"])
+        return cls(data["source"], ops, tuple(data["slots"]))
 
 
 @dataclass(frozen=True)
@@ -445,6 +493,7 @@ class ManifestData:
     project: ProjectDef
     kernels: tuple[KernelDef, ...]
     features: tuple[FeatureDef, ...]  # in dependency order
+    chains: tuple[ChainDef, ...] = ()  # the option chain sources' reducers, one entry per source
     manifest_version: int = field(default=MANIFEST_VERSION)
     grids: tuple[GridDef, ...] = ()
 
@@ -462,6 +511,7 @@ class ManifestData:
             "spec_hash": self.spec_hash,
             "project": self.project.to_json(),
             "kernels": [k.to_json() for k in self.kernels],
+            "chains": [c.to_json() for c in self.chains],
             "member_sets": [list(members) for members in sets],
             "features": features,
             "grids": [g.to_json() for g in self.grids],
@@ -479,6 +529,7 @@ class ManifestData:
             features=tuple(
                 FeatureDef.from_json(f | {"members": data["member_sets"][f["members"]]}) for f in data["features"]
             ),
+            chains=tuple(ChainDef.from_json(c) for c in data["chains"]),
             manifest_version=int(data["manifest_version"]),
             grids=tuple(GridDef.from_json(g) for g in data["grids"]),
         )

@@ -160,6 +160,9 @@ def explain_column(manifest: Manifest, column: str) -> str:
         "depends on:  " + (", ".join(dependencies(f, instrument)) or "-"),
     ]
     for source, index in slots:
+        if source in manifest.chains:  # an option chain's reducer over its snapshots (runtime/chain.py)
+            lines.append(f"chain:       {source} slot {index}: {manifest.slot_text(source, index)}")
+            continue
         k = kernels[source]
         lines.append(f"kernel:      {k.path} slot {index}: {k.slots[index]}")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from typing import Any
 
 from fspec import __version__
 from fspec.errors import BuildError, UsageError
-from fspec.manifest import MANIFEST_VERSION, FeatureDef, KernelDef, Key, ManifestData, ProjectDef
+from fspec.manifest import MANIFEST_VERSION, ChainDef, FeatureDef, KernelDef, Key, ManifestData, ProjectDef
 from fspec.project import BUILD_DIR, MANIFEST, spec_hash
 
 
@@ -36,6 +36,19 @@ class Manifest:
     @cached_property
     def kernels(self) -> dict[str, KernelDef]:
         return {k.source: k for k in self.data.kernels}
+
+    @cached_property
+    def chains(self) -> dict[str, ChainDef]:
+        """The option chain sources' reducers, by source (their slots are computed by runtime/chain.py)."""
+        return {c.source: c for c in self.data.chains}
+
+    def slot_count(self, source: str) -> int:
+        """How many slots a source's kernel (or chain) computes."""
+        return len(self.chains[source].slots) if source in self.chains else len(self.kernels[source].slots)
+
+    def slot_text(self, source: str, index: int) -> str:
+        """What a slot computes, as formula text."""
+        return self.chains[source].slots[index] if source in self.chains else self.kernels[source].slots[index]
 
     @cached_property
     def intervals(self) -> list[int]:

@@ -20,6 +20,7 @@ from fspec.grain import natural_key
 from fspec.manifest import ProjectDef, SourceDef
 from fspec.naming import interval_token
 from fspec.runtime.cache import BudgetCache
+from fspec.runtime.chain import chain_slots
 from fspec.runtime.columns import with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.events import EventDayResult, GridRunner
@@ -193,6 +194,7 @@ class Engine:
     _lacking: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day): not in its file
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
+    _chain_warned: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day) told
     # each event grid's runner (its events' files, counts for the run's summary)
     runners: dict[str, GridRunner] = field(default_factory=dict)
     _grid_dates: dict[str, list[str]] = field(default_factory=dict)
@@ -520,7 +522,7 @@ class Engine:
             for source in sorted({s for s, _ in pairs}):
                 # in the order of a feature's members
                 members = sorted((i for s, i in wanted if s == source), key=natural_key)
-                shape = (len(members), len(self.manifest.kernels[source].slots), len(grids[0]))
+                shape = (len(members), self.manifest.slot_count(source), len(grids[0]))
                 stacked[source] = _Stacked(np.empty(shape), {m: r for r, m in enumerate(members)})
         self._read_ahead(pairs, days, interval)
         blocks: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -559,6 +561,8 @@ class Engine:
         """The kernel call for one instrument's session, ready to run; or the slots already, when there is
         nothing to run."""
         source, instrument = pair
+        if source in self.manifest.chains:  # an option chain: its reducers over its snapshots
+            return chain_slots(self, source, instrument, day, bar_ends, interval)
         kernel = self.manifest.kernels[source]
         if day not in self.instrument_dates(instrument):
             # The instrument has no data that day at all: its values are unknown, not empty bars.

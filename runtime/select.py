@@ -204,7 +204,7 @@ def definition(manifest: Manifest, key: Key) -> str:
     def canonical(node: dict[str, Any]) -> dict[str, Any]:
         if "slot" in node:
             inst = node["instrument"] or member or ""
-            text = manifest.kernels[node["source"]].slots[node["slot"]]
+            text = manifest.slot_text(node["source"], node["slot"])
             for word in set(re.findall(r"[a-z_][a-z0-9_]*", text)):
                 if inst in project.instruments and word in project.instruments[inst].params:
                     params[f"{inst}.{word}"] = param(word, inst)

@@ -29,6 +29,7 @@ from fspec.runtime.kernels import run_all
 if TYPE_CHECKING:
     import pandas as pd
 
+CONTRACT_CALL = "_call"  # a chain's rows: 1 for a call, 0 for a put (runtime/chain.py)
 NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS}
 
 # A file's rows as read: parquet as an Arrow table (its columns go to numpy without pandas when they are plain
@@ -609,6 +610,7 @@ def _wanted_columns(source: SourceDef) -> list[str]:
                 *(c.source_column for c in source.columns if not c.expr),
                 *tree_columns(source.filter_tree),
                 *(c for tree in source.column_trees.values() for c in tree_columns(tree)),
+                *((source.contract.expiry, source.contract.strike, source.contract.right) if source.contract else ()),
             ]
         )
     )
@@ -637,6 +639,10 @@ def load_source(
         columns[name] = _scaled(values, spec.scale)
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
+    if source.contract is not None:  # an option chain: each row's contract, as numbers (runtime/chain.py)
+        from fspec.runtime.chain import contract_columns
+
+        columns.update(contract_columns(frame, source.contract, shown))
     ticks = Ticks(ts, columns)
     if not len(ticks):
         warnings.warn(f"{shown}: the file has no rows", DataWarning, stacklevel=2)
@@ -700,7 +706,8 @@ def _clean_values(ticks: Ticks, display: str) -> None:
                     DataWarning,
                     stacklevel=3,
                 )
-    if "bid" in ticks.columns and "ask" in ticks.columns:
+    # (an option chain's crossed quotes are counted with its other statuses, runtime/chain.py)
+    if "bid" in ticks.columns and "ask" in ticks.columns and CONTRACT_CALL not in ticks.columns:
         crossed = ticks.columns["bid"] > ticks.columns["ask"]
         if crossed.any():
             warnings.warn(

@@ -35,6 +35,8 @@ def warm_manifest(manifest: Manifest, on_progress: Progress | None = None) -> in
         calls.append(partial(apply_bar_operator, op, [np.ones((1, 2))] * arity, consts, np.zeros(2, dtype=np.int64)))
     for op in numpy_fallbacks(manifest):  # elementwise operators numexpr has not, some of them compiled by numba
         calls.append(partial(REGISTRY[op].numpy, *[np.ones((1, 2))] * len(REGISTRY[op].expr_params)))  # type: ignore[arg-type]
+    if manifest.chains:  # the option chain kernels (fspec/options), compiled or loaded from numba's cache
+        calls.append(_warm_chain)
     for call in on_progress(calls, len(calls)) if on_progress else calls:
         call()
     return len(calls)
@@ -61,6 +63,12 @@ def _warm_event_kernel(root: Path, kernel: KernelDef) -> None:
         events.copy(),
         out,
     )
+
+
+def _warm_chain() -> None:
+    from fspec.runtime.chain import warm_chain  # numba and fspec/options only when a build has a chain
+
+    warm_chain()
 
 
 def numpy_fallbacks(manifest: Manifest) -> list[str]:

@@ -3,17 +3,19 @@ window rule, doc, edge cases and every lowering it has (see :mod:`fspec.operator
 
 Operators live in the module of their family, registered in the order ``fspec ops`` lists them:
 :mod:`~fspec.operators.elementwise`, :mod:`~fspec.operators.state` (tick state and shifts),
-:mod:`~fspec.operators.reducers`, :mod:`~fspec.operators.windows` (bar windows) and
-:mod:`~fspec.operators.statistics` (rolling statistics over bar windows), :mod:`~fspec.operators.events`
-(values at the events of an event grid). Adding one touches its family's module
+:mod:`~fspec.operators.reducers`, :mod:`~fspec.operators.windows` (bar windows),
+:mod:`~fspec.operators.statistics` (rolling statistics over bar windows), :mod:`~fspec.operators.cross`
+(cross-sections of a universe), :mod:`~fspec.operators.events` (values at the events of an event grid) and
+:mod:`~fspec.operators.chain` (option chains). Adding one touches its family's module
 and its test.
 """
 
 from __future__ import annotations
 
-from fspec.operators import cross, elementwise, events, reducers, state, statistics, windows
+from fspec.operators import chain, cross, elementwise, events, reducers, state, statistics, windows
 from fspec.operators.core import (
     BAR,
+    CHAIN,
     CROSS,
     ELEMENTWISE,
     EVENT,
@@ -63,6 +65,7 @@ CONSTANTS: dict[str, str] = {
 __all__ = [
     "BAR",
     "BAR_CONSTANTS",
+    "CHAIN",
     "CONSTANTS",
     "CROSS",
     "ELEMENTWISE",
@@ -79,6 +82,7 @@ __all__ = [
     "TickState",
     "Window",
     "bar_function",
+    "chain",
     "cross",
     "elementwise",
     "events",

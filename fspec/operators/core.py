@@ -25,6 +25,8 @@ Grain rules (``kind``):
     bar          bar grain in -> bar grain out (windows over bars)
     cross_section  bar grain in -> bar grain out, over the members of a universe at the same bar (``numpy``)
     event        tick grain in -> one value per event of an event grid: a row strictly before the event's cut
+    chain        an option chain source in -> one value per bar of its instrument: a reducer over the chain's
+                 snapshot at the bar end (``numpy``: the value of one expiry's contracts at one bar end)
 
 Window rule: the bars an operator reads relative to the current bar, ``(left, right)``; ``left`` bars of
 history, ``right`` bars of future. Rules compose up the tree and across features; ``right > 0`` is
@@ -41,6 +43,7 @@ from typing import Any
 ELEMENTWISE, TICK, SHIFT, REDUCER, BAR = "elementwise", "tick", "shift", "reducer", "bar"
 CROSS = "cross_section"
 EVENT = "event"
+CHAIN = "chain"
 
 
 @dataclass(frozen=True)

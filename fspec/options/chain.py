@@ -1,0 +1,270 @@
+"""An option chain's snapshot at each bar end, and the reducers over it (docs/options.md, "Chains").
+
+The chain's rows are quotes of many contracts (expiry, strike, right) in time order. At each bar end ``t`` the
+snapshot holds, per contract, its last quote strictly before ``t`` (a quote at ``t`` or later never reaches
+that bar), then per expiry:
+
+- the time to expiry ``T = (settlement - t) / (365 · 86,400 s)`` (ACT/365 in seconds) and ``df = e^{-rT}``;
+- the forward ``F``: from put-call parity on the snapshot's mids (``forward.forward_one_expiry``: the strike
+  where the call and put mids are closest, as Cboe does), or ``S·e^{(r - q)T}`` from the underlying's price;
+- every contract's implied volatility of its mid with a status (``black76``), and its forward delta
+  ``Φ(d1)`` for a call, ``-Φ(-d1)`` for a put (undiscounted, so that a call's and a put's deltas add to 1 in
+  absolute value whatever the rate).
+
+The reducers read one expiry's contracts at one bar end. ``atm_iv``'s smile is the out-of-the-money side:
+the put at a strike below ``F``, the call at a strike at or above it (the in-the-money option's mid carries its
+intrinsic value and a wider spread, as in the Cboe VIX method); a strike whose OTM option has no volatility
+has no point. ``iv_at_delta`` reads the calls (or the puts) in strike order. Interpolation is linear in
+implied *variance* (``σ²``): in log strike for ``atm_iv``, in delta for ``iv_at_delta``. Nothing is
+extrapolated: a value outside the points is NaN.
+
+Numba kernels, compiled on first use (``cache=True``), like the rest of :mod:`fspec.options`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from fspec.options.black76 import BAD_INPUT, NO_QUOTE, implied_volatility_quotes
+from fspec.options.forward import _mid, forward_one_expiry
+from fspec.options.normal import norm_cdf
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+SECONDS_PER_YEAR = 365 * 86_400  # ACT/365 in seconds
+NS = 1_000_000_000
+
+
+def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's contract number, the contracts sorted by (expiry, strike, put before call), and the contracts
+    as rows of (expiry, strike, is_call)."""
+    keys = np.column_stack([expiry, strike, is_call]).astype(np.float64)
+    table, inverse = np.unique(keys, axis=0, return_inverse=True)  # lexicographic: expiry, strike, right
+    return inverse.reshape(-1).astype(np.int64), table
+
+
+@njit(**_JIT)
+def _last_before(
+    ts: np.ndarray, contract: np.ndarray, order: np.ndarray, starts: np.ndarray, bar_ends: np.ndarray
+) -> np.ndarray:
+    """For each (contract, bar end), the row of the contract's last quote with ts < bar end (-1: none).
+
+    ``order`` lists the rows by contract, each contract's rows in time order; ``starts[c]`` is where contract
+    c's rows begin in it."""
+    n_c = starts.shape[0] - 1
+    out = np.full((n_c, bar_ends.shape[0]), -1, dtype=np.int64)
+    for c in range(n_c):
+        j = starts[c]
+        hi = starts[c + 1]
+        for b in range(bar_ends.shape[0]):
+            while j < hi and ts[order[j]] < bar_ends[b]:
+                j += 1
+            if j > starts[c]:
+                out[c, b] = order[j - 1]
+    return out
+
+
+@njit(**_JIT)
+def _parity_forwards(
+    expiry_start: np.ndarray,
+    strike: np.ndarray,
+    is_call: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    df: np.ndarray,
+) -> np.ndarray:
+    """F[e, b] from put-call parity on the snapshot's mids. Contracts of an expiry are contiguous and sorted by
+    strike with the put before the call, so a strike with both rights is a put row followed by a call row."""
+    n_e = expiry_start.shape[0] - 1
+    n_b = bid.shape[1]
+    out = np.full((n_e, n_b), np.nan)
+    for e in range(n_e):
+        lo = expiry_start[e]
+        hi = expiry_start[e + 1]
+        pairs = 0
+        for i in range(lo, hi - 1):
+            if not is_call[i] and is_call[i + 1] and strike[i] == strike[i + 1]:
+                pairs += 1
+        if pairs == 0:
+            continue
+        ks = np.empty(pairs)
+        puts = np.empty(pairs, dtype=np.int64)
+        p = 0
+        for i in range(lo, hi - 1):
+            if not is_call[i] and is_call[i + 1] and strike[i] == strike[i + 1]:
+                ks[p] = strike[i]
+                puts[p] = i
+                p += 1
+        call_mid = np.empty(pairs)
+        put_mid = np.empty(pairs)
+        for b in range(n_b):
+            for p in range(pairs):
+                i = puts[p]
+                put_mid[p] = _mid(bid[i, b], ask[i, b])
+                call_mid[p] = _mid(bid[i + 1, b], ask[i + 1, b])
+            out[e, b] = forward_one_expiry(ks, call_mid, put_mid, df[e, b])[0]
+    return out
+
+
+@njit(**_JIT)
+def _forward_deltas(
+    F: np.ndarray, K: np.ndarray, T: np.ndarray, sigma: np.ndarray, is_call: np.ndarray, out: np.ndarray
+) -> None:
+    for i in range(F.shape[0]):
+        s = sigma[i]
+        if not (s > 0.0 and T[i] > 0.0 and F[i] > 0.0 and K[i] > 0.0):
+            out[i] = np.nan
+            continue
+        sd = s * math.sqrt(T[i])
+        d1 = math.log(F[i] / K[i]) / sd + 0.5 * sd
+        out[i] = norm_cdf(d1) if is_call[i] else -norm_cdf(-d1)
+
+
+@dataclass
+class Snapshot:
+    """A chain at every bar end of a session: contracts in rows (sorted by expiry, strike, put before call),
+    bar ends in columns; expiries in rows of the per-expiry arrays (sorted by settlement)."""
+
+    strike: np.ndarray  # (contracts,)
+    is_call: np.ndarray  # (contracts,) bool
+    expiry_of: np.ndarray  # (contracts,) the expiry row of each contract
+    expiry_start: np.ndarray  # (expiries + 1,) where each expiry's contracts begin
+    settle_ns: np.ndarray  # (expiries,) settlement instants, UTC ns
+    bid: np.ndarray  # (contracts, bars) the last quote before each bar end (NaN: none yet)
+    ask: np.ndarray
+    quoted: np.ndarray  # (contracts, bars) bool: the contract has a quote before the bar end
+    T: np.ndarray  # (expiries, bars) years to settlement, ACT/365; <= 0 once settled
+    df: np.ndarray  # (expiries, bars)
+    forward: np.ndarray  # (expiries, bars)
+    iv: np.ndarray  # (contracts, bars) NaN unless status is OK
+    status: np.ndarray  # (contracts, bars) int8, fspec.options.black76's statuses
+    delta: np.ndarray  # (contracts, bars) forward delta, NaN where iv is
+
+    def chosen_expiry(self, bar_ends: np.ndarray, min_minutes: float) -> np.ndarray:
+        """The expiry row ``nearest(min_minutes)`` picks at each bar end: the first to settle at least
+        ``min_minutes`` after it, and after it at all (-1: none does)."""
+        need = bar_ends[None, :] + np.int64(round(min_minutes * 60 * NS))
+        ok = (self.settle_ns[:, None] >= need) & (self.settle_ns[:, None] > bar_ends[None, :])
+        first = np.argmax(ok, axis=0)
+        return np.where(ok.any(axis=0), first, -1).astype(np.int64)
+
+
+def snapshot(
+    ts: np.ndarray,
+    expiry_day: np.ndarray,
+    strike: np.ndarray,
+    is_call: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    bar_ends: np.ndarray,
+    settle_of_day: dict[float, int],
+    rate: float,
+    dividend_yield: float = 0.0,
+    underlying: np.ndarray | None = None,
+) -> Snapshot:
+    """The chain at each bar end. ``ts`` (UTC ns, ascending) and the row arrays are the chain's quotes;
+    ``settle_of_day`` maps each expiry day number to its settlement instant; ``underlying`` (the price as-of
+    each bar end) selects the carry forward, else the forward is read from parity."""
+    contract, table = contract_ids(expiry_day, strike, is_call)
+    n_c, n_b = table.shape[0], bar_ends.shape[0]
+    order = np.argsort(contract, kind="stable")  # each contract's rows stay in time order
+    starts = np.searchsorted(contract[order], np.arange(n_c + 1)).astype(np.int64)
+    rows = _last_before(ts, contract, order.astype(np.int64), starts, np.ascontiguousarray(bar_ends, dtype=np.int64))
+    quoted = rows >= 0
+    safe = np.where(quoted, rows, 0)
+    snap_bid = np.where(quoted, bid[safe] if len(bid) else np.nan, np.nan)
+    snap_ask = np.where(quoted, ask[safe] if len(ask) else np.nan, np.nan)
+
+    days = np.unique(table[:, 0])
+    settle = np.array([settle_of_day[float(d)] for d in days], dtype=np.int64)
+    by_settle = np.argsort(settle, kind="stable")  # settlement order is day order; kept explicit
+    days, settle = days[by_settle], settle[by_settle]
+    expiry_of = np.searchsorted(days, table[:, 0]).astype(np.int64)
+    expiry_start = np.searchsorted(expiry_of, np.arange(len(days) + 1)).astype(np.int64)
+    K = np.ascontiguousarray(table[:, 1])
+    call = table[:, 2] != 0
+
+    T = (settle[:, None] - bar_ends[None, :].astype(np.int64)) / NS / SECONDS_PER_YEAR
+    df = np.exp(-rate * T)
+    if underlying is None:
+        forward = _parity_forwards(expiry_start, K, call, snap_bid, snap_ask, np.ascontiguousarray(df))
+        forward = np.where(T > 0, forward, np.nan)
+    else:
+        forward = np.where(T > 0, underlying[None, :] * np.exp((rate - dividend_yield) * T), np.nan)
+    Tc, Fc, dfc = T[expiry_of], forward[expiry_of], df[expiry_of]
+    Kc = np.broadcast_to(K[:, None], (n_c, n_b))
+    iv, status = implied_volatility_quotes(snap_bid, snap_ask, Fc, Kc, Tc, call[:, None], dfc)
+    # An expiry already settled (T <= 0) has no forward: its quotes are BAD_INPUT, not "no quote".
+    status = np.where(quoted | (status == BAD_INPUT), status, np.int8(NO_QUOTE)).astype(np.int8)
+    delta = np.empty(n_c * n_b)
+    flat = np.broadcast_arrays(Fc, Kc, Tc, iv, np.broadcast_to(call[:, None], (n_c, n_b)))
+    _forward_deltas(*(np.ascontiguousarray(a).reshape(-1) for a in flat), delta)
+    return Snapshot(
+        K, call, expiry_of, expiry_start, settle, snap_bid, snap_ask, quoted, T, df, forward, iv, status,
+        delta.reshape(n_c, n_b),
+    )  # fmt: skip
+
+
+# ---- the reducers over one expiry at one bar end ----------------------------------------------------------
+
+
+@njit(**_JIT)
+def atm_iv(strike: np.ndarray, is_call: np.ndarray, iv: np.ndarray, forward: float) -> float:
+    """The implied volatility at the forward: between the OTM smile's two points around ``F`` (the highest
+    put strike below F, the lowest call strike at or above it), linear in variance against log strike; the
+    call's own where its strike is F. NaN without a point on each side."""
+    F = forward
+    if not (F > 0.0):
+        return np.nan
+    lo_k, lo_v, hi_k, hi_v = -np.inf, np.nan, np.inf, np.nan
+    for i in range(strike.shape[0]):
+        v = iv[i]
+        k = strike[i]
+        if not (v > 0.0):
+            continue
+        if is_call[i] and k >= F and k < hi_k:
+            hi_k, hi_v = k, v
+        elif not is_call[i] and k < F and k > lo_k:
+            lo_k, lo_v = k, v
+    if hi_k == F:
+        return hi_v
+    if not (lo_v > 0.0 and hi_v > 0.0):
+        return np.nan
+    w = (math.log(F) - math.log(lo_k)) / (math.log(hi_k) - math.log(lo_k))
+    return math.sqrt((1.0 - w) * lo_v * lo_v + w * hi_v * hi_v)
+
+
+@njit(**_JIT)
+def iv_at_delta(
+    strike: np.ndarray, is_call: np.ndarray, iv: np.ndarray, delta: np.ndarray, forward: float, target: float
+) -> float:
+    """The implied volatility at forward delta ``target``: a call's (target > 0) from the calls, a put's
+    (target < 0) from the puts, linear in variance against delta between the two neighbouring points (options
+    with a volatility) that bracket it, walking from in to out of the money (strikes up for calls, down for
+    puts; the first bracket counts). In-the-money options count so that a delta between the money and the first
+    OTM strike (a 40-delta on a short expiry) still has its bracket. NaN when the points do not reach it."""
+    F = forward
+    if not (F > 0.0) or target == 0.0:
+        return np.nan
+    want = abs(target)
+    n = strike.shape[0]
+    prev_d, prev_v = np.nan, np.nan
+    for j in range(n):
+        i = j if target > 0 else n - 1 - j
+        if bool(is_call[i]) != (target > 0):
+            continue
+        v = iv[i]
+        d = abs(delta[i])
+        if not (v > 0.0 and d == d):
+            continue
+        if d == want:
+            return v
+        if prev_d == prev_d and prev_d > want > d:
+            w = (prev_d - want) / (prev_d - d)
+            return math.sqrt((1.0 - w) * prev_v * prev_v + w * v * v)
+        prev_d, prev_v = d, v
+    return np.nan
