@@ -58,6 +58,10 @@ def _pandas(values: Any) -> Any:
 def _expiry_days(values: Any, column: str, shown: str) -> np.ndarray:
     """Days since 1970-01-01 of a date, a timestamp (its own date, in its zone if it has one), a 'YYYY-MM-DD'
     text or a YYYYMMDD number."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray) and pa.types.is_date32(values.type) and values.null_count == 0:
+        return values.cast(pa.int32()).to_numpy().astype(np.float64)  # days since 1970-01-01, without pandas
     import pandas as pd
 
     series = _pandas(values)
@@ -81,16 +85,31 @@ def _expiry_days(values: Any, column: str, shown: str) -> np.ndarray:
 
 
 def _rights(values: Any, column: str, shown: str) -> np.ndarray:
-    series = _pandas(values).astype(str).str.strip().str.upper()
-    mapped = series.map(RIGHTS)
-    if mapped.isna().any():
-        row = int(np.flatnonzero(mapped.isna().to_numpy())[0])
+    """1.0 for a call, 0.0 for a put, from each distinct text once (a file has two or four of them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        encoded = pc.dictionary_encode(values).combine_chunks() if not pa.types.is_dictionary(values.type) else None
+        encoded = encoded if encoded is not None else values.combine_chunks()
+        words = [None if w is None else str(w) for w in encoded.dictionary.to_pylist()]
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        if encoded.null_count:
+            codes = np.where(encoded.is_null().to_numpy(zero_copy_only=False), len(words), codes)
+    else:
+        found, codes = np.unique(_pandas(values).astype(str).to_numpy(), return_inverse=True)
+        words = [str(w) for w in found]
+    known = np.array([RIGHTS.get((w or "").strip().upper(), np.nan) for w in words] + [np.nan])
+    mapped = known[codes]
+    bad = np.isnan(mapped)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise DataError(
             shown,
-            f"right column '{column}' holds {str(_pandas(values).iloc[row])!r} at row {row}",
+            f"right column '{column}' holds {(words + [None])[codes[row]]!r} at row {row}",
             "a right is 'C' or 'P' (or 'call' or 'put', any case)",
         )
-    return mapped.to_numpy(dtype=np.float64)
+    return mapped
 
 
 # ---- the chain's slots of one session ------------------------------------------------------------------------

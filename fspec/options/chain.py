@@ -42,9 +42,12 @@ NS = 1_000_000_000
 def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's contract number, the contracts sorted by (expiry, strike, put before call), and the contracts
     as rows of (expiry, strike, is_call)."""
-    keys = np.column_stack([expiry, strike, is_call]).astype(np.float64)
-    table, inverse = np.unique(keys, axis=0, return_inverse=True)  # lexicographic: expiry, strike, right
-    return inverse.reshape(-1).astype(np.int64), table
+    expiries, e = np.unique(expiry, return_inverse=True)
+    strikes, k = np.unique(strike, return_inverse=True)
+    key = (e.astype(np.int64) * len(strikes) + k) * 2 + (is_call != 0)  # sorts as (expiry, strike, right)
+    keys, contract = np.unique(key, return_inverse=True)
+    table = np.column_stack([expiries[keys // 2 // len(strikes)], strikes[keys // 2 % len(strikes)], keys % 2])
+    return contract.reshape(-1).astype(np.int64), table.astype(np.float64)
 
 
 @njit(**_JIT)
