@@ -106,7 +106,7 @@ def _rights(values: Any, column: str, shown: str) -> np.ndarray:
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
             shown,
-            f"right column '{column}' holds {(words + [None])[codes[row]]!r} at row {row}",
+            f"right column '{column}' holds {[*words, None][codes[row]]!r} at row {row}",
             "a right is 'C' or 'P' (or 'call' or 'put', any case)",
         )
     return mapped

@@ -300,13 +300,13 @@ def test_the_expiry_rule_rolls_30_minutes_before_the_settlement(chain_project, r
 
 
 def test_statuses_give_nan_and_one_warning_per_day(chain_project, references) -> None:
-    project, messages = chain_project
+    _, messages = chain_project
     chain = [m for m in messages if "option chain 'chain'" in m]
     assert len(chain) == 1, messages  # one line for the day, for both grids
     text = chain[0]
     snaps = pd.concat(references.values())
     counts = snaps["status"].value_counts()
-    total = int(len(snaps))
+    total = len(snaps)
     bad = int(total - counts.get("ok", 0))
     assert f"{bad:,} of the {total:,} contract quotes in its snapshots at the 300s bar ends" in text, text
     for status in ("crossed", "no quote", "below intrinsic"):
@@ -367,14 +367,18 @@ def test_carry_forward_from_the_underlying(tmp_path: Path, quotes: pd.DataFrame)
     """forward: carry is S e^((r - q) T) with S the underlying's last price strictly before the bar end."""
     index_times = OPEN + pd.to_timedelta(np.arange(0, 23_400, 7) + 0.25, unit="s")
     index = pd.DataFrame({"time": index_times, "price": 1680 + np.cumsum(np.full(len(index_times), 0.01))})
-    project_text = PROJECT.replace(
-        f"rate: {RATE}}}",
-        f"rate: {RATE}, forward: carry, dividend_yield: 0.015, underlying: {{source: index, column: price}}}}",
-    ).replace(
-        "instruments:",
-        "  index:\n    path: data/{symbol}/{date}_index.parquet\n    time: time\n    columns: {price: float64}\n"
-        "instruments:",
-    ).replace("sources: [chain]", "sources: [chain, index]")
+    project_text = (
+        PROJECT.replace(
+            f"rate: {RATE}}}",
+            f"rate: {RATE}, forward: carry, dividend_yield: 0.015, underlying: {{source: index, column: price}}}}",
+        )
+        .replace(
+            "instruments:",
+            "  index:\n    path: data/{symbol}/{date}_index.parquet\n    time: time\n    columns: {price: float64}\n"
+            "instruments:",
+        )
+        .replace("sources: [chain]", "sources: [chain, index]")
+    )
     project = make_project(
         tmp_path,
         {"project.yaml": project_text, "features.yaml": FEATURES},
