@@ -529,9 +529,17 @@ class Reference:
         values: dict[Key, np.ndarray] = {}
         for inst in self.instances:
             ctx.features = values
+            if reads_chain(inst.tree):  # not here: tests/test_chain.py checks them with pandas and the LBR package
+                values[inst.key] = np.full(session.shape, np.nan)
+                continue
             with np.errstate(all="ignore"):
                 values[inst.key] = ctx.full(ctx.bar(ir.bind(inst.tree, inst.instrument)))
         return Result(interval, days, n_per, ts_event, values)
+
+
+def reads_chain(tree: Node) -> bool:
+    """Whether a feature's tree reads an option chain (its operators are checked in tests/test_chain.py)."""
+    return any(isinstance(n, ir.Apply) and REGISTRY[n.op].kind == "chain" for n in tree.walk())
 
 
 @dataclass

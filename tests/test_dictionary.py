@@ -42,7 +42,8 @@ RTOL = 1e-9
 
 PROJECT = yaml.safe_load((REPO / "specs" / "project.yaml").read_text(encoding="utf-8"))
 PARAMS = {name: inst.get("params", {}) for name, inst in PROJECT["instruments"].items()}
-INSTRUMENTS = tuple(PROJECT["instruments"])  # spy, qqq, vxx, mes, mnq
+INSTRUMENTS = tuple(PROJECT["instruments"])  # spy, qqq, vxx, mes, mnq, spxw
+SINGLE_ASSET = tuple(i for i in INSTRUMENTS if i != "spxw")  # spxw is the option chain's: chain features only
 TRADING_DAYS = PROJECT["session"]["trading_days_per_year"]
 COST = PROJECT["constants"]["cost"]
 DEAD_BAND = PROJECT["constants"]["dead_band"]
@@ -485,7 +486,7 @@ def test_seed_example_names(sample_project, seconds):
     expected = {name.replace("_30s", f"_{seconds}s") for name in SEED_EXAMPLES_30S}
     assert sorted(expected - columns) == []
     # The single-asset features exist for every instrument, and vpin without an interval.
-    for instrument in INSTRUMENTS:
+    for instrument in SINGLE_ASSET:
         assert f"realized_vol_{seconds}s_{instrument}" in columns
         assert f"vpin_{instrument}" in columns
         assert f"vpin_{seconds}s_{instrument}" not in columns

@@ -50,7 +50,7 @@ def _long_project(root: Path, order: str) -> FspecProject:
         path.parent.mkdir(parents=True, exist_ok=True)
         # small row groups, so that a row group holds several symbols or only one
         pq.write_table(pa.Table.from_pandas(_long(kind, order), preserve_index=False), path, row_group_size=40_000)
-    links = {f"data/sample/{s}": REPO / "data" / "sample" / s for s in ("spy", "mes", "mnq")}
+    links = {f"data/sample/{s}": REPO / "data" / "sample" / s for s in ("spy", "mes", "mnq", "spxw")}
     made = make_project(root, specs, links=links)
     made.compile()
     made.run()
