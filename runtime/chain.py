@@ -223,7 +223,8 @@ def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: 
             f"ends have no implied volatility ({shown}) and are no points of the smile"
         )
     for rule, count in without.items():
-        parts.append(f"{count:,} bar ends have no expiry for {rule}, where it is NaN")
+        ends = "1 bar end has" if count == 1 else f"{count:,} bar ends have"
+        parts.append(f"{ends} no expiry for {rule}, where it is NaN")
     if parts:
         _warn(f"option chain '{source}' of {instrument} on {day}: " + "; ".join(parts))
 

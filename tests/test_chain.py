@@ -318,6 +318,24 @@ def test_statuses_give_nan_and_one_warning_per_day(chain_project, references) ->
     assert "past their expiry" in text and counts.get("bad input", 0) > 0
 
 
+def test_no_expiry_for_the_rule_is_nan_with_the_warning(tmp_path: Path, quotes: pd.DataFrame) -> None:
+    """A chain holding only today's expiry: the 30-minute rule finds none from the bar ending 15:30 on (it
+    still reads today's there, 30 minutes before 16:00), nor at 16:00; NaN, counted in the day's warning."""
+    today = quotes[quotes["expiry"].astype(str) == "2013-10-07"]
+    project = make_project(
+        tmp_path, {"project.yaml": PROJECT, "features.yaml": FEATURES}, {"data/spxw/20131007_chain.parquet": today}
+    )
+    project.compile()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(load_manifest(project.root), RunOptions(intervals=[1800]))
+    atm = project.output(DAY, 1800)["atm_1800s_spxw"].to_numpy()
+    assert np.isfinite(atm[:12]).all() and np.isnan(atm[12])  # bar ends 10:00 ... 15:30, then 16:00
+    text = next(str(w.message) for w in caught if "option chain" in str(w.message))
+    assert "1 bar end has no expiry for nearest(min_minutes=30), where it is NaN" in text, text
+    assert "1 bar end has no expiry for nearest(min_minutes=0)" in text, text
+
+
 def test_a_quote_at_or_after_the_bar_end_never_reaches_that_bar(chain_project, quotes, tmp_path: Path) -> None:
     """Truncation: the file cut at 12:00 gives the same values on every bar ending at or before 12:00, although
     a wild quote stamped exactly 12:00 (the bar end) is in the full file and changes the next bar."""
