@@ -172,6 +172,7 @@ def chain_slots(
         contract.rate,
         contract.dividend_yield,
         underlying,
+        tuple(sorted({consts["min_minutes"] for _, consts in chain.ops})),
     )
     iv, delta = np.ascontiguousarray(snap.iv.T), np.ascontiguousarray(snap.delta.T)  # one bar end per row
     without: dict[str, int] = {}
@@ -206,11 +207,11 @@ def _warn(text: str) -> None:
 
 
 def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: Any, without: dict[str, int]) -> None:
-    """One line for the day: the snapshot entries (contract, bar end) with a quote but no volatility, by
-    status, and the bar ends at which an expiry rule found no expiry."""
+    """One line for the day: the snapshot entries (contract, bar end) of the expiries the operators read with a
+    quote but no volatility, by status, and the bar ends at which an expiry rule found no expiry."""
     from fspec.options.black76 import BAD_INPUT, OK, STATUS_NAMES
 
-    quoted = snap.quoted
+    quoted = snap.quoted & snap.read
     status = snap.status[quoted]
     bad = status != OK
     parts = []
@@ -219,8 +220,8 @@ def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: 
         named = {**STATUS_NAMES, BAD_INPUT: "without a forward or past their expiry"}
         shown = ", ".join(f"{counts[k]:,} {named[k]}" for k in sorted(named) if k != OK and counts[k])
         parts.append(
-            f"{int(bad.sum()):,} of the {int(quoted.sum()):,} contract quotes in its snapshots at the {interval}s bar "
-            f"ends have no implied volatility ({shown}) and are no points of the smile"
+            f"{int(bad.sum()):,} of the {int(quoted.sum()):,} contract quotes its operators read at the {interval}s "
+            f"bar ends have no implied volatility ({shown}) and are no points of the smile"
         )
     for rule, count in without.items():
         ends = "1 bar end has" if count == 1 else f"{count:,} bar ends have"
@@ -238,7 +239,7 @@ def warm_chain() -> None:
     one = np.array([0.0, 0.0])
     snap = snapshot(
         ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
-        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01,
+        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
     )  # fmt: skip
     iv, delta = np.ascontiguousarray(snap.iv.T), np.ascontiguousarray(snap.delta.T)
     atm_iv(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], float(snap.forward[0, 0]))

@@ -36,6 +36,7 @@ from fspec.options.normal import norm_cdf
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 SECONDS_PER_YEAR = 365 * 86_400  # ACT/365 in seconds
+UNREAD = -1  # the status of a contract whose expiry no operator reads at that bar end: not computed
 NS = 1_000_000_000
 
 
@@ -140,20 +141,17 @@ class Snapshot:
     bid: np.ndarray  # (contracts, bars) the last quote before each bar end (NaN: none yet)
     ask: np.ndarray
     quoted: np.ndarray  # (contracts, bars) bool: the contract has a quote before the bar end
+    read: np.ndarray  # (contracts, bars) bool: its expiry is read there (volatilities computed)
     T: np.ndarray  # (expiries, bars) years to settlement, ACT/365; <= 0 once settled
     df: np.ndarray  # (expiries, bars)
     forward: np.ndarray  # (expiries, bars)
     iv: np.ndarray  # (contracts, bars) NaN unless status is OK
-    status: np.ndarray  # (contracts, bars) int8, fspec.options.black76's statuses
+    status: np.ndarray  # (contracts, bars) int8, fspec.options.black76's statuses (UNREAD where not read)
     delta: np.ndarray  # (contracts, bars) forward delta, NaN where iv is
 
     def chosen_expiry(self, bar_ends: np.ndarray, min_minutes: float) -> np.ndarray:
-        """The expiry row ``nearest(min_minutes)`` picks at each bar end: the first to settle at least
-        ``min_minutes`` after it, and after it at all (-1: none does)."""
-        need = bar_ends[None, :] + np.int64(round(min_minutes * 60 * NS))
-        ok = (self.settle_ns[:, None] >= need) & (self.settle_ns[:, None] > bar_ends[None, :])
-        first = np.argmax(ok, axis=0)
-        return np.where(ok.any(axis=0), first, -1).astype(np.int64)
+        """The expiry row ``nearest(min_minutes)`` picks at each bar end (-1: none)."""
+        return _chosen(self.settle_ns, bar_ends, min_minutes)
 
 
 def snapshot(
@@ -168,10 +166,13 @@ def snapshot(
     rate: float,
     dividend_yield: float = 0.0,
     underlying: np.ndarray | None = None,
+    rules: tuple[float, ...] | None = None,
 ) -> Snapshot:
     """The chain at each bar end. ``ts`` (UTC ns, ascending) and the row arrays are the chain's quotes;
     ``settle_of_day`` maps each expiry day number to its settlement instant; ``underlying`` (the price as-of
-    each bar end) selects the carry forward, else the forward is read from parity."""
+    each bar end) selects the carry forward, else the forward is read from parity. With ``rules`` (the
+    ``min_minutes`` of the expiry rules that will read it), volatilities and deltas are computed only for the
+    expiries some rule picks at each bar end (``read``); the others' are NaN with status ``UNREAD``."""
     contract, table = contract_ids(expiry_day, strike, is_call)
     n_c, n_b = table.shape[0], bar_ends.shape[0]
     order = np.argsort(contract, kind="stable")  # each contract's rows stay in time order
@@ -198,18 +199,38 @@ def snapshot(
         forward = np.where(T > 0, forward, np.nan)
     else:
         forward = np.where(T > 0, underlying[None, :] * np.exp((rate - dividend_yield) * T), np.nan)
-    Tc, Fc, dfc = T[expiry_of], forward[expiry_of], df[expiry_of]
-    Kc = np.broadcast_to(K[:, None], (n_c, n_b))
-    iv, status = implied_volatility_quotes(snap_bid, snap_ask, Fc, Kc, Tc, call[:, None], dfc)
+    read = np.ones((n_c, n_b), dtype=bool)
+    if rules is not None:  # only what the operators read: the front expiry is a quarter of the shipped chain
+        picked = np.zeros((len(days), n_b), dtype=bool)
+        for minutes in rules:
+            chosen = _chosen(settle, bar_ends, minutes)
+            picked[chosen[chosen >= 0], np.flatnonzero(chosen >= 0)] = True
+        read = picked[expiry_of]
+    c_idx, b_idx = np.nonzero(read)
+    e_idx = expiry_of[c_idx]
+    K_r, call_r, T_r, F_r = K[c_idx], call[c_idx], T[e_idx, b_idx], forward[e_idx, b_idx]
+    iv_r, status_r = implied_volatility_quotes(
+        snap_bid[c_idx, b_idx], snap_ask[c_idx, b_idx], F_r, K_r, T_r, call_r, df[e_idx, b_idx]
+    )
     # An expiry already settled (T <= 0) has no forward: its quotes are BAD_INPUT, not "no quote".
-    status = np.where(quoted | (status == BAD_INPUT), status, np.int8(NO_QUOTE)).astype(np.int8)
-    delta = np.empty(n_c * n_b)
-    flat = np.broadcast_arrays(Fc, Kc, Tc, iv, np.broadcast_to(call[:, None], (n_c, n_b)))
-    _forward_deltas(*(np.ascontiguousarray(a).reshape(-1) for a in flat), delta)
+    status_r = np.where(quoted[c_idx, b_idx] | (status_r == BAD_INPUT), status_r, np.int8(NO_QUOTE))
+    delta_r = np.empty(len(c_idx))
+    _forward_deltas(*(np.ascontiguousarray(a) for a in (F_r, K_r, T_r, iv_r, call_r)), delta_r)
+    iv, delta = np.full((n_c, n_b), np.nan), np.full((n_c, n_b), np.nan)
+    status = np.full((n_c, n_b), UNREAD, dtype=np.int8)
+    iv[c_idx, b_idx], delta[c_idx, b_idx], status[c_idx, b_idx] = iv_r, delta_r, status_r
     return Snapshot(
-        K, call, expiry_of, expiry_start, settle, snap_bid, snap_ask, quoted, T, df, forward, iv, status,
-        delta.reshape(n_c, n_b),
+        K, call, expiry_of, expiry_start, settle, snap_bid, snap_ask, quoted, read, T, df, forward, iv, status,
+        delta,
     )  # fmt: skip
+
+
+def _chosen(settle_ns: np.ndarray, bar_ends: np.ndarray, min_minutes: float) -> np.ndarray:
+    """The expiry row ``nearest(min_minutes)`` picks at each bar end: the first to settle at least
+    ``min_minutes`` after it, and after it at all (-1: none does)."""
+    need = bar_ends[None, :] + np.int64(round(min_minutes * 60 * NS))
+    ok = (settle_ns[:, None] >= need) & (settle_ns[:, None] > bar_ends[None, :])
+    return np.where(ok.any(axis=0), np.argmax(ok, axis=0), -1).astype(np.int64)
 
 
 # ---- the reducers over one expiry at one bar end ----------------------------------------------------------
