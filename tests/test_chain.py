@@ -514,7 +514,7 @@ SHIPPED = REPO / "data" / "sample" / "spxw" / "20131007_quotes.parquet"
 
 
 def test_the_shipped_spxw_columns_match_the_reference(sample_project: FspecProject) -> None:
-    """The root project's four category II columns on 25 bars of each grid, against the reference on the
+    """The root project's four category II columns on 10 bars of each grid, against the reference on the
     bundled chain (rate 0.001, parity forward, the 30-minute rule: 2013-10-11 all day)."""
     quotes = pd.read_parquet(SHIPPED)
     expiries = {e: pd.Timestamp(f"{e} 16:00", tz=NY) for e in ("2013-10-11", "2013-10-18", "2013-10-25")}
@@ -523,7 +523,7 @@ def test_the_shipped_spxw_columns_match_the_reference(sample_project: FspecProje
         out = sample_project.output(DAY, seconds)
         names = {n: f"{n}_{seconds}s_spxw" for n in ("iv_atm", "iv_rr25", "iv_slope", "skew_index")}
         assert out[list(names.values())].notna().mean().min() > 0.99
-        for b in sorted(rng.choice(len(out), 25, replace=False)):
+        for b in sorted(rng.choice(len(out), 10, replace=False)):
             end = out["ts_event"].iloc[b].tz_convert(NY) + pd.Timedelta(seconds=seconds)
             want = reference_values(reference_snapshot(quotes, end, rate=0.001), end, expiries)
             for op, key in (("iv_atm", "atm"), ("iv_rr25", "rr25"), ("iv_slope", "slope"), ("skew_index", "skew")):
