@@ -102,17 +102,19 @@ def _read(
     display: str,
     only: tuple[str, set[str]] | None = None,
     header: tuple[str, ...] | None = None,
+    join: bool = True,
 ) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
-    not millions of strings)."""
+    not millions of strings). ``join``: each parquet column in one chunk (else one chunk per row group)."""
     if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [_read(part, fmt, wanted, display, only, header) for part in parts]
+        frames = [_read(part, fmt, wanted, display, only, header, join=False) for part in parts]
         if isinstance(frames[0], pa.Table):
-            return _joined(pa.concat_tables(frames, promote_options="permissive"))
+            table = pa.concat_tables(frames, promote_options="permissive")
+            return _joined(table) if join else table
         import pandas as pd
 
         return pd.concat(frames, ignore_index=True)
@@ -132,8 +134,10 @@ def _read(
                     )
                 groups = _row_groups_holding(file, *only) if only else None
                 if groups is not None:
-                    return _joined(file.read_row_groups(groups, columns=wanted))
-                return _joined(file.read(columns=wanted))
+                    table = file.read_row_groups(groups, columns=wanted)
+                else:
+                    table = file.read(columns=wanted)
+                return _joined(table) if join else table
         import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
 
         text = {only[0]: str} if only else None  # symbols are text: 0700 is not 700
@@ -189,8 +193,10 @@ def _row_groups_holding(file: pq.ParquetFile, column: str, symbols: set[str]) ->
 
 @dataclass
 class SymbolRows:
-    """One file of many symbols, read once: each symbol's rows (in file order) as a frame of their own, which
-    ``load_source`` reads like a file of that symbol alone."""
+    """One file of many symbols, read once: each wanted symbol's rows (in file order) as a frame of their own,
+    which ``load_source`` reads like a file of that symbol alone. A frame holds the columns ``load_source``
+    reads: the rows' UTC times (converted once for the file), the mapped columns and those of the source's
+    filter and computed columns."""
 
     frames: dict[str, Frame]
     nbytes: int
@@ -198,28 +204,125 @@ class SymbolRows:
 
 def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], path_symbol: str = "") -> SymbolRows:
     """Read a file holding many symbols (``source.symbol_column``) once and group its rows by symbol: only the
-    columns the source needs, and in parquet only the row groups that may hold one of ``symbols``.
-    ``path_symbol`` fills a {symbol} of the path (a file per symbol that also names it in a column)."""
+    columns the source needs, in parquet only the row groups that may hold one of ``symbols``, and only the
+    rows of ``symbols`` are kept. ``path_symbol`` fills a {symbol} of the path (a file per symbol that also
+    names it in a column)."""
     path = source_path(root, source, path_symbol, date)
     shown = display_path(path, root)
     column = source.symbol_column or ""
     wanted = list(dict.fromkeys([column, *_wanted_columns(source)]))
-    frame = _read(path, source.format, wanted, shown, (column, symbols), source.header)
+    # Not joined: a file in time order is regrouped chunk by chunk, and a symbol's rows of a file grouped by
+    # symbol are views of their row group (joined by the loader only where they span two).
+    frame = _read(path, source.format, wanted, shown, (column, symbols), source.header, join=False)
     frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
-    if len(codes) and bool(np.any(codes[1:] < codes[:-1])):
-        # Not grouped by symbol: one stable sort (time order within a symbol is kept) and one gather.
-        order = np.argsort(codes.astype(np.int16) if len(names) < 2**15 else codes, kind="stable")
-        frame = _take(frame, order) if isinstance(frame, pa.Table) else frame.iloc[order]
-        codes = codes[order]
-    edges = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
+    frame = _select(frame, [UTC_NS, *_loaded_columns(source)])  # the symbol and time columns are read already
     frames: dict[str, Frame] = {}
-    for lo, hi in pairwise(edges):
-        if hi > lo and codes[lo] >= 0:
-            part = frame.slice(lo, hi - lo) if isinstance(frame, pa.Table) else frame.iloc[lo:hi]
-            frames[names[codes[lo]]] = part
-    size = frame.nbytes if isinstance(frame, pa.Table) else int(frame.memory_usage(deep=False).sum())
-    return SymbolRows(frames, int(size))
+    if not len(codes) or not bool(np.any(codes[1:] < codes[:-1])):  # grouped by symbol already (or empty)
+        edges = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
+        for lo, hi in pairwise(edges):
+            if hi > lo and codes[lo] >= 0 and names[codes[lo]] in symbols:
+                frames[names[codes[lo]]] = _rows(frame, lo, hi)
+        return SymbolRows(frames, _nbytes(frame))
+    # Interleaved (a file in time order): a stable counting sort by symbol, whose rows keep their file order.
+    from fspec.runtime import regroup  # numba, which a file grouped by symbol does not need
+
+    # Rows of a symbol no instrument reads get code -1, as rows without a symbol have: they are not moved.
+    keep = np.array([*(name in symbols for name in names), False])
+    lookup = np.where(keep, np.arange(len(keep), dtype=np.int32), np.int32(-1))
+    codes = regroup.read_only(lookup[codes])  # (code -1 indexes the last entry: -1)
+    starts = regroup.read_only(regroup.starts_of(codes, len(names)))
+    if isinstance(frame, pa.Table):
+        # The table goes: each column's chunks are freed as soon as that column is moved, so the file's rows
+        # and their regrouped copy are never both held whole.
+        columns = dict(zip(frame.column_names, frame.columns, strict=True))
+        del frame
+        frame = _regrouped(columns, codes, starts)
+    else:
+        frame = frame.iloc[regroup.order_of(codes, starts)]
+    for k, name in enumerate(names):
+        if starts[k + 1] > starts[k]:
+            frames[name] = _rows(frame, int(starts[k]), int(starts[k + 1]))
+    return SymbolRows(frames, _nbytes(frame))
+
+
+def _loaded_columns(source: SourceDef) -> list[str]:
+    """The file columns ``load_source`` reads of a frame whose times are converted: the mapped columns and
+    those of the filter and computed columns (which may name the time or symbol column too)."""
+    return list(
+        dict.fromkeys(
+            [
+                *(c.source_column for c in source.columns if not c.expr),
+                *tree_columns(source.filter_tree),
+                *(c for tree in source.column_trees.values() for c in tree_columns(tree)),
+            ]
+        )
+    )
+
+
+def _select(frame: Frame, names: list[str]) -> Frame:
+    return frame.select(names) if isinstance(frame, pa.Table) else frame[names]
+
+
+def _rows(frame: Frame, lo: int, hi: int) -> Frame:
+    return frame.slice(lo, hi - lo) if isinstance(frame, pa.Table) else frame.iloc[lo:hi]
+
+
+def _nbytes(frame: Frame) -> int:
+    return int(frame.nbytes if isinstance(frame, pa.Table) else frame.memory_usage(deep=False).sum())
+
+
+def _regrouped(columns: dict[str, pa.ChunkedArray], codes: np.ndarray, starts: np.ndarray) -> pa.Table:
+    """A table's rows of the wanted symbols (``codes`` >= 0), grouped by code in file order (``starts``: each
+    code's first row). Fixed-width columns without nulls (numbers, times) are moved chunk by chunk, straight
+    from the file's row groups, one column per thread; anything else is taken through the rows' order.
+    ``columns`` is emptied: each column is dropped once moved."""
+    from fspec.runtime import regroup
+
+    order = None
+    if any(not _fixed_width(c) for c in columns.values()):
+        order = _int64_array(regroup.order_of(codes, starts))
+    names = list(columns)
+    moved = run_all([partial(_regrouped_column, columns, name, codes, starts, order) for name in names])
+    return pa.Table.from_arrays(moved, names=names)
+
+
+def _int64_array(values: np.ndarray) -> pa.Array:
+    """An int64 numpy array as an Arrow array, without a copy; not pa.array(values), which imports pandas
+    (0.2-0.5 s) to ask whether ``values`` is a Series."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def _fixed_width(column: pa.ChunkedArray) -> int:
+    """The byte width of a column that :func:`regroup.scatter` moves (4 or 8: integers, floats, times, dates
+    without nulls), else 0."""
+    kind = column.type
+    if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)):
+        return 0
+    width = kind.bit_width // 8  # (only fixed-width types have a bit width: text raises)
+    return width if width in (4, 8) else 0
+
+
+def _regrouped_column(
+    columns: dict[str, pa.ChunkedArray], name: str, codes: np.ndarray, starts: np.ndarray, order: pa.Array | None
+) -> pa.Array:
+    from fspec.runtime import regroup
+
+    column = columns.pop(name)  # the only reference left: freed when this call returns
+    width = _fixed_width(column)
+    if not width:
+        assert order is not None
+        return pc.take(_one_chunk(column).chunk(0) if column.num_chunks else pa.array([], column.type), order)
+    dtype = np.dtype(f"i{width}")
+    out = np.empty(int(starts[-1]), dtype=dtype)
+    cursor = starts[:-1].copy()
+    row = 0
+    for chunk in column.chunks:
+        values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * width)
+        regroup.scatter(codes[row : row + len(chunk)], cursor, values, out)
+        row += len(chunk)
+    return pa.Array.from_buffers(column.type, len(out), [None, pa.py_buffer(out)])
 
 
 UTC_NS = "__fspec_utc_ns"  # the column of a shared file's rows' times, converted once
@@ -228,7 +331,7 @@ UTC_NS = "__fspec_utc_ns"  # the column of a shared file's rows' times, converte
 def _with_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str) -> Frame:
     ts = _utc_ns(frame, source, display, file_date)
     if isinstance(frame, pa.Table):
-        return frame.append_column(UTC_NS, pa.array(ts, pa.int64()))
+        return frame.append_column(UTC_NS, _int64_array(ts))
     return frame.assign(**{UTC_NS: ts})
 
 
@@ -243,38 +346,14 @@ def _utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") 
     return _to_utc_ns(_column(frame, source.time_column), source, display)
 
 
-def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """The table's rows in ``order`` (a stable sort by symbol), its columns moved on the thread pool."""
-    destination = np.empty(len(order), dtype=np.int64)
-    destination[order] = np.arange(len(order), dtype=np.int64)
-    columns = run_all([partial(_take_column, c, order, destination) for c in table.columns])
-    return pa.Table.from_arrays(columns, names=table.column_names)
-
-
-def _take_column(column: pa.ChunkedArray, order: np.ndarray, destination: np.ndarray) -> pa.Array:
-    """One column in the new order. Fixed-width columns without nulls (numbers, times) are scattered: each row
-    read once, in file order, and written to its symbol's run, a few streams of sequential writes, where a
-    gather in the new order would jump through the column once per symbol (here 3-8 times slower). Text,
-    nulls and booleans take Arrow's take."""
-    array = _one_chunk(column).chunk(0) if column.num_chunks else pa.array([], column.type)
-    kind = array.type
-    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
-    width = kind.bit_width if numeric else 0  # (text has no bit width: asking raises)
-    if array.null_count or width not in (32, 64):
-        return pc.take(array, pa.array(order))
-    dtype = np.dtype(f"i{width // 8}")
-    values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
-    moved = np.empty_like(values)
-    moved[destination] = values
-    return pa.Array.from_buffers(array.type, len(order), [None, pa.py_buffer(moved)])
-
-
 def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, list[str]]:
     """Each row's symbol as a code (``-1``: no symbol, dropped with a warning) and the symbols of the codes, as
     the text instruments give (an integer column's 17 is '17')."""
     values = _column(frame, column)
     if isinstance(values, pa.ChunkedArray):
-        encoded = (values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)).combine_chunks()
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+        # (each row group read has a dictionary of its own: one for all of them, then the indices in one piece)
+        encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks else pa.array([], encoded.type)
         indices = encoded.indices.fill_null(-1) if encoded.null_count else encoded.indices
         codes = np.frombuffer(indices.buffers()[1], dtype=np.int32, count=len(indices), offset=indices.offset * 4)
         uniques = encoded.dictionary.to_pylist()

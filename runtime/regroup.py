@@ -1,0 +1,79 @@
+"""Rows of a file of many symbols regrouped by symbol: a stable counting sort by symbol code.
+
+A file in time order interleaves its symbols. Each row's symbol is a small integer code (its dictionary
+index); one pass counts the rows of each code, and every column is then moved by one more pass that reads
+the column in file order and writes each value at the next free row of its symbol's run. Rows keep their file
+order within a symbol (the sort is stable) and a row whose code is negative (no symbol, or a symbol no
+instrument reads) is not moved at all. Nothing here sorts: the cost is a few sequential streams per column,
+against a comparison or radix sort of the codes followed by a gather or scatter through a permutation.
+
+The functions are compiled once, for the exact types below, into numba's on-disk cache (``cache=True``, no
+other signatures: a call with other types is a TypeError, never a compile in the middle of a run). They
+release the GIL, so that the columns of one file are moved on the kernels' thread pool in parallel.
+This module imports numba: it is imported only when a file's rows need regrouping.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+_CODES = types.Array(types.int32, 1, "C", readonly=True)
+_COUNTS = types.Array(types.int64, 1, "C")
+
+
+def _values(kind: types.Integer) -> tuple[types.Array, types.Array]:
+    return types.Array(kind, 1, "C", readonly=True), types.Array(kind, 1, "C")
+
+
+@njit(_COUNTS(_CODES, types.int64), cache=True, nogil=True)
+def starts_of(codes: np.ndarray, count: int) -> np.ndarray:  # pragma: no cover - compiled
+    """``starts[k]``: the first row of code ``k``'s run in the regrouped rows, for ``k`` in ``0..count``;
+    ``starts[count]`` is the number of rows with a code (negative codes are not counted)."""
+    starts = np.zeros(count + 1, dtype=np.int64)
+    for i in range(codes.shape[0]):
+        code = codes[i]
+        if code >= 0:
+            starts[code + 1] += 1
+    for k in range(count):
+        starts[k + 1] += starts[k]
+    return starts
+
+
+@njit(
+    [types.void(_CODES, _COUNTS, *_values(types.int64)), types.void(_CODES, _COUNTS, *_values(types.int32))],
+    cache=True,
+    nogil=True,
+)
+def scatter(codes: np.ndarray, cursor: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
+    """Move ``values`` (rows whose codes are ``codes``) to ``out[cursor[code]]``, advancing each cursor: called
+    once per chunk of a column, in file order, with the same ``cursor`` (``starts[:-1]`` at the first chunk).
+    Fixed-width values of any kind are moved as integers of their width (float64 as int64: bits unchanged)."""
+    for i in range(codes.shape[0]):
+        code = codes[i]
+        if code >= 0:
+            out[cursor[code]] = values[i]
+            cursor[code] += 1
+
+
+@njit(_COUNTS(_CODES, types.Array(types.int64, 1, "C", readonly=True)), cache=True, nogil=True)
+def order_of(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The regrouped rows as indices of the file's rows (for columns that are not moved by :func:`scatter`:
+    text, booleans, values with nulls, and rows read through pandas)."""
+    order = np.empty(starts[-1], dtype=np.int64)
+    cursor = starts[:-1].copy()
+    for i in range(codes.shape[0]):
+        code = codes[i]
+        if code >= 0:
+            order[cursor[code]] = i
+            cursor[code] += 1
+    return order
+
+
+def read_only(values: np.ndarray) -> np.ndarray:
+    """A read-only view (the type these functions are compiled for), C-contiguous."""
+    values = np.ascontiguousarray(values)
+    if values.flags.writeable:
+        values = values.view()
+        values.flags.writeable = False
+    return values
