@@ -41,14 +41,15 @@ def starts_of(codes: np.ndarray, count: int) -> np.ndarray:  # pragma: no cover 
 
 
 @njit(
-    [types.void(_CODES, _COUNTS, *_values(types.int64)), types.void(_CODES, _COUNTS, *_values(types.int32))],
+    [types.void(_CODES, _COUNTS, *_values(kind)) for kind in (types.int64, types.int32, types.int8)],
     cache=True,
     nogil=True,
 )
 def scatter(codes: np.ndarray, cursor: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     """Move ``values`` (rows whose codes are ``codes``) to ``out[cursor[code]]``, advancing each cursor: called
     once per chunk of a column, in file order, with the same ``cursor`` (``starts[:-1]`` at the first chunk).
-    Fixed-width values of any kind are moved as integers of their width (float64 as int64: bits unchanged)."""
+    Fixed-width values of any kind are moved as integers of their width (float64 as int64: bits unchanged;
+    int8 for a validity mask of one byte a row)."""
     for i in range(codes.shape[0]):
         code = codes[i]
         if code >= 0:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fspec.manifest import ColumnDef, SourceDef
-from fspec.runtime import regroup
+from fspec.runtime import regroup, sources
 from fspec.runtime.sources import UTC_NS, read_symbols
 
 
@@ -82,7 +82,8 @@ def _source(**extra: object) -> SourceDef:
 
 def _long_frame(n: int = 3_000, seed: int = 4) -> pd.DataFrame:
     """Rows in time order of five symbols, as a consolidated feed: zone-aware times, a float column with nulls
-    (taken, not moved), int32 counts (moved as 4-byte values), text sides (taken), rows without a symbol."""
+    (moved, its validity beside it), int32 counts (moved as 4-byte values), text sides (taken), rows without a
+    symbol."""
     rng = np.random.default_rng(seed)
     times = pd.Timestamp("2024-01-02 14:30", tz="UTC") + pd.to_timedelta(np.sort(rng.uniform(0, 23_400, n)), "s")
     frame = pd.DataFrame(
@@ -95,28 +96,51 @@ def _long_frame(n: int = 3_000, seed: int = 4) -> pd.DataFrame:
             "side": rng.choice(["BUY", "SELL"], n),
         }
     )
-    frame.loc[rng.random(n) < 0.05, "qty"] = np.nan
+    frame.loc[(rng.random(n) < 0.1) & (np.arange(n) > n // 2), "qty"] = np.nan  # the first row groups have none
     frame.loc[[3, n // 3, n - 1], "sym"] = None
     return frame
 
 
+@pytest.mark.parametrize("batch", [65_536, 97])
 @pytest.mark.parametrize("order", ["time", "symbol"])
-def test_each_symbols_rows_are_its_rows_in_file_order(tmp_path: Path, order: str) -> None:
+def test_each_symbols_rows_are_its_rows_in_file_order(
+    tmp_path: Path, order: str, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "REGROUP_BATCH_ROWS", batch)  # batches of whole row groups, or of parts of one
     frame = _long_frame()
     if order == "symbol":
         frame = frame.sort_values("sym", kind="stable", na_position="first", ignore_index=True)
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "all.parquet", row_group_size=700)
     with pytest.warns(UserWarning, match=r"3 row\(s\) with no value in the symbol column 'sym'"):
         rows = read_symbols(tmp_path, _source(), "", {"A", "C", "E", "Z"})
-    assert set(rows.frames) == {"A", "C", "E"}  # B and D are not wanted, Z is not in the file
-    for symbol, got in rows.frames.items():
+    _check(rows.frames, frame, {"A", "C", "E"})  # B and D are not wanted, Z is not in the file
+
+
+def test_part_files_in_time_order_are_one_file(tmp_path: Path) -> None:
+    """Part files are read in name order as one file; a column that is int32 in one part and int64 in the
+    others is int64, as concatenating the parts gives."""
+    frame = _long_frame()
+    (tmp_path / "parts").mkdir()
+    for k, lo in enumerate(range(0, len(frame), 1_000)):
+        part = pa.Table.from_pandas(frame.iloc[lo : lo + 1_000], preserve_index=False)
+        if k:
+            part = part.set_column(part.schema.get_field_index("n"), "n", part.column("n").cast(pa.int64()))
+        pq.write_table(part, tmp_path / "parts" / f"part-{k}.parquet", row_group_size=300)
+    with pytest.warns(UserWarning, match="no value in the symbol column"):
+        rows = read_symbols(tmp_path, _source(path="parts/part-*.parquet"), "", {"B", "D"})
+    _check(rows.frames, frame, {"B", "D"}, n_type=pa.int64())
+
+
+def _check(frames: dict, frame: pd.DataFrame, symbols: set[str], n_type: pa.DataType | None = None) -> None:
+    assert set(frames) == symbols
+    for symbol, got in frames.items():
         mine = frame[frame["sym"] == symbol]
         assert got.column_names == [UTC_NS, "price", "qty", "n", "side"]
         np.testing.assert_array_equal(got.column(UTC_NS).to_numpy(), mine["t"].astype("int64").to_numpy())
         np.testing.assert_array_equal(got.column("price").to_numpy(), mine["price"].to_numpy())
         np.testing.assert_array_equal(got.column("qty").to_numpy(), mine["qty"].to_numpy())  # NaN where null
-        assert got.column("qty").null_count == mine["qty"].isna().sum()
-        assert got.column("n").type == pa.int32()
+        assert got.column("qty").null_count == mine["qty"].isna().sum() > 0
+        assert got.column("n").type == (n_type or pa.int32())  # moved as 4-byte values, or cast to the parts' type
         np.testing.assert_array_equal(got.column("n").to_numpy(), mine["n"].to_numpy())
         assert got.column("side").to_pylist() == mine["side"].tolist()
 
