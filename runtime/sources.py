@@ -370,7 +370,7 @@ def _parquet_batches(
         try:
             with pq.ParquetFile(part, pre_buffer=False) as file:  # (as _read reads a file of many symbols)
                 groups = _row_groups_holding(file, *only)
-                yield from file.iter_batches(REGROUP_BATCH_ROWS, groups, columns, use_threads=True)
+                yield from file.iter_batches(REGROUP_BATCH_ROWS, row_groups=groups, columns=columns, use_threads=True)
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise DataError(display, f"cannot read parquet file: {exc}", "check that the file is complete") from None
 
@@ -461,7 +461,7 @@ def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, 
     if isinstance(values, pa.ChunkedArray):
         encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
         # (each row group read has a dictionary of its own: one for all of them, then the indices in one piece)
-        encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks else pa.array([], encoded.type)
+        encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks else pa.nulls(0, encoded.type)
         indices = encoded.indices.fill_null(-1) if encoded.null_count else encoded.indices
         codes = np.frombuffer(indices.buffers()[1], dtype=np.int32, count=len(indices), offset=indices.offset * 4)
         uniques = encoded.dictionary.to_pylist()

@@ -175,3 +175,14 @@ def test_regrouping_a_parquet_file_imports_no_pandas(tmp_path: Path) -> None:
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "False"
+
+
+def test_a_file_without_rows_or_without_a_wanted_symbol_gives_no_frames(tmp_path: Path) -> None:
+    frame = _long_frame(n=300)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table.slice(0, 0), tmp_path / "empty.parquet")
+    pq.write_table(table, tmp_path / "all.parquet", row_group_size=100)
+    assert read_symbols(tmp_path, _source(path="empty.parquet"), "", {"A"}).frames == {}
+    assert read_symbols(tmp_path, _source(), "", {"Z"}).frames == {}  # no row group may hold Z: none read
+    with pytest.warns(UserWarning, match="no value in the symbol column"):  # BB may be in any: all read
+        assert read_symbols(tmp_path, _source(), "", {"BB"}).frames == {}
