@@ -116,12 +116,12 @@ symbols = sorted(i.symbol for i in manifest.project.instruments.values())
 seconds = []
 with arrow_allocator():
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if spec.symbol_column is None:
             rows = run_all([lambda s=s: load_source(root, spec, s, day) for s in symbols])
         else:
             rows = read_symbols(root, spec, day, set(symbols))
-        seconds.append(time.perf_counter() - started)
+        seconds.append((time.perf_counter() - started, time.process_time() - cpu))
         del rows
 print(json.dumps(seconds))
 """
@@ -132,7 +132,7 @@ def _profile(cases: dict[str, Path], repeat: int = 3) -> None:
     fresh process per layout: the first read pays for fresh memory and, for a file in time order, for loading
     the regrouping's compiled code from numba's cache."""
     print()
-    print(f"reading the day's rows in a fresh process, {repeat} times (seconds):")
+    print(f"reading the day's rows in a fresh process, {repeat} times (wall / CPU seconds of all threads):")
     for name, root in cases.items():
         done = subprocess.run(
             [sys.executable, "-c", PROFILE, str(root), DAY, str(repeat)], capture_output=True, text=True
@@ -140,7 +140,8 @@ def _profile(cases: dict[str, Path], repeat: int = 3) -> None:
         if done.returncode:
             raise SystemExit(f"profiling '{name}' failed:\n{done.stderr}")
         seconds = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"  {name}: {', '.join(f'{s:.2f}' for s in seconds)} (load {os.getloadavg()[0]:.2f})", flush=True)
+        times = ", ".join(f"{wall:.2f} / {cpu:.2f}" for wall, cpu in seconds)
+        print(f"  {name}: {times} (load {os.getloadavg()[0]:.2f})", flush=True)
 
 
 def _same_output(cases: dict[str, Path]) -> None:

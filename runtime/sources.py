@@ -315,38 +315,52 @@ def _regrouped(
     rows at a time and each batch moved at once, so that the file's columns are never held whole beside their
     regrouped copy. The next batch is decoded (by Arrow, on its threads) while this thread moves the last one:
     one hand-over per batch, where moving each column on the pool cost six waits a batch (twice the time on
-    a busy machine, whose threads wait for a core at each)."""
+    a busy machine, whose threads wait for a core at each). Each batch's rows get their places once, for all
+    its columns."""
+    from fspec.runtime import regroup
+
     parts = sorted(path.parent.glob(path.name)) if paths.has_glob(path.name) else [path]
     kinds = {name: table.schema.field(name).type for name in table.column_names}
     if rest:  # (part files' types are unified as _read's concatenation does)
         schema = pa.unify_schemas([_parquet_schema(p, display) for p in parts], promote_options="permissive")
         kinds.update({name: schema.field(name).type for name in rest})
     movers = {name: _Mover(kind, starts) for name, kind in kinds.items()}
-    chunks = {name: table.column(name).chunks for name in table.column_names}
-    del table  # each of its columns is freed once moved
-    with ThreadPoolExecutor(1, thread_name_prefix="fspec-decode") as decoder:
-        batches = _parquet_batches(parts, rest, display, only)
-        pending = decoder.submit(next, batches, None)
-        for name in list(chunks):  # meanwhile, the columns read already
-            row = 0
-            for chunk in chunks.pop(name):
-                movers[name].add(chunk, codes[row : row + len(chunk)])
-                row += len(chunk)
-        row = 0
-        while (batch := pending.result()) is not None:
-            pending = decoder.submit(next, batches, None)
-            part = codes[row : row + batch.num_rows]
-            if len(part) != batch.num_rows:
-                raise _changed(display)
+    cursor = starts[:-1].copy()
+    dest = np.empty(REGROUP_BATCH_ROWS, dtype=np.int64)
+
+    def move(row: int, batch: pa.RecordBatch | None) -> None:
+        """Rows ``row`` on of ``batch`` (or of ``table`` alone, ``REGROUP_BATCH_ROWS`` of them)."""
+        n = batch.num_rows if batch is not None else min(REGROUP_BATCH_ROWS, len(codes) - row)
+        if row + n > len(codes):
+            raise _changed(display)
+        where = dest if n <= len(dest) else np.empty(n, dtype=np.int64)
+        regroup.destinations(codes[row : row + n], cursor, where[:n])
+        places = regroup.read_only(where[:n])
+        for name in table.column_names:  # the columns read already (the rows' times)
+            at = 0
+            for chunk in table.column(name).slice(row, n).chunks:
+                movers[name].add(chunk, places[at : at + len(chunk)])
+                at += len(chunk)
+        if batch is not None:
             for k, name in enumerate(rest):
-                movers[name].add(batch.column(k), part)
-            row += batch.num_rows
-    if row != len(codes) and rest:
-        raise _changed(display)
+                movers[name].add(batch.column(k), places)
+
+    row = 0
+    if not rest:
+        for row in range(0, len(codes), REGROUP_BATCH_ROWS):
+            move(row, None)
+    else:
+        with ThreadPoolExecutor(1, thread_name_prefix="fspec-decode") as decoder:
+            batches = _parquet_batches(parts, rest, display, only)
+            pending = decoder.submit(next, batches, None)
+            while (batch := pending.result()) is not None:
+                pending = decoder.submit(next, batches, None)
+                move(row, batch)
+                row += batch.num_rows
+        if row != len(codes):
+            raise _changed(display)
     order = None
     if any(not m.width for m in movers.values()):
-        from fspec.runtime import regroup
-
         order = _int64_array(regroup.order_of(codes, starts))
     return pa.Table.from_arrays([m.array(order) for m in movers.values()], names=list(movers))
 
@@ -377,7 +391,7 @@ def _parquet_batches(
 
 class _Mover:
     """One column's rows regrouped, filled chunk by chunk in file order. Fixed-width values (integers, floats,
-    times, dates) are moved by :func:`regroup.scatter`, their validity (where a chunk has nulls) beside them;
+    times, dates) are moved by :func:`regroup.put`, their validity (where a chunk has nulls) beside them;
     anything else (text, booleans) is kept and taken through the rows' order at the end."""
 
     def __init__(self, kind: pa.DataType, starts: np.ndarray) -> None:
@@ -395,7 +409,8 @@ class _Mover:
             self.out = np.frombuffer(self.buffer, dtype=f"i{self.width}")
             self.cursor = starts[:-1].copy()
 
-    def add(self, chunk: pa.Array, codes: np.ndarray) -> None:
+    def add(self, chunk: pa.Array, places: np.ndarray) -> None:
+        """Move ``chunk``'s rows to ``places`` (-1: not moved), from :func:`regroup.destinations`."""
         from fspec.runtime import regroup
 
         if chunk.type != self.kind:  # a part file of another type (int32 where the others have int64)
@@ -407,11 +422,12 @@ class _Mover:
             if self.valid is None:
                 self.valid = np.ones(self.rows, dtype=np.int8)
             bits = np.unpackbits(np.frombuffer(chunk.buffers()[0], dtype=np.uint8), bitorder="little")
-            present = regroup.read_only(bits[chunk.offset : chunk.offset + len(chunk)].view(np.int8))
-            regroup.scatter(codes, self.cursor.copy(), present, self.valid)
+            regroup.put(
+                places, regroup.read_only(bits[chunk.offset : chunk.offset + len(chunk)].view(np.int8)), self.valid
+            )
         dtype = self.out.dtype
         values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * self.width)
-        regroup.scatter(codes, self.cursor, values, self.out)
+        regroup.put(places, values, self.out)
 
     def array(self, order: pa.Array | None) -> pa.Array:
         if not self.width:

@@ -40,14 +40,18 @@ def test_counting_sort_is_numpys_stable_sort(seed: int) -> None:
     np.testing.assert_array_equal(starts, expected_starts)
     starts = regroup.read_only(starts)
     np.testing.assert_array_equal(regroup.order_of(frozen, starts), expected_order)
-    for dtype in (np.int64, np.int32):
-        values = rng.integers(-(2**30), 2**30, n).astype(dtype)
+    cursor = starts[:-1].copy()
+    dest = np.empty(n, dtype=np.int64)
+    for lo, hi in ((0, 1), (1, 1777), (1777, 1777), (1777, n)):  # batches, one of them empty
+        regroup.destinations(frozen[lo:hi], cursor, dest[lo:hi])
+    np.testing.assert_array_equal(cursor, starts[1:])  # every code's run filled exactly
+    np.testing.assert_array_equal(dest[codes < 0], -1)
+    places = regroup.read_only(dest)
+    for dtype in (np.int64, np.int32, np.int8):
+        values = rng.integers(-100, 100, n).astype(dtype)
         out = np.empty(int(starts[-1]), dtype=dtype)
-        cursor = starts[:-1].copy()
-        for lo, hi in ((0, 1), (1, 1777), (1777, 1777), (1777, n)):  # chunks, one of them empty
-            regroup.scatter(frozen[lo:hi], cursor, regroup.read_only(values[lo:hi]), out)
+        regroup.put(places, regroup.read_only(values), out)
         np.testing.assert_array_equal(out, values[expected_order])
-        np.testing.assert_array_equal(cursor, starts[1:])  # every code's run filled exactly
 
 
 def test_other_types_are_refused_not_compiled() -> None:
@@ -56,7 +60,9 @@ def test_other_types_are_refused_not_compiled() -> None:
     with pytest.raises(TypeError):
         regroup.starts_of(regroup.read_only(np.zeros(3, dtype=np.int64)), 1)
     with pytest.raises(TypeError):
-        regroup.scatter(codes, np.zeros(1, np.int64), regroup.read_only(np.zeros(3)), np.zeros(3))
+        regroup.put(regroup.read_only(np.zeros(3, np.int64)), regroup.read_only(np.zeros(3)), np.zeros(3))
+    with pytest.raises(TypeError):
+        regroup.destinations(codes, np.zeros(1, np.int32), np.zeros(3, np.int64))
 
 
 def _source(**extra: object) -> SourceDef:
