@@ -13,9 +13,10 @@ project of the benchmark's features (``benchmarks/specs/features.yaml``):
 
 Each case runs in a fresh process (``fspec run``), parquet on disk to parquet on disk, in rounds that run every
 case once in a rotating order; the load average is printed with every round, and the ratio of each long layout
-to the per-symbol files is reported per round, with each case's peak memory. The outputs of the three are
-checked to be identical first. ``--scratch DIR`` builds the projects there and keeps them: a later run with the
-same DIR, ``--rows`` and ``--instruments`` reuses them. ``--profile`` also times reading the day's rows as a run
+to the per-symbol files is reported per round, for the wall time and for the CPU time of the run's process
+(user and system, all threads: less disturbed by other jobs on the machine than the wall time), with each
+case's peak memory. The outputs of the three are checked to be identical first. ``--scratch DIR`` builds the
+projects there and keeps them: a later run with the same DIR, ``--rows`` and ``--instruments`` reuses them. ``--profile`` also times reading the day's rows as a run
 does, in a fresh process per layout, three times: the per-symbol files on the thread pool, and
 ``read_symbols`` of each long file (its read, the symbol codes and the regrouping).
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -176,10 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         _same_output(cases)
         walls: dict[str, list[float]] = {n: [] for n in names}
         peaks: dict[str, list[float]] = {n: [] for n in names}
+        cpus: dict[str, list[float]] = {n: [] for n in names}
         loads = []
         for r in range(args.repeat):
             for name in [names[(r + j) % len(names)] for j in range(len(names))]:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 result = run_once(cases[name], scratch)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                 walls[name].append(result["wall"])
                 peaks[name].append(result["peak"] / 2**20)
             loads.append(os.getloadavg()[0])
@@ -187,14 +193,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1} (load {loads[-1]:.2f}): {line}", flush=True)
         print()
         print(f"load average over the rounds: {min(loads):.2f}-{max(loads):.2f}")
-        print("| layout | wall median | min..max | vs per-symbol files, per round | peak memory (median) |")
-        print("|---|---:|---:|---|---:|")
+        print(
+            "| layout | wall median | min..max | vs per-symbol files, per round | CPU s (median) | CPU vs per-symbol, "
+            "per round | peak memory (median) |"
+        )
+        print("|---|---:|---:|---|---:|---|---:|")
         base = walls[names[0]]
         for n in names:
             ratios = ", ".join(f"{w / b:.2f}x" for w, b in zip(walls[n], base, strict=True))
             w = walls[n]
             peak = statistics.median(peaks[n])
-            print(f"| {n} | {statistics.median(w):.2f} s | {min(w):.2f}..{max(w):.2f} s | {ratios} | {peak:,.0f} MiB |")
+            cpu = ", ".join(f"{c / b:.2f}x" for c, b in zip(cpus[n], cpus[names[0]], strict=True))
+            print(
+                f"| {n} | {statistics.median(w):.2f} s | {min(w):.2f}..{max(w):.2f} s | {ratios} | "
+                f"{statistics.median(cpus[n]):.2f} | {cpu} | {peak:,.0f} MiB |"
+            )
         if args.profile:
             _profile(cases)
     finally:
