@@ -16,9 +16,10 @@ case once in a rotating order; the load average is printed with every round, and
 to the per-symbol files is reported per round, for the wall time and for the CPU time of the run's process
 (user and system, all threads: less disturbed by other jobs on the machine than the wall time), with each
 case's peak memory. The outputs of the three are checked to be identical first. ``--scratch DIR`` builds the
-projects there and keeps them: a later run with the same DIR, ``--rows`` and ``--instruments`` reuses them. ``--profile`` also times reading the day's rows as a run
-does, in a fresh process per layout, three times: the per-symbol files on the thread pool, and
-``read_symbols`` of each long file (its read, the symbol codes and the regrouping).
+projects there and keeps them: a later run with the same DIR, ``--rows`` and ``--instruments`` reuses them.
+``--profile`` also times reading the day's rows as a run does, in a fresh process per layout, three times
+(wall and CPU seconds): the per-symbol files on the thread pool, and ``read_symbols`` of each long file (its
+read, the symbol codes and the regrouping).
 """
 
 from __future__ import annotations
