@@ -74,8 +74,8 @@ def put(dest: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:  # pragm
 
 @njit(_COUNTS(_CODES, _DEST), cache=True, nogil=True)
 def order_of(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """The regrouped rows as indices of the file's rows (for columns that are not moved by :func:`put`:
-    text, booleans, values with nulls, and rows read through pandas)."""
+    """The regrouped rows as indices of the file's rows, for what :func:`put` does not move (text and boolean
+    columns, and the rows of a CSV file, read through pandas)."""
     order = np.empty(starts[-1], dtype=np.int64)
     cursor = starts[:-1].copy()
     for i in range(codes.shape[0]):
