@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -103,17 +104,21 @@ def _read(
     display: str,
     only: tuple[str, set[str]] | None = None,
     header: tuple[str, ...] | None = None,
+    join: bool = True,
+    check: list[str] | None = None,
 ) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
-    not millions of strings)."""
+    not millions of strings). ``join``: each parquet column in one chunk (else one chunk per row group).
+    ``check``: the columns the file must have (default ``wanted``), when only some of them are read now."""
     if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [_read(part, fmt, wanted, display, only, header) for part in parts]
+        frames = [_read(part, fmt, wanted, display, only, header, False, check) for part in parts]
         if isinstance(frames[0], pa.Table):
-            return _joined(pa.concat_tables(frames, promote_options="permissive"))
+            table = pa.concat_tables(frames, promote_options="permissive")
+            return _joined(table) if join else table
         import pandas as pd
 
         return pd.concat(frames, ignore_index=True)
@@ -122,9 +127,12 @@ def _read(
     try:
         if fmt == "parquet":
             # ParquetFile, not pq.read_table: one open of the file, and no import of pyarrow.dataset (0.3 s).
-            with pq.ParquetFile(path, read_dictionary=[only[0]] if only else None) as file:
+            # A file of many symbols without pre-buffering: its row groups are large, and reading all of a row
+            # group's column chunks in one buffer first (pyarrow's default) cost a third more system time and
+            # 240 MB more peak memory for a 10M-row file here, while files of one symbol read alike either way.
+            with pq.ParquetFile(path, read_dictionary=[only[0]] if only else None, pre_buffer=not only) as file:
                 names = file.schema_arrow.names
-                missing = [c for c in wanted if c not in names]
+                missing = [c for c in check or wanted if c not in names]
                 if missing:
                     raise DataError(
                         display,
@@ -133,8 +141,10 @@ def _read(
                     )
                 groups = _row_groups_holding(file, *only) if only else None
                 if groups is not None:
-                    return _joined(file.read_row_groups(groups, columns=wanted))
-                return _joined(file.read(columns=wanted))
+                    table = file.read_row_groups(groups, columns=wanted)
+                else:
+                    table = file.read(columns=wanted)
+                return _joined(table) if join else table
         import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
 
         text = {only[0]: str} if only else None  # symbols are text: 0700 is not 700
@@ -146,7 +156,7 @@ def _read(
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataError(display, f"cannot read {fmt} file: {exc}", "check that the file is complete") from None
-    missing = [c for c in wanted if c not in frame.columns]
+    missing = [c for c in check or wanted if c not in frame.columns]
     if missing:
         raise DataError(
             display,
@@ -190,8 +200,10 @@ def _row_groups_holding(file: pq.ParquetFile, column: str, symbols: set[str]) ->
 
 @dataclass
 class SymbolRows:
-    """One file of many symbols, read once: each symbol's rows (in file order) as a frame of their own, which
-    ``load_source`` reads like a file of that symbol alone."""
+    """One file of many symbols, read once: each wanted symbol's rows (in file order) as a frame of their own,
+    which ``load_source`` reads like a file of that symbol alone. A frame holds the columns ``load_source``
+    reads: the rows' UTC times (converted once for the file), the mapped columns and those of the source's
+    filter and computed columns."""
 
     frames: dict[str, Frame]
     nbytes: int
@@ -199,28 +211,246 @@ class SymbolRows:
 
 def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], path_symbol: str = "") -> SymbolRows:
     """Read a file holding many symbols (``source.symbol_column``) once and group its rows by symbol: only the
-    columns the source needs, and in parquet only the row groups that may hold one of ``symbols``.
-    ``path_symbol`` fills a {symbol} of the path (a file per symbol that also names it in a column)."""
+    columns the source needs, in parquet only the row groups that may hold one of ``symbols``, and only the
+    rows of ``symbols`` are kept. ``path_symbol`` fills a {symbol} of the path (a file per symbol that also
+    names it in a column)."""
     path = source_path(root, source, path_symbol, date)
     shown = display_path(path, root)
     column = source.symbol_column or ""
-    wanted = list(dict.fromkeys([column, *_wanted_columns(source)]))
-    frame = _read(path, source.format, wanted, shown, (column, symbols), source.header)
+    only = (column, symbols)
+    keys = list(dict.fromkeys([column, *_time_columns(source)]))
+    wanted = list(dict.fromkeys([*keys, *_wanted_columns(source)]))
+    loaded = _loaded_columns(source)
+    parquet = source.format == "parquet"
+    # Parquet: the symbol and time columns first, the others once it is known whether the rows are grouped by
+    # symbol already. Not joined: rows are regrouped chunk by chunk, and a symbol's rows of a file grouped by
+    # symbol are views of their row group (joined by the loader only where they span two).
+    frame = _read(path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted)
     frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
-    if len(codes) and bool(np.any(codes[1:] < codes[:-1])):
-        # Not grouped by symbol: one stable sort (time order within a symbol is kept) and one gather.
-        order = np.argsort(codes.astype(np.int16) if len(names) < 2**15 else codes, kind="stable")
-        frame = _take(frame, order) if isinstance(frame, pa.Table) else frame.iloc[order]
-        codes = codes[order]
-    edges = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
+    rest = [c for c in loaded if c not in keys] if parquet else []  # the columns not read yet
+    frame = _select(frame, [UTC_NS, *(c for c in loaded if c not in rest)])  # symbol and time: read already
     frames: dict[str, Frame] = {}
-    for lo, hi in pairwise(edges):
-        if hi > lo and codes[lo] >= 0:
-            part = frame.slice(lo, hi - lo) if isinstance(frame, pa.Table) else frame.iloc[lo:hi]
-            frames[names[codes[lo]]] = part
-    size = frame.nbytes if isinstance(frame, pa.Table) else int(frame.memory_usage(deep=False).sum())
-    return SymbolRows(frames, int(size))
+    if not len(codes) or not bool(np.any(codes[1:] < codes[:-1])):  # grouped by symbol already (or empty)
+        if rest:
+            more = _read(path, "parquet", rest, shown, only, join=False)
+            if more.num_rows != len(codes):
+                raise _changed(shown)
+            frame = pa.Table.from_arrays([*frame.columns, *more.columns], names=[*frame.column_names, *rest])
+        frame = _select(frame, [UTC_NS, *loaded])
+        edges = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
+        for lo, hi in pairwise(edges):
+            if hi > lo and codes[lo] >= 0 and names[codes[lo]] in symbols:
+                frames[names[codes[lo]]] = _rows(frame, lo, hi)
+        return SymbolRows(frames, _nbytes(frame))
+    # Interleaved (a file in time order): a stable counting sort by symbol, whose rows keep their file order.
+    from fspec.runtime import regroup  # numba, which a file grouped by symbol does not need
+
+    # Rows of a symbol no instrument reads get code -1, as rows without a symbol have: they are not moved.
+    keep = np.array([*(name in symbols for name in names), False])
+    lookup = np.where(keep, np.arange(len(keep), dtype=np.int32), np.int32(-1))
+    codes = regroup.read_only(lookup[codes])  # (code -1 indexes the last entry: -1)
+    starts = regroup.read_only(regroup.starts_of(codes, len(names)))
+    if isinstance(frame, pa.Table):
+        frame = _regrouped(frame, path, rest, shown, only, codes, starts)
+        frame = _select(frame, [UTC_NS, *loaded])
+    else:
+        frame = frame.iloc[regroup.order_of(codes, starts)]
+    for k, name in enumerate(names):
+        if starts[k + 1] > starts[k]:
+            frames[name] = _rows(frame, int(starts[k]), int(starts[k + 1]))
+    return SymbolRows(frames, _nbytes(frame))
+
+
+def _time_columns(source: SourceDef) -> list[str]:
+    return [
+        source.time_column,
+        *(c for c in (source.time_date, source.time_day) if c is not None and c != "{date}"),
+    ]
+
+
+def _loaded_columns(source: SourceDef) -> list[str]:
+    """The file columns ``load_source`` reads of a frame whose times are converted: the mapped columns and
+    those of the filter and computed columns (which may name the time or symbol column too)."""
+    return list(
+        dict.fromkeys(
+            [
+                *(c.source_column for c in source.columns if not c.expr),
+                *tree_columns(source.filter_tree),
+                *(c for tree in source.column_trees.values() for c in tree_columns(tree)),
+            ]
+        )
+    )
+
+
+def _select(frame: Frame, names: list[str]) -> Frame:
+    return frame.select(names) if isinstance(frame, pa.Table) else frame[names]
+
+
+def _rows(frame: Frame, lo: int, hi: int) -> Frame:
+    return frame.slice(lo, hi - lo) if isinstance(frame, pa.Table) else frame.iloc[lo:hi]
+
+
+def _nbytes(frame: Frame) -> int:
+    return int(frame.nbytes if isinstance(frame, pa.Table) else frame.memory_usage(deep=False).sum())
+
+
+def _changed(display: str) -> DataError:
+    return DataError(display, "the file changed while it was read (its row count differs)", "run again")
+
+
+# Rows decoded at a time: a batch's columns (2 MB each) are still in the cache when they are moved, and 10M
+# rows are 40 batches to hand over. Reading the benchmark's 10M-row file took 1.8-2.1 CPU seconds in batches of
+# 65,536 rows, 1.65-2.25 in these and 1.6-2.0 in batches of 1M rows (8 MB a column), on a busy machine.
+REGROUP_BATCH_ROWS = 262_144
+
+
+def _regrouped(
+    table: pa.Table,
+    path: Path,
+    rest: list[str],
+    display: str,
+    only: tuple[str, set[str]],
+    codes: np.ndarray,
+    starts: np.ndarray,
+) -> pa.Table:
+    """The rows of the wanted symbols (``codes`` >= 0), grouped by code in file order (``starts``: each code's
+    first row): the columns of ``table`` (read already), then the file's columns ``rest``, decoded a batch of
+    rows at a time and each batch moved at once, so that the file's columns are never held whole beside their
+    regrouped copy. The next batch is decoded (by Arrow, on its threads) while this thread moves the last one:
+    one hand-over per batch, where moving each column on the pool cost six waits a batch (twice the time on
+    a busy machine, whose threads wait for a core at each). Each batch's rows get their places once, for all
+    its columns."""
+    from fspec.runtime import regroup
+
+    parts = sorted(path.parent.glob(path.name)) if paths.has_glob(path.name) else [path]
+    kinds = {name: table.schema.field(name).type for name in table.column_names}
+    if rest:  # (part files' types are unified as _read's concatenation does)
+        schema = pa.unify_schemas([_parquet_schema(p, display) for p in parts], promote_options="permissive")
+        kinds.update({name: schema.field(name).type for name in rest})
+    movers = {name: _Mover(kind, starts) for name, kind in kinds.items()}
+    cursor = starts[:-1].copy()
+    dest = np.empty(REGROUP_BATCH_ROWS, dtype=np.int64)
+
+    def move(row: int, batch: pa.RecordBatch | None) -> None:
+        """Rows ``row`` on of ``batch`` (or of ``table`` alone, ``REGROUP_BATCH_ROWS`` of them)."""
+        n = batch.num_rows if batch is not None else min(REGROUP_BATCH_ROWS, len(codes) - row)
+        if row + n > len(codes):
+            raise _changed(display)
+        where = dest if n <= len(dest) else np.empty(n, dtype=np.int64)
+        regroup.destinations(codes[row : row + n], cursor, where[:n])
+        places = regroup.read_only(where[:n])
+        for name in table.column_names:  # the columns read already (the rows' times)
+            at = 0
+            for chunk in table.column(name).slice(row, n).chunks:
+                movers[name].add(chunk, places[at : at + len(chunk)])
+                at += len(chunk)
+        if batch is not None:
+            for k, name in enumerate(rest):
+                movers[name].add(batch.column(k), places)
+
+    row = 0
+    if not rest:
+        for row in range(0, len(codes), REGROUP_BATCH_ROWS):
+            move(row, None)
+    else:
+        with ThreadPoolExecutor(1, thread_name_prefix="fspec-decode") as decoder:
+            batches = _parquet_batches(parts, rest, display, only)
+            pending = decoder.submit(next, batches, None)
+            while (batch := pending.result()) is not None:
+                pending = decoder.submit(next, batches, None)
+                move(row, batch)
+                row += batch.num_rows
+        if row != len(codes):
+            raise _changed(display)
+    order = None
+    if any(not m.width for m in movers.values()):
+        order = _int64_array(regroup.order_of(codes, starts))
+    return pa.Table.from_arrays([m.array(order) for m in movers.values()], names=list(movers))
+
+
+def _parquet_schema(path: Path, display: str) -> pa.Schema:
+    try:
+        with pq.ParquetFile(path) as file:
+            return file.schema_arrow
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise DataError(display, f"cannot read parquet file: {exc}", "check that the file is complete") from None
+
+
+def _parquet_batches(
+    parts: list[Path], columns: list[str], display: str, only: tuple[str, set[str]]
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``columns`` that :func:`_read` reads with ``only`` (the same part files and row groups, in the
+    same order), ``REGROUP_BATCH_ROWS`` at a time."""
+    if not columns:
+        return
+    for part in parts:
+        try:
+            with pq.ParquetFile(part, pre_buffer=False) as file:  # (as _read reads a file of many symbols)
+                groups = _row_groups_holding(file, *only)
+                yield from file.iter_batches(REGROUP_BATCH_ROWS, row_groups=groups, columns=columns, use_threads=True)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise DataError(display, f"cannot read parquet file: {exc}", "check that the file is complete") from None
+
+
+class _Mover:
+    """One column's rows regrouped, filled chunk by chunk in file order. Fixed-width values (integers, floats,
+    times, dates) are moved by :func:`regroup.put`, their validity (where a chunk has nulls) beside them;
+    anything else (text, booleans) is kept and taken through the rows' order at the end."""
+
+    def __init__(self, kind: pa.DataType, starts: np.ndarray) -> None:
+        self.kind = kind
+        self.rows = int(starts[-1])
+        fixed = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
+        width = kind.bit_width // 8 if fixed else 0  # (only fixed-width types have a bit width: text raises)
+        self.width = width if width in (4, 8) else 0
+        self.chunks: list[pa.Array] = []
+        self.valid: np.ndarray | None = None  # 1 where a value is present, once a chunk had nulls
+        if self.width:
+            # Arrow's pool, not numpy's: the run's allocator, which reuses the memory of the columns freed
+            # before (numpy asks the kernel for fresh, huge pages for arrays this size).
+            self.buffer = pa.allocate_buffer(self.rows * self.width)
+            self.out = np.frombuffer(self.buffer, dtype=f"i{self.width}")
+            self.cursor = starts[:-1].copy()
+
+    def add(self, chunk: pa.Array, places: np.ndarray) -> None:
+        """Move ``chunk``'s rows to ``places`` (-1: not moved), from :func:`regroup.destinations`."""
+        from fspec.runtime import regroup
+
+        if chunk.type != self.kind:  # a part file of another type (int32 where the others have int64)
+            chunk = pc.cast(chunk, self.kind)
+        if not self.width:
+            self.chunks.append(chunk)
+            return
+        if chunk.null_count:
+            if self.valid is None:
+                self.valid = np.ones(self.rows, dtype=np.int8)
+            bits = np.unpackbits(np.frombuffer(chunk.buffers()[0], dtype=np.uint8), bitorder="little")
+            regroup.put(
+                places, regroup.read_only(bits[chunk.offset : chunk.offset + len(chunk)].view(np.int8)), self.valid
+            )
+        dtype = self.out.dtype
+        values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * self.width)
+        regroup.put(places, values, self.out)
+
+    def array(self, order: pa.Array | None) -> pa.Array:
+        if not self.width:
+            assert order is not None
+            column = _one_chunk(pa.chunked_array(self.chunks, self.kind))  # (dictionaries unified)
+            self.chunks = []
+            return pc.take(column.chunk(0) if column.num_chunks else pa.nulls(0, self.kind), order)
+        if self.valid is None:
+            return pa.Array.from_buffers(self.kind, self.rows, [None, self.buffer])
+        nulls = int(self.rows - np.count_nonzero(self.valid))
+        validity = pa.py_buffer(np.packbits(self.valid.view(bool), bitorder="little"))
+        return pa.Array.from_buffers(self.kind, self.rows, [validity, self.buffer], null_count=nulls)
+
+
+def _int64_array(values: np.ndarray) -> pa.Array:
+    """An int64 numpy array as an Arrow array, without a copy; not pa.array(values), which imports pandas
+    (0.2-0.5 s) to ask whether ``values`` is a Series."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
 UTC_NS = "__fspec_utc_ns"  # the column of a shared file's rows' times, converted once
@@ -229,7 +459,7 @@ UTC_NS = "__fspec_utc_ns"  # the column of a shared file's rows' times, converte
 def _with_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str) -> Frame:
     ts = _utc_ns(frame, source, display, file_date)
     if isinstance(frame, pa.Table):
-        return frame.append_column(UTC_NS, pa.array(ts, pa.int64()))
+        return frame.append_column(UTC_NS, _int64_array(ts))
     return frame.assign(**{UTC_NS: ts})
 
 
@@ -244,38 +474,14 @@ def _utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") 
     return _to_utc_ns(_column(frame, source.time_column), source, display)
 
 
-def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """The table's rows in ``order`` (a stable sort by symbol), its columns moved on the thread pool."""
-    destination = np.empty(len(order), dtype=np.int64)
-    destination[order] = np.arange(len(order), dtype=np.int64)
-    columns = run_all([partial(_take_column, c, order, destination) for c in table.columns])
-    return pa.Table.from_arrays(columns, names=table.column_names)
-
-
-def _take_column(column: pa.ChunkedArray, order: np.ndarray, destination: np.ndarray) -> pa.Array:
-    """One column in the new order. Fixed-width columns without nulls (numbers, times) are scattered: each row
-    read once, in file order, and written to its symbol's run, a few streams of sequential writes, where a
-    gather in the new order would jump through the column once per symbol (here 3-8 times slower). Text,
-    nulls and booleans take Arrow's take."""
-    array = _one_chunk(column).chunk(0) if column.num_chunks else pa.array([], column.type)
-    kind = array.type
-    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
-    width = kind.bit_width if numeric else 0  # (text has no bit width: asking raises)
-    if array.null_count or width not in (32, 64):
-        return pc.take(array, pa.array(order))
-    dtype = np.dtype(f"i{width // 8}")
-    values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
-    moved = np.empty_like(values)
-    moved[destination] = values
-    return pa.Array.from_buffers(array.type, len(order), [None, pa.py_buffer(moved)])
-
-
 def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, list[str]]:
     """Each row's symbol as a code (``-1``: no symbol, dropped with a warning) and the symbols of the codes, as
     the text instruments give (an integer column's 17 is '17')."""
     values = _column(frame, column)
     if isinstance(values, pa.ChunkedArray):
-        encoded = (values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)).combine_chunks()
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+        # (each row group read has a dictionary of its own: one for all of them, then the indices in one piece)
+        encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks else pa.nulls(0, encoded.type)
         indices = encoded.indices.fill_null(-1) if encoded.null_count else encoded.indices
         codes = np.frombuffer(indices.buffers()[1], dtype=np.int32, count=len(indices), offset=indices.offset * 4)
         uniques = encoded.dictionary.to_pylist()
