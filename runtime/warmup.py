@@ -37,9 +37,15 @@ def warm_manifest(manifest: Manifest, on_progress: Progress | None = None) -> in
         calls.append(partial(REGISTRY[op].numpy, *[np.ones((1, 2))] * len(REGISTRY[op].expr_params)))  # type: ignore[arg-type]
     if manifest.chains:  # the option chain kernels (fspec/options), compiled or loaded from numba's cache
         calls.append(_warm_chain)
+    if any(s.holds_many_symbols for s in manifest.project.sources.values()):
+        calls.append(_warm_regroup)  # a file of many symbols in time order is regrouped by compiled functions
     for call in on_progress(calls, len(calls)) if on_progress else calls:
         call()
     return len(calls)
+
+
+def _warm_regroup() -> None:
+    import fspec.runtime.regroup  # noqa: F401  (compiled for fixed types on import, or loaded from the cache)
 
 
 def _warm_tick_kernel(root: Path, kernel: KernelDef) -> None:
