@@ -112,3 +112,63 @@ def test_dask_scale_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> N
     }
     assert set(rows) == {"local", "dask 1", "dask 2"}
     assert "| 1.00x | 100% |" in rows["dask 1"] and " ms | " in rows["dask 2"]
+
+
+def test_auction_panel_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import auction_panel
+
+    assert auction_panel.main(["--stocks", "18", "--days", "2", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "18 stocks x 2 days x 55 snapshots (1,925 rows)" in out
+    assert "outputs agree (2 files of 290 columns; every column of days [0, 1])" in out
+    assert "round 1 (load " in out and "load average " in out
+    assert "| pandas pivot |" in out and "| polars lazy |" in out and "| fspec | " in out
+
+
+def test_auction_panel_table_has_the_example_schema() -> None:
+    import pyarrow.parquet as pq
+
+    from benchmarks import auction_panel
+
+    table = auction_panel.generate(20, 3)
+    example = pq.read_schema(auction_panel.EXAMPLE.parent / "data" / "book.parquet")
+    assert table.schema.equals(example.remove_metadata())
+    book = table.to_pandas()
+    present = book.groupby("date_id")["stock_id"].unique()
+    assert 17 not in present[1] and 17 in present[0] and len(present[1]) == 19
+    assert (book.groupby(["date_id", "stock_id"]).size() == 55).all()
+    assert (book.loc[book.seconds_in_bucket == 0, "wap"] == 1.0).all()  # normalised at the first snapshot
+    late = book.seconds_in_bucket >= 300
+    assert book.loc[~late, "far_price"].isna().all() and book.loc[late, "near_price"].notna().all()
+    assert (book.bid_price < book.ask_price).all() and set(book.imbalance_buy_sell_flag) == {-1, 0, 1}
+    assert list(book.date_id.iloc[:21]) == [0] * 21 and list(book.stock_id.iloc[:3]) == [0, 1, 2]  # by second
+    assert auction_panel.checked_days(480) == [0, 1, 69, 307, 433, 479]  # 2023-03-12 is day 69
+
+
+def test_auction_panel_check_finds_a_difference(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmarks import auction_panel
+
+    root = tmp_path / "p"
+    auction_panel.build(root, 18, 2)
+    subprocess.run(auction_panel.programs(root)["pandas pivot"], check=True)
+    for copy in ("out", "out_polars"):
+        shutil.copytree(root / "out_pandas", root / copy)
+    assert auction_panel.check_agreement(root, 2) == [0, 1]
+    path = root / "out_polars" / "features_20230103_10s.parquet"
+    table = pq.read_table(path)
+    for column, factor in (("target_one_minute_10s_s3", 1 + 1e-13), ("wap_rank_10s_s3", 1 + 1e-11)):
+        values = table[column].to_numpy().copy()
+        values[10] *= factor
+        table = table.set_column(table.column_names.index(column), column, pa.array(values))
+        pq.write_table(table, path)
+        if column.startswith("target_"):  # within the target's tolerance
+            assert auction_panel.check_agreement(root, 2) == [0, 1]
+        else:
+            with pytest.raises(SystemExit, match="disagrees on wap_rank_10s_s3 at row 10"):
+                auction_panel.check_agreement(root, 2)
