@@ -20,8 +20,9 @@ the 60 s target against the index. Each runs in a fresh process, parquet on disk
   and the rank), one ``pivot`` of the result, one ``write_parquet`` per day of ``partition_by``.
 
 Days are numbered from 2023-01-02 as the example's ``first_date`` does: day n is n calendar days later. The
-outputs are checked to agree first (the same files and columns; every value within a relative 1e-12, NaN where
-NaN) on a few days, among them the day a stock is absent and the days of the clock changes; then rounds run
+outputs are checked to agree first (the same files and columns; every value within a relative 1e-12, the
+target within 1e-12 of its ratios, NaN where NaN) on a few days, among them the day a stock is absent and the
+days of New York's clock changes the run spans; then rounds run
 every program once in a rotating order, with the load average, and the ratio of each peer's wall to fspec's
 is reported per round.
 """
