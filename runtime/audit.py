@@ -88,6 +88,7 @@ def audit(
     manifest = with_members(manifest)
     engine = Engine(manifest)
     at = columns_by_interval(manifest, select, intervals, state)
+    whole = not select and not intervals  # a selection or an interval picks bar columns: no event grid
     intervals = [i for i in (intervals or manifest.intervals) if i in at]
     chosen = {k for i in intervals for k in at[i]}
     roots = [k for k in output_order(manifest) if k in chosen]
@@ -139,7 +140,7 @@ def audit(
                     target_changed[key] = True
         engine.cut = None
     report.static_targets = [column_name(k[0], None, k[1]) for k, changed in target_changed.items() if not changed]
-    if not select and not intervals:
+    if whole:
         for grid in manifest.data.grids:
             _audit_grid(engine, grid.name, cuts, rng, dates, report)
     return report
