@@ -293,10 +293,12 @@ def _read(ev: _Event, node: Call) -> Node:
             "lookahead",
         )
         return _invalid()
-    if window + ago > MAX_LOOKBACK_NS or bucket > MAX_LOOKBACK_NS:
+    latency = 0 if bucket else ev.grid.latency_ns  # a window and an ago are counted back from the cut
+    if latency + window + ago > MAX_LOOKBACK_NS or bucket > MAX_LOOKBACK_NS:
+        with_latency = f" (the grid's latency {_duration(latency)} included)" if latency else ""
         ev.error(
             node,
-            f"{node.op}(): it reaches {_duration(max(window + ago, bucket))} before the event",
+            f"{node.op}(): it reaches {_duration(max(latency + window + ago, bucket))} before the event{with_latency}",
             "an event reads its day and the day before: at most 24h",
         )
         return _invalid()

@@ -276,11 +276,17 @@ class GridRunner:
         values = self._evaluate(events, slots, unmatched, groups)
         return EventDayResult(day, self.grid, events.ts, events.kept, values)
 
+    @property
+    def _back(self) -> int:
+        """How many earlier sessions with data an event reads: the one before its own, and with a latency the one
+        before that too (the cut may fall in the session before, whose rows may all lie after it)."""
+        return 2 if self.grid.latency_ns else 1
+
     def _market_rows(self, source: str, instrument: str, day: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The instrument's rows of ``source`` in the session of ``day`` and the one before it with data."""
+        """The instrument's rows of ``source`` in the session of ``day`` and the ones before it with data."""
         engine = self.engine
         dates = engine.instrument_dates(instrument)
-        days = [d for d in dates if d < day][-1:] + ([day] if day in dates else [])
+        days = [d for d in dates if d < day][-self._back :] + ([day] if day in dates else [])
         parts = [engine.ticks(source, instrument, d) for d in days]
         if not parts:
             return np.empty(0, dtype=np.int64), {}
@@ -311,12 +317,11 @@ class GridRunner:
 
     def _own_reads(self, kernel: Any, day: str, events: Events) -> np.ndarray:
         """A kernel over the grid's own events: each event reads the earlier events of its group (its instrument,
-        or its value of the column ``by``), of its day and the day before that has events."""
+        or its value of the column ``by``), of its day and the day before that has events (two with a latency)."""
         module = load_kernel(self.engine.manifest.root / kernel.path, kernel.module)
-        earlier = [d for d in self.engine.grid_dates(self.grid.name) if d < day][-1:]
-        history = self.events(earlier[0]) if earlier else None
-        n_history = len(history.ts) if history is not None else 0
-        parts = [history, events] if history is not None else [events]
+        earlier = [d for d in self.engine.grid_dates(self.grid.name) if d < day][-self._back :]
+        parts = [*(self.events(d) for d in earlier), events]
+        n_history = sum(len(p.ts) for p in parts[:-1])
         ts = np.concatenate([p.ts for p in parts])
         columns = {c: np.concatenate([p.columns[c] for p in parts]) for c in kernel.columns}
         labels = _merged([p.keys[kernel.by] if kernel.by else self._instruments(p) for p in parts])

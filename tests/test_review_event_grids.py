@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from fspec.compiler.build import check, compile_project
 from fspec.runtime.manifest import load_manifest
@@ -115,3 +116,36 @@ def test_audit_cuts_the_grid_of_a_project_with_bars_too(tmp_path: Path) -> None:
     assert report.ok, report.render()
     assert report.features == 2 + 1 and report.targets == 1  # vol on two members, own_n; the bucket target
     assert "target_bucket_tokens" not in report.static_targets  # it looks ahead: a cut at an event changes it
+
+
+# ---- latency: the cut may fall in the day before ----------------------------------------------------------------
+
+
+def test_latency_counts_in_the_reach_of_a_read(tmp_path: Path) -> None:
+    """window + ago + latency is how far before the event rows are read: beyond 24 h is refused (it was run, and
+    the rows of two days back were silently missing)."""
+    root = _project(tmp_path, _features(("n", "count(trades.price, window=24h)")), latency="60m")
+    text = _problems(root)
+    assert "f.yaml:5" in text and "latency" in text and "at most 24h" in text
+
+
+def test_asof_with_a_latency_reads_the_day_before_the_cut(tmp_path: Path) -> None:
+    """An event at 00:30 with 60 m of latency cuts at 23:30 the day before; that day's only trade is after the
+    cut, so the last trade before the cut is the one of two days back (asof read NaN)."""
+    trades = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2025-12-13 23:45:00", "2025-12-14 23:45:00"], utc=True),
+            "token_id": ["a", "a"],
+            "price": [1.0, 2.0],
+            "size": [1.0, 1.0],
+        }
+    )
+    fills = _fills().iloc[:1].assign(ts=pd.Timestamp("2025-12-15 00:30:00", tz="UTC"))
+    features = _features(("last", "asof(trades.price)"), ("age", "age(trades.price)"), ("own", "asof(fills.size)"))
+    early = fills.assign(ts=pd.Timestamp("2025-12-13 22:00:00", tz="UTC"), event_key="e_early", size=7.0)
+    late = fills.assign(ts=pd.Timestamp("2025-12-14 23:50:00", tz="UTC"), event_key="e_late", size=8.0)
+    got = _run(_project(tmp_path, features, trades, pd.concat([early, late, fills]), latency="60m"))
+    row = got["features_20251215_fills.parquet"].iloc[0]
+    assert row.last_tokens == 1.0
+    assert row.age_tokens == pytest.approx(24 * 3600 + 45 * 60)  # from 12-13 23:45 to 12-15 00:30
+    assert row.own_tokens == 7.0  # our fill of 12-13 22:00 (the one of 12-14 23:50 is after the cut)
