@@ -305,6 +305,20 @@ def _read(ev: _Event, node: Call) -> Node:
     args = _tick_args(ev, node, node.args)
     if args is None:
         return _invalid()
+    params = [n for a in args for n in a.walk() if isinstance(n, ir.ParamRef)]
+    bar = next((p.name for p in params if p.name in CONSTANTS and p.name != "pi"), None)
+    if bar is not None:  # its value on bars depends on the bar width, which an event grid has not
+        ev.error(node, f"'{bar}' is a constant of bar grids", "an event grid has no bars")
+        return _invalid()
+    mine = next((p.name for p in params if p.instrument is not None), None)
+    if by and mine is not None:
+        ev.error(
+            node,
+            f"{node.op}(..., by={by}): '{mine}' is a parameter of each instrument, and the rows of one {by} may be "
+            "of several instruments",
+            f"apply it outside the read, to the event's own instrument's value: {node.op}(...) * {mine}",
+        )
+        return _invalid()
     source = next(n.source for a in args for n in a.walk() if isinstance(n, ir.Column))
     if by and source != ev.grid.events:
         ev.error(

@@ -149,3 +149,30 @@ def test_asof_with_a_latency_reads_the_day_before_the_cut(tmp_path: Path) -> Non
     assert row.last_tokens == 1.0
     assert row.age_tokens == pytest.approx(24 * 3600 + 45 * 60)  # from 12-13 23:45 to 12-15 00:30
     assert row.own_tokens == 7.0  # our fill of 12-13 22:00 (the one of 12-14 23:50 is after the cut)
+
+
+# ---- parameters and constants in the tick expressions of a read --------------------------------------------------
+
+
+def test_a_parameter_in_a_read_grouped_by_a_column_is_refused(tmp_path: Path) -> None:
+    """Rows grouped by=market_slug are of several instruments: an instrument's parameter there has no one value
+    (it read NaN, so the sum was 0)."""
+    root = _project(tmp_path, _features(("x", "sum(fills.size * mult, window=10s, by=market_slug)")))
+    text = _problems(root)
+    assert "f.yaml:5" in text and "'mult'" in text and "by=market_slug" in text
+
+
+def test_a_parameter_in_a_read_of_the_instrument(tmp_path: Path) -> None:
+    """The same parameter in a read grouped by the event's instrument, and of market rows, is that instrument's."""
+    features = _features(("own", "sum(fills.size * mult, window=10s)"), ("mkt", "sum(trades.size * mult, window=10s)"))
+    got = _run(_project(tmp_path, features))["features_20251214_fills.parquet"]
+    assert list(got.own_tokens) == [0.0, 0.0, 2.0 * 1, 2.0 * 2]  # e2 sees e0 (token a), e3 sees e1 (token b)
+    assert list(got.mkt_tokens) == [2.0 * 30, 2.0 * 5, 2.0 * 30, 2.0 * 5]
+
+
+@pytest.mark.parametrize("name", ["interval_seconds", "bars_per_session", "periods_per_year"])
+def test_a_bar_constant_inside_a_read_is_refused(tmp_path: Path, name: str) -> None:
+    """Refused at the top of a formula, a bar constant inside a read was taken at one bar per session (86400)."""
+    root = _project(tmp_path, _features(("x", f"sum(trades.size * {name}, window=10s)")))
+    text = _problems(root)
+    assert "f.yaml:5" in text and f"'{name}' is a constant of bar grids" in text
