@@ -678,12 +678,20 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
         writer.abandon()
         raise
     writer.close()
-    _tell_grids(engine, plan.grids, options)
+    tell_grids(engine, plan.grids, options)
     return writer.written
 
 
-def _tell_grids(engine: Engine, grids: list[str], options: RunOptions) -> None:
-    """The run summary of each event grid; events that named no instrument are a warning too."""
+def tell_grids(engine: Engine, grids: list[str], options: RunOptions) -> None:
+    """The run summary of each event grid; events that named no instrument are a warning too. A grid the run
+    does not write (it picks bar columns) is told as well."""
+    if options.on_note:
+        for grid in engine.manifest.data.grids:
+            if grid.name not in grids:
+                options.on_note(
+                    f"grid {grid.name} is not written: --select and --interval pick bar columns (run without "
+                    f"--select and --interval to write features_DATE_{grid.name}.parquet)"
+                )
     for name in grids:
         runner = engine.runners[name]
         if options.on_note:

@@ -152,6 +152,12 @@ def _atom(manifest: Manifest, atom: str, term: str, intervals: Sequence[int] | N
             raise UsageError(f"--select {term}: the pattern matches no feature or column", "e.g. realized_* or *_spy")
         return found
     found = {k for k in manifest.keys if atom in set(_names(manifest, k, intervals))}
+    grid = next((g for g in manifest.data.grids for f in g.features if atom in (f.name, g.column(f.name))), None)
+    if not found and grid is not None:
+        raise UsageError(
+            f"--select {term}: '{atom}' is on event grid '{grid.name}': a selection picks bar columns",
+            f"run without --select to write features_DATE_{grid.name}.parquet with every column of the grid",
+        )
     if not found:
         import difflib
 

@@ -15,7 +15,7 @@ import pytest
 from fspec.compiler.build import check, compile_project
 from fspec.runtime.manifest import load_manifest
 from fspec.runtime.run import RunOptions, run
-from tests.conftest import make_project
+from tests.conftest import cli, expect, make_project
 
 T0 = pd.Timestamp("2025-12-14 12:00:00", tz="UTC")
 
@@ -100,22 +100,46 @@ def _run(root: Path, **options: object) -> dict[str, pd.DataFrame]:
 # ---- the audit -------------------------------------------------------------------------------------------------
 
 
-def test_audit_cuts_the_grid_of_a_project_with_bars_too(tmp_path: Path) -> None:
-    """A project with bar intervals and an event grid: the audit must cut the grid (it skipped it)."""
-    from fspec.runtime.audit import audit
-
+@pytest.fixture(scope="module")
+def bars_and_grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with a bar interval and an event grid (with a target that looks ahead), compiled once."""
     features = _features(("own_n", "count(fills.size, window=10s)")) + (
         "  - name: vol\n    formula: sum(trades.size)\n"
         "targets:\n  - name: target_bucket\n    grid: fills\n    formula: sum(fills.size, bucket=10s)\n"
     )
-    root = _project(tmp_path, features, extra="intervals: [60s]\n")
+    stray = _fills().iloc[-1:].assign(ts=T0 + pd.Timedelta("7s"), token_id="zzz", event_key="e4")  # no member
+    fills = pd.concat([_fills(), stray])
+    root = _project(tmp_path_factory.mktemp("both"), features, fills=fills, extra="intervals: [60s]\n")
     compile_project(root)
+    return root
+
+
+def test_audit_cuts_the_grid_of_a_project_with_bars_too(bars_and_grid: Path) -> None:
+    """A project with bar intervals and an event grid: the audit must cut the grid (it skipped it)."""
+    from fspec.runtime.audit import audit
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = audit(load_manifest(root), cuts=6, seed=1)
+        report = audit(load_manifest(bars_and_grid), cuts=6, seed=1)
     assert report.ok, report.render()
     assert report.features == 2 + 1 and report.targets == 1  # vol on two members, own_n; the bucket target
     assert "target_bucket_tokens" not in report.static_targets  # it looks ahead: a cut at an event changes it
+
+
+@pytest.mark.parametrize("options", [["--interval", "60s"], ["--select", "vol"]])
+def test_a_run_of_bar_columns_says_it_writes_no_grid(bars_and_grid: Path, tmp_path: Path, options: list[str]) -> None:
+    """--interval and --select pick bar columns: the grid's file is not written, and the run says so (it was
+    silent)."""
+    out = expect(cli("run", "--project", bars_and_grid, "--out", tmp_path, *options), 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features_20251214_60s.parquet"]
+    assert "grid fills is not written" in out and "without --select and --interval" in out
+
+
+@pytest.mark.parametrize("term", ["own_n", "own_n_tokens"])
+def test_selecting_a_grid_column_says_what_it_is(bars_and_grid: Path, tmp_path: Path, term: str) -> None:
+    """`fspec ls` lists own_n_tokens; --select own_n_tokens said no feature or column had that name."""
+    out = expect(cli("run", "--project", bars_and_grid, "--out", tmp_path, "--select", term), 2)
+    assert "is on event grid 'fills'" in out and "no feature or column has that name" not in out
 
 
 # ---- latency: the cut may fall in the day before ----------------------------------------------------------------
