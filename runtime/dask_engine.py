@@ -25,7 +25,7 @@ from fspec import __version__
 from fspec.errors import ClusterError
 from fspec.files import display
 from fspec.runtime.manifest import Manifest
-from fspec.runtime.run import RunOptions, plan_run
+from fspec.runtime.run import RunOptions, plan_run, tell_grids
 from fspec.runtime.sources import DataWarning
 from fspec.runtime.tasks import DayOutcome, DayTask, run_day
 from fspec.runtime.universe import universe_symbols
@@ -87,6 +87,9 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
                 seen.add(text)
                 warnings.warn(text, DataWarning, stacklevel=2)
         written += [plan.out_dir / Path(p).name for p in outcomes[day].written]
+        for name, counts in outcomes[day].grids.items():
+            plan.engine.runners[name].counts.add(counts)
+    tell_grids(plan.engine, plan.grids, options)
     return written
 
 

@@ -88,6 +88,14 @@ class GridCounts:
     unmatched: int = 0  # events whose instrument column names no instrument of the grid
     examples: list[str] = field(default_factory=list)
 
+    def add(self, other: GridCounts) -> None:
+        """Count another engine's days too (a dask worker's)."""
+        self.events += other.events
+        self.days += other.days
+        self.ties += other.ties
+        self.unmatched += other.unmatched
+        self.examples += [e for e in other.examples if e not in self.examples][: 3 - len(self.examples)]
+
     def summary(self, grid: GridDef) -> str:
         parts = [f"grid {grid.name}: {self.events:,} event(s) over {self.days} day(s)"]
         if self.ties:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fspec import __version__
 from fspec.errors import BuildError, ClusterError
 from fspec.manifest import Key
+from fspec.runtime.events import GridCounts
 from fspec.runtime.manifest import Manifest, load_manifest
 from fspec.runtime.run import Engine, compute_day
 from fspec.runtime.sources import DataWarning, arrow_allocator
@@ -51,6 +52,7 @@ class DayOutcome:
     day: str
     written: list[str]  # in the order of the task's intervals
     warnings: list[str]  # the data warnings of the day's computation, as text (the client shows each once)
+    grids: dict[str, GridCounts] = field(default_factory=dict)  # what each event grid counted (the client adds them)
 
 
 def check_version(client_version: str, where: str = "this worker") -> None:
@@ -89,4 +91,5 @@ def run_day(task: DayTask) -> DayOutcome:
             results = compute_day(engine, task.day, list(task.intervals), task.at, list(task.grids))
             written = write_day(manifest, results, task.at, Path(task.out_dir))
     shown = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
-    return DayOutcome(task.day, [str(p) for p in written], shown)
+    counts = {g: engine.runners[g].counts for g in task.grids}
+    return DayOutcome(task.day, [str(p) for p in written], shown, counts)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import fspec
 from fspec.compiler.build import check, compile_project
 from fspec.runtime.manifest import load_manifest
 from fspec.runtime.run import RunOptions, run
@@ -140,6 +141,29 @@ def test_selecting_a_grid_column_says_what_it_is(bars_and_grid: Path, tmp_path: 
     """`fspec ls` lists own_n_tokens; --select own_n_tokens said no feature or column had that name."""
     out = expect(cli("run", "--project", bars_and_grid, "--out", tmp_path, "--select", term), 2)
     assert "is on event grid 'fills'" in out and "no feature or column has that name" not in out
+
+
+def test_a_day_task_carries_the_grid_s_counts(bars_and_grid: Path, tmp_path: Path) -> None:
+    """The dask engine's day task returns the grid's counts, so that its client tells the run's summary and the
+    warning for events that name no instrument (the dask engine told neither)."""
+    from fspec.runtime.tasks import DayTask, run_day
+    from fspec.runtime.universe import universe_symbols
+
+    manifest = load_manifest(bars_and_grid)
+    task = DayTask(
+        str(bars_and_grid),
+        "2025-12-14",
+        (),
+        {},
+        str(tmp_path),
+        universe_symbols(manifest),
+        manifest.data.spec_hash,
+        fspec.__version__,
+        ("fills",),
+    )
+    outcome = run_day(task)
+    counts = outcome.grids["fills"]
+    assert (counts.events, counts.unmatched, counts.examples) == (5, 1, ["zzz"])
 
 
 # ---- latency: the cut may fall in the day before ----------------------------------------------------------------
