@@ -211,6 +211,8 @@ class GridRunner:
     grid: GridDef
     counts: GridCounts = field(default_factory=GridCounts)
     _whole: Events | None = None
+    # the latest day files read (a day reads the earlier days' events again): each file read and warned once
+    _files: dict[str, Events] = field(default_factory=dict)
 
     @property
     def source(self) -> SourceDef:
@@ -234,7 +236,14 @@ class GridRunner:
 
     def events(self, day: str) -> Events:
         source, root = self.source, self.engine.manifest.root
-        found = self._all() if source.holds_many_days else load_events(root, source, self.grid, day)
+        if source.holds_many_days:
+            found = self._all()
+        else:
+            if day not in self._files:
+                if len(self._files) > self._back:  # a run goes forward in time: the oldest is not read again
+                    self._files.pop(min(self._files))
+                self._files[day] = load_events(root, source, self.grid, day)
+            found = self._files[day]
         open_ns, close_ns = self.engine.session.bounds(day)
         lo, hi = np.searchsorted(found.ts, [open_ns, close_ns], side="left")
         day_events = found.take(slice(int(lo), int(hi)))

@@ -224,3 +224,30 @@ def test_a_bar_constant_inside_a_read_is_refused(tmp_path: Path, name: str) -> N
     root = _project(tmp_path, _features(("x", f"sum(trades.size * {name}, window=10s)")))
     text = _problems(root)
     assert "f.yaml:5" in text and f"'{name}' is a constant of bar grids" in text
+
+
+# ---- events in per-day files ---------------------------------------------------------------------------------------
+
+
+def test_per_day_files_are_read_once_and_warned_once(tmp_path: Path) -> None:
+    """A day's events file out of order is one warning, though the next day's reads of earlier events (two kernels
+    of them) read it again (it was warned three times), and gives what one file of both days gives."""
+    features = _features(
+        ("own_n", "count(fills.size, window=24h)"),
+        ("mkt_n", "count(fills.size, window=24h, by=market_slug)"),
+        ("last", "asof(trades.price)"),
+    )
+    day2 = _fills().assign(ts=_fills().ts + pd.Timedelta("1D"), event_key=lambda f: f.event_key + "_2")
+    files = {"20251214": _fills().iloc[[1, 0, 2, 3]], "20251215": day2}
+    compile_project(root := _project(tmp_path / "per_day", features, fills=files))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        per_day = run(load_manifest(root), RunOptions())
+    told = [str(w.message) for w in caught if "not in time order" in str(w.message)]
+    assert len(told) == 1 and "fills_20251214.parquet" in told[0]
+    one = _run(_project(tmp_path / "one", features, fills=pd.concat([_fills(), day2])))
+    for path in per_day:
+        pd.testing.assert_frame_equal(pd.read_parquet(path), one[path.name])
+    got = one["features_20251215_fills.parquet"]
+    assert list(got.own_n_tokens) == [2, 2, 2, 2]  # e0_2: e0 (24 h back exactly) and e2; e2_2: e2 and e0_2
+    assert list(got.mkt_n_tokens) == [4, 4, 4, 4]  # the 24 h before each: the four latest fills of the market
