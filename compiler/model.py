@@ -1101,6 +1101,16 @@ def build_project(docs: list[SourceDoc]) -> tuple[Project | None, list[Diagnosti
         problems += found
     problems += _grid_features(features, grids)
     bar_features = tuple(f for f in features if f.grid is None)
+    if not intervals and ivdoc is None:  # a project of grids only: a feature of bars would be computed nowhere
+        problems += [
+            Diagnostic(
+                f.name_pos,
+                f"'{f.name}' is a feature of bars, and the project lists no intervals",
+                "add intervals: (e.g. intervals: [60s]) to specs/project.yaml, or give it grid: NAME",
+            )
+            for f in bar_features
+            if not f.intervals
+        ]
     event_features = tuple(f for f in features if f.grid is not None and f.grid in grids)
     project = Project(
         sources,

@@ -182,7 +182,8 @@ def specs_page() -> str:
         "Project keys (" + ", ".join(f"`{k}`" for k in PROJECT_KEYS) + ") may each appear in one file only, "
         "by convention `specs/project.yaml`; "
         + ", ".join(f"`{k}`" for k in REQUIRED_PROJECT_KEYS)
-        + " must appear in some file. `features` and `targets` may be in any file. "
+        + " must appear in some file (`intervals` may be left out by a project of event grids only, `grids:` "
+        "without features of bars). `features` and `targets` may be in any file. "
         "A key that is not listed here is an error (with a did-you-mean).",
         "",
         "## Top-level keys",

@@ -251,3 +251,14 @@ def test_per_day_files_are_read_once_and_warned_once(tmp_path: Path) -> None:
     got = one["features_20251215_fills.parquet"]
     assert list(got.own_n_tokens) == [2, 2, 2, 2]  # e0_2: e0 (24 h back exactly) and e2; e2_2: e2 and e0_2
     assert list(got.mkt_n_tokens) == [4, 4, 4, 4]  # the 24 h before each: the four latest fills of the market
+
+
+# ---- validate: what a grid project may not hold -----------------------------------------------------------------
+
+
+def test_a_bar_feature_in_a_project_without_intervals(tmp_path: Path) -> None:
+    """intervals: may be left out when the project has grids, but then a bar feature is computed nowhere (it was
+    accepted and silently never written)."""
+    root = _project(tmp_path, _features(("x", "asof(trades.price)")) + "  - name: vol\n    formula: sum(trades.size)\n")
+    text = _problems(root)
+    assert "f.yaml:6" in text and "'vol' is a feature of bars" in text and "intervals:" in text
