@@ -269,16 +269,18 @@ def check(root: Path, data: bool = False) -> Checked:
                 )
                 if tree is not None:
                     filters[f"{src.name}.{col.name}"] = tree
-    if data:
-        from fspec.compiler.datacheck import data_problems
-
-        problems += data_problems(root, project, filters)
+    checked_specs = len(problems)  # data problems come after the specs' own, as before the formulas'
     instances, resolve_problems = resolve_project(project)
     problems += resolve_problems
     graph, graph_problems = build_graph(instances)
     problems += graph_problems
     grids, grid_problems = plan_grids(project)
     problems += grid_problems
+    if data:  # after the grids' plans: their formulas' by= columns are read from the events' files too
+        from fspec.compiler.datacheck import data_problems
+
+        by_at = {g.grid.events: list(g.by_at) for g in grids}
+        problems[checked_specs:checked_specs] = data_problems(root, project, filters, by_at)
     if problems or graph is None:
         return Checked(project, graph, None, filters, problems)
     return Checked(project, graph, plan(project, graph), filters, [], tuple(grids))

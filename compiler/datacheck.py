@@ -15,12 +15,18 @@ from typing import Any
 
 from fspec import paths
 from fspec.compiler.model import Project, SourceSpec
-from fspec.errors import Diagnostic
+from fspec.errors import Diagnostic, Position
 from fspec.manifest import tree_columns
 from fspec.project import display_path
 
 
-def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]) -> list[Diagnostic]:
+def data_problems(
+    root: Path,
+    project: Project,
+    trees: dict[str, dict[str, Any]],
+    formula_reads: dict[str, list[tuple[str, Position]]] | None = None,
+) -> list[Diagnostic]:
+    """``formula_reads``: file columns that formulas name, by source (an event grid's by= columns)."""
     problems = []
     read = {c for inst in project.instruments.values() for _, c in inst.use}
     read |= {project.sources[s].asof_source for s in read if project.sources[s].asof_source}
@@ -49,7 +55,7 @@ def data_problems(root: Path, project: Project, trees: dict[str, dict[str, Any]]
         except (OSError, ValueError) as exc:
             problems.append(Diagnostic(src.pos, f"{shown}: cannot read its columns: {exc}", "", "data"))
             continue
-        used = list(src.reads_at) + grid_reads.get(src.name, [])
+        used = list(src.reads_at) + grid_reads.get(src.name, []) + (formula_reads or {}).get(src.name, [])
         for key, where in ((src.name, src.filter_pos), *((f"{src.name}.{c}", p) for c, p, _ in src.expr_at)):
             if key in trees and where is not None:
                 used += [(column, where) for column in tree_columns(trees[key])]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
 
 from fspec.compiler import ir
@@ -39,7 +39,7 @@ from fspec.compiler.formula import (
 from fspec.compiler.model import FeatureSpec, GridSpec, Project
 from fspec.compiler.resolve import Unavailable, _Context, _resolve, formula_position
 from fspec.compiler.unparse import resolved_source, to_formula
-from fspec.errors import Diagnostic
+from fspec.errors import Diagnostic, Position
 from fspec.grain import Grain, Time
 from fspec.operators import CONSTANTS, ELEMENTWISE, EVENT, REDUCER, REGISTRY
 
@@ -155,6 +155,7 @@ class GridPlan:
     event_columns: tuple[str, ...]
     kernels: tuple[EventKernel, ...]
     features: tuple[PlannedEventFeature, ...]  # in dependency order
+    by_at: tuple[tuple[str, Position], ...] = ()  # the events' columns by= reads, and where (validate --data)
 
 
 def _duration(ns: int) -> str:
@@ -172,6 +173,7 @@ class _Event:
     ctx: _Context
     grid: GridSpec
     features: dict[str, FeatureSpec]  # the grid's features by name
+    by_at: list[tuple[str, Position]] = field(default_factory=list)  # the by= columns read, and where
 
     def error(self, node: Node, message: str, hint: str = "", code: str = "formula") -> None:
         self.ctx.error(node.span, message, hint, code)
@@ -247,6 +249,15 @@ def _options(ev: _Event, node: Call, allowed: tuple[str, ...]) -> tuple[dict[str
                 ev.error(value, f"{node.op}: 'by' names a column of the events", f"e.g. {node.op}(..., by=market_slug)")
                 return None
             by = value.parts[0]
+            source = ev.ctx.project.sources[ev.grid.events]
+            if any(c.name == by and c.expr is not None for c in source.columns):
+                ev.error(
+                    value,
+                    f"{node.op}: by={by}: '{by}' is a computed column; by= groups by a column of the events' file",
+                    "name a column of the file (its values are the groups), or leave by= out: the event's instrument",
+                )
+                return None
+            ev.by_at.append((by, diagnostic_at(formula_position(ev.ctx.spec), value.span, "").position))
             continue
         ns = _seconds(ev, value, node.op, key)
         if ns is None:
@@ -408,7 +419,9 @@ def _value(ev: _Event, node: Node) -> Node:
     return _resolve(ev.ctx, node)  # the bar resolver's message for an unknown or forbidden name
 
 
-def _resolve_feature(project: Project, spec: FeatureSpec, grid: GridSpec) -> tuple[Node, list[Diagnostic]]:
+def _resolve_feature(
+    project: Project, spec: FeatureSpec, grid: GridSpec, by_at: list[tuple[str, Position]]
+) -> tuple[Node, list[Diagnostic]]:
     specs = {f.name: f for f in project.features}
     stand_in = _stand_in(project, grid)
     # the events' own rows are read like a source of the event's instrument (grouped by it, or by by=)
@@ -416,7 +429,7 @@ def _resolve_feature(project: Project, spec: FeatureSpec, grid: GridSpec) -> tup
     reads = replace(own, sources=(*own.sources, grid.events)) if grid.events not in own.sources else own
     ctx = _Context(replace(project, instruments={**project.instruments, stand_in: reads}), spec, stand_in, specs)
     features = {f.name: f for f in project.event_features if f.grid == grid.name}
-    ev = _Event(ctx, grid, features)
+    ev = _Event(ctx, grid, features, by_at)
     try:
         tree = parse(spec.formula)
     except FormulaSyntaxError as exc:
@@ -463,8 +476,9 @@ def plan_grid(project: Project, grid: GridSpec) -> tuple[GridPlan | None, list[D
     specs = [f for f in project.event_features if f.grid == grid.name]
     problems: list[Diagnostic] = []
     resolved: dict[str, Node] = {}
+    by_at: list[tuple[str, Position]] = []
     for spec in specs:
-        tree, found = _resolve_feature(project, spec, grid)
+        tree, found = _resolve_feature(project, spec, grid, by_at)
         problems += found
         resolved[spec.name] = tree
     for spec in specs:
@@ -523,7 +537,7 @@ def plan_grid(project: Project, grid: GridSpec) -> tuple[GridPlan | None, list[D
         ).hexdigest()[:12]
         module = f"events_{grid.name}_{source}{'_by_' + by if by else ''}_{digest}"
         kernels.append(EventKernel(grid.name, source, module, columns, params, built, by))
-    return GridPlan(grid, tuple(event_columns), tuple(kernels), tuple(planned)), []
+    return GridPlan(grid, tuple(event_columns), tuple(kernels), tuple(planned), tuple(by_at)), []
 
 
 def plan_grids(project: Project) -> tuple[list[GridPlan], list[Diagnostic]]:

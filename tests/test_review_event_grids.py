@@ -262,3 +262,20 @@ def test_a_bar_feature_in_a_project_without_intervals(tmp_path: Path) -> None:
     root = _project(tmp_path, _features(("x", "asof(trades.price)")) + "  - name: vol\n    formula: sum(trades.size)\n")
     text = _problems(root)
     assert "f.yaml:6" in text and "'vol' is a feature of bars" in text and "intervals:" in text
+
+
+def test_by_a_computed_column_is_refused(tmp_path: Path) -> None:
+    """by= groups by a column of the events' file; a computed one (big) passed validate and failed the run."""
+    root = _project(tmp_path, _features(("x", "count(fills.size, window=10s, by=big)")))
+    text = _problems(root)
+    assert "f.yaml:5" in text and "'big' is a computed column" in text
+
+
+def test_validate_data_checks_the_by_column(tmp_path: Path) -> None:
+    """validate --data checked the grid's instrument and kept columns, not a by= column (the run failed, with a
+    hint about 'from:' mappings)."""
+    root = _project(tmp_path, _features(("x", "count(fills.size, window=10s, by=market_slg)")))
+    assert not _problems(root)
+    out = expect(cli("validate", "--project", root, "--data"), 1)
+    assert "f.yaml:5" in out and "column 'market_slg' is not in data/fills.parquet" in out
+    assert "did you mean 'market_slug'" in out
