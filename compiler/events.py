@@ -361,6 +361,14 @@ def _name(ev: _Event, node: Name) -> Node:
                 "read the market data at the event: asof(...) or a reducer with window=",
             )
             return _invalid()
+        grid = next((f.grid for f in project.event_features if f.name == head), None)
+        if grid is not None:
+            ev.error(
+                node,
+                f"'{head}' is a feature of grid '{grid}': a grid's formulas read only its own features",
+                f"give '{ctx.spec.name}' grid: {grid}, or read the market data here",
+            )
+            return _invalid()
         if head in CONSTANTS and head != "pi":
             ev.error(node, f"'{head}' is a constant of bar grids", "an event grid has no bars")
             return _invalid()

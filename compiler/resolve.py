@@ -216,6 +216,14 @@ def _name(ctx: _Context, node: Name) -> Node:
             return _invalid()
         if project.is_unchecked(head):
             return _invalid()  # a feature whose spec has schema errors, reported there
+        grid = next((f.grid for f in project.event_features if f.name == head), None)
+        if grid is not None:
+            ctx.error(
+                node.span,
+                f"'{head}' is a feature of event grid '{grid}': one value per event, not per bar",
+                "a bar reads the market data itself; the grid's file has the event's values",
+            )
+            return _invalid()
         hint = f"'{head}' is an operator: call it, e.g. {REGISTRY[head].signature}" if head in REGISTRY else ""
         ctx.error(
             node.span,

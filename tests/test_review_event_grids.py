@@ -279,3 +279,18 @@ def test_validate_data_checks_the_by_column(tmp_path: Path) -> None:
     out = expect(cli("validate", "--project", root, "--data"), 1)
     assert "f.yaml:5" in out and "column 'market_slg' is not in data/fills.parquet" in out
     assert "did you mean 'market_slug'" in out
+
+
+def test_a_feature_of_another_grid_is_named_as_such(tmp_path: Path) -> None:
+    """A formula reading a feature of another grid, or a bar feature reading a grid's, said 'unknown name'."""
+    features = _features(("x", "asof(trades.price)")) + (
+        "  - name: y\n    grid: other\n    formula: x * 2\n  - name: z\n    formula: x * 2\n"
+    )
+    other = "  other: {events: fills, instrument: token_id, universe: tokens}\nsession:"
+    root = _project(tmp_path, features, extra="intervals: [60s]\n")
+    project = root / "specs" / "project.yaml"
+    project.write_text(project.read_text().replace("session:", other, 1))
+    text = _problems(root)
+    assert "unknown name" not in text, text
+    assert "f.yaml:8" in text and "'x' is a feature of grid 'fills'" in text  # from grid other
+    assert "f.yaml:10" in text and "'x' is a feature of event grid 'fills'" in text  # from bars
