@@ -235,14 +235,14 @@ class GridRunner:
         return self._whole
 
     def events(self, day: str) -> Events:
-        source, root = self.source, self.engine.manifest.root
+        source = self.source
         if source.holds_many_days:
             found = self._all()
         else:
             if day not in self._files:
                 if len(self._files) > self._back:  # a run goes forward in time: the oldest is not read again
                     self._files.pop(min(self._files))
-                self._files[day] = load_events(root, source, self.grid, day)
+                self._files[day] = self._day_file(day)
             found = self._files[day]
         open_ns, close_ns = self.engine.session.bounds(day)
         lo, hi = np.searchsorted(found.ts, [open_ns, close_ns], side="left")
@@ -252,6 +252,23 @@ class GridRunner:
             # the events at the cut itself, which must not see the rows at their own time
             day_events = day_events.take(slice(0, int(np.searchsorted(day_events.ts, cut[1], side="right"))))
         return day_events
+
+    def _day_file(self, day: str) -> Events:
+        """The events of a day's file, told when it has none inside the day's session (as market files are)."""
+        root, source = self.engine.manifest.root, self.source
+        found = load_events(root, source, self.grid, day)
+        shown = display(source_path(root, source, "", day), root)
+        open_ns, close_ns = self.engine.session.bounds(day)
+        if not len(found.ts):
+            warnings.warn(f"{shown}: the file has no events", DataWarning, stacklevel=2)
+        elif not np.any((found.ts >= open_ns) & (found.ts < close_ns)):
+            warnings.warn(
+                f"{shown}: none of its {len(found.ts):,} events falls inside the session of {day} (check the "
+                "file's date and the time zone of its times)",
+                DataWarning,
+                stacklevel=2,
+            )
+        return found
 
     def members(self) -> dict[str, str]:
         """Symbol -> instrument key of the instruments events may name."""
@@ -277,7 +294,7 @@ class GridRunner:
         instruments = self._instruments(events)
         unmatched = instruments[0] < 0
         self.counts.events += n
-        self.counts.days += 1
+        self.counts.days += 1 if n else 0  # a day with no events writes no file
         if unmatched.any():
             self.counts.unmatched += int(unmatched.sum())
             for s in sorted({events.symbols[c] for c in np.unique(events.codes[unmatched]) if c >= 0})[:3]:

@@ -618,8 +618,8 @@ def compute_day(
     """Every interval and event grid of ``day``, computed before any is written: bad data writes nothing for the
     day. A grid with no events that day writes no file."""
     results: list[DayResult | EventDayResult] = [engine.compute(day, i, engine.needs(at[i])) for i in intervals]
-    results += [engine.runners[g].compute(day) for g in grids or () if day in engine.grid_dates(g)]
-    return results
+    computed = [engine.runners[g].compute(day) for g in grids or () if day in engine.grid_dates(g)]
+    return results + [r for r in computed if len(r.ts_event)]
 
 
 def plan_run(manifest: Manifest, options: RunOptions) -> RunPlan:

@@ -294,3 +294,19 @@ def test_a_feature_of_another_grid_is_named_as_such(tmp_path: Path) -> None:
     assert "unknown name" not in text, text
     assert "f.yaml:8" in text and "'x' is a feature of grid 'fills'" in text  # from grid other
     assert "f.yaml:10" in text and "'x' is a feature of event grid 'fills'" in text  # from bars
+
+
+def test_a_day_without_events_writes_no_file_and_a_misdated_file_is_warned(tmp_path: Path) -> None:
+    """A day file with no events, or none inside its session (a wrong date or time zone), wrote an empty file
+    silently; as with one file of many days, a day with no events writes no file, and each is a warning."""
+    misdated = _fills().assign(ts=_fills().ts + pd.Timedelta("3D"))  # in the file of 12-16, times of 12-17
+    files = {"20251214": _fills(), "20251215": _fills().iloc[:0], "20251216": misdated}
+    root = _project(tmp_path, _features(("last", "asof(trades.price)")), fills=files)
+    compile_project(root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = run(load_manifest(root), RunOptions())
+    assert [p.name for p in written] == ["features_20251214_fills.parquet"]
+    told = "\n".join(str(w.message) for w in caught)
+    assert "data/fills_20251215.parquet: the file has no events" in told
+    assert "data/fills_20251216.parquet: none of its 4 events falls inside the session of 2025-12-16" in told
