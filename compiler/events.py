@@ -549,13 +549,7 @@ def plan_grid(project: Project, grid: GridSpec) -> tuple[GridPlan | None, list[D
 
 
 def plan_grids(project: Project) -> tuple[list[GridPlan], list[Diagnostic]]:
-    plans, problems = [], []
-    names = {f.name for f in project.features}
-    for spec in project.event_features:
-        if spec.name in names:
-            problems.append(
-                Diagnostic(spec.name_pos, f"'{spec.name}' is defined twice (on bars and on grid '{spec.grid}')")
-            )
+    plans, problems = [], []  # names (unique across bars and grids) are checked with the bar features'
     for grid in project.grids.values():
         plan, found = plan_grid(project, grid)
         problems += found

@@ -780,7 +780,7 @@ def check_names(project: Project) -> list[Diagnostic]:
     reserved = set(project.sources) | set(project.instruments) | set(CONSTANTS) | set(dict(project.constants))
     reserved |= set(params)
     problems += _family_problems(project)
-    for spec in project.features:
+    for spec in (*project.features, *project.event_features):
         if spec.name in seen:
             other = seen[spec.name]
             problems.append(
@@ -804,7 +804,7 @@ def check_names(project: Project) -> list[Diagnostic]:
                 )
             )
         tokens = spec.name.split("_")
-        if any(INTERVAL_TOKEN.match(t) for t in tokens):
+        if spec.grid is None and any(INTERVAL_TOKEN.match(t) for t in tokens):  # a grid's column has no interval
             problems.append(
                 Diagnostic(
                     spec.name_pos,
@@ -822,6 +822,10 @@ def check_names(project: Project) -> list[Diagnostic]:
                     "naming",
                 )
             )
+        if spec.is_target and not spec.publish:
+            problems.append(Diagnostic(spec.name_pos, "targets are always published", "remove 'publish'", "naming"))
+        if spec.grid is not None:
+            continue  # what follows places columns on bars: refused on an event grid (compiler/model.py)
         if spec.clock == "volume" and not _calls(spec, VOLUME_CLOCKED):
             problems.append(
                 Diagnostic(
@@ -832,8 +836,6 @@ def check_names(project: Project) -> list[Diagnostic]:
                     "naming",
                 )
             )
-        if spec.is_target and not spec.publish:
-            problems.append(Diagnostic(spec.name_pos, "targets are always published", "remove 'publish'", "naming"))
         if spec.instruments:
             for inst in spec.instruments:
                 if inst not in project.instruments:

@@ -310,3 +310,26 @@ def test_a_day_without_events_writes_no_file_and_a_misdated_file_is_warned(tmp_p
     told = "\n".join(str(w.message) for w in caught)
     assert "data/fills_20251215.parquet: the file has no events" in told
     assert "data/fills_20251216.parquet: none of its 4 events falls inside the session of 2025-12-16" in told
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ([("x", "asof(trades.price)"), ("x", "asof(trades.size)")], "feature name 'x' is already used at"),
+        ([("target_x", "asof(trades.price)")], "'target_x' is named like a target but is a feature"),
+        ([("trades", "asof(trades.price)")], "'trades' is already the name of a source"),
+        ([("pi", "asof(trades.price)")], "'pi' is already the name of a source, instrument, constant"),
+    ],
+)
+def test_the_naming_rules_hold_on_grids(tmp_path: Path, features: list[tuple[str, str]], message: str) -> None:
+    """Names on a grid were not checked: the first of two features named x was silently dropped."""
+    text = _problems(_project(tmp_path, _features(*features)))
+    assert message in text, text
+
+
+def test_a_grid_s_name_may_hold_a_window_and_a_bar_name_not_the_grid_s(tmp_path: Path) -> None:
+    root = _project(tmp_path, _features(("mt_return_30s", "asof(trades.price)")))
+    assert not _problems(root)
+    features = _features(("x", "asof(trades.price)")) + "  - name: x\n    formula: sum(trades.size)\n"
+    text = _problems(_project(tmp_path / "both", features, extra="intervals: [60s]\n"))
+    assert "f.yaml:3" in text and "feature name 'x' is already used at" in text
