@@ -197,6 +197,9 @@ def _seconds(ev: _Event, node: Node, op: str, param: str) -> int | None:
         return round(node.seconds * NS)
     if isinstance(node, Num):
         return round(node.value * NS)
+    bindings = dict(ev.ctx.spec.bindings)
+    if isinstance(node, Name) and node.dotted in bindings:  # a family's variable: a number, in seconds
+        return round(bindings[node.dotted] * NS)
     ev.error(node, f"{op}: '{param}' must be a duration", f"e.g. {op}(..., {param}=30s)")
     return None
 

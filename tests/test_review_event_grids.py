@@ -333,3 +333,13 @@ def test_a_grid_s_name_may_hold_a_window_and_a_bar_name_not_the_grid_s(tmp_path:
     features = _features(("x", "asof(trades.price)")) + "  - name: x\n    formula: sum(trades.size)\n"
     text = _problems(_project(tmp_path / "both", features, extra="intervals: [60s]\n"))
     assert "f.yaml:3" in text and "feature name 'x' is already used at" in text
+
+
+def test_a_family_variable_is_a_window_in_seconds(tmp_path: Path) -> None:
+    """window=10 is 10 s; window=w of a family (expand: {w: [1, 3]}) was 'must be a duration', once per member."""
+    features = "spec_version: 1\nfeatures:\n  - name: vol\n    grid: fills\n    expand: {w: [1, 3]}\n"
+    features += "    formula: sum(trades.size, window=w, ago=w)\n"
+    got = _run(_project(tmp_path, features))["features_20251214_fills.parquet"]
+    # trades a: 0 s (10), 1 s (20); b: 3 s (5). w reads [t - 2w, t - w): e0 (a, 2 s) [0, 1) with w=1
+    assert list(got.vol_1_tokens) == [10.0, 0.0, 0.0, 0.0]
+    assert list(got.vol_3_tokens) == [0.0, 0.0, 30.0, 0.0]  # e2 (a, 5 s): [-1, 2); e3 (b, 6 s): [0, 3), not 3 s
