@@ -213,6 +213,9 @@ class GridRunner:
     _whole: Events | None = None
     # the latest day files read (a day reads the earlier days' events again): each file read and warned once
     _files: dict[str, Events] = field(default_factory=dict)
+    # (day, utc ns) of the audit: the events after it do not exist yet, nor any row from the latency before it on
+    # (the engine's cut of the market rows is there)
+    cut: tuple[str, int] | None = None
 
     @property
     def source(self) -> SourceDef:
@@ -247,9 +250,9 @@ class GridRunner:
         open_ns, close_ns = self.engine.session.bounds(day)
         lo, hi = np.searchsorted(found.ts, [open_ns, close_ns], side="left")
         day_events = found.take(slice(int(lo), int(hi)))
-        cut = self.engine.cut
-        if cut is not None and cut[0] == day:  # the audit: data from the cut on does not exist yet, but for
-            # the events at the cut itself, which must not see the rows at their own time
+        cut = self.cut
+        if cut is not None and cut[0] == day:  # the audit: events after the cut do not exist yet, but for the
+            # events at the cut itself, which must not see the rows at their own time
             day_events = day_events.take(slice(0, int(np.searchsorted(day_events.ts, cut[1], side="right"))))
         return day_events
 
@@ -361,10 +364,14 @@ class GridRunner:
         labels = _merged([p.keys[kernel.by] if kernel.by else self._instruments(p) for p in parts])
         out = np.full((len(kernel.slots), len(events.ts)), np.nan)  # an event with no key value is in no group
         latency = np.int64(self.grid.latency_ns)
-        for key, rows in _groups(labels, np.arange(len(ts))).items():
-            mine = rows[rows >= n_history]
+        # the audit's cut: the events up to it are rows of the output, but as rows read, those of the latency
+        # before it on are not known yet
+        known = self.cut[1] - latency if self.cut is not None else np.iinfo(np.int64).max
+        for key, group in _groups(labels, np.arange(len(ts))).items():
+            mine = group[group >= n_history]
             if not len(mine):
                 continue
+            rows = group[ts[group] < known]
             event_t = np.ascontiguousarray(ts[mine])
             cols = [frozen(np.ascontiguousarray(columns[c][rows])) for c in kernel.columns]
             params = self.engine.params(None if kernel.by else key, 0)

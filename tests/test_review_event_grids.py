@@ -6,9 +6,11 @@ the test builds, not from the kernels. Validate-only cases use ``check`` and com
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,6 +166,41 @@ def test_a_day_task_carries_the_grid_s_counts(bars_and_grid: Path, tmp_path: Pat
     outcome = run_day(task)
     counts = outcome.grids["fills"]
     assert (counts.events, counts.unmatched, counts.examples) == (5, 1, ["zzz"])
+
+
+def test_the_audit_proves_the_latency_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel that read the rows of [t - latency, t) passed the audit: its cut runs kept the market rows up to
+    the cut event's own time. They now end at the cut minus the latency."""
+    from fspec.runtime import events
+    from fspec.runtime.audit import audit
+
+    s = pd.Timedelta("1s")
+    trades = pd.DataFrame(
+        {"ts": T0 + s * np.arange(0, 60, 0.5), "token_id": "a", "price": np.arange(120.0), "size": 1.0}
+    )
+    fills = pd.DataFrame(
+        {
+            "ts": T0 + s * np.arange(3, 60, 3),
+            "token_id": "a",
+            "market_slug": "m",
+            "event_key": [f"e{i}" for i in range(19)],
+            "price": 0.5,
+            "size": 1.0,
+        }
+    )
+    root = _project(tmp_path, _features(("last", "asof(trades.price)")), trades, fills, latency="2s")
+    compile_project(root)
+    assert audit(load_manifest(root), cuts=10, seed=0).ok
+    leaky = dataclasses.replace  # a grid whose kernels see no latency, as a kernel that forgot it would read
+    real = events.GridRunner._reads
+
+    def forgetting(self: events.GridRunner, *args: object) -> np.ndarray:
+        self.grid = leaky(self.grid, latency_ns=0)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(events.GridRunner, "_reads", forgetting)
+    report = audit(load_manifest(root), cuts=10, seed=0)
+    assert not report.ok and report.violations[0].column == "last_tokens"
 
 
 # ---- latency: the cut may fall in the day before ----------------------------------------------------------------
