@@ -34,8 +34,8 @@ PROJECT_KEYS = (
 )
 # some file of the project must define them, and instruments or universes (intervals, unless it has grids)
 REQUIRED_PROJECT_KEYS = ("sources", "intervals")
-LATENCY = re.compile(r"^(-?)([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m)$")
-UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000}
+LATENCY = re.compile(r"^(-?)([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)$")
+UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
 DURATION = re.compile(r"^([0-9]+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 

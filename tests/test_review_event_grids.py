@@ -380,3 +380,11 @@ def test_a_family_variable_is_a_window_in_seconds(tmp_path: Path) -> None:
     # trades a: 0 s (10), 1 s (20); b: 3 s (5). w reads [t - 2w, t - w): e0 (a, 2 s) [0, 1) with w=1
     assert list(got.vol_1_tokens) == [10.0, 0.0, 0.0, 0.0]
     assert list(got.vol_3_tokens) == [0.0, 0.0, 30.0, 0.0]  # e2 (a, 5 s): [-1, 2); e3 (b, 6 s): [0, 3), not 3 s
+
+
+def test_a_latency_in_hours(tmp_path: Path) -> None:
+    """Windows take h (window=1h); a latency of 1h was a schema error without a hint."""
+    text = _problems(_project(tmp_path, _features(("n", "count(trades.price, window=23h)")), latency="1h"))
+    assert not text, text
+    text = _problems(_project(tmp_path / "more", _features(("n", "count(trades.price, window=24h)")), latency="1h"))
+    assert "it reaches 25h before the event (the grid's latency 1h included)" in text
