@@ -283,7 +283,7 @@ def _event_entry(grid: GridDef, row: Row, plot: Sparkline | None, note: str) -> 
         resolved=f.resolved,
         spec=row.spec,
         tags=f.tags,
-        window=event_window_text(f),
+        window=event_window_text(grid, f),
         warmup=f"one row per event of '{grid.events}' (the instrument in its column '{grid.instrument_column}'); "
         f"reads reach {f.lookback_ns / 1e9:g} s before each event's cut",
         lookahead=event_lookahead_text(grid, f),

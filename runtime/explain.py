@@ -51,14 +51,15 @@ def _interval_text(interval: int | None, intervals: tuple[int, ...], publish: bo
     return shown if publish else f"{shown} (computed, not written)"
 
 
-def event_window_text(f: EventFeatureDef) -> str:
+def event_window_text(grid: GridDef, f: EventFeatureDef) -> str:
     """What an event grid's feature reads around each event: rows strictly before its cut, or (a target's
     ``bucket=``) the event's whole bucket."""
     if "bucket=" in f.resolved:
         return "LOOKAHEAD (a target's): the event's whole bucket, rows after the event included"
+    sessions = "two before it with data (a latency)" if grid.latency_ns else "one before it with data"
     return (
         f"no row at or after the cut; windows and ago reach {f.lookback_ns / 1e9:g} s before it (asof: the last "
-        "row before, from the event's session and the one before it)"
+        f"row before, from the event's session and the {sessions})"
     )
 
 
@@ -90,7 +91,7 @@ def _explain_event_column(manifest: Manifest, column: str) -> str | None:
                 f"description: {f.description or '-'}",
                 f"formula:     {f.formula}",
                 f"resolved:    {f.resolved}",
-                f"window:      {event_window_text(f)}",
+                f"window:      {event_window_text(grid, f)}",
                 "depends on:  " + (", ".join(f.deps) or "-"),
             ]
             for source, index in slots:

@@ -229,8 +229,10 @@ def test_asof_with_a_latency_reads_the_day_before_the_cut(tmp_path: Path) -> Non
     features = _features(("last", "asof(trades.price)"), ("age", "age(trades.price)"), ("own", "asof(fills.size)"))
     early = fills.assign(ts=pd.Timestamp("2025-12-13 22:00:00", tz="UTC"), event_key="e_early", size=7.0)
     late = fills.assign(ts=pd.Timestamp("2025-12-14 23:50:00", tz="UTC"), event_key="e_late", size=8.0)
-    got = _run(_project(tmp_path, features, trades, pd.concat([early, late, fills]), latency="60m"))
-    row = got["features_20251215_fills.parquet"].iloc[0]
+    root = _project(tmp_path, features, trades, pd.concat([early, late, fills]), latency="60m")
+    row = _run(root)["features_20251215_fills.parquet"].iloc[0]
+    shown = expect(cli("explain", "--project", root, "last_tokens"), 0)
+    assert "from the event's session and the two before it with data (a latency)" in shown
     assert row.last_tokens == 1.0
     assert row.age_tokens == pytest.approx(24 * 3600 + 45 * 60)  # from 12-13 23:45 to 12-15 00:30
     assert row.own_tokens == 7.0  # our fill of 12-13 22:00 (the one of 12-14 23:50 is after the cut)
