@@ -304,12 +304,14 @@ class GridRunner:
                 if s not in self.counts.examples and len(self.counts.examples) < 3:
                     self.counts.examples.append(s)
         groups = _groups(instruments, np.arange(n))
+        tied = np.zeros(n, dtype=bool)  # an event with a row at its cut in any of the market sources it reads
         slots = {
             k.slot_source: self._own_reads(k, day, events)
             if k.source == self.grid.events
-            else self._reads(k, day, events, groups)
+            else self._reads(k, day, events, groups, tied)
             for k in self.grid.kernels
         }
+        self.counts.ties += int(tied.sum())
         values = self._evaluate(events, slots, unmatched, groups)
         return EventDayResult(day, self.grid, events.ts, events.kept, values)
 
@@ -332,7 +334,9 @@ class GridRunner:
         ts = np.concatenate([p.ts for p in parts])
         return ts, {c: np.concatenate([p.columns[c] for p in parts]) for c in parts[-1].columns}
 
-    def _reads(self, kernel: Any, day: str, events: Events, groups: dict[str, np.ndarray]) -> np.ndarray:
+    def _reads(
+        self, kernel: Any, day: str, events: Events, groups: dict[str, np.ndarray], tied: np.ndarray
+    ) -> np.ndarray:
         module = load_kernel(self.engine.manifest.root / kernel.path, kernel.module)
         out = np.full((len(kernel.slots), len(events.ts)), np.nan)
         latency = np.int64(self.grid.latency_ns)
@@ -341,9 +345,7 @@ class GridRunner:
             event_t = np.ascontiguousarray(events.ts[rows])
             cut = event_t - latency
             if len(ts):
-                self.counts.ties += int(
-                    np.count_nonzero(np.searchsorted(ts, cut, side="right") > np.searchsorted(ts, cut, side="left"))
-                )
+                tied[rows] |= np.searchsorted(ts, cut, side="right") > np.searchsorted(ts, cut, side="left")
             cols = [frozen(columns[c] if c in columns else np.full(len(ts), np.nan)) for c in kernel.columns]
             params = self.engine.params(instrument, 0)
             param_array = np.array([params.get(p, np.nan) for p in kernel.params], dtype=np.float64)

@@ -390,3 +390,25 @@ def test_a_latency_in_hours(tmp_path: Path) -> None:
     assert not text, text
     text = _problems(_project(tmp_path / "more", _features(("n", "count(trades.price, window=24h)")), latency="1h"))
     assert "it reaches 25h before the event (the grid's latency 1h included)" in text
+
+
+def test_ties_count_events_not_reads(tmp_path: Path) -> None:
+    """The summary counts the events with a market row at their cut: with two market sources each event with a
+    tie in both was counted twice (more ties than events)."""
+    s = pd.Timedelta("1s")
+    fills = _fills().assign(ts=[T0 + 1 * s, T0 + 3 * s, T0 + 5 * s, T0 + 6 * s])  # e0 at a's 1 s, e1 at b's 3 s
+    features = _features(("p", "asof(trades.price)"), ("q", "asof(quotes.price)"))
+    root = _project(tmp_path, features, fills=fills)
+    project = root / "specs" / "project.yaml"
+    text = project.read_text().replace(
+        "universes:",
+        "  quotes: {path: data/trades.parquet, symbol: token_id, time: ts, kind: events, columns: {price: float64}}"
+        "\nuniverses:",
+    )
+    project.write_text(text.replace('suffix: "t{symbol}",', 'suffix: "t{symbol}", sources: [trades, quotes],'))
+    compile_project(root)
+    notes: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(load_manifest(root), RunOptions(on_note=notes.append))
+    assert any("4 event(s) over 1 day(s); 2 with a market row at their cut" in n for n in notes), notes
