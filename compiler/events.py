@@ -493,7 +493,7 @@ def plan_grid(project: Project, grid: GridSpec) -> tuple[GridPlan | None, list[D
         problems += found
         resolved[spec.name] = tree
     for spec in specs:
-        if grid.suffix and spec.name + "_" + grid.suffix in grid.keep:
+        if spec.publish and spec.name + "_" + grid.suffix in grid.keep:  # a helper writes no column
             problems.append(
                 Diagnostic(spec.name_pos, f"column '{spec.name}_{grid.suffix}' is also a kept column of the events")
             )

@@ -412,3 +412,15 @@ def test_ties_count_events_not_reads(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         run(load_manifest(root), RunOptions(on_note=notes.append))
     assert any("4 event(s) over 1 day(s); 2 with a market row at their cut" in n for n in notes), notes
+
+
+def test_a_kept_column_may_have_the_name_of_a_helper_s_column(tmp_path: Path) -> None:
+    """A helper (publish: false) writes no column: a kept column of its name clashes with nothing."""
+    features = _features(("y", "x * 2")) + "  - name: x\n    grid: fills\n    publish: false\n"
+    features += "    formula: asof(trades.price)\n"
+    root = _project(tmp_path, features)
+    project = root / "specs" / "project.yaml"
+    project.write_text(project.read_text().replace("keep: [event_key]", "keep: [event_key, x_tokens]"))
+    assert not _problems(root)
+    project.write_text(project.read_text().replace("keep: [event_key, x_tokens]", "keep: [event_key, y_tokens]"))
+    assert "column 'y_tokens' is also a kept column of the events" in _problems(root)
