@@ -483,6 +483,7 @@ def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, 
         # (each row group read has a dictionary of its own: one for all of them, then the indices in one piece)
         encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks else pa.nulls(0, encoded.type)
         indices = encoded.indices.fill_null(-1) if encoded.null_count else encoded.indices
+        indices = indices.cast(pa.int32())  # a file's own dictionary may have narrower indices (int8: a category)
         codes = np.frombuffer(indices.buffers()[1], dtype=np.int32, count=len(indices), offset=indices.offset * 4)
         uniques = encoded.dictionary.to_pylist()
     else:

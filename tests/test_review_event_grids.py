@@ -424,3 +424,12 @@ def test_a_kept_column_may_have_the_name_of_a_helper_s_column(tmp_path: Path) ->
     assert not _problems(root)
     project.write_text(project.read_text().replace("keep: [event_key, x_tokens]", "keep: [event_key, y_tokens]"))
     assert "column 'y_tokens' is also a kept column of the events" in _problems(root)
+
+
+def test_a_categorical_instrument_column(tmp_path: Path) -> None:
+    """pandas writes a category as a dictionary with int8 indices: reading the events' instrument column from it
+    was an internal error (the codes were read as int32)."""
+    fills = _fills().astype({"token_id": "category", "market_slug": "category"})
+    features = _features(("last", "asof(trades.price)"), ("n", "count(fills.size, window=10s, by=market_slug)"))
+    got = _run(_project(tmp_path, features, fills=fills))["features_20251214_fills.parquet"]
+    assert list(got.last_tokens) == [0.52, 0.7, 0.52, 0.7] and list(got.n_tokens) == [0, 1, 2, 3]
