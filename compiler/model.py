@@ -432,6 +432,15 @@ def _grids(
                     "an event grid has one row per event (a fill, an order): point it at a source of events",
                 )
             )
+        elif "{symbol}" in sources[events].path:  # its files are read per day (or one), never per instrument
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "events")),
+                    f"grid '{name}': source '{events}' has {{symbol}} in its path, but a grid's events files hold "
+                    f"every instrument's events, told apart by the column {raw['instrument']}",
+                    "drop {symbol} from the path: one file (or one per {date}) of all the events",
+                )
+            )
         universe = raw.get("universe")
         if universe is not None and (universe not in instruments or instruments[universe].universe is None):
             universes = [k for k, i in instruments.items() if i.universe is not None]

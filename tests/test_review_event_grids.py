@@ -433,3 +433,12 @@ def test_a_categorical_instrument_column(tmp_path: Path) -> None:
     features = _features(("last", "asof(trades.price)"), ("n", "count(fills.size, window=10s, by=market_slug)"))
     got = _run(_project(tmp_path, features, fills=fills))["features_20251214_fills.parquet"]
     assert list(got.last_tokens) == [0.52, 0.7, 0.52, 0.7] and list(got.n_tokens) == [0, 1, 2, 3]
+
+
+def test_an_events_source_with_symbol_in_its_path_is_refused(tmp_path: Path) -> None:
+    """Events files per symbol (data/{symbol}_fills.parquet) were read as none: the run wrote no file, exit 0."""
+    root = _project(tmp_path, _features(("x", "asof(trades.price)")))
+    project = root / "specs" / "project.yaml"
+    project.write_text(project.read_text().replace("path: data/fills.parquet", "path: 'data/{symbol}_fills.parquet'"))
+    text = _problems(root)
+    assert "project.yaml:10" in text and "{symbol}" in text and "column token_id" in text
