@@ -92,7 +92,12 @@ def audit(
     intervals = [i for i in (intervals or manifest.intervals) if i in at]
     chosen = {k for i in intervals for k in at[i]}
     roots = [k for k in output_order(manifest) if k in chosen]
-    days = dates or engine.all_dates()
+    # the sessions of bars: the days on which some instrument has data (a day of events only is none)
+    days = [
+        d
+        for d in dates or engine.all_dates()
+        if any(d in engine.instrument_dates(i) for i in engine.project.instruments)
+    ]
     keys = {i: with_dependencies(manifest, at[i]) for i in intervals}
     features = [k for k in roots if not manifest.feature(*k).is_target]
     targets = [k for k in roots if manifest.feature(*k).is_target]
@@ -105,8 +110,8 @@ def audit(
     # cut may use everything before it and nothing at or after it.
     bar_widths = [i for i in intervals if i]
     finest = min(bar_widths) if bar_widths else 1  # on the session grid alone: cuts at whole seconds
-    plan = [(days[int(rng.integers(len(days)))], float(rng.random())) for _ in range(cuts)]
-    iterator: Iterable[tuple[str, float]] = on_progress(plan, cuts) if on_progress else plan
+    plan = [(days[int(rng.integers(len(days)))], float(rng.random())) for _ in range(cuts if days and intervals else 0)]
+    iterator: Iterable[tuple[str, float]] = on_progress(plan, len(plan)) if on_progress else plan
     for day, where in iterator:
         open_ns, close_ns = manifest.project.session.bounds(day)
         n_bars = (close_ns - open_ns) // (finest * NS)

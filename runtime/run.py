@@ -616,8 +616,12 @@ def compute_day(
     engine: Engine, day: str, intervals: list[int], at: dict[int, list[Key]], grids: list[str] | None = None
 ) -> list[DayResult | EventDayResult]:
     """Every interval and event grid of ``day``, computed before any is written: bad data writes nothing for the
-    day. A grid with no events that day writes no file."""
-    results: list[DayResult | EventDayResult] = [engine.compute(day, i, engine.needs(at[i])) for i in intervals]
+    day. A grid with no events that day writes no file, and a day on which no instrument has data (events only)
+    is no session of bars."""
+    bars = any(day in engine.instrument_dates(inst) for inst in engine.project.instruments)
+    results: list[DayResult | EventDayResult] = [
+        engine.compute(day, i, engine.needs(at[i])) for i in (intervals if bars else ())
+    ]
     computed = [engine.runners[g].compute(day) for g in grids or () if day in engine.grid_dates(g)]
     return results + [r for r in computed if len(r.ts_event)]
 

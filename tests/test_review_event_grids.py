@@ -111,7 +111,8 @@ def bars_and_grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "targets:\n  - name: target_bucket\n    grid: fills\n    formula: sum(fills.size, bucket=10s)\n"
     )
     stray = _fills().iloc[-1:].assign(ts=T0 + pd.Timedelta("7s"), token_id="zzz", event_key="e4")  # no member
-    fills = pd.concat([_fills(), stray])
+    later = _fills().iloc[:1].assign(ts=T0 + pd.Timedelta("1D"), event_key="e5")  # a day without market data
+    fills = pd.concat([_fills(), stray, later])
     root = _project(tmp_path_factory.mktemp("both"), features, fills=fills, extra="intervals: [60s]\n")
     compile_project(root)
     return root
@@ -166,6 +167,20 @@ def test_a_day_task_carries_the_grid_s_counts(bars_and_grid: Path, tmp_path: Pat
     outcome = run_day(task)
     counts = outcome.grids["fills"]
     assert (counts.events, counts.unmatched, counts.examples) == (5, 1, ["zzz"])
+
+
+def test_a_day_with_events_and_no_market_data_has_no_bars(bars_and_grid: Path, tmp_path: Path) -> None:
+    """A day on which no instrument has data is not a session of bars (DESIGN.md, Grids): a day with events
+    only wrote a bar file of NaN, with a warning that every instrument lacked data."""
+    out = expect(cli("run", "--project", bars_and_grid, "--out", tmp_path), 0)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "features_20251214_60s.parquet",
+        "features_20251214_fills.parquet",
+        "features_20251215_fills.parquet",
+    ]
+    assert "have no data on 2025-12-15" not in out
+    assert pd.read_parquet(tmp_path / "features_20251215_fills.parquet").own_n_tokens.tolist() == [0.0]
 
 
 def test_the_audit_proves_the_latency_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
