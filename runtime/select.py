@@ -156,7 +156,8 @@ def _atom(manifest: Manifest, atom: str, term: str, intervals: Sequence[int] | N
     if not found and grid is not None:
         raise UsageError(
             f"--select {term}: '{atom}' is on event grid '{grid.name}': a selection picks bar columns",
-            f"run without --select to write features_DATE_{grid.name}.parquet with every column of the grid",
+            f"without a selection, fspec run writes every column of the grid to features_DATE_{grid.name}.parquet "
+            "(and fspec audit cuts it)",
         )
     if not found:
         import difflib
