@@ -223,6 +223,22 @@ def _tick_args(ev: _Event, node: Call, args: tuple[Node, ...]) -> list[Node] | N
     if len(grains) > 1:
         ev.error(node, f"{node.op}() needs its inputs from one source's rows", "read each source on its own", "grain")
         return None
+    source = next(n.source for a in resolved for n in a.walk() if isinstance(n, ir.Column))
+    if not ev.grid.universe and source != ev.grid.events:  # listed instruments: each may have other sources
+        for key, inst in ev.ctx.project.instruments.items():
+            if inst.universe is not None or key == ev.ctx.instrument:
+                continue
+            other = replace(ev.ctx, instrument=key, problems=[])
+            try:
+                for arg in args:
+                    _resolve(other, arg)
+            except Unavailable as exc:
+                ev.error(node, f"{node.op}(): {exc}", "the grid's instruments must all have the sources it reads")
+                return None
+            if other.problems:  # e.g. a parameter the first instrument has and this one has not
+                first = other.problems[0]
+                ev.error(node, f"{node.op}() for instrument '{key}': {first.message}", first.hint)
+                return None
     for a in resolved:
         if not is_stateless(a):
             ev.error(
@@ -376,6 +392,15 @@ def _name(ev: _Event, node: Name) -> Node:
             ev.error(node, f"'{head}' is a constant of bar grids", "an event grid has no bars")
             return _invalid()
         value = _resolve(ctx, node)
+        if isinstance(value, ir.ParamRef) and value.instrument is not None and not ev.grid.universe:
+            lacking = [k for k, i in project.instruments.items() if i.universe is None and head not in dict(i.params)]
+            if lacking:  # resolved against the first listed instrument: the others read it too
+                ev.error(
+                    node,
+                    f"parameter '{head}' is not given for instrument '{lacking[0]}', whose events read it too",
+                    "give it to every listed instrument (params:)",
+                )
+                return _invalid()
         return value
     if head == ev.grid.events and len(parts) == 2:
         columns = [c.name for c in project.sources[head].columns]

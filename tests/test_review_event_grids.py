@@ -457,3 +457,34 @@ def test_an_events_source_with_symbol_in_its_path_is_refused(tmp_path: Path) -> 
     project.write_text(project.read_text().replace("path: data/fills.parquet", "path: 'data/{symbol}_fills.parquet'"))
     text = _problems(root)
     assert "project.yaml:10" in text and "{symbol}" in text and "column token_id" in text
+
+
+def test_every_listed_instrument_must_have_the_source_a_read_reads(tmp_path: Path) -> None:
+    """Without a universe, formulas were checked against the first listed instrument only: one without the source
+    passed validate and the run failed on a file it never declared (data/b_trades.parquet: file not found)."""
+    project = """\
+spec_version: 1
+sources:
+  trades: {path: "data/{symbol}_trades.parquet", time: ts, kind: events, columns: {price: float64}}
+  quotes: {path: "data/{symbol}_quotes.parquet", time: ts, kind: events, columns: {bid: float64}}
+  fills: {path: data/fills.parquet, time: ts, kind: events, columns: {size: float64}}
+instruments:
+  aaa: {symbol: a, sources: [trades]}
+  bbb: {symbol: b, sources: [quotes]}
+grids:
+  fills: {events: fills, instrument: token_id, keep: [event_key]}
+session: {timezone: UTC, open: "00:00", close: "24:00"}
+"""
+    features = _features(("x", "asof(trades.price)"), ("own", "sum(fills.size, window=10s)"))
+    root = make_project(tmp_path, {"project.yaml": project, "f.yaml": features}).root
+    text = _problems(root)
+    assert "f.yaml:5" in text and "instrument 'bbb' has no source 'trades'" in text
+    assert "f.yaml:8" not in text  # the grid's own events are every instrument's
+    with_params = project.replace("[trades]}", "[trades], params: {mult: 2}}").replace("[quotes]}", "[trades, quotes]}")
+    (root / "specs" / "project.yaml").write_text(with_params)
+    (root / "specs" / "f.yaml").write_text(
+        _features(("x", "sum(trades.price * mult, window=10s)"), ("y", "asof(trades.price) * mult"))
+    )
+    text = _problems(root)
+    assert "f.yaml:5" in text and "sum() for instrument 'bbb': unknown name 'mult'" in text  # it read NaN
+    assert "f.yaml:8" in text and "parameter 'mult' is not given for instrument 'bbb'" in text
