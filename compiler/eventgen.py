@@ -3,8 +3,8 @@
 An event kernel walks one entity's events in time order with two pointers into its rows, so that each window
 is one run of rows found without a search: the slots sharing a window (and ago) share the walk and one pass
 over the window's rows, in which each reducer runs its own per-row code (its registry entry's ``reduce``
-lowering, the same as in a bar kernel); asof and age scan back from the last row before the cut until the
-expression is not NaN, and write what their registry entry's ``event`` lowering says.
+lowering, the same as in a bar kernel); asof and age keep, as the walk passes the rows, the last one whose
+expression is not NaN, and write at each event what their registry entry's ``event`` lowering says of it.
 """
 
 from __future__ import annotations
@@ -44,11 +44,22 @@ class WindowWalk:
 
 @dataclass(frozen=True)
 class BackScan:
+    """An asof / age slot: ``steps`` compute ``value`` at row j as the walk passes it; the last row whose value is
+    not NaN is kept (``seen``, ``kept``), so that an event's read is the kept row, found without a scan back."""
+
     slot: int
     text: str
     steps: tuple[Step, ...]
     value: str
-    write: str
+    write: str  # the operator's write, with j the kept row and the kept value
+
+    @property
+    def seen(self) -> str:
+        return f"seen_{self.slot}"
+
+    @property
+    def kept(self) -> str:
+        return f"kept_{self.slot}"
 
 
 @dataclass
@@ -88,7 +99,7 @@ def _scan_slot(slot: EventSlot, kernel: EventKernel) -> BackScan:
     steps: list[Step] = []
     emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)  # type: ignore[arg-type]
     value = emitter.value(slot.args[0])
-    write = REGISTRY[slot.op].event(slot.index, value)  # type: ignore[misc]
+    write = REGISTRY[slot.op].event(slot.index, f"kept_{slot.index}")  # type: ignore[misc]
     return BackScan(slot.index, slot.text, tuple(steps), value, write)
 
 
