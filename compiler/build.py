@@ -15,7 +15,7 @@ from fspec.compiler import ir, schema
 from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
 from fspec.compiler.dag import Graph, build_graph
 from fspec.compiler.eventgen import render_event_kernel
-from fspec.compiler.events import GridPlan, plan_grids
+from fspec.compiler.events import EventKernel, GridPlan, plan_grids
 from fspec.compiler.formula import (
     Call,
     FormulaSyntaxError,
@@ -28,7 +28,7 @@ from fspec.compiler.formula import (
     diagnostic_at,
     parse,
 )
-from fspec.compiler.lower import Plan, plan
+from fspec.compiler.lower import Plan, TickKernel, plan
 from fspec.compiler.model import Project, build_project
 from fspec.compiler.resolve import resolve_project
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
@@ -299,18 +299,7 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
     """The typed manifest of a checked project; ``kernel_texts`` maps each kernel module to its file's text."""
     assert checked.project is not None and checked.plan is not None
     project = checked.project
-    kernels = tuple(
-        KernelDef(
-            source=k.source,
-            module=k.module,
-            path=f"{BUILD_DIR}/kernels/{k.module}.py",
-            sha256=hashlib.sha256(kernel_texts[k.module].encode("utf-8")).hexdigest(),
-            columns=k.columns,
-            params=k.params,
-            slots=tuple(s.text for s in k.slots),
-        )
-        for k in checked.plan.kernels
-    )
+    kernels = tuple(_kernel_def(k, kernel_texts) for k in checked.plan.kernels)
     features = tuple(
         FeatureDef(
             name=f.name,
@@ -397,21 +386,24 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
     )
 
 
+def _kernel_def(kernel: TickKernel | EventKernel, kernel_texts: dict[str, str], by: str = "") -> KernelDef:
+    """A generated kernel file as the manifest records it: where it is, its sha256 (checked before the runtime
+    executes it), its columns, parameters and what each slot computes."""
+    return KernelDef(
+        source=kernel.source,
+        module=kernel.module,
+        path=f"{BUILD_DIR}/kernels/{kernel.module}.py",
+        sha256=hashlib.sha256(kernel_texts[kernel.module].encode("utf-8")).hexdigest(),
+        columns=kernel.columns,
+        params=kernel.params,
+        slots=tuple(s.text for s in kernel.slots),
+        by=by,
+    )
+
+
 def _grid_def(plan: GridPlan, kernel_texts: dict[str, str]) -> GridDef:
     grid = plan.grid
-    kernels = tuple(
-        KernelDef(
-            source=k.source,
-            module=k.module,
-            path=f"{BUILD_DIR}/kernels/{k.module}.py",
-            sha256=hashlib.sha256(kernel_texts[k.module].encode("utf-8")).hexdigest(),
-            columns=k.columns,
-            params=k.params,
-            slots=tuple(s.text for s in k.slots),
-            by=k.by,
-        )
-        for k in plan.kernels
-    )
+    kernels = tuple(_kernel_def(k, kernel_texts, k.by) for k in plan.kernels)
     features = tuple(
         EventFeatureDef(
             name=f.spec.name,

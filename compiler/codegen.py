@@ -357,8 +357,9 @@ def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> Ker
     return kernel_model(kernel, avoid | clash) if clash else model
 
 
-def _template() -> jinja2.Template:
-    text = resources.files("fspec.compiler").joinpath("templates/tick_kernel.py.j2").read_text(encoding="utf-8")
+def kernel_template(name: str) -> jinja2.Template:
+    """A kernel template of compiler/templates (Python source: no autoescape; an undefined name is an error)."""
+    text = resources.files("fspec.compiler").joinpath(f"templates/{name}").read_text(encoding="utf-8")
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True, autoescape=False
     )
@@ -367,7 +368,7 @@ def _template() -> jinja2.Template:
 
 def render_kernel(kernel: TickKernel) -> str:
     model = kernel_model(kernel)
-    return _template().render(
+    return kernel_template("tick_kernel.py.j2").render(
         k=kernel,
         model=model,
         version=__version__,

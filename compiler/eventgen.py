@@ -10,12 +10,9 @@ expression is not NaN, and write at each event what their registry entry's ``eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
-
-import jinja2
 
 from fspec import __version__
-from fspec.compiler.codegen import _RESERVED, KernelModel, Step, _Emitter, _reduce
+from fspec.compiler.codegen import _RESERVED, KernelModel, Step, _Emitter, _reduce, kernel_template
 from fspec.compiler.events import EventKernel, EventSlot, _duration
 from fspec.compiler.lower import Slot
 from fspec.operators import EVENT, REGISTRY
@@ -124,16 +121,8 @@ def event_kernel_model(kernel: EventKernel) -> EventKernelModel:
     return model
 
 
-def _template() -> jinja2.Template:
-    text = resources.files("fspec.compiler").joinpath("templates/event_kernel.py.j2").read_text(encoding="utf-8")
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True, autoescape=False
-    )
-    return env.from_string(text)
-
-
 def render_event_kernel(kernel: EventKernel) -> str:
-    return _template().render(
+    return kernel_template("event_kernel.py.j2").render(
         k=kernel,
         model=event_kernel_model(kernel),
         version=__version__,
