@@ -471,7 +471,16 @@ def _grids(
                 )
             )
         keep = tuple(raw.get("keep") or ())
+        computed = {c.name for c in sources[events].columns if c.expr} if events in sources else set()
         for i, column in enumerate(keep):
+            if column in computed:
+                problems.append(
+                    Diagnostic(
+                        doc.pos((*at, "keep", i)),
+                        f"'{column}' is a computed column of '{events}': keep passes the events' file columns through",
+                        f"keep the file columns it is computed from, or write it as a feature: {events}.{column}",
+                    )
+                )
             if column == "ts_event":
                 problems.append(
                     Diagnostic(

@@ -470,3 +470,31 @@ def test_ls_explain_and_validate_data_know_grids(tmp_path: Path) -> None:
     checked = CliRunner().invoke(main, ["validate", "--project", str(root), "--data"])
     assert checked.exit_code == 1 and "column 'event_kee' is not in data/fills.parquet" in checked.output
     assert "did you mean 'event_key'" in checked.output
+
+
+def test_keep_of_a_computed_column_is_refused_by_validate(tmp_path: Path) -> None:
+    """keep: passes the file's own columns through; a computed column passed validate and failed the run."""
+    root, _ = _own_project(tmp_path)
+    project = root / "specs" / "project.yaml"
+    project.write_text(project.read_text().replace("keep: [event_key]", "keep: [event_key, buy_up]"))
+    text = "\n".join(p.render() for p in check(root).diagnostics)
+    assert "'buy_up' is a computed column of 'fills'" in text and "specs/project.yaml:" in text
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (
+            "  - name: a\n    grid: fills\n    formula: b + asof(trades.price)\n"
+            "  - name: b\n    grid: fills\n    formula: a * 2\n",
+            "read each other in a cycle",
+        ),
+        ("  - name: a\n    grid: fills\n    formula: 2 * pi\n", "reads nothing of the events"),
+        ("  - name: a\n    grid: fills\n    formula: a + asof(trades.price)\n", "refers to itself"),
+    ],
+)
+def test_grid_feature_graph_errors(tmp_path: Path, features: str, message: str) -> None:
+    root = _project(tmp_path, _trades(), _fills(), features="spec_version: 1\nfeatures:\n" + features)
+    result = CliRunner().invoke(main, ["validate", "--project", str(root)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert message in result.output and "specs/features.yaml:" in result.output
