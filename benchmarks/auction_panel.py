@@ -30,20 +30,18 @@ is reported per round.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from benchmarks.rounds import interleaved, print_table, timed
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "closing_auction" / "specs"
 FIRST_DATE = np.datetime64("2023-01-02", "D")
@@ -247,15 +245,6 @@ def build(root: Path, stocks: int, days: int) -> None:
     (root / "peer_polars.py").write_text(textwrap.dedent(POLARS.format(**fill)))
 
 
-def _timed(command: list[str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    return wall
-
-
 def programs(root: Path) -> dict[str, list[str]]:
     first = str(FIRST_DATE)
     return {
@@ -317,30 +306,15 @@ def main(argv: list[str] | None = None) -> int:
         build(root, args.stocks, args.days)
         size = (root / "data" / "book.parquet").stat().st_size
         print(f"long table {size / 2**20:.1f} MiB; fspec compile ...", flush=True)
-        _timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
+        timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
         cases = programs(root)
         for command in cases.values():
-            _timed(command)  # warm: numba's cache, the OS file cache; and the outputs to compare
+            timed(command)  # warm: numba's cache, the OS file cache; and the outputs to compare
         checked = check_agreement(root, args.days)
         wide = pq.read_schema(next((root / "out").glob("*.parquet")))
         print(f"outputs agree ({args.days} files of {len(wide.names):,} columns; every column of days {checked})")
-        names = list(cases)
-        walls: dict[str, list[float]] = {n: [] for n in names}
-        loads = []
-        for r in range(args.repeat):
-            for name in [names[(r + j) % len(names)] for j in range(len(names))]:
-                walls[name].append(_timed(cases[name]))
-            loads.append(os.getloadavg()[0])
-            line = ", ".join(f"{n}: {walls[n][-1]:.2f} s" for n in names)
-            print(f"round {r + 1} (load {loads[-1]:.2f}): {line}", flush=True)
-        print()
-        print(f"load average {min(loads):.2f}-{max(loads):.2f}")
-        print("| program | wall median | min..max | vs fspec, per round |")
-        print("|---|---:|---:|---|")
-        for n in names:
-            w = walls[n]
-            ratios = ", ".join(f"{x / f:.2f}x" for x, f in zip(w, walls["fspec"], strict=True))
-            print(f"| {n} | {statistics.median(w):.2f} s | {min(w):.2f}..{max(w):.2f} s | {ratios} |")
+        walls, loads = interleaved(cases, args.repeat)
+        print_table(walls, loads, "fspec")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

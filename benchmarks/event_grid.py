@@ -21,14 +21,10 @@ a rotating order, with the load average, and the ratio of each peer's wall to fs
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.bars import rows as parse_rows
+from benchmarks.rounds import interleaved, print_table, timed
 
 DAY = np.datetime64("2025-12-14", "ns").astype(np.int64)
 S = 1_000_000_000
@@ -199,15 +196,6 @@ def generate(root: Path, events: int, trades: int, tokens: int, seed: int = 0) -
     (root / "peer_polars.py").write_text(textwrap.dedent(POLARS))
 
 
-def _timed(command: list[str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    return wall
-
-
 def programs(root: Path) -> dict[str, list[str]]:
     return {
         "fspec": [sys.executable, "-m", "fspec.cli", "run", "--project", str(root)],
@@ -240,26 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"{args.events:,} fills, {args.trades:,} market trades, {args.tokens} tokens under {scratch}", flush=True)
         generate(root, args.events, args.trades, args.tokens)
-        _timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
+        timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
         cases = programs(root)
         for command in cases.values():
-            _timed(command)  # warm: numba's cache, the OS file cache; and the outputs to compare
+            timed(command)  # warm: numba's cache, the OS file cache; and the outputs to compare
         check_agreement(root)
         print("outputs agree")
-        names = list(cases)
-        walls: dict[str, list[float]] = {n: [] for n in names}
-        for r in range(args.repeat):
-            for name in [names[(r + j) % len(names)] for j in range(len(names))]:
-                walls[name].append(_timed(cases[name]))
-            line = ", ".join(f"{n}: {walls[n][-1]:.2f} s" for n in names)
-            print(f"round {r + 1} (load {os.getloadavg()[0]:.2f}): {line}", flush=True)
-        print()
-        print("| program | wall median | min..max | vs fspec, per round |")
-        print("|---|---:|---:|---|")
-        for n in names:
-            w = walls[n]
-            ratios = ", ".join(f"{x / f:.2f}x" for x, f in zip(w, walls["fspec"], strict=True))
-            print(f"| {n} | {statistics.median(w):.2f} s | {min(w):.2f}..{max(w):.2f} s | {ratios} |")
+        walls, loads = interleaved(cases, args.repeat)
+        print_table(walls, loads, "fspec")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

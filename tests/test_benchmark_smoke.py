@@ -172,3 +172,12 @@ def test_auction_panel_check_finds_a_difference(tmp_path: Path) -> None:
         else:
             with pytest.raises(SystemExit, match="disagrees on wap_rank_10s_s3 at row 10"):
                 auction_panel.check_agreement(root, 2)
+
+
+def test_event_grid_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The event-grid benchmark at a tiny size: the three programs agree (it exits otherwise), the table is printed."""
+    from benchmarks import event_grid
+
+    assert event_grid.main(["--events", "2k", "--trades", "20k", "--tokens", "5", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "outputs agree" in out and "| polars join_asof |" in out and "| numpy (seed, strict) |" in out
