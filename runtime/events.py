@@ -35,6 +35,7 @@ from fspec.runtime.sources import (
     _symbol_text,
     _utc_ns,
     _wanted_columns,
+    available_dates,
     source_exists,
     source_path,
 )
@@ -228,8 +229,6 @@ class GridRunner:
             if not source_exists(source_path(root, source, "", "")):
                 return []
             return sorted(set(self.engine.session.dates_of(self._all().ts)))
-        from fspec.runtime.sources import available_dates
-
         return available_dates(root, source, "")
 
     def _all(self) -> Events:
