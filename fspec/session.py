@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date as Date
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,7 @@ class Session:
         """The session's nominal length (a day that changes to or from daylight saving time may differ)."""
         return self.close_seconds - self.open_seconds + (DAY_SECONDS if self.crosses_midnight else 0)
 
+    @lru_cache(maxsize=8192)  # noqa: B019 - sessions are few, frozen and live as long as the run
     def bounds(self, day: str) -> tuple[int, int]:
         """UTC ns of the open and the close of the session dated ``day`` (YYYY-MM-DD)."""
         close_day = Date.fromisoformat(day)
@@ -58,20 +60,20 @@ class Session:
     def dates_of(self, ts: np.ndarray) -> list[str]:
         """The dates (YYYY-MM-DD) of the sessions that hold at least one of the ascending UTC ns ``ts``: how a file
         of many days is split. Rows outside every session belong to none; a day without rows is not a session."""
+        return list(self.day_slices(ts))
+
+    def day_slices(self, ts: np.ndarray) -> dict[str, tuple[int, int]]:
+        """Each session holding rows of the ascending UTC ns ``ts`` -> the rows ``lo:hi`` inside it, in date
+        order (one search for every day the times span)."""
         if not len(ts):
-            return []
+            return {}
         zone = ZoneInfo(self.timezone)
         first = datetime.fromtimestamp(int(ts[0]) // NS, zone).date()
         last = datetime.fromtimestamp(int(ts[-1]) // NS, zone).date()
-        found = []
-        day = first
-        while day <= last + timedelta(days=1):  # a session crossing midnight is dated by the day after its open
-            open_ns, close_ns = self.bounds(day.isoformat())
-            lo, hi = np.searchsorted(ts, [open_ns, close_ns])
-            if hi > lo:
-                found.append(day.isoformat())
-            day += timedelta(days=1)
-        return found
+        # a session crossing midnight is dated by the day after its open
+        days = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 2)]
+        edges = np.searchsorted(ts, np.array([self.bounds(d) for d in days], dtype=np.int64).ravel())
+        return {d: (int(lo), int(hi)) for d, lo, hi in zip(days, edges[0::2], edges[1::2], strict=True) if hi > lo}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

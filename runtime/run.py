@@ -25,7 +25,7 @@ from fspec.runtime.columns import with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.events import EventDayResult, GridRunner
 from fspec.runtime.grid import column_of, history_sessions
-from fspec.runtime.kernels import load_kernel, reduce_session, run_all, threads
+from fspec.runtime.kernels import load_kernel, reduce_entities, reduce_session, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import columns_by_interval
 from fspec.runtime.sources import (
@@ -135,6 +135,58 @@ class _KernelCall:
 
 
 @dataclass
+class _BatchCall:
+    """The sessions of several instruments of one source on one day in one kernel call (their rows one after
+    another, with offsets): a universe of hundreds of short sessions is a few calls, not hundreds."""
+
+    calls: list[_KernelCall]
+
+    @property
+    def ticks(self) -> int:
+        return sum(c.ticks for c in self.calls)
+
+    def run(self) -> list[tuple[_KernelCall, np.ndarray]]:
+        first = self.calls[0]
+        module, bar_ends = first.module, first.bar_ends
+        starts = np.zeros(len(self.calls) + 1, dtype=np.int64)
+        np.cumsum([c.ticks for c in self.calls], out=starts[1:])
+        ts = np.concatenate([c.ts for c in self.calls])
+        columns = [np.concatenate([c.columns[k] for c in self.calls]) for k in range(len(first.columns))]
+        params = np.stack([c.params for c in self.calls]) if module.PARAMS else np.empty((len(self.calls), 0))
+        carry = np.empty((len(self.calls), module.CARRY), dtype=np.float64)
+        out = np.empty((len(self.calls), len(module.SLOTS), len(bar_ends)), dtype=np.float64)
+        reduce_entities(module, ts, starts, bar_ends, columns, params, carry, False, out)
+        return [(call, out[e]) for e, call in enumerate(self.calls)]
+
+
+# A session of fewer ticks than this is run in a call with others of its source and day (see ``_batched``);
+# a longer one gets a call of its own (and may be split in two halves to share the threads out).
+BATCH_TICKS = 50_000
+
+
+def _batched(calls: list[_KernelCall], workers: int) -> tuple[list[_KernelCall], list[_BatchCall]]:
+    """The calls that run alone, and batches of the short ones: per source and day, ``workers`` batches of about
+    equal ticks (the instruments' order kept), when that makes batches of more than one call."""
+    alone: list[_KernelCall] = []
+    groups: dict[tuple[str, int], list[_KernelCall]] = {}
+    for call in calls:
+        if call.ticks < BATCH_TICKS:
+            groups.setdefault((call.pair[0], id(call.bar_ends)), []).append(call)
+        else:
+            alone.append(call)
+    batches: list[_BatchCall] = []
+    for group in groups.values():
+        if len(group) <= workers:
+            alone += group
+            continue
+        total = sum(c.ticks for c in group) or 1
+        cuts = np.searchsorted(np.cumsum([c.ticks for c in group]), np.arange(1, workers) * total / workers)
+        for part in np.split(np.arange(len(group)), np.unique(np.clip(cuts, 1, len(group) - 1))):
+            batches.append(_BatchCall([group[k] for k in part]))
+    return alone, batches
+
+
+@dataclass
 class _Stacked:
     """One source's slots of all its instruments on one day: ``values[row_of[instrument], slot, bar]``."""
 
@@ -153,23 +205,50 @@ class _Stacked:
         return self.values[rows, index, :]
 
 
-def _schedule(calls: list[_KernelCall], workers: int) -> list[Callable[[], tuple[_KernelCall, np.ndarray] | None]]:
-    """Jobs for ``workers`` threads taking them in order: longest first, so that a big instrument does not start
-    last and run alone; and when the calls do not share out evenly (5 on 2 threads), the smallest leftover
-    ones split in two halves, the first halves first and the second halves last (they continue the first)."""
-    calls = sorted(calls, key=lambda c: -c.ticks)
+Job = Callable[[], list[tuple[_KernelCall, np.ndarray]]]
+
+
+def _schedule(calls: list[_KernelCall], workers: int) -> list[Job]:
+    """Jobs for ``workers`` threads taking them in order, each giving its calls' slots: the short sessions of a
+    source in batches (``_batched``); longest first, so that a big instrument does not start last and run alone;
+    and when the calls do not share out evenly (5 on 2 threads), the smallest leftover ones split in two halves,
+    the first halves first and the second halves last (they continue the first)."""
+    alone, batches = _batched(calls, workers)
+    calls = sorted(alone, key=lambda c: -c.ticks)
     leftover = len(calls) % workers if workers > 1 and len(calls) > workers else 0
     firsts: list[Callable[[], None]] = []
-    seconds: list[Callable[[], tuple[_KernelCall, np.ndarray]]] = []
-    whole: list[Callable[[], tuple[_KernelCall, np.ndarray] | None]] = []
+    seconds: list[Job] = []
+    whole: list[Job] = [b.run for b in sorted(batches, key=lambda b: -b.ticks)]
     for k, call in enumerate(calls):
         halves = call.halves() if k >= len(calls) - leftover else None
         if halves is None:
-            whole.append(call.run)
+            whole.append(partial(_alone, call))
         else:
             firsts.append(halves[0])
-            seconds.append(halves[1])
-    return [*firsts, *whole, *seconds]
+            seconds.append(partial(_second_half, halves[1]))
+    return [*(partial(_first_half, f) for f in firsts), *whole, *seconds]
+
+
+def _alone(call: _KernelCall) -> list[tuple[_KernelCall, np.ndarray]]:
+    return [call.run()]
+
+
+def _first_half(run: Callable[[], None]) -> list[tuple[_KernelCall, np.ndarray]]:
+    run()
+    return []
+
+
+def _second_half(run: Callable[[], tuple[_KernelCall, np.ndarray]]) -> list[tuple[_KernelCall, np.ndarray]]:
+    return [run()]
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """The instruments, (source, instrument) slot reads and warm-up sessions of a set of columns."""
+
+    instruments: list[str]
+    pairs: list[tuple[str, str]]
+    history: int
 
 
 @dataclass
@@ -190,7 +269,8 @@ class Engine:
     _absent: set[tuple[str, str, str]] = field(default_factory=set)  # (instrument, day, source or "" for all)
     # (day, source or "") -> instruments found absent, not yet told
     _absent_now: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    _source_dates: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # of files holding many days
+    # (source, instrument) -> each session's rows lo:hi in its file of many days
+    _slices: dict[tuple[str, str], dict[str, tuple[int, int]]] = field(default_factory=dict)
     _lacking: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day): not in its file
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
@@ -199,6 +279,8 @@ class Engine:
     runners: dict[str, GridRunner] = field(default_factory=dict)
     _grid_dates: dict[str, list[str]] = field(default_factory=dict)
     _needs: dict[tuple[Key, ...], list[Key]] = field(default_factory=dict)
+    _reads_of: dict[tuple[tuple[Key, ...], int], _Reads] = field(default_factory=dict)
+    _modules: dict[str, ModuleType] = field(default_factory=dict)  # each source's loaded kernel
 
     def __post_init__(self) -> None:
         self.runners = {g.name: GridRunner(self, g) for g in self.manifest.data.grids}
@@ -232,7 +314,7 @@ class Engine:
                 concrete = self.project.source_of(instrument, source)
                 if concrete.holds_many_days:
                     if source_exists(source_path(self.manifest.root, concrete, inst.symbol, "")):
-                        found |= set(self.session.dates_of(self._rows(source, instrument, "").ts))
+                        found |= set(self._day_slices(source, instrument))
                 else:
                     found |= set(available_dates(self.manifest.root, concrete, inst.symbol))
             self._dates[instrument] = sorted(found)
@@ -297,11 +379,14 @@ class Engine:
 
     def _session_rows(self, source: str, instrument: str, day: str) -> Ticks:
         ticks = self._rows(source, instrument, day)
+        spec = self.project.source_of(instrument, source)
+        if spec.holds_many_days:  # the file's sessions found once (one search), not once a day
+            lo, hi = self._day_slices(source, instrument).get(day, (0, 0))
+            return ticks.take(slice(lo, hi))
         open_ns, close_ns = self.session.bounds(day)
         # Rows are in time order here: the session is one slice (views, no copy).
         lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
-        spec = self.project.source_of(instrument, source)
-        if hi == lo and len(ticks) and not spec.holds_many_days:
+        if hi == lo and len(ticks):
             path = source_path(self.manifest.root, spec, self.project.instruments[instrument].symbol, day)
             warnings.warn(
                 f"{display(path, self.manifest.root)}: none of its {len(ticks):,} rows falls inside the session of "
@@ -310,6 +395,13 @@ class Engine:
                 stacklevel=2,
             )
         return ticks.take(slice(int(lo), int(hi)))
+
+    def _day_slices(self, source: str, instrument: str) -> dict[str, tuple[int, int]]:
+        """The rows of each session in a file of many days (of one instrument's rows of one source)."""
+        key = (source, instrument)
+        if key not in self._slices:
+            self._slices[key] = self.session.day_slices(self._rows(source, instrument, "").ts)
+        return self._slices[key]
 
     def _read_ahead(self, pairs: list[tuple[str, str]], days: list[str], interval: int) -> None:
         """Read the day files the kernel calls will need on the thread pool (a file's read releases the GIL):
@@ -371,13 +463,24 @@ class Engine:
     def warmup_sessions(self, keys: list[Key], interval: int) -> int:
         return max((history_sessions(self.manifest.feature(*k), self.session, interval) for k in keys), default=0)
 
+    def _reads(self, keys: list[Key], interval: int) -> _Reads:
+        """What computing ``keys`` at ``interval`` reads: the same every day of a run, so found once."""
+        found = self._reads_of.get((tuple(keys), interval))
+        if found is None:
+            found = _Reads(
+                sorted(set().union(*(self.manifest.instruments_read[k] for k in keys))),
+                sorted(set().union(*(self.manifest.slot_reads[k] for k in keys))),
+                self.warmup_sessions(keys, interval),
+            )
+            self._reads_of[(tuple(keys), interval)] = found
+        return found
+
     def compute(self, day: str, interval: int, keys: list[Key]) -> DayResult:
-        instruments = sorted(set().union(*(self.manifest.instruments_read[k] for k in keys)))
-        history = self.warmup_sessions(keys, interval)
-        days = self._session_days(day, instruments, history)
+        reads = self._reads(keys, interval)
+        days = self._session_days(day, reads.instruments, reads.history)
         grids = [self.session.bar_ends(d, interval) for d in days]
         session_ids = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(grids)])
-        pairs = sorted(set().union(*(self.manifest.slot_reads[k] for k in keys)))
+        pairs = reads.pairs
         slot_cache, stacked = self._reduce_all(pairs, days, grids, interval)
         self._warn_absent()
         per_bar = self._bar_constants(days, grids)
@@ -473,10 +576,7 @@ class Engine:
             return True
         if not spec.holds_many_days:
             return False
-        key = (source, instrument)
-        if key not in self._source_dates:
-            self._source_dates[key] = set(self.session.dates_of(self._rows(source, instrument, "").ts))
-        return day not in self._source_dates[key]
+        return day not in self._day_slices(source, instrument)
 
     def _note_absent(self, instrument: str, day: str, source: str = "") -> None:
         if (instrument, day, source) not in self._absent:
@@ -542,11 +642,10 @@ class Engine:
                     blocks[pair].append(target)
                 else:
                     blocks[pair].append(call)
-        for result in run_all(_schedule(calls, threads())):
-            if result is not None:
-                call, out = result
+        for results in run_all(_schedule(calls, threads())):
+            for call, out in results:
                 if call.out is not None and out is not call.out:
-                    call.out[...] = out  # a call split in two halves computed into its own arrays
+                    call.out[...] = out  # a batch, or a call split in two halves, computed into its own arrays
                 blocks[call.pair][call.block] = call.out if call.out is not None else out
         if self.cut is None:
             for pair, found in blocks.items():
@@ -574,7 +673,9 @@ class Engine:
             self._note_absent(instrument, day, source)
             return np.full((len(kernel.slots), len(bar_ends)), np.nan)
         assert ticks is not None
-        module = load_kernel(self.manifest.root / kernel.path, kernel.module)
+        module = self._modules.get(source)
+        if module is None:
+            module = self._modules[source] = load_kernel(self.manifest.root / kernel.path, kernel.module)
         params = self.params(instrument, interval)
         param_array = np.array([params[p] for p in kernel.params], dtype=np.float64)
         # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
@@ -673,7 +774,7 @@ def _run(manifest: Manifest, options: RunOptions) -> list[Path]:
     days: Iterable[str] = plan.dates
     if options.on_progress:
         days = options.on_progress(days, len(plan.dates))
-    writer = DayWriter(plan.manifest, plan.at, plan.out_dir, background=threads() > 1)
+    writer = DayWriter(plan.manifest, plan.at, plan.out_dir, writers=min(2, threads()) if threads() > 1 else 0)
     try:
         for day in days:
             writer.submit(plan.compute_day(engine, day))  # written while the next day is computed

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,19 +96,29 @@ def _event_table(manifest: Manifest, result: EventDayResult) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _metadata(manifest: Manifest, result: DayResult, keys: list[Key], lineage: Lineage) -> dict[str, Any]:
-    """What each column is: per column its feature, instrument and lineage; per feature (once, however many
-    members write it) its formula, resolved formula (``{instrument}`` the column's), window and spec line."""
-    columns, features = {}, {}
+@dataclass(frozen=True)
+class BarLayout:
+    """What every day's file of one interval shares in a run: the column names, the Arrow schema without its
+    metadata, and the metadata's per-column and per-feature parts already as JSON (a universe's file has
+    thousands of columns: building them once a run, not once a day, is most of a short day's write)."""
+
+    names: list[str]
+    schema: pa.Schema
+    columns_json: str
+    features_json: str
+
+
+def bar_layout(manifest: Manifest, interval: int, keys: list[Key], lineage: Lineage) -> BarLayout:
+    """Per column its feature, instrument and lineage; per feature (once, however many members write it) its
+    formula, resolved formula (``{instrument}`` the column's), window and spec line."""
+    names, columns, features = [], {}, {}
     for key in keys:
         f = manifest.feature(*key)
         if key not in lineage:
             lineage[key] = _lineage(manifest, key)
-        columns[column_of(f, key[1], result.interval)] = {
-            "feature": f.name,
-            "instrument": key[1],
-            "lineage": lineage[key],
-        }
+        name = column_of(f, key[1], interval)
+        names.append(name)
+        columns[name] = {"feature": f.name, "instrument": key[1], "lineage": lineage[key]}
         features[f.name] = {
             "formula": f.formula,
             "resolved": f.resolved,
@@ -115,14 +126,25 @@ def _metadata(manifest: Manifest, result: DayResult, keys: list[Key], lineage: L
             "target": f.is_target,
             "spec": f"{f.file}:{f.line}",
         }
-    return {
-        "fspec_version": __version__,
-        "spec_hash": manifest.data.spec_hash,
-        "date": result.date,
-        "interval_seconds": result.interval,
-        "columns": columns,
-        "features": features,
+    fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
+    fields += [pa.field(name, pa.float64()) for name in names]
+    return BarLayout(
+        names, pa.schema(fields), json.dumps(columns, sort_keys=True), json.dumps(features, sort_keys=True)
+    )
+
+
+def _metadata_json(manifest: Manifest, result: DayResult, layout: BarLayout) -> str:
+    """The file's ``fspec`` metadata: the bytes ``json.dumps(meta, sort_keys=True)`` gives, from the layout's
+    encoded parts and the day's own fields."""
+    parts = {
+        "columns": layout.columns_json,
+        "date": json.dumps(result.date),
+        "features": layout.features_json,
+        "fspec_version": json.dumps(__version__),
+        "interval_seconds": json.dumps(result.interval),
+        "spec_hash": json.dumps(manifest.data.spec_hash),
     }
+    return "{" + ", ".join(f"{json.dumps(k)}: {parts[k]}" for k in sorted(parts)) + "}"
 
 
 Lineage = dict[Key, list[list[str | None]]]  # each column's lineage, computed once a run (the same every day)
@@ -167,15 +189,21 @@ def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
     return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
-def _table(manifest: Manifest, result: DayResult, keys: list[Key], lineage: Lineage) -> pa.Table:
-    names = [column_of(manifest.feature(*k), k[1], result.interval) for k in keys]
+def _table(manifest: Manifest, result: DayResult, keys: list[Key], layout: BarLayout) -> pa.Table:
     arrays = [_arrow(result.ts_event, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
     arrays += [_arrow(result.values[k], pa.float64()) for k in keys]
-    meta = _metadata(manifest, result, keys, lineage)
-    fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
-    fields += [pa.field(name, pa.float64()) for name in names]
-    schema = pa.schema(fields, metadata={"fspec": json.dumps(meta, sort_keys=True)})
+    schema = layout.schema.with_metadata({"fspec": _metadata_json(manifest, result, layout)})
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# Below this many rows a file's column chunks are written with snappy, not zstd: zstd's cost per chunk is
+# nearly fixed (a universe's day of 55 bars and 3,200 columns writes in twice the time), while on so few values
+# it saves under 2% of the bytes; from a few hundred values on it saves 10-15%.
+SHORT_FILE_ROWS = 256
+
+
+def codec(rows: int) -> str:
+    return "zstd" if rows >= SHORT_FILE_ROWS else "snappy"
 
 
 def write_day(
@@ -183,11 +211,12 @@ def write_day(
     results: list[DayResult | EventDayResult],
     keys: dict[int, list[Key]],
     out_dir: Path,
-    lineage: Lineage | None = None,
+    layouts: dict[int, BarLayout] | None = None,
 ) -> list[Path]:
     """Write one day's files (one per interval and event grid): every file to a temp file first, then all renamed.
-    ``lineage`` keeps the columns' lineage from one day to the next."""
-    lineage = {} if lineage is None else lineage
+    ``layouts`` keeps each interval's layout from one day to the next (see :class:`DayWriter`)."""
+    layouts = {} if layouts is None else layouts
+    lineage: Lineage = {}  # a column's lineage is the same at every interval
     out_dir.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[str, Path]] = []
     try:
@@ -198,7 +227,9 @@ def write_day(
                 text = list(result.kept.column_names)
             else:
                 target = output_path(out_dir, result.date, result.interval)
-                table = _table(manifest, result, keys[result.interval], lineage)
+                if result.interval not in layouts:
+                    layouts[result.interval] = bar_layout(manifest, result.interval, keys[result.interval], lineage)
+                table = _table(manifest, result, keys[result.interval], layouts[result.interval])
                 text = []
             fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX)
             os.close(fd)
@@ -206,7 +237,11 @@ def write_day(
             # Feature values are floats that dictionaries rarely shorten, and statistics of ts_event are what readers
             # prune on: a wide file of short sessions (a universe's 3,200 columns of 55 bars) writes in half the time.
             pq.write_table(
-                table, tmp, compression="zstd", use_dictionary=text or False, write_statistics=["ts_event", *text]
+                table,
+                tmp,
+                compression=codec(table.num_rows),
+                use_dictionary=text or False,
+                write_statistics=["ts_event", *text],
             )
             follow_umask(tmp)
         for tmp, target in staged:
@@ -225,29 +260,42 @@ def write_day(
 
 
 class DayWriter:
-    """Writes each day's files on a thread of its own while the engine computes the next day (parquet encoding
-    and compression release the GIL). At most one day waits to be written, so the extra memory is one day's
-    output; with one thread (FSPEC_THREADS=1) days are written in turn."""
+    """Writes each day's files on threads of their own while the engine computes the next days (parquet encoding
+    and compression release the GIL). With ``writers`` threads at most that many days wait to be written, so the
+    extra memory is that many days' output; with none (FSPEC_THREADS=1) days are written in turn. Days are
+    written whole or not at all each (see :func:`write_day`), and an error is raised in the order of the days."""
 
-    def __init__(self, manifest: Manifest, keys: dict[int, list[Key]], out_dir: Path, background: bool) -> None:
+    def __init__(self, manifest: Manifest, keys: dict[int, list[Key]], out_dir: Path, writers: int) -> None:
         self.manifest, self.keys, self.out_dir = manifest, keys, out_dir
         self.written: list[Path] = []
-        self.lineage: Lineage = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fspec-write") if background else None
-        self._pending: Future[list[Path]] | None = None
+        self.layouts: dict[int, BarLayout] = {}  # each interval's, built on its first day (by the caller's thread)
+        self._lineage: Lineage = {}
+        self._writers = writers
+        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="fspec-write") if writers else None
+        self._pending: deque[Future[list[Path]]] = deque()
 
     def submit(self, results: list[DayResult | EventDayResult]) -> None:
-        self.wait()
+        for result in results:
+            if isinstance(result, DayResult) and result.interval not in self.layouts:
+                keys = self.keys[result.interval]
+                self.layouts[result.interval] = bar_layout(self.manifest, result.interval, keys, self._lineage)
         if self._pool is None:
-            self.written += write_day(self.manifest, results, self.keys, self.out_dir, self.lineage)
-        else:
-            self._pending = self._pool.submit(write_day, self.manifest, results, self.keys, self.out_dir, self.lineage)
+            self.written += write_day(self.manifest, results, self.keys, self.out_dir, self.layouts)
+            return
+        while len(self._pending) >= self._writers:
+            self._wait_oldest()
+        self._pending.append(
+            self._pool.submit(write_day, self.manifest, results, self.keys, self.out_dir, self.layouts)
+        )
+
+    def _wait_oldest(self) -> None:
+        """Until the oldest day in flight is written; its error, if it failed, is raised here."""
+        self.written += self._pending.popleft().result()
 
     def wait(self) -> None:
-        """Until the day in flight is written; its error, if it failed, is raised here."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            self.written += pending.result()
+        """Until every day in flight is written, in order; the first error is raised."""
+        while self._pending:
+            self._wait_oldest()
 
     def close(self) -> None:
         try:
@@ -257,7 +305,7 @@ class DayWriter:
                 self._pool.shutdown(wait=True)
 
     def abandon(self) -> None:
-        """After a failure elsewhere: the day in flight is still written whole (or fails whole), never half, and
+        """After a failure elsewhere: the days in flight are still written whole (or fail whole), never half, and
         the failure being raised stays the one reported."""
         with contextlib.suppress(Exception):
             self.close()
