@@ -66,6 +66,35 @@ def data_problems(
                 problems.append(
                     Diagnostic(where, f"column '{column}' is not in {shown} (the first file of '{src.name}')", hint)
                 )
+    return problems + _param_table_problems(root, project)
+
+
+def _param_table_problems(root: Path, project: Project) -> list[Diagnostic]:
+    """Each universe parameter read from a table: the table is there and has its symbol and value columns."""
+    problems = []
+    for inst in project.instruments.values():
+        if inst.universe is None:
+            continue
+        for table, where in zip(inst.universe.params_from, inst.params_from_at, strict=True):
+            path = root / table.path
+            shown = display_path(root, path)
+            if not path.is_file():
+                problems.append(
+                    Diagnostic(where, f"{shown}: file not found (parameter '{table.param}')", "check its path", "data")
+                )
+                continue
+            try:
+                names = file_columns(path, "parquet" if table.path.endswith(".parquet") else "csv")
+            except (OSError, ValueError) as exc:
+                problems.append(Diagnostic(where, f"{shown}: cannot read its columns: {exc}", "", "data"))
+                continue
+            for column in (table.symbol, table.value):
+                if column not in names:
+                    close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
+                    hint = f"did you mean '{close[0]}'?" if close else f"its columns: {', '.join(names[:20])}"
+                    problems.append(
+                        Diagnostic(where, f"column '{column}' of parameter '{table.param}' is not in {shown}", hint)
+                    )
     return problems
 
 

@@ -16,7 +16,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fspec import paths
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic, Position
-from fspec.manifest import ColumnDef, ContractDef, UniverseDef  # one type each for the model and the manifest
+from fspec.manifest import (  # one type each for the model and the manifest
+    ColumnDef,
+    ContractDef,
+    ParamsFile,
+    UniverseDef,
+)
 from fspec.naming import SESSION_GRID
 from fspec.operators import CONSTANTS
 from fspec.session import Session
@@ -85,6 +90,7 @@ class InstrumentSpec:
     pos: Position
     use: tuple[tuple[str, str], ...] = ()  # source name in formulas -> the source holding this instrument's data
     universe: UniverseDef | None = None  # the stand-in of a universe's members, found in the data at run time
+    params_from_at: tuple[Position, ...] = ()  # where each of the universe's params_from is declared
 
     def concrete(self, source: str) -> str:
         return dict(self.use).get(source, source)
@@ -348,7 +354,8 @@ def _universes(
                 bad = True
         if bad:  # reported; the universe still stands in its features, so that they are checked (not unknown)
             use = tuple((name, c) for name, c in use if c in sources)
-        params = tuple((k, float(v)) for k, v in (raw.get("params") or {}).items())
+        params, files, problem = _universe_params(doc, at, raw.get("params") or {})
+        problems += problem
         instruments[key] = InstrumentSpec(
             key,
             "",
@@ -356,9 +363,38 @@ def _universes(
             tuple(name for name, _ in use),
             doc.pos(at, key=True),
             use,
-            UniverseDef(origin, suffix, match),
+            UniverseDef(origin, suffix, match, tuple(f for f, _ in files)),
+            tuple(pos for _, pos in files),
         )
     return problems
+
+
+TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+
+def _universe_params(
+    doc: SourceDoc, at: tuple[str, str], raw: dict[str, Any]
+) -> tuple[tuple[tuple[str, float], ...], list[tuple[ParamsFile, Position]], list[Diagnostic]]:
+    """A universe's parameters: a number for every member, or a table of one value per member. A table's
+    parameter is NaN in the build: its values are unknown until the run finds the members."""
+    params, files, problems = [], [], []
+    for name, value in raw.items():
+        if not isinstance(value, dict):
+            params.append((name, float(value)))
+            continue
+        params.append((name, math.nan))
+        where = doc.pos((*at, "params", name))
+        path = str(value["file"])
+        if not path.endswith(TABLE_SUFFIXES):
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "params", name, "file")),
+                    f"parameter '{name}' reads '{path}', which is not a parquet or CSV table",
+                    f"name a file ending in {', '.join(TABLE_SUFFIXES)}",
+                )
+            )
+        files.append((ParamsFile(name, path, str(value["symbol"]), str(value["value"])), where))
+    return tuple(params), files, problems
 
 
 def _shared_files(

@@ -335,12 +335,21 @@ def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None
         # instrument parameters and project constants are known when compiling
         known = dict(ctx.project.constants)
         if ctx.instrument:
-            own = dict(ctx.project.instruments[ctx.instrument].params)
+            # a universe's parameter read from a table is NaN here: unknown until the run
+            own = {k: v for k, v in ctx.project.instruments[ctx.instrument].params if not math.isnan(v)}
             known |= own
             if node.parts[0] in own:
                 ctx.constant_params.add(node.parts[0])
         if node.parts[0] in known:
             return known[node.parts[0]]
+        if ctx.instrument and node.parts[0] in dict(ctx.project.instruments[ctx.instrument].params):
+            ctx.error(
+                node.span,
+                f"{op}: '{param}' must be a constant number, and '{node.parts[0]}' is read from a table per member "
+                "when the run finds them",
+                f"e.g. {op}(x, {param}=10), a parameter with one value for every member, or a project constant",
+            )
+            return None
     ctx.error(
         node.span,
         f"{op}: '{param}' must be a constant number",
@@ -678,9 +687,12 @@ def _known_value(ctx: _Context, node: Node) -> float | None:
     if isinstance(node, ir.Const):
         return node.value
     if isinstance(node, ir.ParamRef) and node.instrument in ctx.project.instruments:
+        value = dict(ctx.project.instruments[node.instrument].params).get(node.name)
+        if value is None or math.isnan(value):
+            return None  # NaN: a universe's parameter from a table, unknown until the run
         if node.instrument == ctx.instrument:  # its value is checked: members with another value resolve apart
             ctx.constant_params.add(node.name)
-        return dict(ctx.project.instruments[node.instrument].params).get(node.name)
+        return value
     if isinstance(node, ir.ParamRef) and node.instrument is None:
         return dict(ctx.project.constants).get(node.name)
     return None

@@ -9,14 +9,14 @@ their JSON is a new ``MANIFEST_VERSION``: the runtime refuses a manifest of anot
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fspec import paths
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 8
+MANIFEST_VERSION = 9
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 
@@ -152,20 +152,43 @@ class SourceDef:
 
 
 @dataclass(frozen=True)
+class ParamsFile:
+    """A universe parameter whose value differs by member (an index weight): the ``value`` column of the table at
+    ``path`` (parquet or CSV, relative to the project root), on the row whose ``symbol`` column is the member's."""
+
+    param: str
+    path: str
+    symbol: str
+    value: str
+
+
+@dataclass(frozen=True)
 class UniverseDef:
     """How a universe finds its members: the symbols of one source's files (those matching ``match``), each a
     member whose column suffix is ``suffix`` with {symbol} the symbol in lower case (anything but letters and
-    digits written as '_')."""
+    digits written as '_'). ``params_from``: parameters read per member from a table when the members are found
+    (the stand-in's value is NaN: unknown when compiling)."""
 
     source: str
     suffix: str = "{symbol}"
     match: str | None = None
+    params_from: tuple[ParamsFile, ...] = ()
 
     def member_key(self, symbol: str) -> str:
         return self.suffix.format(symbol=re.sub(r"[^a-z0-9]", "_", symbol.lower()))
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "suffix": self.suffix, "match": self.match}
+        return {
+            "source": self.source,
+            "suffix": self.suffix,
+            "match": self.match,
+            "params_from": [asdict(f) for f in self.params_from],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UniverseDef:
+        files = tuple(ParamsFile(**f) for f in data["params_from"])
+        return cls(data["source"], data["suffix"], data["match"], files)
 
 
 @dataclass(frozen=True)
@@ -194,7 +217,7 @@ class InstrumentDef:
 
     @classmethod
     def from_json(cls, key: str, data: dict[str, Any]) -> InstrumentDef:
-        universe = UniverseDef(**data["universe"]) if data["universe"] else None
+        universe = UniverseDef.from_json(data["universe"]) if data["universe"] else None
         return cls(key, data["symbol"], dict(data["params"]), tuple(data["sources"]), dict(data["use"]), universe)
 
 

@@ -20,7 +20,7 @@ from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display
 from fspec.grain import natural_key
-from fspec.manifest import FeatureDef, InstrumentDef, SourceDef
+from fspec.manifest import FeatureDef, InstrumentDef, ParamsFile, SourceDef
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import _symbol_text, available_dates, source_path
 
@@ -43,6 +43,7 @@ def with_members(manifest: Manifest, symbols: dict[str, list[str]] | None = None
     members_of: dict[str, list[str]] = {}
     for key, stand_in in stand_ins.items():
         members = _members(found[key], key, stand_in, instruments)
+        members = _with_table_params(manifest.root, key, stand_in, members)
         instruments.update(members)
         members_of[key] = list(members)
     features = tuple(_with_members(f, members_of) for f in manifest.features)
@@ -59,6 +60,70 @@ def _with_members(feature: FeatureDef, members_of: dict[str, list[str]]) -> Feat
         deps = [(name, m) for name, dep in feature.deps for m in members_of.get(dep or "", [dep])]  # type: ignore[list-item]
         feature = replace(feature, deps=tuple(deps))
     return feature
+
+
+def _with_table_params(
+    root: Path, key: str, stand_in: InstrumentDef, members: dict[str, InstrumentDef]
+) -> dict[str, InstrumentDef]:
+    """The members with each parameter the universe reads from a table (``params_from``) set to their row's value."""
+    assert stand_in.universe is not None
+    for table in stand_in.universe.params_from:
+        values = read_param_table(root, table)
+        lacking = sorted((m.symbol for m in members.values() if m.symbol not in values), key=natural_key)
+        if lacking:
+            shown = ", ".join(lacking[:10]) + (f" and {len(lacking) - 10} more" if len(lacking) > 10 else "")
+            raise DataError(
+                display(root / table.path, root),
+                f"universe '{key}': {len(lacking)} of its {len(members)} members have no '{table.value}' for "
+                f"parameter '{table.param}' (no row with {table.symbol} = {shown})",
+                f"add a row with a {table.value} for each, or leave them out of the universe with its 'match:'",
+            )
+        members = {k: replace(m, params={**m.params, table.param: values[m.symbol]}) for k, m in members.items()}
+    return members
+
+
+def read_param_table(root: Path, table: ParamsFile) -> dict[str, float]:
+    """symbol -> value of a parameter table; every symbol once, every value a number."""
+    path = root / table.path
+    shown = display(path, root)
+    if not path.is_file():
+        hint = f"check the path of parameter '{table.param}' (relative to the project root)"
+        raise DataError(shown, "file not found", hint)
+    try:
+        if table.path.endswith(".parquet"):
+            frame = pq.read_table(path)
+        else:
+            from pyarrow import csv
+
+            frame = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types={table.symbol: pa.string()}))
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(shown, f"cannot read it: {exc}", "check the file") from None
+    for column in (table.symbol, table.value):
+        if column not in frame.column_names:
+            raise DataError(
+                shown,
+                f"no column '{column}' for parameter '{table.param}'; the file has: {', '.join(frame.column_names)}",
+                "fix the parameter's 'symbol:' or 'value:'",
+            )
+    symbols = [None if v is None else _symbol_text(v) for v in frame.column(table.symbol).to_pylist()]
+    try:
+        values = pc.cast(frame.column(table.value), pa.float64()).to_pylist()
+    except pa.ArrowException:
+        raise DataError(
+            shown, f"column '{table.value}' of parameter '{table.param}' is not numbers", "give it numbers"
+        ) from None
+    found: dict[str, float] = {}
+    for row, (symbol, value) in enumerate(zip(symbols, values, strict=True), start=1):
+        if symbol is None or value is None:
+            continue  # an empty row names no member (a member left without a value is the error above)
+        if symbol in found:
+            raise DataError(
+                shown,
+                f"symbol {symbol!r} has two rows (the second in data row {row}) for parameter '{table.param}'",
+                "keep one row per symbol",
+            )
+        found[symbol] = float(value)
+    return found
 
 
 def universe_symbols(manifest: Manifest) -> dict[str, list[str]]:
