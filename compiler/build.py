@@ -30,7 +30,7 @@ from fspec.compiler.formula import (
 )
 from fspec.compiler.lower import Plan, TickKernel, plan
 from fspec.compiler.model import Project, build_project
-from fspec.compiler.resolve import resolve_project
+from fspec.compiler.resolve import resolve_project, survivorship_problems
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import Diagnostic, Position, SpecError
 from fspec.files import follow_umask
@@ -271,7 +271,7 @@ def check(root: Path, data: bool = False) -> Checked:
                     filters[f"{src.name}.{col.name}"] = tree
     checked_specs = len(problems)  # data problems come after the specs' own, as before the formulas'
     instances, resolve_problems = resolve_project(project)
-    problems += resolve_problems
+    problems += resolve_problems + survivorship_problems(project, instances)
     graph, graph_problems = build_graph(instances)
     problems += graph_problems
     grids, grid_problems = plan_grids(project)

@@ -91,6 +91,7 @@ class InstrumentSpec:
     use: tuple[tuple[str, str], ...] = ()  # source name in formulas -> the source holding this instrument's data
     universe: UniverseDef | None = None  # the stand-in of a universe's members, found in the data at run time
     params_from_at: tuple[Position, ...] = ()  # where each of the universe's params_from is declared
+    membership_pos: Position | None = None  # where the universe's membership rule is declared
 
     def concrete(self, source: str) -> str:
         return dict(self.use).get(source, source)
@@ -355,6 +356,7 @@ def _universes(
         if bad:  # reported; the universe still stands in its features, so that they are checked (not unknown)
             use = tuple((name, c) for name, c in use if c in sources)
         params, files, problem = _universe_params(doc, at, raw.get("params") or {})
+        membership = raw.get("membership") or {}
         problems += problem
         instruments[key] = InstrumentSpec(
             key,
@@ -363,8 +365,16 @@ def _universes(
             tuple(name for name, _ in use),
             doc.pos(at, key=True),
             use,
-            UniverseDef(origin, suffix, match, tuple(f for f, _ in files)),
+            UniverseDef(
+                origin,
+                suffix,
+                match,
+                tuple(f for f, _ in files),
+                int(membership.get("sessions_before", 0)),
+                bool(membership.get("every_session", False)),
+            ),
             tuple(pos for _, pos in files),
+            doc.pos((*at, "membership")) if membership else None,
         )
     return problems
 

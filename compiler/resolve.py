@@ -1172,3 +1172,30 @@ def _dedupe(problems: list[Diagnostic]) -> list[Diagnostic]:
             seen.add(key)
             out.append(p)
     return out
+
+
+def survivorship_problems(project: Project, instances: list[Instance]) -> list[Diagnostic]:
+    """A universe whose membership knows later sessions (``every_session``) may be read by targets only: a
+    feature of its members, or one reading them across (an index), would know on each day which symbols survive."""
+    survivors = {k for k, i in project.instruments.items() if i.universe is not None and i.universe.every_session}
+    problems: list[Diagnostic] = []
+    told: set[str] = set()
+    for inst in instances if survivors else ():
+        if inst.spec.is_target or inst.spec.name in told:
+            continue
+        reads = {inst.instrument} | {getattr(node, "instrument", None) for node in inst.tree.walk()}
+        hit = sorted(k for k in reads if k in survivors)
+        if hit:
+            told.add(inst.spec.name)
+            problems.append(
+                Diagnostic(
+                    inst.spec.name_pos,
+                    f"feature '{inst.spec.name}' reads universe '{hit[0]}', whose membership every_session knows on "
+                    "each day which symbols trade on every later session (survivorship bias): a feature may use "
+                    "only what is known at its bar's end",
+                    f"give universe '{hit[0]}' membership: {{sessions_before: N}} (rows on each of the N sessions "
+                    "before the day), or read it in targets only",
+                    "lookahead",
+                )
+            )
+    return problems

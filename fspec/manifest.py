@@ -167,12 +167,24 @@ class UniverseDef:
     """How a universe finds its members: the symbols of one source's files (those matching ``match``), each a
     member whose column suffix is ``suffix`` with {symbol} the symbol in lower case (anything but letters and
     digits written as '_'). ``params_from``: parameters read per member from a table when the members are found
-    (the stand-in's value is NaN: unknown when compiling)."""
+    (the stand-in's value is NaN: unknown when compiling).
+
+    Membership by day (point in time): with ``sessions_before`` N, a symbol is a member on a day only when it
+    has rows that day and on each of the N sessions of the universe before it (a new listing joins after N
+    sessions); with ``every_session``, only when it has rows on every session of the data (survivorship:
+    refused in features, as it reads later days)."""
 
     source: str
     suffix: str = "{symbol}"
     match: str | None = None
     params_from: tuple[ParamsFile, ...] = ()
+    sessions_before: int = 0
+    every_session: bool = False
+
+    @property
+    def by_day(self) -> bool:
+        """Whether membership changes from day to day (beyond a member without rows being NaN that day)."""
+        return self.sessions_before > 0 or self.every_session
 
     def member_key(self, symbol: str) -> str:
         return self.suffix.format(symbol=re.sub(r"[^a-z0-9]", "_", symbol.lower()))
@@ -183,12 +195,15 @@ class UniverseDef:
             "suffix": self.suffix,
             "match": self.match,
             "params_from": [asdict(f) for f in self.params_from],
+            "sessions_before": self.sessions_before,
+            "every_session": self.every_session,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UniverseDef:
         files = tuple(ParamsFile(**f) for f in data["params_from"])
-        return cls(data["source"], data["suffix"], data["match"], files)
+        membership = (int(data["sessions_before"]), bool(data["every_session"]))
+        return cls(data["source"], data["suffix"], data["match"], files, *membership)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,16 @@ from typing import Any
 
 from fspec import __version__
 from fspec.errors import BuildError, UsageError
-from fspec.manifest import MANIFEST_VERSION, ChainDef, FeatureDef, KernelDef, Key, ManifestData, ProjectDef
+from fspec.manifest import (
+    MANIFEST_VERSION,
+    ChainDef,
+    FeatureDef,
+    KernelDef,
+    Key,
+    ManifestData,
+    ProjectDef,
+    UniverseDef,
+)
 from fspec.project import BUILD_DIR, MANIFEST, spec_hash
 
 
@@ -24,6 +33,8 @@ class Manifest:
     data: ManifestData
     # each universe's members, once a run has found them (:func:`fspec.runtime.universe.with_members`)
     members_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the universes whose membership changes by day (their rule), once their members are found
+    by_day: dict[str, UniverseDef] = field(default_factory=dict)
 
     @property
     def project(self) -> ProjectDef:

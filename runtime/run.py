@@ -17,7 +17,7 @@ import numpy as np
 from fspec.errors import DataError, UsageError
 from fspec.files import display
 from fspec.grain import natural_key
-from fspec.manifest import ProjectDef, SourceDef
+from fspec.manifest import ProjectDef, SourceDef, UniverseDef
 from fspec.naming import interval_token
 from fspec.runtime.cache import BudgetCache
 from fspec.runtime.chain import chain_slots
@@ -281,6 +281,7 @@ class Engine:
     _needs: dict[tuple[Key, ...], list[Key]] = field(default_factory=dict)
     _reads_of: dict[tuple[tuple[Key, ...], int], _Reads] = field(default_factory=dict)
     _modules: dict[str, ModuleType] = field(default_factory=dict)  # each source's loaded kernel
+    _member_days: dict[str, set[str]] = field(default_factory=dict)  # of members of universes ruled by day
 
     def __post_init__(self) -> None:
         self.runners = {g.name: GridRunner(self, g) for g in self.manifest.data.grids}
@@ -483,6 +484,8 @@ class Engine:
         pairs = reads.pairs
         slot_cache, stacked = self._reduce_all(pairs, days, grids, interval)
         self._warn_absent()
+        if self.manifest.by_day:
+            self._outside(day, len(grids[-1]), slot_cache, stacked)
         per_bar = self._bar_constants(days, grids)
 
         values: dict[Key, np.ndarray] = {}
@@ -543,6 +546,47 @@ class Engine:
             return np.array([self.params(m, interval)[name] for m in rows])[:, None]
 
         return BarInputs(len(rows), n_bars, session_ids, slot, feature, param)
+
+    def is_member(self, instrument: str, day: str) -> bool:
+        """Whether ``instrument`` is a member of its universe on ``day`` by the universe's membership rule
+        (True for an instrument of no such universe)."""
+        if not self.manifest.by_day:
+            return True
+        if not self._member_days:
+            self._member_days = {"": set()}  # found, even if no universe has a member
+            for key, rule in self.manifest.by_day.items():
+                self._member_days.update(self._rule_days(self.manifest.members_of[key], rule))
+        days = self._member_days.get(instrument)
+        return days is None or day in days
+
+    def _rule_days(self, members: tuple[str, ...], rule: UniverseDef) -> dict[str, set[str]]:
+        """Each member's days of membership: the universe's sessions are the days any member has rows."""
+        present = {m: set(self.instrument_dates(m)) for m in members}
+        sessions = sorted(set().union(*present.values()))
+        if rule.every_session:
+            return {m: days if len(days) == len(sessions) else set() for m, days in present.items()}
+        n = rule.sessions_before
+        return {
+            m: {d for k, d in enumerate(sessions) if k >= n and all(s in days for s in sessions[k - n : k + 1])}
+            for m, days in present.items()
+        }
+
+    def _outside(
+        self, day: str, n_today: int, slot_cache: dict[tuple[str, str], np.ndarray], stacked: dict[str, _Stacked]
+    ) -> None:
+        """Today's slots of the instruments that are no members of their universe today made NaN (copies: the
+        cached slots stay whole for a later day's warm-up, when they may be members)."""
+        outside = [pair for pair in slot_cache if not self.is_member(pair[1], day)]
+        copied = {s for s, _ in outside if s in stacked}
+        for source in copied:
+            stacked[source] = _Stacked(stacked[source].values.copy(), stacked[source].row_of)
+        for pair in slot_cache:
+            if pair[0] in copied:  # every instrument of the source reads the copy
+                slot_cache[pair] = stacked[pair[0]].row(pair[1])
+        for pair in outside:
+            if pair[0] not in copied:
+                slot_cache[pair] = slot_cache[pair].copy()
+            slot_cache[pair][:, slot_cache[pair].shape[1] - n_today :] = np.nan
 
     def _bar_constants(self, days: list[str], grids: list[np.ndarray]) -> dict[str, np.ndarray]:
         """``bar_index`` and ``time_of_day`` of every bar of ``days`` (warm-up sessions first), as (1, bars)."""

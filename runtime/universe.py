@@ -48,7 +48,8 @@ def with_members(manifest: Manifest, symbols: dict[str, list[str]] | None = None
         members_of[key] = list(members)
     features = tuple(_with_members(f, members_of) for f in manifest.features)
     data = replace(manifest.data, project=replace(project, instruments=instruments), features=features)
-    return Manifest(manifest.root, data, {k: tuple(v) for k, v in members_of.items()})
+    by_day = {k: i.universe for k, i in stand_ins.items() if i.universe is not None and i.universe.by_day}
+    return Manifest(manifest.root, data, {k: tuple(v) for k, v in members_of.items()}, by_day)
 
 
 def _with_members(feature: FeatureDef, members_of: dict[str, list[str]]) -> FeatureDef:
