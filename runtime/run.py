@@ -282,6 +282,7 @@ class Engine:
     _reads_of: dict[tuple[tuple[Key, ...], int], _Reads] = field(default_factory=dict)
     _modules: dict[str, ModuleType] = field(default_factory=dict)  # each source's loaded kernel
     _member_days: dict[str, set[str]] = field(default_factory=dict)  # of members of universes ruled by day
+    _told_empty: set[tuple[str, str]] = field(default_factory=set)  # (universe, day) without a member, told
 
     def __post_init__(self) -> None:
         self.runners = {g.name: GridRunner(self, g) for g in self.manifest.data.grids}
@@ -577,6 +578,17 @@ class Engine:
         """Today's slots of the instruments that are no members of their universe today made NaN (copies: the
         cached slots stay whole for a later day's warm-up, when they may be members)."""
         outside = [pair for pair in slot_cache if not self.is_member(pair[1], day)]
+        for key, rule in self.manifest.by_day.items():
+            if (key, day) not in self._told_empty and not any(
+                self.is_member(m, day) for m in self.manifest.members_of[key]
+            ):
+                self._told_empty.add((key, day))
+                why = f"sessions_before: {rule.sessions_before}" if rule.sessions_before else "every_session"
+                warnings.warn(
+                    f"universe '{key}' has no member on {day} (membership {why}): its columns are NaN that day",
+                    DataWarning,
+                    stacklevel=2,
+                )
         copied = {s for s, _ in outside if s in stacked}
         for source in copied:
             stacked[source] = _Stacked(stacked[source].values.copy(), stacked[source].row_of)

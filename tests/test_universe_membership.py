@@ -66,10 +66,12 @@ def _project(root: Path, membership: dict | None, features: list[dict], targets:
     return make_project(root, specs, {"data/book.parquet": _book()})
 
 
-def _outputs(root: Path) -> dict[str, pd.DataFrame]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+def _outputs(root: Path, told: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         run(load_manifest(root), RunOptions())
+    if told is not None:
+        told += [str(w.message) for w in caught]
     return {d: pd.read_parquet(root / "out" / f"features_{d.replace('-', '')}_1800s.parquet") for d in DAYS}
 
 
@@ -78,7 +80,12 @@ def test_members_by_day_are_nan_outside_and_keep_their_history(tmp_path: Path) -
     free = _project(tmp_path / "free", None, FEATURES)
     for made in (ruled, free):
         made.compile()
-    got, every = _outputs(ruled.root), _outputs(free.root)
+    told: list[str] = []
+    got, every = _outputs(ruled.root, told), _outputs(free.root)
+    empty = [t for t in told if "no member" in t]  # the first day: no session before it, so no member
+    assert empty == [
+        f"universe 'stocks' has no member on {DAYS[0]} (membership sessions_before: 1): its columns are NaN that day"
+    ]
     for k, day in enumerate(DAYS):
         members = [s for s in PRESENT if k in MEMBER[s]]
         for stock in PRESENT:
@@ -105,7 +112,9 @@ def test_every_session_is_refused_in_features_and_allowed_in_targets(tmp_path: P
     out = expect(cli("validate", "--project", str(made.root)), 1)
     assert "reads universe 'stocks', whose membership every_session" in out and "survivorship" in out
     assert "features.yaml:" in out and "sessions_before: N" in out
-    made = _project(tmp_path / "t", {"every_session": True}, [], [{"name": "target_volume", "formula": "sum(book.size)"}])
+    made = _project(
+        tmp_path / "t", {"every_session": True}, [], [{"name": "target_volume", "formula": "sum(book.size)"}]
+    )
     expect(cli("compile", "--project", str(made.root)), 0)
     got = _outputs(made.root)
     for day in DAYS:
