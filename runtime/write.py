@@ -112,10 +112,11 @@ def bar_layout(manifest: Manifest, interval: int, keys: list[Key], lineage: Line
     """Per column its feature, instrument and lineage; per feature (once, however many members write it) its
     formula, resolved formula (``{instrument}`` the column's), window and spec line."""
     names, columns, features = [], {}, {}
+    found = _Lineages(manifest)
     for key in keys:
         f = manifest.feature(*key)
         if key not in lineage:
-            lineage[key] = _lineage(manifest, key)
+            lineage[key] = found.of(key)
         name = column_of(f, key[1], interval)
         names.append(name)
         columns[name] = {"feature": f.name, "instrument": key[1], "lineage": lineage[key]}
@@ -157,6 +158,73 @@ def written_resolved(meta: dict[str, Any], column: str) -> str | None:
     if feature is None:
         return None
     return str(feature["resolved"]).replace("{instrument}", entry.get("instrument") or "")
+
+
+Entry = tuple[str, str | None]  # (feature, instrument); instrument "*": every member of a universe's feature
+
+
+class _Lineages:
+    """Every column's lineage (:func:`_lineage`) from its dependencies' lineages, each found once: linear in the
+    columns, where one search per column was quadratic in a universe's members (every member's target reads an
+    index of all of them; 2,000 stocks took 19 s). A cross-section's lineage is the same for every member, so it
+    is found once per feature. Where a shortcut could differ from the definition (a universe's feature that also
+    has instruments outside the universe), that column's lineage is found by the definition."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self._memo: dict[Key, list[Entry] | None] = {}
+        self._cross: dict[int, list[Entry] | None] = {}  # by id of a cross-section's feature
+        self._star: dict[str, frozenset[str | None]] = {}  # the members "*" stands for, by feature name
+
+    def of(self, key: Key) -> list[list[str | None]]:
+        found = self._entries(key)
+        return _lineage(self.manifest, key) if found is None else [list(e) for e in found]
+
+    def _entries(self, key: Key) -> list[Entry] | None:
+        if key in self._memo:
+            return self._memo[key]
+        feature = self.manifest.feature(*key)
+        if feature.cross_section and id(feature) in self._cross:
+            return self._cross[id(feature)]
+        parts: list[Entry] | None = []
+        for dep in self.manifest.deps(key):
+            sub = self._entries(dep)
+            if sub is None:
+                parts = None
+                break
+            parts += [*sub, dep]
+        found = None if parts is None else self._collapse(parts)
+        self._memo[key] = found
+        if feature.cross_section:
+            self._cross[id(feature)] = found
+        return found
+
+    def _collapse(self, parts: list[Entry]) -> list[Entry] | None:
+        """``parts`` in order, each once, a feature read for every member of its universe as one "*" entry at
+        its first place; None where a "*" would have to be undone (the name is not whole here)."""
+        ordered = list(dict.fromkeys(parts))
+        sets: dict[str, set[str | None]] = {}
+        for name, instrument in ordered:
+            covered = self._star[name] if instrument == "*" else {instrument}
+            sets.setdefault(name, set()).update(covered)
+        starred = {name for name, instrument in ordered if instrument == "*"}
+        whole = set()
+        for name, instruments in sets.items():
+            feature = self.manifest.feature(name, next(iter(instruments)))
+            if feature.entity == EntityKind.UNIVERSE and len(instruments) > 1 and instruments == set(feature.members):
+                whole.add(name)
+                self._star[name] = frozenset(instruments)
+            elif name in starred:
+                return None
+        out: list[Entry] = []
+        placed: set[str] = set()
+        for name, instrument in ordered:
+            if name not in whole:
+                out.append((name, instrument))
+            elif name not in placed:  # its first place: its later entries are in the "*"
+                placed.add(name)
+                out.append((name, "*"))
+        return out
 
 
 def _lineage(manifest: Manifest, key: Key) -> list[list[str | None]]:
