@@ -106,24 +106,40 @@ def _read(
     header: tuple[str, ...] | None = None,
     join: bool = True,
     check: list[str] | None = None,
+    needles: tuple[tuple[str, ...], ...] = (),
 ) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
     not millions of strings). ``join``: each parquet column in one chunk (else one chunk per row group).
-    ``check``: the columns the file must have (default ``wanted``), when only some of them are read now."""
+    ``check``: the columns the file must have (default ``wanted``), when only some of them are read now.
+    ``needles``: of a JSON-lines file, the texts the source's filter needs of a line (lines without are not
+    decoded; see :func:`jsonlines.needles_of`)."""
     if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [_read(part, fmt, wanted, display, only, header, False, check) for part in parts]
+        frames = [_read(part, fmt, wanted, display, only, header, False, check, needles) for part in parts]
         if isinstance(frames[0], pa.Table):
-            table = pa.concat_tables(frames, promote_options="permissive")
+            try:
+                table = pa.concat_tables(frames, promote_options="permissive")
+            except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:  # (text in one part, numbers in another)
+                raise DataError(
+                    display,
+                    f"the part files disagree on a column's type: {exc}",
+                    "write each column with one type in every part file",
+                ) from None
             return _joined(table) if join else table
         import pandas as pd
 
         return pd.concat(frames, ignore_index=True)
     if not path.exists():
         raise DataError(display, "file not found", "check the source's 'path' template, the symbol and the date")
+    if fmt == "jsonl":
+        from fspec import jsonlines
+
+        columns = list(dict.fromkeys([*wanted, *(check or ())]))
+        text = {only[0]} if only else set()
+        return jsonlines.read(path, columns, header or (), text, display, needles).select(wanted)
     try:
         if fmt == "parquet":
             # ParquetFile, not pq.read_table: one open of the file, and no import of pyarrow.dataset (0.3 s).
@@ -225,7 +241,8 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     # Parquet: the symbol and time columns first, the others once it is known whether the rows are grouped by
     # symbol already. Not joined: rows are regrouped chunk by chunk, and a symbol's rows of a file grouped by
     # symbol are views of their row group (joined by the loader only where they span two).
-    frame = _read(path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted)
+    needles = _needles(source)
+    frame = _read(path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted, needles)
     frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
     rest = [c for c in loaded if c not in keys] if parquet else []  # the columns not read yet
@@ -260,6 +277,15 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
         if starts[k + 1] > starts[k]:
             frames[name] = _rows(frame, int(starts[k]), int(starts[k + 1]))
     return SymbolRows(frames, _nbytes(frame))
+
+
+def _needles(source: SourceDef) -> tuple[tuple[str, ...], ...]:
+    """What the source's filter needs of a JSON-lines file's line (nothing for other formats)."""
+    if source.format != "jsonl":
+        return ()
+    from fspec import jsonlines
+
+    return jsonlines.needles_of(source.filter_tree, source.header or ())
 
 
 def _time_columns(source: SourceDef) -> list[str]:
@@ -718,9 +744,16 @@ def _numeric(frame: Frame, column: str, display: str) -> np.ndarray:
 
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if series.dtype == object and series.notna().any() and series.map(_bool_or_missing).all():
+        # True/False with empty cells: pandas keeps Python objects (booleans and NaN); 1, 0 and NaN here
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
     raise DataError(
         display, f"column '{column}' has type {series.dtype}, not numbers", "map a numeric column, or clean the file"
     )
+
+
+def _bool_or_missing(value: object) -> bool:
+    return isinstance(value, bool) or (isinstance(value, float) and value != value)
 
 
 def _text_test(frame: Frame, node: dict[str, Any], display: str) -> np.ndarray:
@@ -838,7 +871,9 @@ def load_source(
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
     if frame is None:
-        frame = _read(path, source.format, _wanted_columns(source), shown, header=source.header)
+        frame = _read(
+            path, source.format, _wanted_columns(source), shown, header=source.header, needles=_needles(source)
+        )
     ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
