@@ -164,10 +164,13 @@ def _read(
         import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
 
         text = {only[0]: str} if only else None  # symbols are text: 0700 is not 700
-        if header:
-            frame = pd.read_csv(path, header=None, names=list(header), dtype=text)
-        else:
-            frame = pd.read_csv(path, dtype=text)
+        try:
+            if header:
+                frame = pd.read_csv(path, header=None, names=list(header), dtype=text)
+            else:
+                frame = pd.read_csv(path, dtype=text)
+        except pd.errors.ParserError:
+            raise _ragged_rows(path, display, header) from None
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -180,6 +183,37 @@ def _read(
             "fix the column mapping ('from:') of this source",
         )
     return frame[wanted]
+
+
+def _ragged_rows(path: Path, display: str, header: tuple[str, ...] | None) -> DataError:
+    """A CSV whose rows do not all have its header's count of fields (pandas stops at the first with more):
+    each such row counted, and the first named by its line, in a second pass over the file."""
+    import csv
+    import gzip
+    import io
+    import zipfile
+
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        data = gzip.decompress(path.read_bytes())
+    elif magic == b"PK\x03\x04":
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(archive.namelist()[0])
+    else:
+        data = path.read_bytes()
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+    width = len(header) if header else len(next(rows, []))
+    bad = [(k, len(row)) for k, row in enumerate(rows, start=1 if header else 2) if row and len(row) != width]
+    if not bad:
+        return DataError(display, "cannot read csv file: its rows do not parse", "check that the file is complete")
+    line, count = bad[0]
+    return DataError(
+        display,
+        f"{len(bad):,} row(s) without {width} fields (first at line {line}: {count} fields)",
+        f"fix or drop those rows: every row has the {width} fields of the "
+        + ("source's header:" if header else "file's header line"),
+    )
 
 
 def _joined(table: pa.Table) -> pa.Table:
@@ -521,7 +555,8 @@ def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, 
     if missing:
         warnings.warn(
             f"{display}: {missing:,} row(s) with no value in the symbol column '{column}' (first at row "
-            f"{int(np.flatnonzero(codes < 0)[0])}) belong to no instrument and are ignored",
+            f"{int(np.flatnonzero(codes < 0)[0])}) belong to no instrument and are ignored (fill in their symbol "
+            "to read them)",
             DataWarning,
             stacklevel=3,
         )
@@ -693,7 +728,7 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
         elif isinstance(values.dtype, pd.DatetimeTZDtype):
             stamps = values.dt.tz_convert("UTC")
         else:
-            stamps = pd.to_datetime(values, utc=False)
+            stamps = pd.to_datetime(values, utc=_with_offsets(values, display, column))
             if stamps.dt.tz is None:
                 if zone is None:
                     raise _no_zone(display, column)
@@ -722,6 +757,33 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
     return naive.to_numpy().view(np.int64).copy()
 
 
+# a time of day followed by a zone: Z or a UTC offset (+05, -0500, -05:00), as ISO-8601 and RFC 3339 write it
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _with_offsets(values: pd.Series, display: str, column: str) -> bool:
+    """Whether every text time carries its zone (then each is converted to UTC by its own offset: one column
+    crosses a clock change with two offsets). Some with a zone and some without is an error: which zone the
+    others are in is a guess."""
+    import pandas as pd
+
+    if not pd.api.types.is_string_dtype(values) or not len(values):
+        return False
+    text = values.astype("string")
+    zoned = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
+    if zoned.all() or not zoned.any() or values.isna().to_numpy()[~zoned].all():
+        return bool(zoned.any())
+    naive = int(np.flatnonzero(~zoned & values.notna().to_numpy())[0])
+    aware = int(np.flatnonzero(zoned)[0])
+    raise DataError(
+        display,
+        f"{int((~zoned & values.notna().to_numpy()).sum()):,} time(s) in column '{column}' have no zone (first at "
+        f"row {values.index[naive]}: {values.iloc[naive]!r}) while {int(zoned.sum()):,} have one (row "
+        f"{values.index[aware]}: {values.iloc[aware]!r})",
+        "write every time with its UTC offset (or Z), or none of them and declare the source's timezone:",
+    )
+
+
 def _first_bad_timestamp(values: pd.Series) -> str:
     import pandas as pd
 
@@ -747,6 +809,17 @@ def _numeric(frame: Frame, column: str, display: str) -> np.ndarray:
     if series.dtype == object and series.notna().any() and series.map(_bool_or_missing).all():
         # True/False with empty cells: pandas keeps Python objects (booleans and NaN); 1, 0 and NaN here
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_string_dtype(series):  # numbers but for some rows, which made the column text
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = (numbers.isna() & series.notna()).to_numpy()
+        if 0 < bad.sum() < len(series):
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                display,
+                f"{int(bad.sum()):,} value(s) of column '{column}' are not numbers (first at row "
+                f"{series.index[row]}: {series.iloc[row]!r})",
+                "fix or drop those rows, or map a numeric column",
+            )
     raise DataError(
         display, f"column '{column}' has type {series.dtype}, not numbers", "map a numeric column, or clean the file"
     )
