@@ -113,7 +113,7 @@ def test_integer_symbols_match_instruments_by_their_text(tmp_path: Path) -> None
 def test_rows_without_a_symbol_are_ignored_with_one_counted_warning(tmp_path: Path) -> None:
     table = pa.table({"t": np.arange(4, dtype=np.int64), "price": np.arange(4.0), "sym": ["A", None, "A", None]})
     pq.write_table(table, tmp_path / "all.parquet")
-    shown = r"all.parquet: 2 row\(s\) with no value in the symbol column 'sym' \(first at row 1\) .* fill in their symbol"
+    shown = r"all.parquet: 2 row\(s\) with no value in the symbol column 'sym' \(first at row 1\).*fill in their"
     with pytest.warns(DataWarning, match=shown):
         rows = read_symbols(tmp_path, _source("all.parquet"), "", {"A"})
     assert list(rows.frames) == ["A"]
