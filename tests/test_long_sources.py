@@ -110,13 +110,20 @@ def test_integer_symbols_match_instruments_by_their_text(tmp_path: Path) -> None
     assert rows.frames["3"].column(UTC_NS).to_pylist() == [1, 3, 5]  # its times, converted once
 
 
-def test_rows_without_a_symbol_are_ignored_with_one_counted_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_rows_without_a_symbol_are_ignored_with_one_counted_warning(tmp_path: Path, fmt: str) -> None:
     table = pa.table({"t": np.arange(4, dtype=np.int64), "price": np.arange(4.0), "sym": ["A", None, "A", None]})
-    pq.write_table(table, tmp_path / "all.parquet")
-    shown = r"all.parquet: 2 row\(s\) with no value in the symbol column 'sym' \(first at row 1\).*fill in their"
+    if fmt == "parquet":
+        pq.write_table(table, tmp_path / "all.parquet")
+    else:  # an empty cell
+        table.to_pandas().to_csv(tmp_path / "all.csv", index=False)
+    shown = rf"all.{fmt}: 2 row\(s\) with no value in the symbol column 'sym' \(first at row 1\).*fill in their"
     with pytest.warns(DataWarning, match=shown):
-        rows = read_symbols(tmp_path, _source("all.parquet"), "", {"A"})
+        rows = read_symbols(tmp_path, _source(f"all.{fmt}", format=fmt), "", {"A"})
     assert list(rows.frames) == ["A"]
+    kept = rows.frames["A"]
+    prices = kept.column("price").to_pylist() if fmt == "parquet" else kept["price"].tolist()
+    assert prices == [0.0, 2.0]
 
 
 def _days_project(root: Path) -> FspecProject:
