@@ -728,7 +728,7 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
         elif isinstance(values.dtype, pd.DatetimeTZDtype):
             stamps = values.dt.tz_convert("UTC")
         else:
-            stamps = pd.to_datetime(values, utc=_with_offsets(values, display, column))
+            stamps = _text_times(values, display, column)
             if stamps.dt.tz is None:
                 if zone is None:
                     raise _no_zone(display, column)
@@ -755,6 +755,25 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
             "check the time column and its unit",
         ) from None
     return naive.to_numpy().view(np.int64).copy()
+
+
+def _text_times(values: pd.Series, display: str, column: str) -> pd.Series:
+    """Text (or objects) parsed as times: naive, or aware with one offset, as pandas reads them; times whose
+    offsets differ each to UTC by their own (looked at only when pandas cannot read them with one)."""
+    import pandas as pd
+
+    problem: ValueError | None = None
+    try:
+        with warnings.catch_warnings():  # (pandas 2 warns of offsets that differ, and returns objects)
+            warnings.simplefilter("ignore", FutureWarning)
+            stamps = pd.to_datetime(values, utc=False)
+        if pd.api.types.is_datetime64_any_dtype(stamps):
+            return stamps
+    except ValueError as exc:  # (pandas 3 refuses offsets that differ)
+        problem = exc
+    if _with_offsets(values, display, column):  # (and raises for some with a zone and some without)
+        return pd.to_datetime(values, utc=True)
+    raise problem or ValueError("not times that one zone or offset can read")
 
 
 # a time of day followed by a zone: Z or a UTC offset (+05, -0500, -05:00), as ISO-8601 and RFC 3339 write it
