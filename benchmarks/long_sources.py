@@ -15,8 +15,9 @@ Each case runs in a fresh process (``fspec run``), parquet on disk to parquet on
 case once in a rotating order; the load average is printed with every round, and the ratio of each long layout
 to the per-symbol files is reported per round, for the wall time and for the CPU time of the run's process
 (user and system, all threads: less disturbed by other jobs on the machine than the wall time), with each
-case's peak memory. The outputs of the three are checked to be identical first. ``--scratch DIR`` builds the
-projects there and keeps them: a later run with the same DIR, ``--rows`` and ``--instruments`` reuses them.
+case's peak memory (the run's own process: its ``VmHWM`` at exit, see ``benchmarks/scale.py``). The outputs of
+the three are checked to be identical first. ``--scratch DIR`` builds the projects there and keeps them: a
+later run with the same DIR, ``--rows`` and ``--instruments`` reuses them.
 ``--profile`` also times reading the day's rows as a run does, in a fresh process per layout, three times
 (wall and CPU seconds): the per-symbol files on the thread pool, and ``read_symbols`` of each long file (its
 read, the symbol codes and the regrouping).

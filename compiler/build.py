@@ -71,9 +71,11 @@ def _row_tree(
     what: str = "filter",
     computed: frozenset[str] = frozenset(),
     attached: frozenset[str] = frozenset(),
+    dotted: bool = False,
 ) -> dict[str, Any] | None:
     """A row filter or computed column: a formula over the file's own columns (and, for computed columns,
-    the instrument's params) with elementwise operators only."""
+    the instrument's params) with elementwise operators only. ``dotted``: a dotted name is one column (a
+    nested field of a JSON-lines file: data.p)."""
     try:
         tree = parse(text)
     except FormulaSyntaxError as exc:
@@ -110,8 +112,8 @@ def _row_tree(
                 )
             )
             return None
-        if isinstance(node, Name) and len(node.parts) == 1:
-            return ir.Column(source, node.parts[0], "")
+        if isinstance(node, Name) and (len(node.parts) == 1 or dotted):
+            return ir.Column(source, node.dotted, "")
         if isinstance(node, Call) and node.op in ("eq", "ne") and any(isinstance(a, Text) for a in node.args):
             return text_test(node)
         if isinstance(node, Call) and node.op in REGISTRY and REGISTRY[node.op].kind == "elementwise":
@@ -134,7 +136,7 @@ def _row_tree(
         """``column == 'text'`` (either way round): 1 where the file's text column holds that text."""
         text = next(a for a in node.args if isinstance(a, Text))
         other = next((a for a in node.args if a is not text), None)
-        if not isinstance(other, Name) or len(other.parts) != 1:
+        if not isinstance(other, Name) or (len(other.parts) != 1 and not dotted):
             shown = text.source()
             problems.append(
                 diagnostic_at(
@@ -253,7 +255,8 @@ def check(root: Path, data: bool = False) -> Checked:
             where = _locate(src.filter_pos, src.filter_segments, src.filter)
             computed = frozenset(c.name for c in src.columns if c.expr is not None)
             attached = frozenset(src.asof_columns)
-            tree = _row_tree(src.filter, where, src.name, problems, computed=computed, attached=attached)
+            dotted = src.format == "jsonl"
+            tree = _row_tree(src.filter, where, src.name, problems, computed=computed, attached=attached, dotted=dotted)
             if tree is not None:
                 filters[src.name] = tree
         params = frozenset(p for inst in project.instruments.values() for p, _ in inst.params)
@@ -265,7 +268,15 @@ def check(root: Path, data: bool = False) -> Checked:
                 where = _locate(pos, segments, col.expr)
                 others = frozenset(computed - {col.name})  # a column computed from the file's own of its name is fine
                 tree = _row_tree(
-                    col.expr, where, src.name, problems, params, "computed column", others, frozenset(src.asof_columns)
+                    col.expr,
+                    where,
+                    src.name,
+                    problems,
+                    params,
+                    "computed column",
+                    others,
+                    frozenset(src.asof_columns),
+                    src.format == "jsonl",
                 )
                 if tree is not None:
                     filters[f"{src.name}.{col.name}"] = tree

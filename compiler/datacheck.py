@@ -1,10 +1,10 @@
 """``fspec validate --data``: the spec against the data's own column names, before any run.
 
 For each source the first file its path template matches is opened for its column names only (the schema of a
-parquet file, the header of a CSV): every column the source reads (its time, date, day and symbol columns,
-its mapped columns, and those its filter and computed columns use) must be there, else an error at the spec
-line that names it, with a did-you-mean from the file's columns. An event grid's events source is read too, with
-the grid's instrument and kept columns.
+parquet file, the header of a CSV, the fields of every line of a JSON-lines file): every column the source
+reads (its time, date, day and symbol columns, its mapped columns, and those its filter and computed columns
+use) must be there, else an error at the spec line that names it, with a did-you-mean from the file's columns.
+An event grid's events source is read too, with the grid's instrument and kept columns.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from fspec import paths
 from fspec.compiler.model import Project, SourceSpec
-from fspec.errors import Diagnostic, Position
+from fspec.errors import DataError, Diagnostic, Position
 from fspec.manifest import tree_columns
 from fspec.project import display_path
 
@@ -51,7 +51,15 @@ def data_problems(
             continue
         shown = display_path(root, path)
         try:
-            names = list(src.header) if src.header else file_columns(path, src.format)
+            if src.format == "jsonl":
+                from fspec import jsonlines
+
+                names = jsonlines.columns(path, src.header or (), shown)
+            else:
+                names = list(src.header) if src.header else file_columns(path, src.format)
+        except DataError as exc:
+            problems.append(Diagnostic(src.pos, f"{shown}: cannot read its columns: {exc.message}", exc.hint, "data"))
+            continue
         except (OSError, ValueError) as exc:
             problems.append(Diagnostic(src.pos, f"{shown}: cannot read its columns: {exc}", "", "data"))
             continue

@@ -215,11 +215,12 @@ def _time_problems(src: SourceSpec, doc: SourceDoc) -> list[Diagnostic]:
                 "put {date} in the path, or name the column of the dates",
             )
         )
-    if src.header is not None and src.format != "csv":
+    if src.header is not None and src.format == "parquet":
         problems.append(
             Diagnostic(
                 doc.pos(("sources", src.name, "header")),
-                "'header' names the columns of a CSV without a header line",
+                "'header' names the columns of a CSV without a header line (or the fields before each line's "
+                "JSON object)",
                 "remove it: a parquet file names its columns",
             )
         )
@@ -629,6 +630,15 @@ def _clock(text: str) -> int:
     return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) > 2 else 0)
 
 
+def default_format(path: str) -> str:
+    """The format a path's ending implies: CSV (a zip holding one), JSON lines, else parquet."""
+    if path.endswith((".csv", ".csv.gz", ".zip")):
+        return "csv"
+    if path.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")):
+        return "jsonl"
+    return "parquet"
+
+
 def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...]) -> SourceSpec:
     time = raw["time"]
     time = {"column": time} if isinstance(time, str) else time
@@ -641,7 +651,7 @@ def _source(name: str, raw: dict[str, Any], doc: SourceDoc, at: tuple[str, ...])
         else:
             columns.append(ColumnDef(col, spec["from"], spec.get("dtype", "float64"), float(spec.get("scale", 1.0))))
     path = raw["path"]
-    fmt = raw.get("format") or ("csv" if path.endswith((".csv", ".csv.gz", ".zip")) else "parquet")
+    fmt = raw.get("format") or default_format(path)
     bars = raw.get("bars")
     asof = raw.get("asof") or {}
     timed = isinstance(raw["time"], dict)

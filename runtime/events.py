@@ -27,6 +27,7 @@ from fspec.runtime.kernels import frozen, load_kernel
 from fspec.runtime.sources import (
     DataWarning,
     Frame,
+    _needles,
     _numeric,
     _read,
     _row_values,
@@ -123,7 +124,10 @@ def _event_frame(root: Path, source: SourceDef, grid: GridDef, day: str) -> tupl
     path = source_path(root, source, "", day)
     shown = display(path, root)
     wanted = [*_wanted_columns(source), grid.instrument_column, *grid.keep, *_by_columns(grid)]
-    return _read(path, source.format, list(dict.fromkeys(wanted)), shown, header=source.header), shown
+    frame = _read(
+        path, source.format, list(dict.fromkeys(wanted)), shown, header=source.header, needles=_needles(source)
+    )
+    return frame, shown
 
 
 def _labels(frame: Frame, column: str) -> Labels:

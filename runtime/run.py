@@ -317,12 +317,30 @@ class Engine:
             for source in inst.sources:
                 concrete = self.project.source_of(instrument, source)
                 if concrete.holds_many_days:
-                    if source_exists(source_path(self.manifest.root, concrete, inst.symbol, "")):
-                        found |= set(self._day_slices(source, instrument))
+                    path = source_path(self.manifest.root, concrete, inst.symbol, "")
+                    if source_exists(path):
+                        rows = len(self._rows(source, instrument, ""))
+                        days = self._day_slices(source, instrument)
+                        if rows and not days:
+                            self._outside_sessions(path, rows, instrument if concrete.holds_many_symbols else "")
+                        found |= set(days)
                 else:
                     found |= set(available_dates(self.manifest.root, concrete, inst.symbol))
             self._dates[instrument] = sorted(found)
         return self._dates[instrument]
+
+    def _outside_sessions(self, path: Path, rows: int, instrument: str) -> None:
+        """One warning for a file of many days none of whose rows (``instrument``'s, of a shared file) falls in
+        any session."""
+        s = self.session
+        hours = "-".join(f"{t // 3600:02d}:{t % 3600 // 60:02d}" for t in (s.open_seconds, s.close_seconds))
+        whose = f"the {rows:,} rows of '{instrument}'" if instrument else f"its {rows:,} rows"
+        warnings.warn(
+            f"{display(path, self.manifest.root)}: none of {whose} falls inside a session ({hours} "
+            f"{s.timezone}): they are not read (check the time zone of its times and the session)",
+            DataWarning,
+            stacklevel=3,
+        )
 
     def all_dates(self) -> list[str]:
         if self.project.dates:
@@ -620,6 +638,12 @@ class Engine:
         inst = next(iter(self.project.instruments.values()))
         concrete = self.project.source_of(inst.key, inst.sources[0])
         path = source_path(self.manifest.root, concrete, inst.symbol, day)
+        if concrete.holds_many_days and source_exists(path):  # the file is there: no instrument's row that day
+            raise DataError(
+                display(path, self.manifest.root),
+                f"no instrument has a row in the session of {day}",
+                "check the date (the file's days are those of its instruments' rows) and the instruments' symbols",
+            )
         raise DataError(
             display(path, self.manifest.root),
             f"file not found: no instrument has data on {day}",

@@ -106,24 +106,40 @@ def _read(
     header: tuple[str, ...] | None = None,
     join: bool = True,
     check: list[str] | None = None,
+    needles: tuple[tuple[str, ...], ...] = (),
 ) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
     not millions of strings). ``join``: each parquet column in one chunk (else one chunk per row group).
-    ``check``: the columns the file must have (default ``wanted``), when only some of them are read now."""
+    ``check``: the columns the file must have (default ``wanted``), when only some of them are read now.
+    ``needles``: of a JSON-lines file, the texts the source's filter needs of a line (lines without are not
+    decoded; see :func:`jsonlines.needles_of`)."""
     if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [_read(part, fmt, wanted, display, only, header, False, check) for part in parts]
+        frames = [_read(part, fmt, wanted, display, only, header, False, check, needles) for part in parts]
         if isinstance(frames[0], pa.Table):
-            table = pa.concat_tables(frames, promote_options="permissive")
+            try:
+                table = pa.concat_tables(frames, promote_options="permissive")
+            except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:  # (text in one part, numbers in another)
+                raise DataError(
+                    display,
+                    f"the part files disagree on a column's type: {exc}",
+                    "write each column with one type in every part file",
+                ) from None
             return _joined(table) if join else table
         import pandas as pd
 
         return pd.concat(frames, ignore_index=True)
     if not path.exists():
         raise DataError(display, "file not found", "check the source's 'path' template, the symbol and the date")
+    if fmt == "jsonl":
+        from fspec import jsonlines
+
+        columns = list(dict.fromkeys([*wanted, *(check or ())]))
+        text = {only[0]} if only else set()
+        return jsonlines.read(path, columns, header or (), text, display, needles).select(wanted)
     try:
         if fmt == "parquet":
             # ParquetFile, not pq.read_table: one open of the file, and no import of pyarrow.dataset (0.3 s).
@@ -148,10 +164,13 @@ def _read(
         import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
 
         text = {only[0]: str} if only else None  # symbols are text: 0700 is not 700
-        if header:
-            frame = pd.read_csv(path, header=None, names=list(header), dtype=text)
-        else:
-            frame = pd.read_csv(path, dtype=text)
+        try:
+            if header:
+                frame = pd.read_csv(path, header=None, names=list(header), dtype=text)
+            else:
+                frame = pd.read_csv(path, dtype=text)
+        except pd.errors.ParserError:
+            raise _ragged_rows(path, display, header) from None
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -164,6 +183,37 @@ def _read(
             "fix the column mapping ('from:') of this source",
         )
     return frame[wanted]
+
+
+def _ragged_rows(path: Path, display: str, header: tuple[str, ...] | None) -> DataError:
+    """A CSV whose rows do not all have its header's count of fields (pandas stops at the first with more):
+    each such row counted, and the first named by its line, in a second pass over the file."""
+    import csv
+    import gzip
+    import io
+    import zipfile
+
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        data = gzip.decompress(path.read_bytes())
+    elif magic == b"PK\x03\x04":
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(archive.namelist()[0])
+    else:
+        data = path.read_bytes()
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+    width = len(header) if header else len(next(rows, []))
+    bad = [(k, len(row)) for k, row in enumerate(rows, start=1 if header else 2) if row and len(row) != width]
+    if not bad:
+        return DataError(display, "cannot read csv file: its rows do not parse", "check that the file is complete")
+    line, count = bad[0]
+    return DataError(
+        display,
+        f"{len(bad):,} row(s) without {width} fields (first at line {line}: {count} fields)",
+        f"fix or drop those rows: every row has the {width} fields of the "
+        + ("source's header:" if header else "file's header line"),
+    )
 
 
 def _joined(table: pa.Table) -> pa.Table:
@@ -225,7 +275,8 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     # Parquet: the symbol and time columns first, the others once it is known whether the rows are grouped by
     # symbol already. Not joined: rows are regrouped chunk by chunk, and a symbol's rows of a file grouped by
     # symbol are views of their row group (joined by the loader only where they span two).
-    frame = _read(path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted)
+    needles = _needles(source)
+    frame = _read(path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted, needles)
     frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
     rest = [c for c in loaded if c not in keys] if parquet else []  # the columns not read yet
@@ -260,6 +311,15 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
         if starts[k + 1] > starts[k]:
             frames[name] = _rows(frame, int(starts[k]), int(starts[k + 1]))
     return SymbolRows(frames, _nbytes(frame))
+
+
+def _needles(source: SourceDef) -> tuple[tuple[str, ...], ...]:
+    """What the source's filter needs of a JSON-lines file's line (nothing for other formats)."""
+    if source.format != "jsonl":
+        return ()
+    from fspec import jsonlines
+
+    return jsonlines.needles_of(source.filter_tree, source.header or ())
 
 
 def _time_columns(source: SourceDef) -> list[str]:
@@ -495,7 +555,8 @@ def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, 
     if missing:
         warnings.warn(
             f"{display}: {missing:,} row(s) with no value in the symbol column '{column}' (first at row "
-            f"{int(np.flatnonzero(codes < 0)[0])}) belong to no instrument and are ignored",
+            f"{int(np.flatnonzero(codes < 0)[0])}) belong to no instrument and are ignored (fill in their symbol "
+            "to read them)",
             DataWarning,
             stacklevel=3,
         )
@@ -667,7 +728,7 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
         elif isinstance(values.dtype, pd.DatetimeTZDtype):
             stamps = values.dt.tz_convert("UTC")
         else:
-            stamps = pd.to_datetime(values, utc=False)
+            stamps = _text_times(values, display, column)
             if stamps.dt.tz is None:
                 if zone is None:
                     raise _no_zone(display, column)
@@ -696,6 +757,52 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
     return naive.to_numpy().view(np.int64).copy()
 
 
+def _text_times(values: pd.Series, display: str, column: str) -> pd.Series:
+    """Text (or objects) parsed as times: naive, or aware with one offset, as pandas reads them; times whose
+    offsets differ each to UTC by their own (looked at only when pandas cannot read them with one)."""
+    import pandas as pd
+
+    problem: ValueError | None = None
+    try:
+        with warnings.catch_warnings():  # (pandas 2 warns of offsets that differ, and returns objects)
+            warnings.simplefilter("ignore", FutureWarning)
+            stamps = pd.to_datetime(values, utc=False)
+        if pd.api.types.is_datetime64_any_dtype(stamps):
+            return stamps
+    except ValueError as exc:  # (pandas 3 refuses offsets that differ)
+        problem = exc
+    if _with_offsets(values, display, column):  # (and raises for some with a zone and some without)
+        return pd.to_datetime(values, utc=True)
+    raise problem or ValueError("not times that one zone or offset can read")
+
+
+# a time of day followed by a zone: Z or a UTC offset (+05, -0500, -05:00), as ISO-8601 and RFC 3339 write it
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _with_offsets(values: pd.Series, display: str, column: str) -> bool:
+    """Whether every text time carries its zone (then each is converted to UTC by its own offset: one column
+    crosses a clock change with two offsets). Some with a zone and some without is an error: which zone the
+    others are in is a guess."""
+    import pandas as pd
+
+    if not pd.api.types.is_string_dtype(values) or not len(values):
+        return False
+    text = values.astype("string")
+    zoned = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
+    if zoned.all() or not zoned.any() or values.isna().to_numpy()[~zoned].all():
+        return bool(zoned.any())
+    naive = int(np.flatnonzero(~zoned & values.notna().to_numpy())[0])
+    aware = int(np.flatnonzero(zoned)[0])
+    raise DataError(
+        display,
+        f"{int((~zoned & values.notna().to_numpy()).sum()):,} time(s) in column '{column}' have no zone (first at "
+        f"row {values.index[naive]}: {values.iloc[naive]!r}) while {int(zoned.sum()):,} have one (row "
+        f"{values.index[aware]}: {values.iloc[aware]!r})",
+        "write every time with its UTC offset (or Z), or none of them and declare the source's timezone:",
+    )
+
+
 def _first_bad_timestamp(values: pd.Series) -> str:
     import pandas as pd
 
@@ -718,9 +825,27 @@ def _numeric(frame: Frame, column: str, display: str) -> np.ndarray:
 
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if series.dtype == object and series.notna().any() and series.map(_bool_or_missing).all():
+        # True/False with empty cells: pandas keeps Python objects (booleans and NaN); 1, 0 and NaN here
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_string_dtype(series):  # numbers but for some rows, which made the column text
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = (numbers.isna() & series.notna()).to_numpy()
+        if 0 < bad.sum() < len(series):
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                display,
+                f"{int(bad.sum()):,} value(s) of column '{column}' are not numbers (first at row "
+                f"{series.index[row]}: {series.iloc[row]!r})",
+                "fix or drop those rows, or map a numeric column",
+            )
     raise DataError(
         display, f"column '{column}' has type {series.dtype}, not numbers", "map a numeric column, or clean the file"
     )
+
+
+def _bool_or_missing(value: object) -> bool:
+    return isinstance(value, bool) or (isinstance(value, float) and value != value)
 
 
 def _text_test(frame: Frame, node: dict[str, Any], display: str) -> np.ndarray:
@@ -838,7 +963,9 @@ def load_source(
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
     if frame is None:
-        frame = _read(path, source.format, _wanted_columns(source), shown, header=source.header)
+        frame = _read(
+            path, source.format, _wanted_columns(source), shown, header=source.header, needles=_needles(source)
+        )
     ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():

@@ -123,3 +123,98 @@ def test_descending_rows_are_reversed(tmp_path: Path) -> None:
     code, output, root = _run(tmp_path, _frame().iloc[::-1])
     assert code == 0 and "rows are in descending time order; reversed them" in output
     assert _out(root)["last_price_60s_abc"].iloc[0] == 102.0
+
+
+# ---- CSV rows, zones, days: each names the file, counts what it affects and says the fix -------------------
+
+CSV_PROJECT = """\
+spec_version: 1
+sources:
+  trades:
+    path: PATH
+    time: TIME
+    columns: {price: float64, size: float64}
+instruments:
+  abc: {symbol: abc}
+intervals: [60s]
+session: {timezone: America/New_York, open: "09:30", close: "09:40"}
+"""
+
+
+def _csv_run(tmp_path: Path, files: dict[str, str], path: str, time: str = "ts", *args: str) -> tuple[int, str, Path]:
+    """``files``: CSV texts by their path under data/ (a .gz name is written gzip-compressed)."""
+    import gzip
+
+    root = tmp_path / "p"
+    make_project(root, {"project.yaml": CSV_PROJECT.replace("PATH", path).replace("TIME", time), "f.yaml": FEATURES})
+    for name, text in files.items():
+        target = root / "data" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    expect(cli("compile", "--project", root), 0)
+    result = cli("run", "--project", root, *args)
+    return result.exit_code, result.output, root
+
+
+ROWS = [f"2024-03-05T09:3{k}:00-05:00,{100 + k},{k + 1}" for k in range(6)]
+
+
+def test_csv_rows_with_other_counts_of_fields_are_an_error_counting_them(tmp_path: Path) -> None:
+    rows = [*ROWS[:2], ROWS[2] + ",7", *ROWS[3:5], ROWS[5] + ",8,9"]
+    text = "ts,price,size\n" + "\n".join(rows) + "\n"
+    code, output, root = _csv_run(tmp_path, {"abc_20240305.csv.gz": text}, "data/{symbol}_{date}.csv.gz")
+    assert code == 1 and "Traceback" not in output
+    assert "data/abc_20240305.csv.gz: 2 row(s) without 3 fields (first at line 4: 4 fields)" in output
+    assert "fix or drop those rows: every row has the 3 fields of the file's header line" in output
+    assert not (root / "out").exists() or not list((root / "out").glob("*.parquet"))  # nothing written
+
+
+def test_csv_values_that_are_no_numbers_are_an_error_counting_them(tmp_path: Path) -> None:
+    rows = [*ROWS[:3], ROWS[3].replace(",103,", ",1o3,"), ROWS[4], ROWS[5].replace(",105,", ",n/a?,")]
+    code, output, _ = _csv_run(
+        tmp_path, {"abc_20240305.csv": "ts,price,size\n" + "\n".join(rows)}, "data/{symbol}_{date}.csv"
+    )
+    assert code == 1
+    assert "data/abc_20240305.csv: 2 value(s) of column 'price' are not numbers (first at row 3: '1o3')" in output
+    assert "fix or drop those rows" in output
+
+
+def test_one_column_with_and_without_zones_is_an_error_and_different_offsets_are_read(tmp_path: Path) -> None:
+    """Times with a zone beside times without one: which zone the others are in would be a guess. Offsets that
+    differ (a clock change inside a file, or a feed writing UTC and local times) are each the instant they say."""
+    mixed = [ROWS[0], ROWS[1].replace("-05:00", ""), ROWS[2].replace("-05:00", ""), ROWS[3]]
+    code, output, _ = _csv_run(
+        tmp_path / "a", {"abc_20240305.csv": "ts,price,size\n" + "\n".join(mixed)}, "data/{symbol}_{date}.csv"
+    )
+    assert code == 1
+    assert "2 time(s) in column 'ts' have no zone (first at row 1: '2024-03-05T09:31:00') while 2 have one" in output
+    assert "write every time with its UTC offset (or Z), or none of them" in output
+    offsets = [ROWS[0], "2024-03-05T14:31:00Z,101,2", "2024-03-05T15:32:00+01:00,102,3", ROWS[3]]
+    code, output, root = _csv_run(
+        tmp_path / "b", {"abc_20240305.csv": "ts,price,size\n" + "\n".join(offsets)}, "data/{symbol}_{date}.csv"
+    )
+    assert code == 0, output
+    np.testing.assert_array_equal(_out(root)["volume_60s_abc"].iloc[:5], [1.0, 2.0, 3.0, 4.0, 0.0])
+
+
+def test_a_failed_date_writes_nothing_and_leaves_the_days_before_whole(tmp_path: Path) -> None:
+    good = "ts,price,size\n" + "\n".join(ROWS)
+    bad = "ts,price,size\n" + "\n".join(r.replace("2024-03-05", "2024-03-06") for r in ROWS[:2]) + ",1\n"
+    files = {"abc_20240305.csv": good, "abc_20240306.csv": bad}
+    code, output, root = _csv_run(tmp_path, files, "data/{symbol}_{date}.csv")
+    assert code == 1 and "data/abc_20240306.csv: 1 row(s) without 3 fields" in output
+    assert sorted(p.name for p in (root / "out").iterdir()) == ["features_20240305_60s.parquet"]  # no temp file
+    assert _out(root)["volume_60s_abc"].sum() == 21.0
+
+
+def test_a_file_of_many_days_outside_every_session_is_said_and_a_day_of_no_rows_named(tmp_path: Path) -> None:
+    evening = "ts,price,size\n2024-03-05T19:30:00-05:00,100,1\n2024-03-05T19:31:00-05:00,101,2\n"
+    code, output, _ = _csv_run(tmp_path / "a", {"all.csv": evening}, "data/all.csv")
+    assert code == 1
+    assert "data/all.csv: none of its 2 rows falls inside a session (09:30-09:40 America/New_York)" in output
+    assert "check the time zone of its times and the session" in output
+    code, output, _ = _csv_run(
+        tmp_path / "b", {"all.csv": "ts,price,size\n" + "\n".join(ROWS)}, "data/all.csv", "ts", "--date", "2024-03-06"
+    )
+    assert code == 1 and "data/all.csv: no instrument has a row in the session of 2024-03-06" in output
+    assert "file not found" not in output

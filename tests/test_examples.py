@@ -5,6 +5,8 @@ Each example is copied to a fresh folder (nothing is written into the repository
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -41,10 +43,30 @@ def crypto(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _capture(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trades and book-ticker updates of the example's raw capture (lines ``<receive ns> <JSON>``), parsed
+    here with the json module, apart from fspec's reader."""
+    trades, quotes = [], []
+    for path in sorted((root / "data").glob("btcusdt_*.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                received, _, body = line.partition(" ")
+                message = json.loads(body)
+                data = message.get("data", {})
+                if message.get("stream") == "btcusdt@trade":
+                    trades.append((int(received), float(data["p"]), float(data["q"]), bool(data["m"])))
+                elif message.get("stream") == "btcusdt@bookTicker":
+                    quotes.append((int(received), *(float(data[k]) for k in ("b", "B", "a", "A"))))
+    return (
+        pd.DataFrame(trades, columns=["local_ts_ns", "price", "qty", "is_buyer_maker"]),
+        pd.DataFrame(quotes, columns=["local_ts_ns", "bid_px", "bid_qty", "ask_px", "ask_qty"]),
+    )
+
+
 def _crypto_expected(root: Path, day: str, width: int) -> pd.DataFrame:
     """Bars of one UTC day (the session is 00:00-24:00 UTC) from the raw example files, with pandas."""
-    trades = pd.read_parquet(root / "data" / "btcusdt_trades.parquet")
-    quotes = pd.read_parquet(root / "data" / "btcusdt_bbo.parquet")
+    trades, quotes = _capture(root)
+    assert len(trades) == 19_904 and len(quotes) == 73_174  # the capture's counts (data/README.md)
     start = pd.Timestamp(day, tz="UTC").value
     end = start + 86_400 * 10**9
     n = 86_400 // width
@@ -52,7 +74,7 @@ def _crypto_expected(root: Path, day: str, width: int) -> pd.DataFrame:
     quotes = quotes[(quotes.local_ts_ns >= start) & (quotes.local_ts_ns < end)]
     t_bar = (trades.local_ts_ns - start) // (width * 10**9)
     r = np.log(trades.price).diff().fillna(0.0)  # the day's first trade has no return
-    side = np.where(trades.is_buyer_maker == 1, -1.0, 1.0)
+    side = np.where(trades.is_buyer_maker, -1.0, 1.0)
     out = pd.DataFrame(index=range(n))
     by = trades.assign(bar=t_bar, r=r, r2=r**2, signed=trades.qty * side, pq=trades.price * trades.qty).groupby("bar")
     out["volume"] = by.qty.sum().reindex(range(n), fill_value=0.0)
@@ -89,15 +111,54 @@ def test_crypto_24h_matches_pandas(crypto: Path, day: str, width: int) -> None:
     assert got["trade_count" + col].sum() > 0  # the day really has data in the example
 
 
-def test_crypto_24h_splits_one_file_at_midnight(crypto: Path) -> None:
-    """The capture crosses 00:00 UTC: the last trade before midnight is in 08-08's file, the first after it
-    opens 08-09's session with no return from the day before."""
+def test_crypto_24h_splits_the_capture_at_midnight(crypto: Path) -> None:
+    """The capture crosses 00:00 UTC: the trades before midnight make 08-08's session, those after it open
+    08-09's with no return from the day before."""
     before = pd.read_parquet(crypto / "out" / "features_20240808_10s.parquet")
     after = pd.read_parquet(crypto / "out" / "features_20240809_10s.parquet")
-    trades = pd.read_parquet(crypto / "data" / "btcusdt_trades.parquet")
+    trades, _ = _capture(crypto)
     midnight = pd.Timestamp("2024-08-09", tz="UTC").value
     assert before["trade_count_10s_btcusdt"].sum() == (trades.local_ts_ns < midnight).sum()
     assert after["trade_count_10s_btcusdt"].sum() == (trades.local_ts_ns >= midnight).sum()
+
+
+BINANCE = REPO.parent / "shared" / "data" / "binance_btcusdt_hftbacktest"  # the capture and its CSV extracts
+EXTRACTS = ("trades.csv.gz", "bbo.csv.gz")
+CSV_SOURCES = """
+sources:
+  trades:
+    path: data/trades.csv.gz
+    time: {column: local_ts_ns, unit: ns}
+    columns:
+      price: float64
+      size: {from: qty}
+      side: {expr: "1 - 2 * is_buyer_maker"}
+    filter: "price > 0 and qty > 0"
+  quotes:
+    path: data/bbo.csv.gz
+    time: {column: local_ts_ns, unit: ns}
+    columns: {bid: {from: bid_px}, ask: {from: ask_px}, bid_size: {from: bid_qty}, ask_size: {from: ask_qty}}
+"""
+
+
+@pytest.mark.skipif(not all((BINANCE / f).exists() for f in EXTRACTS), reason="the capture's CSV extracts are absent")
+def test_crypto_24h_raw_capture_equals_its_csv_extracts(crypto: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same project over the data set's tidy CSV extracts of the capture, copied unchanged (gzip CSV,
+    is_buyer_maker written True/False, read as booleans and used in an expression), writes the very values
+    the raw JSON lines give: every column of every file, bit for bit."""
+    root = _copy("crypto_24h", tmp_path_factory)
+    for name in EXTRACTS:
+        shutil.copyfile(BINANCE / name, root / "data" / name)
+    project = (root / "specs" / "project.yaml").read_text(encoding="utf-8")
+    head, tail = project.split("\nsources:\n")[0], project.split("\ninstruments:\n")[1]
+    (root / "specs" / "project.yaml").write_text(f"{head}\n{CSV_SOURCES}\ninstruments:\n{tail}", encoding="utf-8")
+    for command in ("validate", "compile", "run"):
+        expect(cli(command, "--project", root), 0)
+    files = sorted(p.name for p in (crypto / "out").glob("*.parquet"))
+    assert files == sorted(p.name for p in (root / "out").glob("*.parquet")) and len(files) == 4
+    for name in files:
+        raw, extract = pd.read_parquet(crypto / "out" / name), pd.read_parquet(root / "out" / name)
+        pd.testing.assert_frame_equal(raw, extract, check_exact=True)
 
 
 # ---- taq_raw ----------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ bit for bit, whatever the order of the long file's rows.
 
 from __future__ import annotations
 
+import gzip
+import json
 import warnings
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO, FspecProject, make_project, shipped_specs
+from conftest import REPO, FspecProject, cli, expect, make_project, shipped_specs
 
 from fspec.manifest import ColumnDef, SourceDef
 from fspec.runtime.sources import UTC_NS, DataWarning, read_symbols
@@ -108,12 +110,20 @@ def test_integer_symbols_match_instruments_by_their_text(tmp_path: Path) -> None
     assert rows.frames["3"].column(UTC_NS).to_pylist() == [1, 3, 5]  # its times, converted once
 
 
-def test_rows_without_a_symbol_are_ignored_with_one_counted_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_rows_without_a_symbol_are_ignored_with_one_counted_warning(tmp_path: Path, fmt: str) -> None:
     table = pa.table({"t": np.arange(4, dtype=np.int64), "price": np.arange(4.0), "sym": ["A", None, "A", None]})
-    pq.write_table(table, tmp_path / "all.parquet")
-    with pytest.warns(DataWarning, match=r"all.parquet: 2 row\(s\) with no value in the symbol column 'sym'"):
-        rows = read_symbols(tmp_path, _source("all.parquet"), "", {"A"})
+    if fmt == "parquet":
+        pq.write_table(table, tmp_path / "all.parquet")
+    else:  # an empty cell
+        table.to_pandas().to_csv(tmp_path / "all.csv", index=False)
+    shown = rf"all.{fmt}: 2 row\(s\) with no value in the symbol column 'sym' \(first at row 1\).*fill in their"
+    with pytest.warns(DataWarning, match=shown):
+        rows = read_symbols(tmp_path, _source(f"all.{fmt}", format=fmt), "", {"A"})
     assert list(rows.frames) == ["A"]
+    kept = rows.frames["A"]
+    prices = kept.column("price").to_pylist() if fmt == "parquet" else kept["price"].tolist()
+    assert prices == [0.0, 2.0]
 
 
 def _days_project(root: Path) -> FspecProject:
@@ -207,6 +217,8 @@ def _text_project(root: Path, fmt: str) -> tuple[FspecProject, pd.DataFrame]:
     path.parent.mkdir(parents=True)
     if fmt == "parquet":
         frame.to_parquet(path, index=False)
+    elif fmt == "jsonl":  # times as ISO text with their offset, the missing exchange a JSON null
+        frame.to_json(path, orient="records", lines=True, date_format="iso", date_unit="ns")
     else:
         frame.to_csv(path, index=False)
     project = {
@@ -242,7 +254,7 @@ def _text_project(root: Path, fmt: str) -> tuple[FspecProject, pd.DataFrame]:
     return made, frame
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
 def test_text_columns_compare_in_filters_and_computed_columns(tmp_path: Path, fmt: str) -> None:
     project, frame = _text_project(tmp_path, fmt)
     listed = frame["exchange"].isin(["N", "P", "Q"])
@@ -282,6 +294,97 @@ def test_a_number_column_compared_with_text_names_the_file_and_column(tmp_path: 
         from fspec.runtime.run import RunOptions, run
 
         run(load_manifest(made.root), RunOptions())
+
+
+def _stream_lines(rng: np.random.Generator) -> tuple[list[str], pd.DataFrame]:
+    """A recorder's capture of two symbols' combined streams, as Binance's look: ``<receive ns> <JSON>`` a line,
+    trades and book updates interleaved in time order, prices as JSON text, the maker flag a boolean, depth
+    lines whose ``data.p`` is a list (not a value), and one trade line whose stream is written with an escape
+    (``\u0040`` for ``@``): a line the filter's texts are not found in literally, still a trade."""
+    start = pd.Timestamp("2024-08-09", tz="UTC").value
+    lines, trades = [], []
+    ts = start + np.cumsum(rng.integers(1, 5 * 10**9, 3_000))
+    for k, t in enumerate(ts):
+        symbol = ("BTCUSDT", "ETHUSDT")[k % 2]
+        kind = rng.choice(["trade", "book", "depth"])
+        if kind == "trade":
+            price, qty, maker = (
+                round(float(rng.uniform(100, 200)), 2),
+                round(float(rng.uniform(0.01, 2)), 5),
+                bool(k % 3),
+            )
+            data = {"e": "trade", "s": symbol, "p": f"{price:.8f}", "q": f"{qty:.8f}", "m": maker}
+            stream = f"{symbol.lower()}@trade"
+            trades.append((int(t), symbol, price, qty, maker))
+        elif kind == "book":
+            data, stream = {"s": symbol, "b": "1.0", "a": "2.0"}, f"{symbol.lower()}@bookTicker"
+        else:
+            data, stream = {"s": symbol, "p": [["1.0", "2.0"]]}, f"{symbol.lower()}@depth@100ms"
+        text = json.dumps({"stream": stream, "data": data})
+        if kind == "trade" and len(trades) == 5:
+            text = text.replace("@trade", "\\u0040trade")
+        lines.append(f"{int(t)} {text}")
+    assert any("\\u0040trade" in line for line in lines)
+    return lines, pd.DataFrame(trades, columns=["ts", "symbol", "price", "qty", "maker"])
+
+
+def test_json_lines_of_many_streams_and_symbols_read_by_dotted_fields(tmp_path: Path) -> None:
+    """One gzip JSON-lines file of two symbols and three streams: the symbol a nested field, the receive time a
+    field before each object, the trades kept by a text filter on the stream, prices read from JSON text.
+    Checked against pandas over the records as they were written."""
+    rng = np.random.default_rng(11)
+    lines, trades = _stream_lines(rng)
+    path = tmp_path / "data" / "capture.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    project = {
+        "spec_version": 1,
+        "sources": {
+            "trades": {
+                "path": "data/capture.jsonl.gz",
+                "header": ["received"],
+                "symbol": "data.s",
+                "time": {"column": "received", "unit": "ns"},
+                "columns": {
+                    "price": {"from": "data.p"},
+                    "size": {"from": "data.q"},
+                    "side": {"expr": "1 - 2 * data.m"},
+                },
+                "filter": "stream in ['btcusdt@trade', 'ethusdt@trade'] and data.q > 0",
+            }
+        },
+        "instruments": {"btc": {"symbol": "BTCUSDT"}, "eth": {"symbol": "ETHUSDT"}},
+        "intervals": ["1m"],
+        "session": {"timezone": "UTC", "open": "00:00", "close": "24:00"},
+    }
+    features = {
+        "spec_version": 1,
+        "features": [
+            {"name": "volume", "formula": "sum(trades.size)"},
+            {"name": "signed", "formula": "sum(trades.size * trades.side)"},
+            {"name": "vwap", "formula": "wmean(trades.price, trades.size)"},
+        ],
+    }
+    made = make_project(tmp_path, {"project.yaml": project, "features.yaml": features})
+    expect(cli("validate", "--data", "--project", tmp_path), 0)
+    made.compile()
+    made.run()
+    got = made.output("2024-08-09", 60)
+    start = pd.Timestamp("2024-08-09", tz="UTC").value
+    for key, symbol in (("btc", "BTCUSDT"), ("eth", "ETHUSDT")):
+        mine = trades[trades.symbol == symbol]
+        bar = (mine.ts - start) // (60 * 10**9)
+        by = mine.assign(signed=mine.qty * np.where(mine.maker, -1.0, 1.0), pq=mine.price * mine.qty).groupby(bar)
+        np.testing.assert_allclose(got[f"volume_60s_{key}"], by.qty.sum().reindex(range(1440), fill_value=0.0))
+        np.testing.assert_allclose(got[f"signed_60s_{key}"], by.signed.sum().reindex(range(1440), fill_value=0.0))
+        np.testing.assert_allclose(got[f"vwap_60s_{key}"], (by.pq.sum() / by.qty.sum()).reindex(range(1440)))
+    assert got["volume_60s_btc"].sum() + got["volume_60s_eth"].sum() == pytest.approx(trades.qty.sum())
+    # a misspelled field is an error at its spec line before any run, with a did-you-mean from every line's fields
+    project["sources"]["trades"]["columns"]["size"] = {"from": "data.qq"}
+    make_project(tmp_path, {"project.yaml": project})
+    shown = expect(cli("validate", "--data", "--project", tmp_path), 1)
+    assert "column 'data.qq' is not in data/capture.jsonl.gz" in shown and "did you mean 'data.q'?" in shown
 
 
 def test_hive_partitions_with_part_files_read_like_one_file_a_day(tmp_path: Path) -> None:

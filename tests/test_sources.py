@@ -301,3 +301,107 @@ def test_a_local_time_that_does_not_exist_is_an_error_naming_the_file(tmp_path: 
 def test_part_files_that_match_nothing_are_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no file matches"):
         load(tmp_path, source("ns") | {"path": "parts/{date}/part-*.parquet"})
+
+
+# ---- JSON lines and CSV booleans ------------------------------------------------------------------------
+
+
+def _jsonl(root: Path, lines: list[str], name: str = "abc_20240304.jsonl") -> Path:
+    path = root / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_json_lines_type_each_column_over_the_file(tmp_path: Path) -> None:
+    """Whole numbers (and text of them: nanosecond epochs keep every digit) as int64, decimals and text of
+    decimals as float64, booleans as booleans, other text as text; a field absent, null, or an object or a
+    list on a line is missing there; the symbol column stays text (0700 is not 700)."""
+    from fspec import jsonlines
+
+    lines = [
+        '1723161254087896568 {"s": "0700", "n": 1, "p": "61837.63000000", "m": true, "k": "BUY", "d": {"x": 2}}',
+        '1723161254087896569 {"s": "0700", "n": 2, "p": 1.5, "m": false, "k": null, "d": {"x": [1]}}',
+        '1723161254087896570 {"s": 17, "n": 3, "m": null, "k": "SELL", "d": 4}',
+    ]
+    path = _jsonl(tmp_path, lines)
+    table = jsonlines.read(path, ["t", "s", "n", "p", "m", "k", "d.x"], ("t",), {"s"}, "f")
+    assert table.column("t").type == pa.int64()
+    assert table.column("t").to_pylist() == [1723161254087896568, 1723161254087896569, 1723161254087896570]
+    assert table.column("s").to_pylist() == ["0700", "0700", "17"]
+    assert table.column("n").type == pa.int64() and table.column("n").to_pylist() == [1, 2, 3]
+    assert table.column("p").type == pa.float64() and table.column("p").to_pylist() == [61837.63, 1.5, None]
+    assert table.column("m").to_pylist() == [True, False, None]
+    assert table.column("k").to_pylist() == ["BUY", None, "SELL"]
+    assert table.column("d.x").to_pylist() == [2, None, None]  # a list, and d not an object: missing
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (['1 {"p": 1}', '2 {"p": 2', '3 {"p": 3}', "4 [1, 2]"], r"2 bad line\(s\) of 4; the first, line 2: it is not"),
+        (['1 {"p": 1}', '{"p": 2}'], r"1 bad line\(s\) of 2; the first, line 2: it has 0 field\(s\) before its JSON"),
+        (['1 {"p": 1}', '2 {"p": 2}'], r"missing column\(s\) q: no line has them; the file has: t, p"),
+    ],
+)
+def test_bad_json_lines_name_the_file_the_count_and_the_first(tmp_path: Path, lines: list[str], message: str) -> None:
+    from fspec import jsonlines
+
+    path = _jsonl(tmp_path, lines)
+    with pytest.raises(DataError, match=message) as caught:
+        jsonlines.read(path, ["t", "p", "q"] if "missing" in message else ["t", "p"], ("t",), set(), "data/x.jsonl")
+    assert caught.value.file == "data/x.jsonl" and caught.value.hint
+
+
+def test_json_lines_come_plain_gzip_or_zipped_alike(tmp_path: Path) -> None:
+    import gzip
+    import zipfile
+
+    from fspec import jsonlines
+
+    text = '5 {"a": {"b": "x\u2028y"}, "p": 1}\n6 {"a": {"b": "z"}, "p": 2}\n'  # (a U+2028 inside a text)
+    (tmp_path / "plain.jsonl").write_text(text, encoding="utf-8")
+    with gzip.open(tmp_path / "packed.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write(text)
+    with zipfile.ZipFile(tmp_path / "zipped.zip", "w") as archive:
+        archive.writestr("inside.jsonl", text)
+    for name in ("plain.jsonl", "packed.jsonl.gz", "zipped.zip"):
+        table = jsonlines.read(tmp_path / name, ["t", "a.b", "p"], ("t",), set(), name)
+        assert table.to_pydict() == {"t": [5, 6], "a.b": ["x\u2028y", "z"], "p": [1, 2]}, name
+
+
+def test_lines_a_filter_cannot_keep_are_not_decoded_and_change_nothing(tmp_path: Path) -> None:
+    """A line without the filter's text (and no escape) is skipped undecoded, even a broken one; a line with
+    an escape is decoded whatever it holds; a column found only on skipped lines is no error."""
+    from fspec import jsonlines
+
+    lines = ['1 {"k": "a", "p": 1}', '2 {"k": "b", "q": [}', '3 {"k": "\\u0061", "p": 3}', '4 {"k": "b", "r": 1}']
+    path = _jsonl(tmp_path, lines)
+    tree = {"op": "and_", "args": [{"op": "eq", "args": [{"column": "k"}, {"text": "a"}]}, {"op": "gt", "args": []}]}
+    needles = jsonlines.needles_of(tree, ("t",))
+    assert needles == (('"a"',),)
+    table = jsonlines.read(path, ["t", "k", "p", "r"], ("t",), set(), "f", needles)
+    assert table.column("t").to_pylist() == [1, 3] and table.column("k").to_pylist() == ["a", "a"]
+    with pytest.raises(DataError, match=r"1 bad line\(s\) of 4; the first, line 2"):
+        jsonlines.read(path, ["t", "k", "p"], ("t",), set(), "f")  # without the filter every line is decoded
+    either = {"op": "or_", "args": [{"op": "eq", "args": [{"column": "k"}, {"text": t}]} for t in ("a", "b")]}
+    assert jsonlines.needles_of(either, ("t",)) == (('"a"', '"b"'),)
+    on_header = {"op": "eq", "args": [{"column": "t"}, {"text": "1"}]}  # a leading field is not JSON text
+    assert jsonlines.needles_of(on_header, ("t",)) == ()
+
+
+def test_csv_true_false_text_reads_as_booleans_with_empty_cells_missing(tmp_path: Path) -> None:
+    """The Binance extracts write is_buyer_maker as True/False: 1 and 0 in expressions; an empty cell is NaN."""
+    frame = pd.DataFrame({"t": UTC_NS[:4], "x": [1.0, 2.0, 3.0, 4.0]})
+    text = frame.to_csv(index=False).splitlines()
+    flags = ["m", "True", "", "False", "true"]
+    (tmp_path / "abc_20240304.csv").write_text(
+        "\n".join(f"{line},{flag}" for line, flag in zip(text, flags, strict=True)) + "\n", encoding="utf-8"
+    )
+    src = source("ns") | {"path": "{symbol}_{date}.csv", "format": "csv"}
+    src["columns"] = [{"name": "m", "source_column": "m", "dtype": "float64", "expr": None, "scale": 1.0}]
+    src["column_trees"] = {
+        "side": {"op": "sub", "args": [{"const": 1.0}, {"op": "mul", "args": [{"const": 2.0}, {"column": "m"}]}]}
+    }
+    ticks = load(tmp_path, src)
+    np.testing.assert_array_equal(ticks.columns["m"], [1.0, np.nan, 0.0, 1.0])
+    np.testing.assert_array_equal(ticks.columns["side"], [-1.0, np.nan, 1.0, -1.0])
