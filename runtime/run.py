@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,12 +19,13 @@ from fspec.grain import natural_key
 from fspec.manifest import ProjectDef, SourceDef, UniverseDef
 from fspec.naming import interval_token
 from fspec.runtime.cache import BudgetCache
+from fspec.runtime.calls import KernelCall, schedule
 from fspec.runtime.chain import chain_slots
 from fspec.runtime.columns import with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.events import EventDayResult, GridRunner
 from fspec.runtime.grid import column_of, history_sessions
-from fspec.runtime.kernels import load_kernel, reduce_entities, reduce_session, run_all, threads
+from fspec.runtime.kernels import load_kernel, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import columns_by_interval
 from fspec.runtime.sources import (
@@ -81,114 +81,6 @@ class RunOptions:
 
 
 @dataclass
-class _KernelCall:
-    """One instrument's session through its source's kernel, ready to run on any thread."""
-
-    pair: tuple[str, str]
-    block: int  # the day's position in the pair's blocks
-    module: ModuleType
-    ts: np.ndarray
-    bar_ends: np.ndarray  # the grid's bar ends that day (UTC ns)
-    columns: list[np.ndarray]
-    params: np.ndarray
-    out: np.ndarray | None = None  # where the slots go, (slots, bars); None: a new array
-
-    @property
-    def ticks(self) -> int:
-        return int(self.ts.shape[0])
-
-    def run(self) -> tuple[_KernelCall, np.ndarray]:
-        return self, reduce_session(self.module, self.ts, self.bar_ends, self.columns, self.params, out=self.out)
-
-    def halves(self) -> tuple[Callable[[], None], Callable[[], tuple[_KernelCall, np.ndarray]]] | None:
-        """The session as two calls split at the bar edge before its middle tick; the second continues the
-        first's tick-level state, so it must start after the first has started (it waits for it to end).
-        None if there is no such edge."""
-        n = self.ticks
-        bar = int(np.searchsorted(self.bar_ends, self.ts[n // 2], side="right")) if n else 0
-        if bar <= 0 or bar >= len(self.bar_ends):
-            return None
-        m = int(np.searchsorted(self.ts, self.bar_ends[bar - 1]))
-        if m <= 0 or m >= n:
-            return None
-        carry = np.empty(self.module.CARRY, dtype=np.float64)
-        first_done = threading.Event()
-        first_out: list[np.ndarray] = []
-
-        def first() -> None:
-            try:
-                part = [c[:m] for c in self.columns]
-                ends = self.bar_ends[:bar]
-                first_out.append(reduce_session(self.module, self.ts[:m], ends, part, self.params, carry))
-            finally:
-                first_done.set()
-
-        def second() -> tuple[_KernelCall, np.ndarray]:
-            first_done.wait()
-            if not first_out:
-                raise RuntimeError("the first part of a split kernel call failed")
-            part = [c[m:] for c in self.columns]
-            rest = reduce_session(self.module, self.ts[m:], self.bar_ends[bar:], part, self.params, carry, True)
-            return self, np.concatenate([first_out[0], rest], axis=1)
-
-        return first, second
-
-
-@dataclass
-class _BatchCall:
-    """The sessions of several instruments of one source on one day in one kernel call (their rows one after
-    another, with offsets): a universe of hundreds of short sessions is a few calls, not hundreds."""
-
-    calls: list[_KernelCall]
-
-    @property
-    def ticks(self) -> int:
-        return sum(c.ticks for c in self.calls)
-
-    def run(self) -> list[tuple[_KernelCall, np.ndarray]]:
-        first = self.calls[0]
-        module, bar_ends = first.module, first.bar_ends
-        starts = np.zeros(len(self.calls) + 1, dtype=np.int64)
-        np.cumsum([c.ticks for c in self.calls], out=starts[1:])
-        ts = np.concatenate([c.ts for c in self.calls])
-        columns = [np.concatenate([c.columns[k] for c in self.calls]) for k in range(len(first.columns))]
-        params = np.stack([c.params for c in self.calls]) if module.PARAMS else np.empty((len(self.calls), 0))
-        carry = np.empty((len(self.calls), module.CARRY), dtype=np.float64)
-        out = np.empty((len(self.calls), len(module.SLOTS), len(bar_ends)), dtype=np.float64)
-        reduce_entities(module, ts, starts, bar_ends, columns, params, carry, False, out)
-        return [(call, out[e]) for e, call in enumerate(self.calls)]
-
-
-# A session of fewer ticks than this is run in a call with others of its source and day (see ``_batched``);
-# a longer one gets a call of its own (and may be split in two halves to share the threads out). A batch copies
-# its sessions' rows into one run: worth it while the copy costs less than a call (about 0.1 ms), not for
-# sessions of tens of thousands of ticks (500 instruments of 20,000 ticks copied 0.5 GB).
-BATCH_TICKS = 2_000
-
-
-def _batched(calls: list[_KernelCall], workers: int) -> tuple[list[_KernelCall], list[_BatchCall]]:
-    """The calls that run alone, and batches of the short ones: per source and day, ``workers`` batches of about
-    equal ticks (the instruments' order kept), when that makes batches of more than one call."""
-    alone: list[_KernelCall] = []
-    groups: dict[tuple[str, int], list[_KernelCall]] = {}
-    for call in calls:
-        if call.ticks < BATCH_TICKS:
-            groups.setdefault((call.pair[0], id(call.bar_ends)), []).append(call)
-        else:
-            alone.append(call)
-    batches: list[_BatchCall] = []
-    for group in groups.values():
-        if len(group) <= workers:
-            alone += group
-            continue
-        total = sum(c.ticks for c in group) or 1
-        cuts = np.searchsorted(np.cumsum([c.ticks for c in group]), np.arange(1, workers) * total / workers)
-        for part in np.split(np.arange(len(group)), np.unique(np.clip(cuts, 1, len(group) - 1))):
-            batches.append(_BatchCall([group[k] for k in part]))
-    return alone, batches
-
-
-@dataclass
 class _Stacked:
     """One source's slots of all its instruments on one day: ``values[row_of[instrument], slot, bar]``."""
 
@@ -205,43 +97,6 @@ class _Stacked:
         if rows == list(range(len(self.row_of))):
             return self.values[:, index, :]
         return self.values[rows, index, :]
-
-
-Job = Callable[[], list[tuple[_KernelCall, np.ndarray]]]
-
-
-def _schedule(calls: list[_KernelCall], workers: int) -> list[Job]:
-    """Jobs for ``workers`` threads taking them in order, each giving its calls' slots: the short sessions of a
-    source in batches (``_batched``); longest first, so that a big instrument does not start last and run alone;
-    and when the calls do not share out evenly (5 on 2 threads), the smallest leftover ones split in two halves,
-    the first halves first and the second halves last (they continue the first)."""
-    alone, batches = _batched(calls, workers)
-    calls = sorted(alone, key=lambda c: -c.ticks)
-    leftover = len(calls) % workers if workers > 1 and len(calls) > workers else 0
-    firsts: list[Callable[[], None]] = []
-    seconds: list[Job] = []
-    whole: list[Job] = [b.run for b in sorted(batches, key=lambda b: -b.ticks)]
-    for k, call in enumerate(calls):
-        halves = call.halves() if k >= len(calls) - leftover else None
-        if halves is None:
-            whole.append(partial(_alone, call))
-        else:
-            firsts.append(halves[0])
-            seconds.append(partial(_second_half, halves[1]))
-    return [*(partial(_first_half, f) for f in firsts), *whole, *seconds]
-
-
-def _alone(call: _KernelCall) -> list[tuple[_KernelCall, np.ndarray]]:
-    return [call.run()]
-
-
-def _first_half(run: Callable[[], None]) -> list[tuple[_KernelCall, np.ndarray]]:
-    run()
-    return []
-
-
-def _second_half(run: Callable[[], tuple[_KernelCall, np.ndarray]]) -> list[tuple[_KernelCall, np.ndarray]]:
-    return [run()]
 
 
 @dataclass(frozen=True)
@@ -708,14 +563,14 @@ class Engine:
                 stacked[source] = _Stacked(np.empty(shape), {m: r for r, m in enumerate(members)})
         self._read_ahead(pairs, days, interval)
         blocks: dict[tuple[str, str], list[np.ndarray]] = {}
-        calls: list[_KernelCall] = []
+        calls: list[KernelCall] = []
         for pair in pairs:
             blocks[pair] = []
             target = stacked[pair[0]].row(pair[1]) if stacked else None
             for d, bar_ends in zip(days, grids, strict=True):
                 known = self.slots.get((*pair, d, interval)) if self.cut is None else None
                 call = known if known is not None else self._kernel_call(pair, d, bar_ends, interval, len(blocks[pair]))
-                if isinstance(call, _KernelCall):
+                if isinstance(call, KernelCall):
                     call.out = target
                     calls.append(call)
                     blocks[pair].append(np.empty(0))  # filled in below
@@ -724,7 +579,7 @@ class Engine:
                     blocks[pair].append(target)
                 else:
                     blocks[pair].append(call)
-        for results in run_all(_schedule(calls, threads())):
+        for results in run_all(schedule(calls, threads())):
             for call, out in results:
                 if call.out is not None and out is not call.out:
                     call.out[...] = out  # a batch, or a call split in two halves, computed into its own arrays
@@ -738,7 +593,7 @@ class Engine:
 
     def _kernel_call(
         self, pair: tuple[str, str], day: str, bar_ends: np.ndarray, interval: int, block: int
-    ) -> np.ndarray | _KernelCall:
+    ) -> np.ndarray | KernelCall:
         """The kernel call for one instrument's session, ready to run; or the slots already, when there is
         nothing to run."""
         source, instrument = pair
@@ -767,7 +622,7 @@ class Engine:
             else np.full(len(ticks), np.nan)
             for c in kernel.columns
         ]
-        return _KernelCall(pair, block, module, ticks.ts, bar_ends, cols, param_array)
+        return KernelCall(pair, block, module, ticks.ts, bar_ends, cols, param_array)
 
 
 def run(manifest: Manifest, options: RunOptions) -> list[Path]:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import make_project
 
-import fspec.runtime.run as run_module
+import fspec.runtime.calls as calls_module
 from fspec.runtime.manifest import load_manifest
 from fspec.runtime.run import RunOptions, run
 
@@ -47,7 +47,7 @@ def _book() -> pd.DataFrame:
 
 
 def _outputs(root: Path, monkeypatch: pytest.MonkeyPatch, batch_ticks: int, threads: str) -> dict[str, dict]:
-    monkeypatch.setattr(run_module, "BATCH_TICKS", batch_ticks)
+    monkeypatch.setattr(calls_module, "BATCH_TICKS", batch_ticks)
     monkeypatch.setenv("FSPEC_THREADS", threads)
     out = root / f"out_{batch_ticks}_{threads}"
     with warnings.catch_warnings():
@@ -84,14 +84,14 @@ def test_batched_calls_give_the_bits_of_one_call_per_instrument(
     made = make_project(tmp_path, {"project.yaml": project, "features.yaml": FEATURES}, {"data/book.parquet": _book()})
     made.compile()
     batches: list[int] = []
-    original = run_module._BatchCall.run
+    original = calls_module.BatchCall.run
 
-    def counted(self: run_module._BatchCall) -> list:
+    def counted(self: calls_module.BatchCall) -> list:
         batches.append(len(self.calls))
         return original(self)
 
-    monkeypatch.setattr(run_module._BatchCall, "run", counted)
-    default = run_module.BATCH_TICKS
+    monkeypatch.setattr(calls_module.BatchCall, "run", counted)
+    default = calls_module.BATCH_TICKS
     alone = _bits(_outputs(tmp_path, monkeypatch, 0, "1"))
     assert not batches
     for threads in ("1", "2"):
