@@ -360,8 +360,9 @@ class Engine:
         pairs = reads.pairs
         slot_cache, stacked = self._reduce_all(pairs, days, grids, interval)
         self._warn_absent()
+        members = self._membership(days, session_ids) if self.manifest.by_day else None
         if self.manifest.by_day:
-            self._outside(day, len(grids[-1]), slot_cache, stacked)
+            self._warn_no_member(day)
         per_bar = self._bar_constants(days, grids)
 
         values: dict[Key, np.ndarray] = {}
@@ -373,7 +374,9 @@ class Engine:
                 continue
             if feature.cross_section:  # each member's value depends on every member's
                 rows = list(feature.members)
-            inputs = self._inputs(rows, n_bars, session_ids, slot_cache, stacked, values, interval, per_bar)
+            # a cross-section (and an index, which reads a universe by name) takes only each day's members
+            across = members if feature.cross_section or feature.members == () else None
+            inputs = self._inputs(rows, n_bars, session_ids, slot_cache, stacked, values, interval, per_bar, across)
             result = evaluate(feature.tree, inputs)
             for r, instrument in enumerate(rows):
                 values[(feature.name, instrument)] = result[r]
@@ -381,6 +384,9 @@ class Engine:
         ts_event = bar_starts(grids[-1], self.session.bounds(day)[0])
         # Views of today's bars (warm-up sessions come first); the writer reads them as they are.
         current = {k: v[n_bars - n_today :] for k, v in values.items()}
+        for key in current if members is not None else ():
+            if key[1] is not None and not self.is_member(key[1], day):  # no member today: unknown, like absent
+                current[key] = np.full(n_today, np.nan)
         return DayResult(day, interval, ts_event, current)
 
     def _inputs(
@@ -393,33 +399,42 @@ class Engine:
         values: dict[Key, np.ndarray],
         interval: int,
         per_bar: dict[str, np.ndarray],
+        across: Callable[[list[str]], np.ndarray | None] | None = None,
     ) -> BarInputs:
-        """What one compiled feature's tree reads, for its members ``rows`` (``[None]``: a cross-asset one)."""
+        """What one compiled feature's tree reads, for its members ``rows`` (``[None]``: a cross-asset one).
+        With ``across`` (a cross-section's or an index's membership by bar), what it reads of the members is NaN
+        on the days they are no members, so that they take no part."""
+
+        def only_members(values: np.ndarray, members: list[str]) -> np.ndarray:
+            mask = across(members) if across is not None else None
+            return values if mask is None else np.where(mask, values, np.nan)
 
         def slot(source: str, index: int, instrument: str) -> np.ndarray:
             if instrument:
                 return slot_cache[(source, instrument)][index][None, :]
             if source in stacked:
-                return stacked[source].slot(index, rows)  # type: ignore[arg-type]
-            return np.stack([slot_cache[(source, m)][index] for m in rows])  # type: ignore[index]
+                return only_members(stacked[source].slot(index, rows), rows)  # type: ignore[arg-type]
+            return only_members(np.stack([slot_cache[(source, m)][index] for m in rows]), rows)  # type: ignore[index]
 
         members_of = self.manifest.members_of  # a universe's name stands for all its members (an index)
 
         def feature(name: str, instrument: str | None) -> np.ndarray:
             if instrument in members_of:
-                return np.stack([values[(name, m)] for m in members_of[instrument]])
+                universe = list(members_of[instrument])
+                return only_members(np.stack([values[(name, m)] for m in universe]), universe)
             if instrument != "":
                 return values[(name, instrument)][None, :]
-            return np.stack([values[(name, m)] for m in rows])
+            return only_members(np.stack([values[(name, m)] for m in rows]), rows)  # type: ignore[misc]
 
         def param(name: str, instrument: str | None) -> Any:
             if instrument is None and name in per_bar:
                 return per_bar[name]
             if instrument in members_of:
-                return np.array([self.params(m, interval)[name] for m in members_of[instrument]])[:, None]
+                universe = list(members_of[instrument])
+                return only_members(np.array([self.params(m, interval)[name] for m in universe])[:, None], universe)
             if instrument != "":
                 return self.params(instrument, interval)[name]
-            return np.array([self.params(m, interval)[name] for m in rows])[:, None]
+            return only_members(np.array([self.params(m, interval)[name] for m in rows])[:, None], rows)  # type: ignore[misc]
 
         return BarInputs(len(rows), n_bars, session_ids, slot, feature, param)
 
@@ -447,33 +462,40 @@ class Engine:
             for m, days in present.items()
         }
 
-    def _outside(
-        self, day: str, n_today: int, slot_cache: dict[tuple[str, str], np.ndarray], stacked: dict[str, _Stacked]
-    ) -> None:
-        """Today's slots of the instruments that are no members of their universe today made NaN (copies: the
-        cached slots stay whole for a later day's warm-up, when they may be members)."""
-        outside = [pair for pair in slot_cache if not self.is_member(pair[1], day)]
+    def _warn_no_member(self, day: str) -> None:
+        """One warning for each universe that has no member on ``day`` by its membership rule."""
         for key, rule in self.manifest.by_day.items():
-            if (key, day) not in self._told_empty and not any(
-                self.is_member(m, day) for m in self.manifest.members_of[key]
-            ):
-                self._told_empty.add((key, day))
-                why = f"sessions_before: {rule.sessions_before}" if rule.sessions_before else "every_session"
-                warnings.warn(
-                    f"universe '{key}' has no member on {day} (membership {why}): its columns are NaN that day",
-                    DataWarning,
-                    stacklevel=2,
-                )
-        copied = {s for s, _ in outside if s in stacked}
-        for source in copied:
-            stacked[source] = _Stacked(stacked[source].values.copy(), stacked[source].row_of)
-        for pair in slot_cache:
-            if pair[0] in copied:  # every instrument of the source reads the copy
-                slot_cache[pair] = stacked[pair[0]].row(pair[1])
-        for pair in outside:
-            if pair[0] not in copied:
-                slot_cache[pair] = slot_cache[pair].copy()
-            slot_cache[pair][:, slot_cache[pair].shape[1] - n_today :] = np.nan
+            if (key, day) in self._told_empty or any(self.is_member(m, day) for m in self.manifest.members_of[key]):
+                continue
+            self._told_empty.add((key, day))
+            why = f"sessions_before: {rule.sessions_before}" if rule.sessions_before else "every_session"
+            warnings.warn(
+                f"universe '{key}' has no member on {day} (membership {why}): its columns are NaN that day",
+                DataWarning,
+                stacklevel=2,
+            )
+
+    def _membership(self, days: list[str], session_ids: np.ndarray) -> Callable[[list[str]], np.ndarray | None]:
+        """For the instruments of rows: (rows, bars) True where the instrument is a member on that bar's day, or
+        None when every row is a member on every day (instruments of no universe ruled by day always are)."""
+        by_row: dict[str | None, np.ndarray | None] = {}
+
+        def bars_of(instrument: str | None) -> np.ndarray | None:
+            if instrument not in by_row:
+                if instrument is None:
+                    by_row[instrument] = None
+                else:
+                    member = np.array([self.is_member(instrument, d) for d in days])
+                    by_row[instrument] = None if member.all() else member[session_ids]
+            return by_row[instrument]
+
+        def mask(rows: list[str]) -> np.ndarray | None:
+            found = [bars_of(m) for m in rows]
+            if all(f is None for f in found):
+                return None
+            return np.stack([np.ones(len(session_ids), dtype=bool) if f is None else f for f in found])
+
+        return mask
 
     def _bar_constants(self, days: list[str], grids: list[np.ndarray]) -> dict[str, np.ndarray]:
         """``bar_index`` and ``time_of_day`` of every bar of ``days`` (warm-up sessions first), as (1, bars)."""

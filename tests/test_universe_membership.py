@@ -23,8 +23,13 @@ FEATURES = [
     {"name": "vwap", "formula": "wmean(book.price, book.size)"},
     {"name": "volume", "formula": "sum(book.size)"},
     {"name": "volume_mean", "formula": "rolling_mean(volume, 20)"},  # reaches into the session before
+    {"name": "vwap_lag", "formula": "lag(vwap, 1)"},  # bar 0 reads the session before
+    {"name": "vwap_ewm", "formula": "ewm_mean(vwap, 5, session=false)"},  # carried across sessions
     {"name": "vwap_rank", "formula": "cs_rank(vwap)", "instruments": ["stocks"]},
+    {"name": "rank_mean", "formula": "rolling_mean(cs_rank(vwap), 3)", "instruments": ["stocks"]},
     {"name": "index_stocks", "formula": "cs_mean(stocks.vwap)"},
+    {"name": "lag_count", "formula": "cs_count(stocks.vwap_lag)"},
+    {"name": "weight_sum", "formula": "cs_sum(stocks.weight + 0 * stocks.vwap_lag)"},
 ]
 
 
@@ -43,7 +48,7 @@ def _book() -> pd.DataFrame:
 
 
 def _project(root: Path, membership: dict | None, features: list[dict], targets: list[dict] | None = None):
-    universe: dict = {"from": "book", "suffix": "s{symbol}"}
+    universe: dict = {"from": "book", "suffix": "s{symbol}", "params": {"weight": 1.0}}
     if membership:
         universe["membership"] = membership
     project = {
@@ -89,7 +94,7 @@ def test_members_by_day_are_nan_outside_and_keep_their_history(tmp_path: Path) -
     for k, day in enumerate(DAYS):
         members = [s for s in PRESENT if k in MEMBER[s]]
         for stock in PRESENT:
-            for name in ("vwap", "volume", "volume_mean"):
+            for name in ("vwap", "volume", "volume_mean", "vwap_lag", "vwap_ewm"):
                 column = f"{name}_1800s_s{stock}"
                 if stock in members:  # its own columns as without the rule, warm-up from non-member days included
                     np.testing.assert_array_equal(got[day][column], every[day][column])
@@ -104,6 +109,20 @@ def test_members_by_day_are_nan_outside_and_keep_their_history(tmp_path: Path) -
             np.testing.assert_allclose(got[day][column], expected, rtol=1e-12, equal_nan=True)
         index = vwap.mean(axis=1) if members else np.full(len(got[day]), np.nan)
         np.testing.assert_allclose(got[day]["index_stocks_1800s"], index, rtol=1e-12, equal_nan=True)
+        # a cross-section of what a member's history gives at bar 0 (lag) counts only today's members
+        lagged = pd.DataFrame({s: every[day][f"vwap_lag_1800s_s{s}"] for s in members}, index=got[day].index)
+        np.testing.assert_array_equal(got[day]["lag_count_1800s"], lagged.count(axis=1).to_numpy(dtype=float))
+        np.testing.assert_array_equal(
+            got[day]["weight_sum_1800s"], lagged.notna().sum(axis=1).where(lagged.notna().any(axis=1))
+        )
+    # a window over a cross-section reaches the day before with that day's members: the mean of the ranks written
+    for k in range(1, len(DAYS)):
+        for stock in (s for s in PRESENT if k in MEMBER[s] and k - 1 in MEMBER[s]):
+            ranks = pd.concat(
+                [got[DAYS[k - 1]][f"vwap_rank_1800s_s{stock}"], got[DAYS[k]][f"vwap_rank_1800s_s{stock}"]]
+            )
+            expected = ranks.rolling(3).mean().iloc[13:]
+            np.testing.assert_allclose(got[DAYS[k]][f"rank_mean_1800s_s{stock}"], expected, rtol=1e-12, equal_nan=True)
     assert got[DAYS[0]].filter(like="_s").isna().all().all()  # no session before the first: no member yet
 
 
