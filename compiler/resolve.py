@@ -1107,8 +1107,17 @@ def _own_params_in_foreign_ticks(ctx: _Context, tree: Node) -> Node:
 
     def freeze(node: Node) -> Node:
         if isinstance(node, ir.ParamRef) and node.instrument == own:
+            value = dict(ctx.project.instruments[own].params)[node.name]
+            if math.isnan(value):  # a universe's parameter from a table: no one value to run that kernel with
+                ctx.error(
+                    node.span,
+                    f"'{node.name}' is read from a table per member, so it cannot be inside a reducer over another "
+                    "instrument's ticks (that kernel runs once, with that instrument's parameters)",
+                    f"apply it outside the reducer, e.g. sum(...) * {node.name}",
+                )
+                return node
             ctx.constant_params.add(node.name)
-            return ir.Const(dict(ctx.project.instruments[own].params)[node.name], span=node.span)
+            return ir.Const(value, span=node.span)
         return node
 
     def fn(node: Node) -> Node:

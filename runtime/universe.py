@@ -8,6 +8,7 @@ sources, one column each, in natural order. A member absent on a day is NaN that
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -76,7 +77,7 @@ def _with_table_params(
             raise DataError(
                 display(root / table.path, root),
                 f"universe '{key}': {len(lacking)} of its {len(members)} members have no '{table.value}' for "
-                f"parameter '{table.param}' (no row with {table.symbol} = {shown})",
+                f"parameter '{table.param}' (no row with a value for {table.symbol} = {shown})",
                 f"add a row with a {table.value} for each, or leave them out of the universe with its 'match:'",
             )
         members = {k: replace(m, params={**m.params, table.param: values[m.symbol]}) for k, m in members.items()}
@@ -115,8 +116,8 @@ def read_param_table(root: Path, table: ParamsFile) -> dict[str, float]:
         ) from None
     found: dict[str, float] = {}
     for row, (symbol, value) in enumerate(zip(symbols, values, strict=True), start=1):
-        if symbol is None or value is None:
-            continue  # an empty row names no member (a member left without a value is the error above)
+        if symbol is None or value is None or math.isnan(value):
+            continue  # an empty or NaN cell is no value (a member left without one is the error above)
         if symbol in found:
             raise DataError(
                 shown,

@@ -98,7 +98,7 @@ def test_a_member_without_a_row_is_an_error_naming_the_table_and_the_member(tmp_
     with pytest.raises(DataError) as caught:
         _run(made.root)
     text = str(caught.value)
-    assert "data/weights.csv" in text and "1 of its 5 members" in text and "stock = 4" in text
+    assert "data/weights.csv" in text and "1 of its 5 members" in text and "a value for stock = 4" in text
     assert not (made.root / "out").exists() or not list((made.root / "out").glob("*.parquet"))
 
 
@@ -125,3 +125,21 @@ def test_a_table_that_is_no_table_and_a_window_from_a_table_are_spec_errors(tmp_
     made = _project(tmp_path / "w", _weights(), formula="rolling_mean(sum(book.size), weight)")
     out = expect(cli("validate", "--project", str(made.root)), 1)
     assert "'weight' is read from a table per member" in out and "features.yaml:6:" in out
+
+
+def test_a_table_parameter_inside_a_reducer_over_another_instruments_ticks_is_a_spec_error(tmp_path: Path) -> None:
+    import yaml
+
+    made = _project(tmp_path, _weights(), formula="sum(idx.book.size * weight)")
+    project = yaml.safe_load((made.root / "specs" / "project.yaml").read_text())
+    project["universes"]["stocks"]["match"] = "[2-5]"
+    project["instruments"] = {"idx": {"symbol": "1"}}
+    (made.root / "specs" / "project.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    features = yaml.safe_load((made.root / "specs" / "features.yaml").read_text())
+    features["features"] = [
+        f | {"instruments": ["stocks"]} for f in features["features"] if f["name"] != "index_stocks"
+    ]
+    (made.root / "specs" / "features.yaml").write_text(yaml.safe_dump(features, sort_keys=False))
+    out = expect(cli("validate", "--project", str(made.root)), 1)
+    assert "'weight' is read from a table per member, so it cannot be inside a reducer" in out
+    assert "features.yaml:" in out and "sum(...) * weight" in out
