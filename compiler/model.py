@@ -499,6 +499,15 @@ def _grids(
                     or (f"universes: {', '.join(universes)}" if universes else "declare it under universes:"),
                 )
             )
+        elif universe is not None and instruments[universe].universe.by_day:  # type: ignore[union-attr]
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, "universe")),
+                    f"grid '{name}': universe '{universe}' has a membership rule by day, which event grids do not "
+                    "apply (an event reads its instrument's market data whatever the day's members)",
+                    f"give the grid a universe without 'membership:' (see {instruments[universe].membership_pos})",
+                )
+            )
         elif universe is None and not any(i.universe is None for i in instruments.values()):
             problems.append(
                 Diagnostic(

@@ -97,7 +97,7 @@ class BatchCall:
         return [(call, out[e]) for e, call in enumerate(self.calls)]
 
 
-# A session of fewer ticks than this is run in a call with others of its source and day (see ``_batched``);
+# A session of fewer ticks than this is run in a call with others of its source and day (see ``batched``);
 # a longer one gets a call of its own (and may be split in two halves to share the threads out). A batch copies
 # its sessions' rows into one run: worth it while the copy costs less than a call (about 0.1 ms), not for
 # sessions of tens of thousands of ticks (500 instruments of 20,000 ticks copied 0.5 GB).
@@ -131,7 +131,7 @@ Job = Callable[[], list[tuple[KernelCall, np.ndarray]]]
 
 def schedule(calls: list[KernelCall], workers: int) -> list[Job]:
     """Jobs for ``workers`` threads taking them in order, each giving its calls' slots: the short sessions of a
-    source in batches (``_batched``); longest first, so that a big instrument does not start last and run alone;
+    source in batches (``batched``); longest first, so that a big instrument does not start last and run alone;
     and when the calls do not share out evenly (5 on 2 threads), the smallest leftover ones split in two halves,
     the first halves first and the second halves last (they continue the first)."""
     alone, batches = batched(calls, workers)

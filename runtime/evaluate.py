@@ -97,7 +97,7 @@ _numexpr_state = {"threads": 0}
 def _numexpr_threads(values: int) -> None:
     """numexpr's thread count for an expression of ``values`` results, changed only when it must (a change
     costs about 0.1 ms)."""
-    wanted = 1 if values < PARALLEL_VALUES else threads()
+    wanted = 1 if values < PARALLEL_VALUES else min(threads(), ne.MAX_THREADS)
     if _numexpr_state["threads"] != wanted:
         ne.set_num_threads(wanted)
         _numexpr_state["threads"] = wanted

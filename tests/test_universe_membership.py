@@ -140,3 +140,17 @@ def test_every_session_is_refused_in_features_and_allowed_in_targets(tmp_path: P
         for stock in PRESENT:
             column = f"target_volume_1800s_s{stock}"
             assert got[day][column].isna().all() == (PRESENT[stock] != set(range(len(DAYS)))), (day, column)
+
+
+def test_an_event_grid_over_a_universe_ruled_by_day_is_a_spec_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import test_event_grids as grids
+
+    ruled = grids.PROJECT.replace(
+        'suffix: "t{{symbol}}"}}', 'suffix: "t{{symbol}}", membership: {{sessions_before: 1}}}}'
+    )
+    assert ruled != grids.PROJECT
+    monkeypatch.setattr(grids, "PROJECT", ruled)
+    grids._project(tmp_path, grids._trades(), grids._fills())
+    out = expect(cli("validate", "--project", str(tmp_path)), 1)
+    assert "universe 'tokens' has a membership rule by day, which event grids do not apply" in out
+    assert "project.yaml:" in out
