@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import keyword
 import re
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.unparse import resolved_source
 from fspec.operators import ELEMENTWISE, REGISTRY
 
-CODEGEN_VERSION = "11"  # 11: reducer locals named after their slot (sum_size), not numbered
+CODEGEN_VERSION = "12"  # 12: state arrays copied by loops; searchsorted, full and mean through cached helpers
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,20 @@ class StateVar:
     def text(self) -> str:
         return f"{self.name} = {self.init}" + (f"  # {self.comment}" if self.comment else "")
 
+    # Arrays are copied element by element: numba compiles a slice assignment between arrays with a shape
+    # check whose error path alone costs it about a second per kernel; the loop gives the same values.
+
     @property
     def load(self) -> str:
-        carried = f"carry[{self.offset}:{self.offset + self.size}]" if self.is_array else f"carry[{self.offset}]"
         if self.is_array:
-            return f"{self.name}[:] = {carried}"
+            return f"for q in range({self.size}):\n    {self.name}[q] = carry[{self.offset} + q]"
+        carried = f"carry[{self.offset}]"
         return f"{self.name} = {'int(' + carried + ')' if self.is_int else carried}"
 
     @property
     def store(self) -> str:
         if self.is_array:
-            return f"carry[{self.offset}:{self.offset + self.size}] = {self.name}"
+            return f"for q in range({self.size}):\n    carry[{self.offset} + q] = {self.name}[q]"
         return f"carry[{self.offset}] = {self.name}"
 
 
@@ -274,6 +278,10 @@ _TEMPLATE_NAMES = frozenset(
         "starts",
         "derived",
         "PREFETCH",
+        "bar_stops",
+        "filled",
+        "mean_of",
+        "q",
     ]
 )
 _RESERVED = _TEMPLATE_NAMES | set(dir(builtins)) | set(keyword.kwlist)
@@ -357,6 +365,7 @@ def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> Ker
     return kernel_model(kernel, avoid | clash) if clash else model
 
 
+@functools.cache
 def kernel_template(name: str) -> jinja2.Template:
     """A kernel template of compiler/templates (Python source: no autoescape; an undefined name is an error)."""
     text = resources.files("fspec.compiler").joinpath(f"templates/{name}").read_text(encoding="utf-8")
