@@ -152,7 +152,7 @@ def _const(value: float) -> str:
     return f"({text})" if value < 0 or text.startswith("-") else text  # -1.0 ** 2 would be -1
 
 
-class _Emitter:
+class Emitter:
     """Turns tick expressions at row ``index`` into numbered locals, computing each distinct subexpression once.
 
     ``per_tick`` (the per-tick loop only) moves log and exp of numpy-expressible expressions into ``derive``,
@@ -245,9 +245,10 @@ def _state_var(v: ops.StateVar) -> StateVar:
     return StateVar(v.name, v.init, v.comment, v.size, v.is_int, v.is_array)
 
 
-# Names a slot's locals must not take: the template's own, Python's builtins and keywords (the kernel calls
-# min, max and abs); the kernel's other locals are numbered (t3, e2_0), prefixed (col_, param_, derived_) or
-# carry a state operator's number, which a slot name (a reducer's name, "_", words) is checked against below.
+# RESERVED: names a slot's locals must not take (the event kernels' code generator adds its own): the
+# template's own, Python's builtins and keywords (the kernel calls min, max and abs); the kernel's other locals
+# are numbered (t3, e2_0), prefixed (col_, param_, derived_) or carry a state operator's number, which a slot
+# name (a reducer's name, "_", words) is checked against below.
 _TEMPLATE_NAMES = frozenset(
     [
         "math",
@@ -284,7 +285,7 @@ _TEMPLATE_NAMES = frozenset(
         "q",
     ]
 )
-_RESERVED = _TEMPLATE_NAMES | set(dir(builtins)) | set(keyword.kwlist)
+RESERVED = _TEMPLATE_NAMES | set(dir(builtins)) | set(keyword.kwlist)
 _MAX_WORDS = 4  # of the slot's formula in its name: enough to tell slots apart, short enough to read
 
 
@@ -316,7 +317,7 @@ def _assigned(code: ops.ReducerCode) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
-def _reduce(slot: Slot, args: list[str], model: KernelModel, taken: set[str]) -> set[str]:
+def reduce_slot(slot: Slot, args: list[str], model: KernelModel, taken: set[str]) -> set[str]:
     """Per-bar locals, the per-tick update and the end-of-bar write of one slot (the reducer's own code), its
     locals named after the slot; a name already ``taken`` gets a number (``sum_size_2``). Returns its names."""
     code = REGISTRY[slot.reducer].reduce
@@ -339,15 +340,15 @@ def _reduce(slot: Slot, args: list[str], model: KernelModel, taken: set[str]) ->
 
 def _lazy(slot: Slot, kernel: TickKernel, model: KernelModel) -> LazyScan:
     steps: list[Step] = []
-    emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)
+    emitter = Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)
     value = emitter.value(slot.args[0])
     return LazyScan(slot.index, slot.reducer, tuple(steps), value, slot.text)
 
 
 def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> KernelModel:
     model = KernelModel()
-    per_tick = _Emitter(kernel, model, model.steps, prefix="t", index="i", per_tick=True)
-    taken = set(_RESERVED | avoid)
+    per_tick = Emitter(kernel, model, model.steps, prefix="t", index="i", per_tick=True)
+    taken = set(RESERVED | avoid)
     slot_names: set[str] = set()
     for slot in kernel.slots:
         model.init.append(f"out[{slot.index}, :] = {REGISTRY[slot.reducer].empty}")
@@ -355,7 +356,7 @@ def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> Ker
             model.lazy.append(_lazy(slot, kernel, model))
             continue
         args = [per_tick.value(a) for a in slot.args]
-        names = _reduce(slot, args, model, taken | {v.name for v in model.state})
+        names = reduce_slot(slot, args, model, taken | {v.name for v in model.state})
         taken |= names
         slot_names |= names
     # A tick operator's state added after a slot was named could take one of its names. No operator's state
