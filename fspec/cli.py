@@ -428,7 +428,7 @@ def test_command(project: str | None) -> None:
     if not tests:
         click.echo("no spec tests: add specs/*.test.yaml (see docs/writing-features.md#testing-features)")
         return
-    results = run_tests(manifest, tests)
+    results = run_tests(manifest, tests, on_progress=_progress("test"))
     click.echo(render(results))
     if not all(r.ok for r in results):
         sys.exit(1)
