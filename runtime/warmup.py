@@ -42,84 +42,11 @@ def warm_kernels(root: Path, on_progress: Progress | None = None, only_new: bool
     stamp = root / BUILD_DIR / WARMED
     done = _warmed(stamp, root) if only_new else set()
     todo = [(key, call) for key, call in calls if key not in done]
-    here, there = _split(todo, manifest) if _cores() > 1 else (todo, [])
-    helper = _start_helper(root, there) if there else None
-    steps = [call for _, call in here]
+    steps = [call for _, call in todo]
     for call in on_progress(steps, len(steps)) if on_progress else steps:
         call()
-    if helper is not None:
-        helper.result()  # a compile error raises here as it would have in this process
     _write_stamp(stamp, root, [key for key, _ in calls])
-    return len(todo)
-
-
-# numba compiles under a lock of its process, so a second process compiles beside this one: on two cores a
-# cold compile's kernels and bar operators take the time of the larger half, not of both. Only worth the
-# second process's start (numba's import, about a second of CPU) when there is that much to compile.
-_HELPER_MIN_COST = 12  # estimated cost units (below) in the smaller half
-
-
-def _cost(key: str, manifest: Manifest) -> int:
-    """A rough compile cost: a kernel's slots (a 13-slot kernel compiles in about 2.5 s, a cold bar operator
-    in about 0.3-1 s here), 2 for anything else."""
-    if key.startswith("kernel "):
-        module = key.split()[1]
-        slots = [len(k.slots) for k in manifest.kernels.values() if k.module == module]
-        slots += [len(k.slots) for g in manifest.data.grids for k in g.kernels if k.module == module]
-        return 4 + sum(slots)
-    return 2
-
-
-def _split(
-    todo: list[tuple[str, Callable[[], object]]], manifest: Manifest
-) -> tuple[list[tuple[str, Callable[[], object]]], list[tuple[str, Callable[[], object]]]]:
-    """The calls for this process and those for a helper process: largest first, each to the lighter half
-    (the helper's half is empty when it would be too small to pay for its start)."""
-    halves: tuple[list[tuple[str, Callable[[], object]]], ...] = ([], [])
-    loads = [0, 0]
-    for item in sorted(todo, key=lambda kc: -_cost(kc[0], manifest)):
-        lighter = 0 if loads[0] <= loads[1] else 1
-        halves[lighter].append(item)
-        loads[lighter] += _cost(item[0], manifest)
-    if min(loads) < _HELPER_MIN_COST:
-        return todo, []
-    order = {key: i for i, (key, _) in enumerate(todo)}  # each half in the manifest's order
-    return tuple(sorted(h, key=lambda kc: order[kc[0]]) for h in halves)  # type: ignore[return-value]
-
-
-def _cores() -> int:
-    """The cores compile may use: FSPEC_THREADS if set (1: no helper process), else those of this process."""
-    if os.environ.get("FSPEC_THREADS", "").strip():
-        from fspec.runtime.kernels import threads
-
-        return threads()
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _start_helper(root: Path, calls: list[tuple[str, Callable[[], object]]]) -> Any:
-    """A process (spawned: numba in a forked process is not safe) that warms the calls named by their keys."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    future = pool.submit(warm_keys, str(root), [key for key, _ in calls])
-    pool.shutdown(wait=False)  # the process ends once its one task is done
-    return future
-
-
-def warm_keys(root: str, keys: list[str]) -> int:
-    """Warm the calls of the build under ``root`` that ``keys`` name (the helper process's task)."""
-    from fspec.runtime.kernels import load_numba_target
-
-    load_numba_target(skip_blas_check=True)  # its own process: no linear algebra is compiled here
-    wanted = set(keys)
-    calls = [call for key, call in warm_calls(load_manifest(Path(root))) if key in wanted]
-    for call in calls:
-        call()
-    return len(calls)
+    return len(steps)
 
 
 def warm_manifest(manifest: Manifest, on_progress: Progress | None = None) -> int:
