@@ -15,8 +15,7 @@ order of the cases (benchmarks/rounds.py); the load average is printed with ever
   project.yaml: five instruments of trades, quotes and 1-minute bars; tick reducers, filters of trades by
   size, rolling windows, lags, z-scores, EWMs over them; :func:`features_240`), compiled with no build/ in a
   fresh numba cache directory (nothing of fspec's own compiled helpers cached either: "fully cold"), and
-  again with no build/ but fspec's helpers cached ("cold kernels"), and that with FSPEC_THREADS=1 (compile in one
-  process: what the helper process that warms half of the new functions saves).
+  again with no build/ but fspec's helpers cached ("cold kernels").
 
 Targets (issue 19): edit at most 2 s, cold 240 features at most 8 s.
 """
@@ -167,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
             return timed(fspec("compile", "--project", str(cold)), env=env)
 
-        def cold_kernels(threads: str = "") -> float:
+        def cold_kernels() -> float:
             shutil.rmtree(cold / "build", ignore_errors=True)
-            env = dict(os.environ, FSPEC_THREADS=threads) if threads else None
-            return timed(fspec("compile", "--project", str(cold)), env=env)
+            return timed(fspec("compile", "--project", str(cold)))
 
         cases = {
             "edit, constant": lambda: timed(copy.constant()),
@@ -178,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
             "unchanged": lambda: timed(copy.unchanged()),
             f"cold, {args.features} features, fully cold": fully_cold,
             f"cold, {args.features} features, cold kernels": cold_kernels,
-            f"cold, {args.features} features, cold kernels, one process": lambda: cold_kernels("1"),
         }
         walls, loads = run_rounds(cases, args.repeat)
     print_table(walls, loads, "edit, constant")
