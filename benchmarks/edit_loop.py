@@ -2,8 +2,8 @@
 
     python -m benchmarks.edit_loop --repeat 5
 
-Every command runs in a fresh process, timed from before it starts to its exit, in rounds that rotate the
-order of the cases (benchmarks/rounds.py); the load average is printed with every round.
+Every command runs in a fresh process, timed from before it starts to its exit (and its CPU time, user and
+system), in rounds that rotate the order of the cases; the load average is printed with every round.
 
 - **edit, constant**: in a temporary copy of the shipped specs/ and data/, compiled once beforehand (build/ and
   numba's cache in place), one constant of one feature's tick-level formula is changed (``signed_volume``'s
@@ -25,9 +25,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
+import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.rounds import print_table, timed
@@ -148,6 +151,15 @@ def cold_project(root: Path, count: int) -> Path:
     return root
 
 
+def timed_cpu(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall and CPU time (user + system, the process and its children) of ``command`` in a fresh process: on a
+    shared machine the CPU time says what the command costs, the wall time what a user waits."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(command, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.edit_loop", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -159,41 +171,51 @@ def main(argv: list[str] | None = None) -> int:
         cold = cold_project(work / "cold", args.features)
         fresh = iter(range(10**6))
 
-        def fully_cold() -> float:
+        def fully_cold() -> tuple[float, float]:
             shutil.rmtree(cold / "build", ignore_errors=True)
             cache = work / f"numba{next(fresh)}"
             cache.mkdir()
             env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-            return timed(fspec("compile", "--project", str(cold)), env=env)
+            return timed_cpu(fspec("compile", "--project", str(cold)), env=env)
 
-        def cold_kernels() -> float:
+        def cold_kernels() -> tuple[float, float]:
             shutil.rmtree(cold / "build", ignore_errors=True)
-            return timed(fspec("compile", "--project", str(cold)))
+            return timed_cpu(fspec("compile", "--project", str(cold)))
 
         cases = {
-            "edit, constant": lambda: timed(copy.constant()),
-            "edit, operator": lambda: timed(copy.operator()),
-            "unchanged": lambda: timed(copy.unchanged()),
+            "edit, constant": lambda: timed_cpu(copy.constant()),
+            "edit, operator": lambda: timed_cpu(copy.operator()),
+            "unchanged": lambda: timed_cpu(copy.unchanged()),
             f"cold, {args.features} features, fully cold": fully_cold,
             f"cold, {args.features} features, cold kernels": cold_kernels,
         }
-        walls, loads = run_rounds(cases, args.repeat)
+        walls, cpus, loads = run_rounds(cases, args.repeat)
     print_table(walls, loads, "edit, constant")
+    print()
+    print("| program | CPU median | min..max |")
+    print("|---|---:|---:|")
+    for name, c in cpus.items():
+        print(f"| {name} | {statistics.median(c):.2f} s | {min(c):.2f}..{max(c):.2f} s |")
     return 0
 
 
-def run_rounds(cases: dict, repeat: int) -> tuple[dict[str, list[float]], list[float]]:
-    """Rotating rounds of the cases (each a callable returning one wall time), the load after each round."""
+def run_rounds(
+    cases: dict[str, Callable[[], tuple[float, float]]], repeat: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]], list[float]]:
+    """Rotating rounds of the cases (each a callable returning (wall, CPU)), the load after each round."""
     names = list(cases)
     walls: dict[str, list[float]] = {n: [] for n in names}
+    cpus: dict[str, list[float]] = {n: [] for n in names}
     loads: list[float] = []
     for r in range(repeat):
         for name in [names[(r + j) % len(names)] for j in range(len(names))]:
-            walls[name].append(cases[name]())
+            wall, cpu = cases[name]()
+            walls[name].append(wall)
+            cpus[name].append(cpu)
         loads.append(os.getloadavg()[0])
-        line = ", ".join(f"{n}: {walls[n][-1]:.2f} s" for n in names)
+        line = ", ".join(f"{n}: {walls[n][-1]:.2f} s ({cpus[n][-1]:.2f} s CPU)" for n in names)
         print(f"round {r + 1} (load {loads[-1]:.2f}): {line}", flush=True)
-    return walls, loads
+    return walls, cpus, loads
 
 
 if __name__ == "__main__":
