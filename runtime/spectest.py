@@ -142,35 +142,52 @@ class _Problems:
 
 def _test(manifest: Manifest, doc: SourceDoc, i: int, raw: dict[str, Any], out: list[Diagnostic]) -> SpecTest | None:
     at = ("tests", i)
-    project = manifest.project
     problem = _Problems(doc, at, raw["name"], out)
     dates = _dates(raw, problem)
-    if dates is None:
+    grid = _grid(manifest, raw, problem) if dates is not None else None
+    membered = _with_given_members(manifest, raw, problem) if grid is not None else None
+    if dates is None or grid is None or membered is None:
         return None
-    grid = _grid(manifest, raw, problem)
-    if grid is None:
-        return None
-    manifest = _with_given_members(manifest, raw, problem)
-    if manifest is None:
-        return None
-    project = manifest.project
+    manifest = membered
     instrument = _instrument(manifest, raw, grid, problem)
-    if instrument is None:
+    interval = _interval(manifest, raw, grid, problem) if instrument is not None else None
+    if instrument is None or interval is None:
         return None
-    instruments = list(project.instruments)
+    given = _given(manifest, doc, at, raw, instrument, dates, problem)
+    expect = _expected(manifest, doc, at, raw, instrument, interval, dates, grid, problem)
+    test = SpecTest(raw["name"], doc.pos((*at, "name")), dates, interval, instrument, given, expect, manifest, grid)
+    if not problem.count and not grid:
+        _check_inputs(manifest, test, problem)
+    return None if problem.count else test
+
+
+def _interval(manifest: Manifest, raw: dict[str, Any], grid: str, problem: _Problems) -> int | None:
+    """The bar grid's width in seconds (the project's first interval by default); 0 for an event grid."""
     if grid:
-        interval = 0
         if "interval" in raw:
             problem(("interval",), "a test of an event grid has no interval", "remove interval: (or grid:)")
             return None
-    else:
-        interval = parse_interval(raw["interval"]) if "interval" in raw else project.intervals[0]
-        if interval not in manifest.intervals:
-            shown = ", ".join(interval_token(i) for i in manifest.intervals)
-            problem(("interval",), f"the build computes no {interval_token(interval)} grid", f"intervals: {shown}")
-            return None
-    session = project.session
+        return 0
+    interval = parse_interval(raw["interval"]) if "interval" in raw else manifest.project.intervals[0]
+    if interval not in manifest.intervals:
+        shown = ", ".join(interval_token(i) for i in manifest.intervals)
+        problem(("interval",), f"the build computes no {interval_token(interval)} grid", f"intervals: {shown}")
+        return None
+    return interval
 
+
+def _given(
+    manifest: Manifest,
+    doc: SourceDoc,
+    at: tuple[Any, ...],
+    raw: dict[str, Any],
+    instrument: str,
+    dates: tuple[str, ...],
+    problem: _Problems,
+) -> list[Given]:
+    """The given rows per source (SOURCE of the test's instrument, or INSTRUMENT.SOURCE), each row checked."""
+    project = manifest.project
+    instruments = list(project.instruments)
     given = []
     for name, rows in raw["given"].items():
         inst, _, source = name.rpartition(".")
@@ -188,10 +205,24 @@ def _test(manifest: Manifest, doc: SourceDoc, i: int, raw: dict[str, Any], out: 
             continue
         spec_cols = set(_given_columns(manifest, spec)) | ({spec.symbol_column} if spec.symbol_column else set())
         for j, row in enumerate(rows):
-            for column, message, hint in _row_problems(manifest, spec, row, dates, session):
+            for column, message, hint in _row_problems(manifest, spec, row, dates, project.session):
                 problem(("given", name, j, *column), message, hint, key=bool(column) and column[0] not in spec_cols)
         given.append(Given(name, spec, inst, rows, doc.pos((*at, "given", name), key=True)))
+    return given
 
+
+def _expected(
+    manifest: Manifest,
+    doc: SourceDoc,
+    at: tuple[Any, ...],
+    raw: dict[str, Any],
+    instrument: str,
+    interval: int,
+    dates: tuple[str, ...],
+    grid: str,
+    problem: _Problems,
+) -> list[Expected]:
+    """The expected columns, their values by (date, row) and tolerances."""
     tolerances = raw.get("tolerance") or {}
     for name in tolerances:
         if name not in raw["expect"]:
@@ -200,25 +231,19 @@ def _test(manifest: Manifest, doc: SourceDoc, i: int, raw: dict[str, Any], out: 
     for name, values in raw["expect"].items():
         found = _grid_column(manifest, grid, name) if grid else _bar_column(manifest, name, instrument, interval)
         if found is None:
-            where = f"of grid '{grid}'" if grid else f"at {interval_token(interval)} for {instrument}"
-            hint = "name a feature of the grid" if grid else "name a feature (its column of the test's instrument and "
-            problem(
-                ("expect", name),
-                f"no column '{name}' {where}",
-                hint + ("" if grid else "interval) or a full column name"),
-                True,
-            )
+            if grid:
+                problem(("expect", name), f"no column '{name}' of grid '{grid}'", "name a feature of the grid", True)
+            else:
+                where = f"at {interval_token(interval)} for {instrument}"
+                hint = "name a feature (its column of the test's instrument and interval) or a full column name"
+                problem(("expect", name), f"no column '{name}' {where}", hint, True)
             continue
         key, column = found
         rows = _expected_rows(manifest, values, dates, interval, grid, ("expect", name), problem)
-        if rows is None:
-            continue
-        pos = doc.pos((*at, "expect", name), key=True)
-        expect.append(Expected(key, column, rows, float(tolerances.get(name, 0.0)), pos))
-    test = SpecTest(raw["name"], doc.pos((*at, "name")), dates, interval, instrument, given, expect, manifest, grid)
-    if not problem.count and not grid:
-        _check_inputs(manifest, test, problem)
-    return None if problem.count else test
+        if rows is not None:
+            pos = doc.pos((*at, "expect", name), key=True)
+            expect.append(Expected(key, column, rows, float(tolerances.get(name, 0.0)), pos))
+    return expect
 
 
 def _dates(raw: dict[str, Any], problem: _Problems) -> tuple[str, ...] | None:
@@ -327,13 +352,14 @@ def _expected_rows(
 ) -> dict[tuple[str, int], float | None] | None:
     """(date, row) -> value: a list is the last date's values from its first row; a mapping's keys are bar starts
     ("09:31:00", or "2024-01-03 09:31:00" in a test of several dates) or dates, each with a list of its bars."""
+    session = manifest.project.session
+    rows: dict[tuple[str, int], float | None] = {}
     if isinstance(values, list):
-        return {(dates[-1], k): v for k, v in enumerate(values)}
+        rows = {(dates[-1], k): v for k, v in enumerate(values)}
+        return rows if grid else _within_sessions(rows, session, dates, interval, where, problem)
     if grid:
         problem(where, "an event grid's values are a list, one per event in time order", "write [v1, v2, ...]")
         return None
-    session = manifest.project.session
-    rows: dict[tuple[str, int], float | None] = {}
     for text, value in values.items():
         day, _, clock = text.rpartition(" ") if " " in text else ("", "", text)
         if DATE.match(text):
@@ -370,14 +396,23 @@ def _expected_rows(
             problem((*where, text), f"no bar starts at {text} on the {grid_name} grid", "bars start at the open", True)
             continue
         rows[(day, int(hits[0]))] = value
+    return _within_sessions(rows, session, dates, interval, where, problem)
+
+
+def _within_sessions(
+    rows: dict[tuple[str, int], float | None],
+    session: Any,
+    dates: tuple[str, ...],
+    interval: int,
+    where: tuple[Any, ...],
+    problem: _Problems,
+) -> dict[tuple[str, int], float | None] | None:
+    """The rows, if each date's lie within its session's bars."""
     for day in dates:
         n = len(session.bar_ends(day, interval))
         if any(d == day and row >= n for d, row in rows):
-            problem(
-                where,
-                f"{1 + max(r for d, r in rows if d == day)} values for a session of {n} bars",
-                "list fewer values",
-            )
+            count = 1 + max(r for d, r in rows if d == day)
+            problem(where, f"{count} values for a session of {n} bars", "list fewer values")
             return None
     return rows
 

@@ -35,8 +35,8 @@ def warm_kernels(root: Path, on_progress: Progress | None = None, only_new: bool
     environment (build/warmed.json) are skipped: their machine code is in numba's cache already, and loading
     it only to prove so costs half a second of numba's import alone. A kernel is known by its content-addressed
     file name and its file's size and time (numba's cache of it is valid while these are), a bar operator by
-    its name and argument types; the environment is fspec's and numba's versions, the interpreter and
-    NUMBA_CACHE_DIR."""
+    its name and argument types; the environment is the build's folder, fspec's and numba's versions, the
+    newest time of fspec's sources, the interpreter and NUMBA_CACHE_DIR."""
     manifest = load_manifest(root)
     calls = warm_calls(manifest)
     stamp = root / BUILD_DIR / WARMED
@@ -100,10 +100,25 @@ def _environment(root: Path) -> dict[str, str]:
     return {
         "build": str((root / BUILD_DIR).resolve()),
         "fspec": __version__,
+        "fspec sources": _sources_stamp(),
         "numba": version("numba"),
         "python": sys.executable,
         "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", ""),
     }
+
+
+def _sources_stamp() -> str:
+    """The newest time of fspec's own source files: numba's cache of a bar operator is stale once its module
+    changes (an installed upgrade changes the version too, an edited checkout only this)."""
+    import fspec
+    import fspec.compiler
+    import fspec.operators
+    import fspec.options
+    import fspec.runtime
+
+    packages = (fspec, fspec.compiler, fspec.operators, fspec.options, fspec.runtime)
+    folders = {Path(str(m.__file__)).parent for m in packages}
+    return str(max(p.stat().st_mtime_ns for folder in folders for p in folder.glob("*.py")))
 
 
 def _warmed(stamp: Path, root: Path) -> set[str]:

@@ -227,3 +227,13 @@ def test_a_time_of_day_alone_is_a_mistake_in_a_test_of_several_dates(tmp_path: P
     out = expect(cli("test", "--project", root2), 1)
     assert "the time '09:30:05' is not a time of the test's dates" in out, out
     assert 'hint: write its date and time of day ("2024-03-05 09:30:01.250", quoted) or an ISO time' in out, out
+
+
+def test_more_values_than_bars_is_a_mistake(tmp_path: Path) -> None:
+    """A list is checked against the last date's bars (30 of 1 minute here), a date's list against its own."""
+    too_many = "[" + ", ".join(["0"] * 31) + "]"
+    text = DAYS_TEST.replace("volume: [7, 2, 0]", f"volume: {too_many}").replace(
+        '"2024-03-04": [null, 0]', f'"2024-03-04": {too_many}'
+    )
+    out = expect(cli("test", "--project", _days_project(tmp_path, text)), 1)
+    assert out.count("31 values for a session of 30 bars") == 2, out
