@@ -13,10 +13,11 @@ import subprocess
 import time
 
 
-def timed(command: list[str]) -> float:
-    """The wall time of ``command`` in a fresh process; its output shown if it fails."""
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    """The wall time of ``command`` in a fresh process (with ``env``, else this one's); its output shown if it
+    fails."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")

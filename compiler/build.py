@@ -397,14 +397,25 @@ def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) ->
     )
 
 
+def kernel_stem(kernel: TickKernel | EventKernel, text: str) -> str:
+    """The kernel file's name (and module): its source (and grid) and the first 12 hex digits of the sha256 of
+    its generated text. Keyed by the text, not by the plan: a kernel whose code is unchanged keeps its file,
+    so numba's cache of it stays valid, and any change (a formula, the code generator, fspec's version in the
+    header) gives a new name that no stale cache can match."""
+    prefix = kernel.module.rsplit("_", 1)[0]  # the plan's name without its digest: trades, events_fills_trades
+    return f"{prefix}_{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
+
+
 def _kernel_def(kernel: TickKernel | EventKernel, kernel_texts: dict[str, str], by: str = "") -> KernelDef:
     """A generated kernel file as the manifest records it: where it is, its sha256 (checked before the runtime
     executes it), its columns, parameters and what each slot computes."""
+    text = kernel_texts[kernel.module]
+    stem = kernel_stem(kernel, text)
     return KernelDef(
         source=kernel.source,
-        module=kernel.module,
-        path=f"{BUILD_DIR}/kernels/{kernel.module}.py",
-        sha256=hashlib.sha256(kernel_texts[kernel.module].encode("utf-8")).hexdigest(),
+        module=stem,
+        path=f"{BUILD_DIR}/kernels/{stem}.py",
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         columns=kernel.columns,
         params=kernel.params,
         slots=tuple(s.text for s in kernel.slots),
@@ -459,22 +470,17 @@ def compile_project(root: Path) -> tuple[Path, list[Path]]:
     written = []
     keep = set()
     texts: dict[str, str] = {}
-    for kernel in checked.plan.kernels:
-        path = kernel_dir / f"{kernel.module}.py"
+    planned: list[TickKernel | EventKernel] = [*checked.plan.kernels, *(k for g in checked.grids for k in g.kernels)]
+    for kernel in planned:
+        text = texts[kernel.module] = (
+            render_kernel(kernel) if isinstance(kernel, TickKernel) else render_event_kernel(kernel)
+        )
+        path = kernel_dir / f"{kernel_stem(kernel, text)}.py"
         keep.add(path.name)
-        text = texts[kernel.module] = render_kernel(kernel)
         # Content-addressed names: an unchanged kernel keeps its file (and its numba cache) untouched.
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             _write_atomic(path, text)
         written.append(path)
-    for grid in checked.grids:
-        for event_kernel in grid.kernels:
-            path = kernel_dir / f"{event_kernel.module}.py"
-            keep.add(path.name)
-            text = texts[event_kernel.module] = render_event_kernel(event_kernel)
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                _write_atomic(path, text)
-            written.append(path)
     for stale in kernel_dir.glob("*.py"):
         if stale.name not in keep:
             stale.unlink()

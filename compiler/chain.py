@@ -23,7 +23,7 @@ from fspec.operators import REGISTRY
 
 if TYPE_CHECKING:
     from fspec.compiler.model import InstrumentSpec, SourceSpec
-    from fspec.compiler.resolve import _Context
+    from fspec.compiler.resolve import ResolveContext
 
 CHAIN_COLUMN = "contracts"  # the leaf's column: the chain as a whole, never a file column
 RULES = "nearest(min_minutes=M): the first expiry settling at least M minutes after the bar end"
@@ -152,7 +152,7 @@ def chain_problems(
     return problems
 
 
-def chain_column_error(ctx: _Context, node: Name, source: str) -> Node:
+def chain_column_error(ctx: ResolveContext, node: Name, source: str) -> Node:
     """``spxw_quotes.bid`` in a formula: the rows of a chain are many contracts, which a reducer would mix."""
     ctx.error(
         node.span,
@@ -163,7 +163,7 @@ def chain_column_error(ctx: _Context, node: Name, source: str) -> Node:
     return ir.Const(float("nan"), grain=ir.INVALID)
 
 
-def resolve_chain(ctx: _Context, node: Call, bound: dict[str, Node]) -> Node:
+def resolve_chain(ctx: ResolveContext, node: Call, bound: dict[str, Node]) -> Node:
     """A chain operator's call -> its bar node, or an invalid node with the problem reported."""
     from fspec.compiler.resolve import Unavailable
 
@@ -228,7 +228,7 @@ def _number(node: Node) -> float | None:
     return None
 
 
-def _expiry_rule(ctx: _Context, node: Call, rule: Node) -> float | None:
+def _expiry_rule(ctx: ResolveContext, node: Call, rule: Node) -> float | None:
     """The minutes of ``nearest(min_minutes=M)`` (or ``nearest(M)``)."""
     if not isinstance(rule, Call) or rule.op != "nearest":
         ctx.error(rule.span, f"{node.op}(): expiry is a rule, e.g. expiry=nearest(min_minutes=30)", RULES)
@@ -245,7 +245,7 @@ def _expiry_rule(ctx: _Context, node: Call, rule: Node) -> float | None:
     return minutes
 
 
-def _delta(ctx: _Context, node: Call, given: Node) -> float | None:
+def _delta(ctx: ResolveContext, node: Call, given: Node) -> float | None:
     value = _number(given)
     if value is None or not (-0.5 <= value <= 0.5) or value == 0:
         ctx.error(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import keyword
 import re
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.unparse import resolved_source
 from fspec.operators import ELEMENTWISE, REGISTRY
 
-CODEGEN_VERSION = "11"  # 11: reducer locals named after their slot (sum_size), not numbered
+CODEGEN_VERSION = "12"  # 12: state arrays copied by loops; searchsorted, full and mean through cached helpers
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,20 @@ class StateVar:
     def text(self) -> str:
         return f"{self.name} = {self.init}" + (f"  # {self.comment}" if self.comment else "")
 
+    # Arrays are copied element by element: numba compiles a slice assignment between arrays with a shape
+    # check whose error path alone costs it about a second per kernel; the loop gives the same values.
+
     @property
     def load(self) -> str:
-        carried = f"carry[{self.offset}:{self.offset + self.size}]" if self.is_array else f"carry[{self.offset}]"
         if self.is_array:
-            return f"{self.name}[:] = {carried}"
+            return f"for q in range({self.size}):\n    {self.name}[q] = carry[{self.offset} + q]"
+        carried = f"carry[{self.offset}]"
         return f"{self.name} = {'int(' + carried + ')' if self.is_int else carried}"
 
     @property
     def store(self) -> str:
         if self.is_array:
-            return f"carry[{self.offset}:{self.offset + self.size}] = {self.name}"
+            return f"for q in range({self.size}):\n    carry[{self.offset} + q] = {self.name}[q]"
         return f"carry[{self.offset}] = {self.name}"
 
 
@@ -148,7 +152,7 @@ def _const(value: float) -> str:
     return f"({text})" if value < 0 or text.startswith("-") else text  # -1.0 ** 2 would be -1
 
 
-class _Emitter:
+class Emitter:
     """Turns tick expressions at row ``index`` into numbered locals, computing each distinct subexpression once.
 
     ``per_tick`` (the per-tick loop only) moves log and exp of numpy-expressible expressions into ``derive``,
@@ -241,9 +245,10 @@ def _state_var(v: ops.StateVar) -> StateVar:
     return StateVar(v.name, v.init, v.comment, v.size, v.is_int, v.is_array)
 
 
-# Names a slot's locals must not take: the template's own, Python's builtins and keywords (the kernel calls
-# min, max and abs); the kernel's other locals are numbered (t3, e2_0), prefixed (col_, param_, derived_) or
-# carry a state operator's number, which a slot name (a reducer's name, "_", words) is checked against below.
+# RESERVED: names a slot's locals must not take (the event kernels' code generator adds its own): the
+# template's own, Python's builtins and keywords (the kernel calls min, max and abs); the kernel's other locals
+# are numbered (t3, e2_0), prefixed (col_, param_, derived_) or carry a state operator's number, which a slot
+# name (a reducer's name, "_", words) is checked against below.
 _TEMPLATE_NAMES = frozenset(
     [
         "math",
@@ -274,9 +279,13 @@ _TEMPLATE_NAMES = frozenset(
         "starts",
         "derived",
         "PREFETCH",
+        "bar_stops",
+        "filled",
+        "mean_of",
+        "q",
     ]
 )
-_RESERVED = _TEMPLATE_NAMES | set(dir(builtins)) | set(keyword.kwlist)
+RESERVED = _TEMPLATE_NAMES | set(dir(builtins)) | set(keyword.kwlist)
 _MAX_WORDS = 4  # of the slot's formula in its name: enough to tell slots apart, short enough to read
 
 
@@ -308,7 +317,7 @@ def _assigned(code: ops.ReducerCode) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
-def _reduce(slot: Slot, args: list[str], model: KernelModel, taken: set[str]) -> set[str]:
+def reduce_slot(slot: Slot, args: list[str], model: KernelModel, taken: set[str]) -> set[str]:
     """Per-bar locals, the per-tick update and the end-of-bar write of one slot (the reducer's own code), its
     locals named after the slot; a name already ``taken`` gets a number (``sum_size_2``). Returns its names."""
     code = REGISTRY[slot.reducer].reduce
@@ -331,15 +340,15 @@ def _reduce(slot: Slot, args: list[str], model: KernelModel, taken: set[str]) ->
 
 def _lazy(slot: Slot, kernel: TickKernel, model: KernelModel) -> LazyScan:
     steps: list[Step] = []
-    emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)
+    emitter = Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)
     value = emitter.value(slot.args[0])
     return LazyScan(slot.index, slot.reducer, tuple(steps), value, slot.text)
 
 
 def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> KernelModel:
     model = KernelModel()
-    per_tick = _Emitter(kernel, model, model.steps, prefix="t", index="i", per_tick=True)
-    taken = set(_RESERVED | avoid)
+    per_tick = Emitter(kernel, model, model.steps, prefix="t", index="i", per_tick=True)
+    taken = set(RESERVED | avoid)
     slot_names: set[str] = set()
     for slot in kernel.slots:
         model.init.append(f"out[{slot.index}, :] = {REGISTRY[slot.reducer].empty}")
@@ -347,7 +356,7 @@ def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> Ker
             model.lazy.append(_lazy(slot, kernel, model))
             continue
         args = [per_tick.value(a) for a in slot.args]
-        names = _reduce(slot, args, model, taken | {v.name for v in model.state})
+        names = reduce_slot(slot, args, model, taken | {v.name for v in model.state})
         taken |= names
         slot_names |= names
     # A tick operator's state added after a slot was named could take one of its names. No operator's state
@@ -357,6 +366,7 @@ def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> Ker
     return kernel_model(kernel, avoid | clash) if clash else model
 
 
+@functools.cache
 def kernel_template(name: str) -> jinja2.Template:
     """A kernel template of compiler/templates (Python source: no autoescape; an undefined name is an error)."""
     text = resources.files("fspec.compiler").joinpath(f"templates/{name}").read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fspec import __version__
-from fspec.compiler.codegen import _RESERVED, KernelModel, Step, _Emitter, _reduce, kernel_template
-from fspec.compiler.events import EventKernel, EventSlot, _duration
+from fspec.compiler.codegen import RESERVED, Emitter, KernelModel, Step, kernel_template, reduce_slot
+from fspec.compiler.events import EventKernel, EventSlot, duration_text
 from fspec.compiler.lower import Slot
 from fspec.operators import EVENT, REGISTRY
 
@@ -35,8 +35,8 @@ class WindowWalk:
     @property
     def label(self) -> str:
         if self.bucket_ns:
-            return f"the event's {_duration(self.bucket_ns)} bucket (after the event too: a target's)"
-        return _duration(self.window_ns) + (f", {_duration(self.ago_ns)} ago" if self.ago_ns else "")
+            return f"the event's {duration_text(self.bucket_ns)} bucket (after the event too: a target's)"
+        return duration_text(self.window_ns) + (f", {duration_text(self.ago_ns)} ago" if self.ago_ns else "")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class ScanWalk:
 
     @property
     def label(self) -> str:
-        return f"the cut minus {_duration(self.ago_ns)}" if self.ago_ns else "the cut"
+        return f"the cut minus {duration_text(self.ago_ns)}" if self.ago_ns else "the cut"
 
 
 @dataclass
@@ -81,9 +81,9 @@ class EventKernelModel:
 
 def _window_slot(slot: EventSlot, walk: WindowWalk, kernel: EventKernel, taken: set[str]) -> set[str]:
     model = KernelModel()
-    emitter = _Emitter(kernel, model, model.steps, prefix=f"w{slot.index}_", index="i", per_tick=False)  # type: ignore[arg-type]
+    emitter = Emitter(kernel, model, model.steps, prefix=f"w{slot.index}_", index="i", per_tick=False)  # type: ignore[arg-type]
     args = [emitter.value(a) for a in slot.args]
-    names = _reduce(Slot(slot.index, slot.op, slot.args), args, model, taken)
+    names = reduce_slot(Slot(slot.index, slot.op, slot.args), args, model, taken)
     walk.locals += model.bar_locals
     walk.steps += model.steps
     walk.flush += model.flush
@@ -94,7 +94,7 @@ def _window_slot(slot: EventSlot, walk: WindowWalk, kernel: EventKernel, taken: 
 def _scan_slot(slot: EventSlot, kernel: EventKernel) -> BackScan:
     model = KernelModel()
     steps: list[Step] = []
-    emitter = _Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)  # type: ignore[arg-type]
+    emitter = Emitter(kernel, model, steps, prefix=f"e{slot.index}_", index="j", per_tick=False)  # type: ignore[arg-type]
     value = emitter.value(slot.args[0])
     write = REGISTRY[slot.op].event(slot.index, f"kept_{slot.index}")  # type: ignore[misc]
     return BackScan(slot.index, slot.text, tuple(steps), value, write)
@@ -104,7 +104,7 @@ def event_kernel_model(kernel: EventKernel) -> EventKernelModel:
     model = EventKernelModel()
     walks: dict[tuple[int, int, int], WindowWalk] = {}
     scans: dict[int, ScanWalk] = {}
-    taken = set(_RESERVED | _EVENT_NAMES)
+    taken = set(RESERVED | _EVENT_NAMES)
     for slot in kernel.slots:
         op = REGISTRY[slot.op]
         model.init.append(f"out[{slot.index}, :] = {'nan' if op.kind == EVENT else op.empty}")

@@ -37,7 +37,7 @@ from fspec.compiler.formula import (
     transform,
 )
 from fspec.compiler.model import FeatureSpec, GridSpec, Project
-from fspec.compiler.resolve import Unavailable, _Context, _resolve, formula_position
+from fspec.compiler.resolve import ResolveContext, Unavailable, formula_position, resolve_node
 from fspec.compiler.unparse import resolved_source, to_formula
 from fspec.errors import Diagnostic, Position
 from fspec.grain import Grain, Time
@@ -105,9 +105,9 @@ class EventSlot:
 
 def read_text(op: str, args: tuple[Node, ...], window: int, ago: int, bucket: int, by: str) -> str:
     inner = ", ".join(resolved_source(a) for a in args)
-    extra = [f"window={_duration(window)}"] if window and not bucket else []
-    extra += [f"bucket={_duration(bucket)}"] if bucket else []
-    extra += [f"ago={_duration(ago)}"] if ago else []
+    extra = [f"window={duration_text(window)}"] if window and not bucket else []
+    extra += [f"bucket={duration_text(bucket)}"] if bucket else []
+    extra += [f"ago={duration_text(ago)}"] if ago else []
     extra += [f"by={by}"] if by else []
     return f"{op}({', '.join([inner, *extra])})"
 
@@ -158,7 +158,8 @@ class GridPlan:
     by_at: tuple[tuple[str, Position], ...] = ()  # the events' columns by= reads, and where (validate --data)
 
 
-def _duration(ns: int) -> str:
+def duration_text(ns: int) -> str:
+    """A duration in nanoseconds as a spec writes it, in its largest whole unit: 30s, 250ms, 1h."""
     for unit, size in (("h", 3600 * NS), ("m", 60 * NS), ("s", NS), ("ms", 1_000_000)):
         if ns >= size and ns % size == 0:
             return f"{ns // size}{unit}"
@@ -170,7 +171,7 @@ def _duration(ns: int) -> str:
 class _Event:
     """What resolving one event feature needs besides the bar resolver's context."""
 
-    ctx: _Context
+    ctx: ResolveContext
     grid: GridSpec
     features: dict[str, FeatureSpec]  # the grid's features by name
     by_at: list[tuple[str, Position]] = field(default_factory=list)  # the by= columns read, and where
@@ -209,7 +210,7 @@ def _tick_args(ev: _Event, node: Call, args: tuple[Node, ...]) -> list[Node] | N
     resolved = []
     for arg in args:
         try:
-            value = _resolve(ev.ctx, arg)
+            value = resolve_node(ev.ctx, arg)
         except Unavailable as exc:
             ev.error(arg, f"{node.op}(): {exc}", "the grid's instruments must all have the sources it reads")
             return None
@@ -231,7 +232,7 @@ def _tick_args(ev: _Event, node: Call, args: tuple[Node, ...]) -> list[Node] | N
             other = replace(ev.ctx, instrument=key, problems=[])
             try:
                 for arg in args:
-                    _resolve(other, arg)
+                    resolve_node(other, arg)
             except Unavailable as exc:
                 ev.error(node, f"{node.op}(): {exc}", "the grid's instruments must all have the sources it reads")
                 return None
@@ -316,19 +317,20 @@ def _read(ev: _Event, node: Call) -> Node:
     if bucket and not ev.ctx.spec.is_target:
         ev.error(
             node,
-            f"{node.op}(..., bucket={_duration(bucket)}) reads the event's whole {_duration(bucket)} bucket, "
+            f"{node.op}(..., bucket={duration_text(bucket)}) reads the event's whole {duration_text(bucket)} bucket, "
             "events and rows after it included: lookahead",
-            f"use window={_duration(bucket)} for the rows strictly before the event, or declare it as a target "
+            f"use window={duration_text(bucket)} for the rows strictly before the event, or declare it as a target "
             "(targets: with a target_ name)",
             "lookahead",
         )
         return _invalid()
     latency = 0 if bucket else ev.grid.latency_ns  # a window and an ago are counted back from the cut
     if latency + window + ago > MAX_LOOKBACK_NS or bucket > MAX_LOOKBACK_NS:
-        with_latency = f" (the grid's latency {_duration(latency)} included)" if latency else ""
+        with_latency = f" (the grid's latency {duration_text(latency)} included)" if latency else ""
         ev.error(
             node,
-            f"{node.op}(): it reaches {_duration(max(latency + window + ago, bucket))} before the event{with_latency}",
+            f"{node.op}(): it reaches {duration_text(max(latency + window + ago, bucket))} before the event"
+            f"{with_latency}",
             "an event reads its day and the day before: at most 24h",
         )
         return _invalid()
@@ -391,7 +393,7 @@ def _name(ev: _Event, node: Name) -> Node:
         if head in CONSTANTS and head != "pi":
             ev.error(node, f"'{head}' is a constant of bar grids", "an event grid has no bars")
             return _invalid()
-        value = _resolve(ctx, node)
+        value = resolve_node(ctx, node)
         if isinstance(value, ir.ParamRef) and value.instrument is not None and not ev.grid.universe:
             lacking = [k for k, i in project.instruments.items() if i.universe is None and head not in dict(i.params)]
             if lacking:  # resolved against the first listed instrument: the others read it too
@@ -452,7 +454,7 @@ def _value(ev: _Event, node: Node) -> Node:
             "grain",
         )
         return _invalid()
-    return _resolve(ev.ctx, node)  # the bar resolver's message for an unknown or forbidden name
+    return resolve_node(ev.ctx, node)  # the bar resolver's message for an unknown or forbidden name
 
 
 def _resolve_feature(
@@ -463,7 +465,7 @@ def _resolve_feature(
     # the events' own rows are read like a source of the event's instrument (grouped by it, or by by=)
     own = project.instruments[stand_in]
     reads = replace(own, sources=(*own.sources, grid.events)) if grid.events not in own.sources else own
-    ctx = _Context(replace(project, instruments={**project.instruments, stand_in: reads}), spec, stand_in, specs)
+    ctx = ResolveContext(replace(project, instruments={**project.instruments, stand_in: reads}), spec, stand_in, specs)
     features = {f.name: f for f in project.event_features if f.grid == grid.name}
     ev = _Event(ctx, grid, features, by_at)
     try:

@@ -95,7 +95,11 @@ class Unavailable(Exception):
 
 
 @dataclass
-class _Context:
+class ResolveContext:
+    """What resolving one feature's formula for one instrument (or class of them) needs and collects: the
+    project, the feature, the instrument ('' for a class's member, None for a cross-asset feature), every
+    feature by name, and the problems found. compiler/events.py resolves event grid features with it too."""
+
     project: Project
     spec: FeatureSpec
     instrument: str | None
@@ -123,7 +127,7 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else ""
 
 
-def _known_names(ctx: _Context) -> list[str]:
+def _known_names(ctx: ResolveContext) -> list[str]:
     names = list(ctx.specs) + list(CONSTANTS) + list(ctx.project.sources) + list(ctx.project.instruments)
     names += list(dict(ctx.project.constants))
     if ctx.instrument:
@@ -131,7 +135,7 @@ def _known_names(ctx: _Context) -> list[str]:
     return names
 
 
-def _column(ctx: _Context, node: Name, instrument: str, source: str, column: str) -> Node:
+def _column(ctx: ResolveContext, node: Name, instrument: str, source: str, column: str) -> Node:
     src = ctx.project.sources[source]
     concrete = ctx.project.sources[ctx.project.instruments[instrument].concrete(source)]
     if concrete.contract is not None:  # an option chain: its operators read it (compiler/chain.py)
@@ -152,7 +156,7 @@ def _column(ctx: _Context, node: Name, instrument: str, source: str, column: str
     return ir.Column(source, column, instrument)
 
 
-def _instrument_member(ctx: _Context, node: Name, instrument: str, member: str) -> Node:
+def _instrument_member(ctx: ResolveContext, node: Name, instrument: str, member: str) -> Node:
     inst = ctx.project.instruments[instrument]
     params = dict(inst.params)
     if member in params:
@@ -170,7 +174,7 @@ def _instrument_member(ctx: _Context, node: Name, instrument: str, member: str) 
     return _invalid()
 
 
-def _feature_ref(ctx: _Context, node: Name, name: str, instrument: str | None) -> Node:
+def _feature_ref(ctx: ResolveContext, node: Name, name: str, instrument: str | None) -> Node:
     target = ctx.specs[name]
     if target.is_target and not ctx.spec.is_target:
         ctx.error(
@@ -185,7 +189,7 @@ def _feature_ref(ctx: _Context, node: Name, name: str, instrument: str | None) -
     return ir.FeatureRef(name, instrument)
 
 
-def _name(ctx: _Context, node: Name) -> Node:
+def _name(ctx: ResolveContext, node: Name) -> Node:
     parts = node.parts
     project = ctx.project
     bindings = dict(ctx.spec.bindings)
@@ -274,7 +278,7 @@ def _name(ctx: _Context, node: Name) -> Node:
     return _invalid()
 
 
-def _is_per_instrument(ctx: _Context, name: str) -> bool:
+def _is_per_instrument(ctx: ResolveContext, name: str) -> bool:
     return not is_cross_asset(ctx.specs[name], ctx.project)
 
 
@@ -295,7 +299,7 @@ def _is_instrument(project: Project, key: str) -> bool:
     return key in project.instruments and project.instruments[key].universe is None
 
 
-def _bind_args(ctx: _Context, node: Call) -> dict[str, Node] | None:
+def _bind_args(ctx: ResolveContext, node: Call) -> dict[str, Node] | None:
     op = REGISTRY[node.op]
     names = [p.name for p in op.all_params]
     bound: dict[str, Node] = {}
@@ -324,7 +328,7 @@ def _bind_args(ctx: _Context, node: Call) -> dict[str, Node] | None:
     return bound
 
 
-def _const_value(ctx: _Context, node: Node, op: str, param: str) -> float | None:
+def _const_value(ctx: ResolveContext, node: Node, op: str, param: str) -> float | None:
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Call) and node.op == "neg" and isinstance(node.args[0], Num):
@@ -367,7 +371,7 @@ def _reducer_hint(args: list[Node]) -> str:
     return f"reduce the tick side to one value per bar first, e.g. last({text}), mean({text}) or sum({text})"
 
 
-def _call(ctx: _Context, node: Call) -> Node:
+def _call(ctx: ResolveContext, node: Call) -> Node:
     if node.op in FORBIDDEN:
         message, hint = FORBIDDEN[node.op]
         ctx.error(node.span, message, hint, "lookahead")
@@ -406,7 +410,7 @@ def _call(ctx: _Context, node: Call) -> Node:
     ctx.across = across or (op.kind == CROSS and ctx.instrument is None)
     for p in op.all_params:
         if p.kind == "expr":
-            args.append(_resolve(ctx, bound[p.name]))
+            args.append(resolve_node(ctx, bound[p.name]))
             continue
         if p.kind == "flag":
             flag = _flag_value(ctx, node, p, bound.get(p.name))
@@ -467,7 +471,7 @@ def _call(ctx: _Context, node: Call) -> Node:
     return ir.Apply(node.op, tuple(args), tuple(sorted(consts)), grain)
 
 
-def _flag_value(ctx: _Context, node: Call, p: Param, given: Node | None) -> bool | None:
+def _flag_value(ctx: ResolveContext, node: Call, p: Param, given: Node | None) -> bool | None:
     if given is None:
         return bool(p.default)
     if isinstance(given, Name) and given.dotted in ("true", "false"):
@@ -481,7 +485,7 @@ def _flag_value(ctx: _Context, node: Call, p: Param, given: Node | None) -> bool
 
 
 def _time_window(
-    ctx: _Context, node: Call, p: Param, given: Duration, args: list[Node]
+    ctx: ResolveContext, node: Call, p: Param, given: Duration, args: list[Node]
 ) -> list[tuple[str, float]] | None:
     """A window given in time (``rolling_sum(x, 5m)``) as constants: ``n`` in bars of the feature's finest
     interval (what the static window algebra uses; coarser grids need fewer bars) and ``n_seconds``, which the
@@ -528,7 +532,7 @@ def _grain_order(grain: ir.Grain) -> tuple[str, tuple[str, str]]:
     return (grain.time.value, grain.rows)
 
 
-def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain | None:
+def _grain(ctx: ResolveContext, node: Call, kind: str, args: list[Node]) -> ir.Grain | None:
     grains = [getattr(a, "grain", ir.SCALAR) for a in args]
     if ir.INVALID in grains:
         return None
@@ -671,7 +675,7 @@ def _grain(ctx: _Context, node: Call, kind: str, args: list[Node]) -> ir.Grain |
 BROADCAST_CROSS = ("cs_mean", "cs_sum", "cs_count", "cs_wmean")  # one value per bar, the same for every member
 
 
-def _universe_leaf(ctx: _Context, node: Node) -> bool:
+def _universe_leaf(ctx: ResolveContext, node: Node) -> bool:
     """Whether the tree reads a universe's features or parameters (for all its members)."""
     instruments = ctx.project.instruments
     return any(
@@ -682,7 +686,7 @@ def _universe_leaf(ctx: _Context, node: Node) -> bool:
     )
 
 
-def _known_value(ctx: _Context, node: Node) -> float | None:
+def _known_value(ctx: ResolveContext, node: Node) -> float | None:
     """The value of a resolved constant or parameter, if the compiler knows it."""
     if isinstance(node, ir.Const):
         return node.value
@@ -698,7 +702,10 @@ def _known_value(ctx: _Context, node: Node) -> float | None:
     return None
 
 
-def _resolve(ctx: _Context, node: Node) -> Node:
+def resolve_node(ctx: ResolveContext, node: Node) -> Node:
+    """A formula node with its names bound (columns, features, parameters, constants) and its grain inferred;
+    a node that cannot be resolved is reported to ``ctx`` and comes back invalid, so that one pass finds every
+    problem of a formula."""
     if isinstance(node, Num):
         return ir.Const(node.value, span=node.span)
     if isinstance(node, Text):
@@ -1055,7 +1062,7 @@ def _each(
     specs: dict[str, FeatureSpec],
     members: list[str | None],
     problems: list[Diagnostic],
-    first: tuple[Node, _Context] | None,
+    first: tuple[Node, ResolveContext] | None,
 ) -> Iterable[tuple[str | None, Node]]:
     """Members resolved one by one (the first one's result reused), their problems reported."""
     for k, member in enumerate(members):
@@ -1070,13 +1077,13 @@ def _each(
 
 def _resolve_one(
     project: Project, spec: FeatureSpec, specs: dict[str, FeatureSpec], instrument: str | None
-) -> tuple[Node, _Context] | None:
+) -> tuple[Node, ResolveContext] | None:
     """The tree of ``spec`` for one instrument and the context holding its problems; None if the instrument
     lacks what the formula needs (reported here when the feature lists its instruments)."""
     bound = _for_instrument(spec, instrument)
-    ctx = _Context(project, bound, instrument, specs)
+    ctx = ResolveContext(project, bound, instrument, specs)
     try:
-        tree = _resolve(ctx, parse(bound.formula))
+        tree = resolve_node(ctx, parse(bound.formula))
     except FormulaSyntaxError as exc:
         ctx.problems.append(diagnostic_at(formula_position(bound), exc.span, exc.message, exc.hint, "syntax"))
         return _invalid(), ctx
@@ -1097,7 +1104,7 @@ def _resolve_one(
     return tree, ctx
 
 
-def _own_params_in_foreign_ticks(ctx: _Context, tree: Node) -> Node:
+def _own_params_in_foreign_ticks(ctx: ResolveContext, tree: Node) -> Node:
     """Inside a reducer over another instrument's ticks (``sum(es.trades.size * n)`` for nq), the member's own
     parameters become their values: that kernel runs with es's parameters, so the slot is per value (and the
     class of instruments splits by it)."""

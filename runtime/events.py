@@ -110,7 +110,8 @@ class GridCounts:
         return "; ".join(parts)
 
 
-def _by_columns(grid: GridDef) -> list[str]:
+def by_columns(grid: GridDef) -> list[str]:
+    """The events' columns whose values group them for by= reads (each kernel over the events of one key)."""
     return list(dict.fromkeys(k.by for k in grid.kernels if k.by))
 
 
@@ -123,7 +124,7 @@ def _read_columns(grid: GridDef) -> list[str]:
 def _event_frame(root: Path, source: SourceDef, grid: GridDef, day: str) -> tuple[Frame, str]:
     path = source_path(root, source, "", day)
     shown = display(path, root)
-    wanted = [*_wanted_columns(source), grid.instrument_column, *grid.keep, *_by_columns(grid)]
+    wanted = [*_wanted_columns(source), grid.instrument_column, *grid.keep, *by_columns(grid)]
     frame = _read(
         path, source.format, list(dict.fromkeys(wanted)), shown, header=source.header, needles=_needles(source)
     )
@@ -186,7 +187,7 @@ def load_events(root: Path, source: SourceDef, grid: GridDef, day: str) -> Event
         else:
             columns[name] = _scaled(_numeric(frame, spec.source_column, shown), spec.scale)
     codes, symbols = _symbol_codes(frame, grid.instrument_column, shown)
-    keys = {c: _labels(frame, c) for c in _by_columns(grid)}
+    keys = {c: _labels(frame, c) for c in by_columns(grid)}
     events = Events(ts, codes.astype(np.int64), symbols, columns, _kept(frame, grid.keep), keys)
     if source.filter_tree is not None:
         events = events.take(np.flatnonzero(_row_values(source.filter_tree, frame, shown) != 0))

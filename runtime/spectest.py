@@ -25,6 +25,7 @@ from fspec.compiler.model import parse_interval
 from fspec.compiler.schema import load_schema, validate_doc
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import DataError, Diagnostic, Position, SpecError
+from fspec.grain import natural_key
 from fspec.manifest import Key, SourceDef
 from fspec.naming import interval_token
 from fspec.project import BUILD_DIR, display_path, spec_test_files
@@ -32,11 +33,12 @@ from fspec.runtime.columns import with_dependencies
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import computed_at
+from fspec.runtime.sources import _symbol_text, source_path
 from fspec.runtime.sources import _wanted_columns as file_columns  # the columns fspec run reads from a file
-from fspec.runtime.sources import source_path
 from fspec.session import NS, bar_starts
 
 TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,9 @@ class Given:
 
 @dataclass(frozen=True)
 class Expected:
-    key: Key
+    key: Key  # (feature, instrument); for an event grid (feature, None)
     column: str
-    values: dict[int, float | None]  # row -> value (None: a missing value)
+    values: dict[tuple[str, int], float | None]  # (date, row) -> value (None: a missing value)
     tolerance: float
     pos: Position
 
@@ -61,18 +63,24 @@ class Expected:
 class SpecTest:
     name: str
     pos: Position
-    date: str
-    interval: int
+    dates: tuple[str, ...]  # the sessions, in order: each computed after the ones before it (warm-up)
+    interval: int  # 0 for an event grid
     instrument: str
     given: list[Given]
     expect: list[Expected]
+    manifest: Manifest  # the build, with the universes' members the given rows hold
+    grid: str = ""  # an event grid's name: one row per event
+
+    @property
+    def date(self) -> str:
+        return self.dates[-1]
 
 
 @dataclass(frozen=True)
 class Mismatch:
     column: str
     row: int
-    bar: str  # the bar's start, local time
+    bar: str  # the bar's start (an event grid's: the event's time), local time; with its date in a test of several
     expected: float | None
     actual: float
     tolerance: float
@@ -80,7 +88,9 @@ class Mismatch:
     def render(self) -> str:
         want = "NaN (null)" if self.expected is None else repr(self.expected)
         within = f" (tolerance {self.tolerance!r})" if self.tolerance else ""
-        return f"{self.column} row {self.row} (bar {self.bar}): expected {want}, got {self.actual!r}{within}"
+        what = "event" if self.bar.startswith("event ") else "bar"
+        at = self.bar.removeprefix("event ")
+        return f"{self.column} row {self.row} ({what} {at}): expected {want}, got {self.actual!r}{within}"
 
 
 @dataclass
@@ -132,29 +142,52 @@ class _Problems:
 
 def _test(manifest: Manifest, doc: SourceDoc, i: int, raw: dict[str, Any], out: list[Diagnostic]) -> SpecTest | None:
     at = ("tests", i)
-    project = manifest.project
     problem = _Problems(doc, at, raw["name"], out)
-    instruments = list(project.instruments)
-    instrument = raw.get("instrument", instruments[0] if len(instruments) == 1 else None)
-    if instrument is None:
-        problem(("name",), "say which instrument it is about", f"add instrument: {instruments[0]}")
+    dates = _dates(raw, problem)
+    grid = _grid(manifest, raw, problem) if dates is not None else None
+    membered = _with_given_members(manifest, raw, problem) if grid is not None else None
+    if dates is None or grid is None or membered is None:
         return None
-    if instrument not in project.instruments:
-        problem(("instrument",), f"unknown instrument '{instrument}'", f"instruments: {', '.join(instruments)}")
+    manifest = membered
+    instrument = _instrument(manifest, raw, grid, problem)
+    interval = _interval(manifest, raw, grid, problem) if instrument is not None else None
+    if instrument is None or interval is None:
         return None
-    try:
-        date.fromisoformat(raw["date"])
-    except ValueError:
-        problem(("date",), f"'{raw['date']}' is not a calendar date", 'write it as "YYYY-MM-DD"')
-        return None
-    interval = parse_interval(raw["interval"]) if "interval" in raw else project.intervals[0]
+    given = _given(manifest, doc, at, raw, instrument, dates, problem)
+    expect = _expected(manifest, doc, at, raw, instrument, interval, dates, grid, problem)
+    test = SpecTest(raw["name"], doc.pos((*at, "name")), dates, interval, instrument, given, expect, manifest, grid)
+    if not problem.count and not grid:
+        _check_inputs(manifest, test, problem)
+    return None if problem.count else test
+
+
+def _interval(manifest: Manifest, raw: dict[str, Any], grid: str, problem: _Problems) -> int | None:
+    """The bar grid's width in seconds (the project's first interval by default); 0 for an event grid."""
+    if grid:
+        if "interval" in raw:
+            problem(("interval",), "a test of an event grid has no interval", "remove interval: (or grid:)")
+            return None
+        return 0
+    interval = parse_interval(raw["interval"]) if "interval" in raw else manifest.project.intervals[0]
     if interval not in manifest.intervals:
         shown = ", ".join(interval_token(i) for i in manifest.intervals)
         problem(("interval",), f"the build computes no {interval_token(interval)} grid", f"intervals: {shown}")
         return None
-    session = project.session
-    bounds = session.bounds(raw["date"])
+    return interval
 
+
+def _given(
+    manifest: Manifest,
+    doc: SourceDoc,
+    at: tuple[Any, ...],
+    raw: dict[str, Any],
+    instrument: str,
+    dates: tuple[str, ...],
+    problem: _Problems,
+) -> list[Given]:
+    """The given rows per source (SOURCE of the test's instrument, or INSTRUMENT.SOURCE), each row checked."""
+    project = manifest.project
+    instruments = list(project.instruments)
     given = []
     for name, rows in raw["given"].items():
         inst, _, source = name.rpartition(".")
@@ -170,51 +203,232 @@ def _test(manifest: Manifest, doc: SourceDoc, i: int, raw: dict[str, Any], out: 
             known = ", ".join(project.instruments[inst].sources)
             problem(("given", name), f"instrument '{inst}' has no source '{source}'", f"its sources: {known}", True)
             continue
-        spec_cols = set(file_columns(spec))
+        spec_cols = set(_given_columns(manifest, spec)) | ({spec.symbol_column} if spec.symbol_column else set())
         for j, row in enumerate(rows):
-            for column, message, hint in _row_problems(spec, row, raw["date"], session.timezone, bounds):
+            for column, message, hint in _row_problems(manifest, spec, row, dates, project.session):
                 problem(("given", name, j, *column), message, hint, key=bool(column) and column[0] not in spec_cols)
         given.append(Given(name, spec, inst, rows, doc.pos((*at, "given", name), key=True)))
+    return given
 
+
+def _expected(
+    manifest: Manifest,
+    doc: SourceDoc,
+    at: tuple[Any, ...],
+    raw: dict[str, Any],
+    instrument: str,
+    interval: int,
+    dates: tuple[str, ...],
+    grid: str,
+    problem: _Problems,
+) -> list[Expected]:
+    """The expected columns, their values by (date, row) and tolerances."""
     tolerances = raw.get("tolerance") or {}
     for name in tolerances:
         if name not in raw["expect"]:
             problem(("tolerance", name), f"a tolerance for '{name}', which expect does not list", "remove it", True)
-    starts = bar_starts(session.bar_ends(raw["date"], interval), bounds[0])
     expect = []
     for name, values in raw["expect"].items():
-        key = _column_key(manifest, name, instrument, interval)
-        if key is None:
-            problem(
-                ("expect", name),
-                f"no column '{name}' at {interval_token(interval)} for {instrument}",
-                "name a feature (its column of the test's instrument and interval) or a full column name",
-                True,
-            )
+        found = _grid_column(manifest, grid, name) if grid else _bar_column(manifest, name, instrument, interval)
+        if found is None:
+            if grid:
+                problem(("expect", name), f"no column '{name}' of grid '{grid}'", "name a feature of the grid", True)
+            else:
+                where = f"at {interval_token(interval)} for {instrument}"
+                hint = "name a feature (its column of the test's instrument and interval) or a full column name"
+                problem(("expect", name), f"no column '{name}' {where}", hint, True)
             continue
-        rows: dict[int, float | None] = {}
-        if isinstance(values, list):
-            rows = dict(enumerate(values))
-        for bar, value in values.items() if isinstance(values, dict) else ():
-            ns = _utc_ns(raw["date"], bar, session.timezone, bounds)
-            hits = np.flatnonzero(starts == ns) if ns is not None else ()
-            if not len(hits):
-                grid = interval_token(interval)
+        key, column = found
+        rows = _expected_rows(manifest, values, dates, interval, grid, ("expect", name), problem)
+        if rows is not None:
+            pos = doc.pos((*at, "expect", name), key=True)
+            expect.append(Expected(key, column, rows, float(tolerances.get(name, 0.0)), pos))
+    return expect
+
+
+def _dates(raw: dict[str, Any], problem: _Problems) -> tuple[str, ...] | None:
+    """The test's sessions: ``date``, or ``dates`` (several, in order: the later ones' warm-up reads the earlier)."""
+    if ("date" in raw) == ("dates" in raw):
+        problem(("name",), "give the session as date: (one) or dates: (several), not both", 'e.g. date: "2024-01-02"')
+        return None
+    listed = [raw["date"]] if "date" in raw else list(raw["dates"])
+    for k, text in enumerate(listed):
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            where = ("date",) if "date" in raw else ("dates", k)
+            problem(where, f"'{text}' is not a calendar date", 'write it as "YYYY-MM-DD"')
+            return None
+    if listed != sorted(set(listed)):
+        problem(("dates",), "dates: are not in order, or one is listed twice", "list each session once, in order")
+        return None
+    return tuple(listed)
+
+
+def _grid(manifest: Manifest, raw: dict[str, Any], problem: _Problems) -> str | None:
+    """The event grid a test is of ('' for bars)."""
+    name = raw.get("grid", "")
+    grids = [g.name for g in manifest.data.grids]
+    if name and name not in grids:
+        problem(("grid",), f"unknown grid '{name}'", f"grids: {', '.join(grids)}" if grids else "the build has none")
+        return None
+    return name
+
+
+def _with_given_members(manifest: Manifest, raw: dict[str, Any], problem: _Problems) -> Manifest | None:
+    """The build with each universe's members: the symbols the given rows of its source hold (a universe is
+    found in the data, and the rows are the test's only data)."""
+    from fspec.runtime.universe import with_members
+
+    project = manifest.project
+    stand_ins = {k: i.universe for k, i in project.instruments.items() if i.universe is not None}
+    if not stand_ins:
+        return manifest
+    symbols: dict[str, list[str]] = {}
+    for key, rule in stand_ins.items():
+        column = project.sources[rule.source].symbol_column
+        found: set[str] = set()
+        for name, rows in raw["given"].items():
+            if name.rpartition(".")[2] != rule.source or not column:
+                continue
+            for j, row in enumerate(rows):
+                if row.get(column) is None:
+                    problem(
+                        ("given", name, j), f"the row has no '{column}'", f"rows of '{rule.source}' name their symbol"
+                    )
+                else:
+                    found.add(_symbol_text(row[column]))
+        symbols[key] = sorted(found, key=natural_key)
+    if problem.count:
+        return None
+    try:
+        return with_members(manifest, symbols)
+    except DataError as exc:
+        problem(("given",), exc.message, exc.hint)
+        return None
+
+
+def _instrument(manifest: Manifest, raw: dict[str, Any], grid: str, problem: _Problems) -> str | None:
+    """The instrument whose columns the test's plain feature names mean: ``instrument``, a universe's ``member``
+    (by its symbol), or the project's only instrument; an event grid's test needs none."""
+    project = manifest.project
+    if "member" in raw:
+        symbol = str(raw["member"])
+        found = [k for k, i in project.instruments.items() if i.symbol == symbol and k not in _plain(manifest)]
+        if not found:
+            members = [i.symbol for k, i in project.instruments.items() if k not in _plain(manifest)]
+            hint = f"the given rows hold {', '.join(members)}" if members else "give rows of the universe's source"
+            problem(("member",), f"no member with symbol '{symbol}' in the given rows", hint)
+            return None
+        return found[0]
+    instruments = list(project.instruments)
+    instrument = raw.get("instrument", instruments[0] if len(instruments) == 1 or grid else None)
+    if instrument is None:
+        problem(("name",), "say which instrument it is about", f"add instrument: {instruments[0]}")
+        return None
+    if instrument in manifest.members_of:
+        problem(("instrument",), f"'{instrument}' is a universe: say which of its members", "add member: SYMBOL")
+        return None
+    if instrument not in project.instruments:
+        problem(("instrument",), f"unknown instrument '{instrument}'", f"instruments: {', '.join(instruments)}")
+        return None
+    return instrument
+
+
+def _plain(manifest: Manifest) -> set[str]:
+    """The instruments listed by hand (not a universe's members)."""
+    members = {m for ms in manifest.members_of.values() for m in ms}
+    return set(manifest.project.instruments) - members
+
+
+def _expected_rows(
+    manifest: Manifest,
+    values: list[Any] | dict[str, Any],
+    dates: tuple[str, ...],
+    interval: int,
+    grid: str,
+    where: tuple[Any, ...],
+    problem: _Problems,
+) -> dict[tuple[str, int], float | None] | None:
+    """(date, row) -> value: a list is the last date's values from its first row; a mapping's keys are bar starts
+    ("09:31:00", or "2024-01-03 09:31:00" in a test of several dates) or dates, each with a list of its bars."""
+    session = manifest.project.session
+    rows: dict[tuple[str, int], float | None] = {}
+    if isinstance(values, list):
+        rows = {(dates[-1], k): v for k, v in enumerate(values)}
+        return rows if grid else _within_sessions(rows, session, dates, interval, where, problem)
+    if grid:
+        problem(where, "an event grid's values are a list, one per event in time order", "write [v1, v2, ...]")
+        return None
+    for text, value in values.items():
+        day, _, clock = text.rpartition(" ") if " " in text else ("", "", text)
+        if DATE.match(text):
+            day, clock = text, ""
+        day = day or (dates[0] if len(dates) == 1 else "")
+        if day not in dates:
+            hint = (
+                f'write the date too, e.g. "{dates[-1]} {clock or "09:30:00"}"'
+                if not day
+                else f"dates: {', '.join(dates)}"
+            )
+            problem((*where, text), f"'{text}' is on no date of the test", hint, True)
+            continue
+        bounds = session.bounds(day)
+        starts = bar_starts(session.bar_ends(day, interval), bounds[0])
+        if not clock:
+            if not isinstance(value, list):
                 problem(
-                    ("expect", name, bar), f"no bar starts at {bar} on the {grid} grid", "bars start at the open", True
+                    (*where, text), "a date's values are a list, from its first bar on", "write [v1, v2, ...]", True
                 )
                 continue
-            rows[int(hits[0])] = value
-        if rows and max(rows) >= len(starts):
-            problem(("expect", name), f"{len(values)} values for a session of {len(starts)} bars", "list fewer values")
+            if len(value) > len(starts):
+                problem((*where, text), f"{len(value)} values for a session of {len(starts)} bars", "list fewer values")
+                continue
+            rows.update({(day, k): v for k, v in enumerate(value)})
             continue
-        column = column_of(manifest.feature(*key), key[1], interval)
-        pos = doc.pos((*at, "expect", name), key=True)
-        expect.append(Expected(key, column, rows, float(tolerances.get(name, 0.0)), pos))
-    test = SpecTest(raw["name"], doc.pos((*at, "name")), raw["date"], interval, instrument, given, expect)
-    if not problem.count:
-        _check_inputs(manifest, test, problem)
-    return None if problem.count else test
+        if isinstance(value, list):
+            problem((*where, text), "a bar's value is one number (or null)", "write the value alone", True)
+            continue
+        ns = _utc_ns(day, clock, session.timezone, bounds)
+        hits = np.flatnonzero(starts == ns) if ns is not None else ()
+        if not len(hits):
+            grid_name = interval_token(interval)
+            problem((*where, text), f"no bar starts at {text} on the {grid_name} grid", "bars start at the open", True)
+            continue
+        rows[(day, int(hits[0]))] = value
+    return _within_sessions(rows, session, dates, interval, where, problem)
+
+
+def _within_sessions(
+    rows: dict[tuple[str, int], float | None],
+    session: Any,
+    dates: tuple[str, ...],
+    interval: int,
+    where: tuple[Any, ...],
+    problem: _Problems,
+) -> dict[tuple[str, int], float | None] | None:
+    """The rows, if each date's lie within its session's bars."""
+    for day in dates:
+        n = len(session.bar_ends(day, interval))
+        if any(d == day and row >= n for d, row in rows):
+            count = 1 + max(r for d, r in rows if d == day)
+            problem(where, f"{count} values for a session of {n} bars", "list fewer values")
+            return None
+    return rows
+
+
+def _bar_column(manifest: Manifest, name: str, instrument: str, interval: int) -> tuple[Key, str] | None:
+    key = _column_key(manifest, name, instrument, interval)
+    return None if key is None else (key, column_of(manifest.feature(*key), key[1], interval))
+
+
+def _grid_column(manifest: Manifest, grid: str, name: str) -> tuple[Key, str] | None:
+    """A feature of the event grid, by its name or its column's (``<feature>_<suffix>``)."""
+    g = next(g for g in manifest.data.grids if g.name == grid)
+    for f in g.features:
+        if name.lower() in (f.name, g.column(f.name)):
+            return (f.name, None), g.column(f.name)
+    return None
 
 
 def _column_key(manifest: Manifest, name: str, instrument: str, interval: int) -> Key | None:
@@ -234,32 +448,82 @@ def _column_key(manifest: Manifest, name: str, instrument: str, interval: int) -
 
 
 def _row_problems(
-    source: SourceDef, row: dict[str, Any], day: str, zone: str, bounds: tuple[int, int]
+    manifest: Manifest, source: SourceDef, row: dict[str, Any], dates: tuple[str, ...], session: Any
 ) -> list[tuple[tuple[str, ...], str, str]]:
     """(where in the row, message, hint) for each problem of one given row."""
-    wanted = file_columns(source)
+    wanted = _given_columns(manifest, source)
+    known = [*wanted, *([source.symbol_column] if source.symbol_column else [])]
     out: list[tuple[tuple[str, ...], str, str]] = []
     missing = [c for c in wanted if c not in row]
     if missing:
         out.append(((), f"the row has no '{missing[0]}'", f"rows of '{source.name}' give {', '.join(wanted)}"))
     for column, value in row.items():
-        if column not in wanted:
+        if column not in known:
             hint = f"rows of '{source.name}' give {', '.join(wanted)}"
             out.append(((column,), f"'{column}' is not a column '{source.name}' reads from its file", hint))
-        elif column == source.time_column:
-            if not isinstance(value, str) or _utc_ns(day, value, zone, bounds) is None:
+        elif column == source.time_column and not (_numeric_time(source) and _is_number(value)):
+            if not isinstance(value, str) or _row_time(value, dates, session) is None:
                 hint = 'write a time of day ("09:30:01.250", quoted) or an ISO time with its zone'
-                out.append(((column,), f"the time {value!r} is not a time", hint))
+                if len(dates) > 1:
+                    hint = f'write its date and time of day ("{dates[-1]} 09:30:01.250", quoted) or an ISO time'
+                out.append(((column,), f"the time {value!r} is not a time of the test's dates", hint))
         elif isinstance(value, bool):
             hint = "write a number (or text, for a column a filter compares with text), or null for a missing value"
             out.append(((column,), f"'{column}' is {value!r}, not a number", hint))
     return out
 
 
+def _given_columns(manifest: Manifest, source: SourceDef) -> list[str]:
+    """The columns a given row of ``source`` has: those ``fspec run`` reads from its file (for the events of an
+    event grid also their instrument column, kept columns and by= keys)."""
+    from fspec.runtime.events import by_columns
+
+    columns = file_columns(source)
+    for grid in manifest.data.grids:
+        if grid.events == source.name:
+            columns += [grid.instrument_column, *grid.keep, *by_columns(grid)]
+    return list(dict.fromkeys(columns))
+
+
+def _numeric_time(source: SourceDef) -> bool:
+    """A source whose times are numbers in its file (day numbers, times of day as digits or units after an
+    anchor, epochs): its given rows give them as the file has them."""
+    return bool(source.time_day or source.time_date or source.time_clock or source.time_anchor or source.time_unit)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _row_time(text: str, dates: tuple[str, ...], session: Any) -> tuple[str, int] | None:
+    """(the session date of the row's file, UTC ns) of a given row's time: a time of day (a test of one date),
+    a date and a time of day in the session's zone ("2024-01-03 09:30:01"), or an ISO time with its zone."""
+    day, _, clock = text.partition(" ")
+    if DATE.match(day) and clock:
+        if day not in dates:
+            return None
+        ns = _utc_ns(day, clock, session.timezone, session.bounds(day))
+        return None if ns is None else (day, ns)
+    if TIME_OF_DAY.match(text):
+        if len(dates) > 1:
+            return None  # which of the dates: say it
+        ns = _utc_ns(dates[0], text, session.timezone, session.bounds(dates[0]))
+        return None if ns is None else (dates[0], ns)
+    ns = _utc_ns(dates[0], text, session.timezone, session.bounds(dates[0]))
+    if ns is None:
+        return None
+    inside = [d for d in dates if session.bounds(d)[0] <= ns < session.bounds(d)[1]]
+    return (inside or [dates[0]])[0], ns
+
+
 def _check_inputs(manifest: Manifest, test: SpecTest, problem: _Problems) -> None:
     """Every source the expected columns read (and the sources they attach asof) has given rows."""
     project = manifest.project
     have = {(g.source.name, g.instrument) for g in test.given}
+    by_symbol = {i.symbol: k for k, i in project.instruments.items()}
+    for g in test.given:  # the rows of a file of many symbols that name theirs (a universe's) are theirs
+        column = g.source.symbol_column
+        have |= {(g.source.name, by_symbol[_symbol_text(r[column])]) for r in g.rows if column in r}
     needed = with_dependencies(manifest, [e.key for e in test.expect])
     pairs = {(project.source_of(inst, s).name, inst) for key in needed for s, inst in manifest.slot_reads[key]}
     pairs |= {(asof, inst) for name, inst in set(pairs) if (asof := project.sources[name].asof_source)}
@@ -302,23 +566,20 @@ def _epoch_ns(moment: datetime) -> int:
 # ---- running ----------------------------------------------------------------------------------------------
 
 
-def run_tests(manifest: Manifest, tests: list[SpecTest]) -> list[TestResult]:
-    """Each test on its own rows; data problems in the rows raise DataError naming the test and source."""
-    from fspec.runtime.run import Engine
-
+def run_tests(manifest: Manifest, tests: list[SpecTest], on_progress: Any = None) -> list[TestResult]:
+    """Each test on its own rows; data problems in the rows raise DataError naming the test and source.
+    ``on_progress`` wraps the tests (``fspec test``'s bar on a terminal)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="fspec-test-") as scratch:
-        for k, test in enumerate(tests):
+        for k, test in enumerate(on_progress(tests, len(tests)) if on_progress else tests):
             root = Path(scratch) / str(k)
             root.mkdir()
             (root / BUILD_DIR).symlink_to((manifest.root / BUILD_DIR).resolve(), target_is_directory=True)
-            files = _write_given(manifest, test, root)
-            engine = Engine(Manifest(root, manifest.data))
-            keys = with_dependencies(manifest, [e.key for e in test.expect])
+            files = _write_given(test.manifest, test, root)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    result = engine.compute(test.date, test.interval, keys)
+                    computed = _compute(Manifest(root, test.manifest.data, test.manifest.members_of), test)
                 except DataError as exc:
                     raise DataError(
                         files.get(exc.file, exc.file), f"test '{test.name}': {exc.message}", exc.hint
@@ -330,36 +591,79 @@ def run_tests(manifest: Manifest, tests: list[SpecTest]) -> list[TestResult]:
                 for shown, where in files.items():
                     text = text.replace(shown, f"{where}: test '{test.name}'")
                 warnings.warn_explicit(text, w.category, w.filename, w.lineno)
-            results.append(_compare(manifest, test, result.values, result.ts_event))
+            results.append(_compare(test.manifest, test, computed))
     return results
 
 
+def _compute(manifest: Manifest, test: SpecTest) -> dict[str, tuple[np.ndarray, dict[Key, np.ndarray]]]:
+    """Each date's (row times, values by key), the dates in order on one engine: a later date's warm-up reads
+    the earlier sessions as a run's would."""
+    from fspec.runtime.run import Engine
+
+    engine = Engine(manifest)
+    out: dict[str, tuple[np.ndarray, dict[Key, np.ndarray]]] = {}
+    if test.grid:
+        runner = engine.runners[test.grid]
+        for day in test.dates:
+            result = runner.compute(day)
+            out[day] = (result.ts_event, {(name, None): v for name, v in result.values.items()})
+        return out
+    keys = with_dependencies(manifest, [e.key for e in test.expect])
+    for day in test.dates:
+        result = engine.compute(day, test.interval, keys)
+        out[day] = (result.ts_event, result.values)
+    return out
+
+
 def _write_given(manifest: Manifest, test: SpecTest, root: Path) -> dict[str, str]:
-    """The rows as the files their sources name (the rows of instruments that share a file of many symbols in
-    one file, its symbol column filled in); returns each file's name, as messages show it, -> where its rows
-    are in the test file."""
+    """The rows as the files their sources name, each date's in its own file where the path has {date} (the rows
+    of instruments that share a file of many symbols in one file, its symbol column filled in; a universe's rows
+    name their symbols); returns each file's name, as messages show it, -> where its rows are in the test file."""
     import pyarrow as pa
 
     project = manifest.project
-    bounds = project.session.bounds(test.date)
-    files: dict[Path, tuple[SourceDef, list[tuple[str, dict[str, Any]]]]] = {}
+    files: dict[Path, tuple[SourceDef, list[tuple[str, int | None, dict[str, Any]]]]] = {}
     shown: dict[str, str] = {}
     for g in test.given:
-        symbol = project.instruments[g.instrument].symbol
-        path = source_path(root, g.source, symbol, test.date)
-        files.setdefault(path, (g.source, []))[1].extend((symbol, row) for row in g.rows)
-        shown.setdefault(path.relative_to(root).as_posix(), str(g.pos))
+        inst = project.instruments[g.instrument]
+        for row in g.rows:
+            symbol = _symbol_text(row[g.source.symbol_column]) if g.source.symbol_column in row else inst.symbol
+            value = row.get(g.source.time_column)
+            when = _row_time(value, test.dates, project.session) if isinstance(value, str) else None
+            day, ns = when if when is not None else (test.dates[0], None)
+            path = source_path(root, g.source, symbol, day)
+            files.setdefault(path, (g.source, []))[1].append((symbol, ns, row))
+            shown.setdefault(path.relative_to(root).as_posix(), str(g.pos))
+        if not g.rows:  # given: [] is a file with no rows
+            path = source_path(root, g.source, inst.symbol, test.dates[0])
+            files.setdefault(path, (g.source, []))
+            shown.setdefault(path.relative_to(root).as_posix(), str(g.pos))
     for path, (spec, rows) in files.items():
-        zone = project.session.timezone
-        ts = np.array([_utc_ns(test.date, str(r[spec.time_column]), zone, bounds) for _, r in rows], dtype=np.int64)
-        arrays = {spec.time_column: pa.array(ts, pa.int64()).cast(pa.timestamp("ns", "UTC"))}
+        if rows and rows[0][1] is None and _numeric_time(spec):
+            arrays = {spec.time_column: _number_array([r[spec.time_column] for _, _, r in rows])}
+        else:
+            ts = np.array([ns for _, ns, _ in rows], dtype=np.int64)
+            arrays = {spec.time_column: pa.array(ts, pa.int64()).cast(pa.timestamp("ns", "UTC"))}
         if spec.symbol_column:
-            arrays[spec.symbol_column] = pa.array([symbol for symbol, _ in rows], pa.string())
-        for c in file_columns(spec):
-            if c != spec.time_column:
-                arrays[c] = _column_array([r[c] for _, r in rows])
+            arrays[spec.symbol_column] = pa.array([symbol for symbol, _, _ in rows], pa.string())
+        for c in _given_columns(manifest, spec):
+            if c in (spec.time_day, spec.time_date):
+                arrays[c] = _number_array([r[c] for _, _, r in rows])
+            elif c != spec.time_column:
+                arrays[c] = _column_array([r[c] for _, _, r in rows])
         _write_table(pa.table(arrays), path, spec.format)
     return shown
+
+
+def _number_array(values: list[Any]) -> Any:
+    """Day numbers, dates as digits, times as units: whole numbers as int64 (as a vendor's file has them)."""
+    import pyarrow as pa
+
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pa.array(values, pa.int64())
+    if any(isinstance(v, str) for v in values):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.array([math.nan if v is None else float(v) for v in values], pa.float64())
 
 
 def _column_array(values: list[Any]) -> Any:
@@ -383,17 +687,28 @@ def _write_table(table: Any, path: Path, fmt: str) -> None:
         pq.write_table(table, path)
 
 
-def _compare(manifest: Manifest, test: SpecTest, values: dict[Key, np.ndarray], ts_event: np.ndarray) -> TestResult:
+def _compare(
+    manifest: Manifest, test: SpecTest, computed: dict[str, tuple[np.ndarray, dict[Key, np.ndarray]]]
+) -> TestResult:
     result = TestResult(test)
     zone = ZoneInfo(manifest.project.session.timezone)
+    shape = "%Y-%m-%d %H:%M:%S" if len(test.dates) > 1 else "%H:%M:%S"
+    if test.grid:
+        shape = "event " + ("%Y-%m-%d %H:%M:%S.%f" if len(test.dates) > 1 else "%H:%M:%S.%f")
     for e in test.expect:
-        column = values[e.key]
-        for row, want in sorted(e.values.items()):
-            got = float(column[row])
+        for (day, row), want in sorted(e.values.items()):
+            ts_event, values = computed[day]
+            column = values[e.key]
             result.checked += 1
+            if row >= len(column):  # an event grid's test lists more values than it has events
+                result.mismatches.append(
+                    Mismatch(e.column, row, f"{'event ' if test.grid else ''}{day} (none)", want, math.nan, e.tolerance)
+                )
+                continue
+            got = float(column[row])
             same = math.isnan(got) if want is None else (not math.isnan(got) and abs(got - want) <= e.tolerance)
             if not same:
-                bar = datetime.fromtimestamp(int(ts_event[row]) / NS, zone).strftime("%H:%M:%S")
+                bar = datetime.fromtimestamp(int(ts_event[row]) / NS, zone).strftime(shape)
                 result.mismatches.append(Mismatch(e.column, row, bar, want, got, e.tolerance))
     return result
 

@@ -4,6 +4,9 @@ features use, each called once on two bars with arguments typed exactly as a run
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -11,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from fspec import __version__
 from fspec.manifest import KernelDef
 from fspec.operators import REGISTRY
+from fspec.project import BUILD_DIR
 from fspec.runtime.evaluate import apply_bar_operator, operator_constants
 from fspec.runtime.kernels import frozen, load_kernel, reduce_session
 from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
@@ -20,28 +25,118 @@ from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
 
-def warm_kernels(root: Path, on_progress: Progress | None = None) -> int:
-    """Warm each generated kernel and each bar operator in use; returns how many functions were warmed."""
-    return warm_manifest(load_manifest(root), on_progress)
+WARMED = "warmed.json"  # under build/: what `fspec compile` warmed, in which environment
+
+
+def warm_kernels(root: Path, on_progress: Progress | None = None, only_new: bool = True) -> int:
+    """Warm each generated kernel and each bar operator in use; returns how many functions were warmed.
+
+    With ``only_new`` (``fspec compile``), the functions an earlier compile of this build warmed in the same
+    environment (build/warmed.json) are skipped: their machine code is in numba's cache already, and loading
+    it only to prove so costs half a second of numba's import alone. A kernel is known by its content-addressed
+    file name and its file's size and time (numba's cache of it is valid while these are), a bar operator by
+    its name and argument types; the environment is the build's folder, fspec's and numba's versions, the
+    newest time of fspec's sources, the interpreter and NUMBA_CACHE_DIR."""
+    manifest = load_manifest(root)
+    calls = warm_calls(manifest)
+    stamp = root / BUILD_DIR / WARMED
+    done = _warmed(stamp, root) if only_new else set()
+    todo = [(key, call) for key, call in calls if key not in done]
+    steps = [call for _, call in todo]
+    for call in on_progress(steps, len(steps)) if on_progress else steps:
+        call()
+    _write_stamp(stamp, root, [key for key, _ in calls])
+    return len(steps)
 
 
 def warm_manifest(manifest: Manifest, on_progress: Progress | None = None) -> int:
     """Warm each kernel and bar operator of a loaded manifest; returns how many functions were warmed.
-    ``on_progress`` wraps the calls (each a numba compile or a load from its cache): ``fspec compile``'s bar."""
-    root = manifest.root
-    calls: list[Callable[[], object]] = [partial(_warm_tick_kernel, root, k) for k in manifest.kernels.values()]
-    calls += [partial(_warm_event_kernel, root, k) for grid in manifest.data.grids for k in grid.kernels]
-    for op, arity, consts in bar_operator_calls(manifest):
-        calls.append(partial(apply_bar_operator, op, [np.ones((1, 2))] * arity, consts, np.zeros(2, dtype=np.int64)))
-    for op in numpy_fallbacks(manifest):  # elementwise operators numexpr has not, some of them compiled by numba
-        calls.append(partial(REGISTRY[op].numpy, *[np.ones((1, 2))] * len(REGISTRY[op].expr_params)))  # type: ignore[arg-type]
-    if manifest.chains:  # the option chain kernels (fspec/options), compiled or loaded from numba's cache
-        calls.append(_warm_chain)
-    if any(s.holds_many_symbols for s in manifest.project.sources.values()):
-        calls.append(_warm_regroup)  # a file of many symbols in time order is regrouped by compiled functions
+    ``on_progress`` wraps the calls (each a numba compile or a load from its cache)."""
+    calls = [call for _, call in warm_calls(manifest)]
     for call in on_progress(calls, len(calls)) if on_progress else calls:
         call()
     return len(calls)
+
+
+def warm_calls(manifest: Manifest) -> list[tuple[str, Callable[[], object]]]:
+    """Every compiled function a run of the manifest calls, each as (a key that names it, a call that compiles
+    it or loads it from numba's cache)."""
+    root = manifest.root
+    calls: list[tuple[str, Callable[[], object]]] = [
+        (_kernel_key(root, k), partial(_warm_tick_kernel, root, k)) for k in manifest.kernels.values()
+    ]
+    for grid in manifest.data.grids:
+        calls += [(_kernel_key(root, k), partial(_warm_event_kernel, root, k)) for k in grid.kernels]
+    for op, arity, consts in bar_operator_calls(manifest):
+        types = ",".join(type(v).__name__ for v in operator_constants(op, consts))
+        args = [np.ones((1, 2))] * arity
+        calls.append((f"bar {op} {arity} {types}", partial(apply_bar_operator, op, args, consts, _BAR_STARTS)))
+    for op in numpy_fallbacks(manifest):  # elementwise operators numexpr has not, some of them compiled by numba
+        args = [np.ones((1, 2))] * len(REGISTRY[op].expr_params)
+        calls.append((f"numpy {op}", partial(REGISTRY[op].numpy, *args)))  # type: ignore[arg-type]
+    if manifest.chains:  # the option chain kernels (fspec/options), compiled or loaded from numba's cache
+        calls.append(("chain", _warm_chain))
+    if any(s.holds_many_symbols for s in manifest.project.sources.values()):
+        calls.append(("regroup", _warm_regroup))  # a file of many symbols in time order is regrouped by numba
+    return calls
+
+
+_BAR_STARTS = np.zeros(2, dtype=np.int64)
+
+
+def _kernel_key(root: Path, kernel: KernelDef) -> str:
+    try:
+        stat = (root / kernel.path).stat()
+    except OSError:
+        return f"kernel {kernel.module} missing"  # never in a stamp: the call reports the missing file
+    return f"kernel {kernel.module} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def _environment(root: Path) -> dict[str, str]:
+    """What numba's cache of a build depends on besides the files: a copy of the build elsewhere (numba may
+    key its cache by the kernel's full path), another interpreter, numba or fspec, another cache folder."""
+    from importlib.metadata import version  # the installed numba's version, without importing numba
+
+    return {
+        "build": str((root / BUILD_DIR).resolve()),
+        "fspec": __version__,
+        "fspec sources": _sources_stamp(),
+        "numba": version("numba"),
+        "python": sys.executable,
+        "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", ""),
+    }
+
+
+def _sources_stamp() -> str:
+    """The newest time of fspec's own source files: numba's cache of a bar operator is stale once its module
+    changes (an installed upgrade changes the version too, an edited checkout only this)."""
+    import fspec
+    import fspec.compiler
+    import fspec.operators
+    import fspec.options
+    import fspec.runtime
+
+    packages = (fspec, fspec.compiler, fspec.operators, fspec.options, fspec.runtime)
+    folders = {Path(str(m.__file__)).parent for m in packages}
+    return str(max(p.stat().st_mtime_ns for folder in folders for p in folder.glob("*.py")))
+
+
+def _warmed(stamp: Path, root: Path) -> set[str]:
+    """The keys an earlier compile warmed, if it ran in this environment (else none)."""
+    try:
+        data = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(data, dict) or data.get("environment") != _environment(root):
+        return set()
+    return set(data.get("warmed", ()))
+
+
+def _write_stamp(stamp: Path, root: Path, keys: list[str]) -> None:
+    data = {"environment": _environment(root), "warmed": sorted(k for k in keys if not k.endswith(" missing"))}
+    tmp = stamp.with_name(f".{stamp.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, stamp)
 
 
 def _warm_regroup() -> None:

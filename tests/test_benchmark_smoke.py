@@ -181,3 +181,16 @@ def test_event_grid_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert event_grid.main(["--events", "2k", "--trades", "20k", "--tokens", "5", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "outputs agree" in out and "| polars join_asof |" in out and "| numpy (seed, strict) |" in out
+
+
+def test_the_edit_loop_benchmarks_projects_are_valid(tmp_path: Path) -> None:
+    """benchmarks/edit_loop.py: the 240 generated features validate over the shipped project's instruments, and
+    its edit of signed_volume's constant still finds its place in the shipped specs."""
+    from benchmarks import edit_loop
+    from fspec.compiler.build import check
+
+    checked = check(edit_loop.cold_project(tmp_path / "cold", 240))
+    assert checked.plan is not None, [d.render() for d in checked.diagnostics]
+    assert len(checked.plan.features) == 240
+    micro = (edit_loop.REPO / "specs" / "microstructure.yaml").read_text(encoding="utf-8")
+    assert len(re.findall(r"(/ 2, )1(,\s*\n\s*where)", micro)) == 1

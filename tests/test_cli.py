@@ -286,6 +286,33 @@ def test_run_right_after_compile_compiles_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == after_compile
 
 
+def test_compile_warms_only_what_changed_and_the_run_still_compiles_nothing(tmp_path: Path) -> None:
+    """After an edit, `fspec compile` warms the changed kernel alone (build/warmed.json names what an earlier
+    compile warmed in this environment); the run after it still adds nothing to numba's cache. Another cache
+    folder is another environment: everything is warmed again."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+
+    def compile_() -> str:
+        done = fspec_subprocess("compile", "--project", root, cwd=root, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = int(re.search(r"\((\d+) compiled function", compile_()).group(1))  # type: ignore[union-attr]
+    assert first >= 2, first  # the trades kernel and the bar operators of the tiny features
+    assert "(0 compiled function(s)" in compile_()
+    features = root / "specs" / "features.yaml"
+    features.write_text(features.read_text(encoding="utf-8") + "  - name: top\n    formula: max(trades.price)\n")
+    assert "(1 compiled function(s)" in compile_()  # the trades kernel, new; no new bar operator
+    cache = tmp_path / "numba_cache"
+    after_compile = sorted(p.name for p in cache.rglob("*") if p.is_file())
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == after_compile
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "other_cache")
+    assert f"({first} compiled function(s)" in compile_()
+
+
 def test_run_on_plain_parquet_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Path) -> None:
     """Between them they cost half a second of every `fspec run`; parquet with epoch or UTC times and numeric
     columns needs neither (text times, local zones and CSV still go through pandas)."""

@@ -190,12 +190,12 @@ def test_tick_state_is_laid_out_in_the_carry_array(tmp_path: Path) -> None:
     assert layout == [("ring0", 0, 3), ("pos0", 3, 1), ("last_px2", 4, 1), ("sgn2", 5, 1)]
     assert model.carry_size == 6
     assert [v.load for v in model.state] == [
-        "ring0[:] = carry[0:3]",
+        "for q in range(3):\n    ring0[q] = carry[0 + q]",  # element by element: see StateVar
         "pos0 = int(carry[3])",
         "last_px2 = carry[4]",
         "sgn2 = carry[5]",
     ]
-    assert [v.store for v in model.state][:2] == ["carry[0:3] = ring0", "carry[3] = pos0"]
+    assert [v.store for v in model.state][:2] == ["for q in range(3):\n    carry[0 + q] = ring0[q]", "carry[3] = pos0"]
 
 
 def test_a_kernel_of_end_of_bar_reads_only_has_no_tick_loop(tmp_path: Path) -> None:

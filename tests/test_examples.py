@@ -283,6 +283,74 @@ def test_closing_auction_matches_a_pandas_pivot(auction: Path, day: int) -> None
         assert got["wap_10s_s17"].isna().all()  # stock 17 has no rows that day
 
 
+def test_closing_auction_spec_tests_pass(auction: Path) -> None:
+    """The example's spec tests (a universe's member, the cross-section over the given stocks, two dates)."""
+    out = expect(cli("test", "--project", auction), 0)
+    assert "PASS a member's book features and its rank among the stocks (15 value(s))" in out
+    assert "PASS the wap return never reaches into the previous day (6 value(s))" in out
+
+
+AUCTION_PROBLEMS = """\
+spec_version: 1
+tests:
+  - name: the universe itself
+    date: "2023-01-02"
+    instrument: stocks
+    given:
+      book: []
+    expect:
+      wap: [1.0]
+  - name: a member without rows
+    date: "2023-01-02"
+    member: 99
+    given:
+      book:
+        - {stock_id: 17, date_id: 0, seconds_in_bucket: 0, wap: 10.0, bid_price: 9.9, ask_price: 10.1,
+           bid_size: 300, ask_size: 100, reference_price: 10.0, far_price: null, near_price: null,
+           matched_size: 1000, imbalance_size: 200, imbalance_buy_sell_flag: -1}
+    expect:
+      wap: [10.0]
+  - name: a bar without its date
+    dates: ["2023-01-02", "2023-01-03"]
+    member: 17
+    given:
+      book:
+        - {stock_id: 17, date_id: 0, seconds_in_bucket: 0, wap: 10.0, bid_price: 9.9, ask_price: 10.1,
+           bid_size: 300, ask_size: 100, reference_price: 10.0, far_price: null, near_price: null,
+           matched_size: 1000, imbalance_size: 200, imbalance_buy_sell_flag: -1}
+    expect:
+      wap: {"15:50:00": 10.0}
+"""
+
+
+def test_closing_auction_spec_test_mistakes_are_reported(auction: Path) -> None:
+    path = auction / "specs" / "problems.test.yaml"
+    path.write_text(AUCTION_PROBLEMS, encoding="utf-8")
+    try:
+        out = expect(cli("test", "--project", auction), 1)
+    finally:
+        path.unlink()
+    for line in [
+        "specs/problems.test.yaml:5:17: test 'the universe itself': 'stocks' is a universe: say which of its members",
+        "specs/problems.test.yaml:12:13: test 'a member without rows': no member with symbol '99' in the given rows",
+        "    hint: the given rows hold 17",
+        "specs/problems.test.yaml:29:13: test 'a bar without its date': '15:50:00' is on no date of the test",
+    ]:
+        assert line in out, out
+
+
+# ---- pretrade_fills -------------------------------------------------------------------------------------------
+
+
+def test_pretrade_fills_spec_tests_pass(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The example's spec test of its event grid: one value per fill, strictly before it, and the seed's
+    bucket label flagging a fill by a later one."""
+    root = _copy("pretrade_fills", tmp_path_factory)
+    expect(cli("compile", "--project", root), 0)
+    out = expect(cli("test", "--project", root), 0)
+    assert out == "PASS market context strictly before each fill (30 value(s))\n1 passed, 0 failed\n", out
+
+
 # ---- lean_raw -------------------------------------------------------------------------------------------------
 
 

@@ -169,3 +169,71 @@ def test_rows_of_a_file_of_many_symbols_and_text_columns(tmp_path: Path) -> None
     compile_project(root)
     out = expect(cli("test", "--project", root), 0)
     assert out.startswith("PASS two instruments share one file, and a filter compares text (5 value(s))\n"), out
+
+
+DAYS_TEST = """\
+spec_version: 1
+tests:
+  - name: the second session's first bar reads the first session's last
+    instrument: aaa
+    dates: ["2024-03-04", "2024-03-05"]
+    given:
+      trades:
+        - {ts: "2024-03-04 09:59:10", price: 10.0, size: 5, side: BUY}
+        - {ts: "2024-03-05 09:30:05", price: 10.0, size: 7, side: BUY}
+        - {ts: "2024-03-05T14:31:10Z", price: 10.0, size: 2, side: BUY}
+    expect:
+      prev_volume: {"2024-03-04": [null, 0], "2024-03-05 09:30:00": 5, "2024-03-05 09:31:00": 7}
+      volume: [7, 2, 0]                         # a list: the last date's bars
+      sum_3: {"2024-03-05 09:30:00": 12, "2024-03-05 09:32:00": 9}
+"""
+
+
+def _days_project(tmp_path: Path, test: str) -> Path:
+    root = tmp_path / "days"
+    (root / "specs").mkdir(parents=True)
+    (root / "specs" / "project.yaml").write_text(LONG_PROJECT, encoding="utf-8")
+    features = (
+        "spec_version: 1\nfeatures:\n  - name: volume\n    formula: sum(trades.size)\n"
+        "  - name: prev_volume\n    formula: lag(volume, 1)\n"
+        "  - name: sum_3\n    formula: rolling_sum(volume, 3)\n"
+    )
+    (root / "specs" / "features.yaml").write_text(features, encoding="utf-8")
+    (root / "specs" / "days.test.yaml").write_text(test, encoding="utf-8")
+    compile_project(root)
+    return root
+
+
+def test_several_dates_each_after_the_ones_before(tmp_path: Path) -> None:
+    """dates: the sessions in order on one engine: a later one's warm-up (lag, rolling windows) reads the earlier
+    sessions' bars, as `fspec run` over those dates would; rows and bars carry their date."""
+    root = _days_project(tmp_path, DAYS_TEST)
+    out = expect(cli("test", "--project", root), 0)
+    assert out.startswith("PASS the second session's first bar reads the first session's last (9 value(s))"), out
+    wrong = DAYS_TEST.replace('"2024-03-05 09:30:00": 5,', '"2024-03-05 09:30:00": 6,')
+    (root / "specs" / "days.test.yaml").write_text(wrong, encoding="utf-8")
+    out = expect(cli("test", "--project", root), 1)
+    assert "    prev_volume_60s_aaa row 0 (bar 2024-03-05 09:30:00): expected 6, got 5.0\n" in out, out
+
+
+def test_a_time_of_day_alone_is_a_mistake_in_a_test_of_several_dates(tmp_path: Path) -> None:
+    text = DAYS_TEST.replace('"2024-03-05 09:30:05"', '"09:30:05"').replace(
+        'dates: ["2024-03-04", "2024-03-05"]', 'dates: ["2024-03-05", "2024-03-04"]'
+    )
+    root = _days_project(tmp_path, text)
+    out = expect(cli("test", "--project", root), 1)
+    assert "test 'the second session's first bar reads the first session's last': dates: are not in order" in out, out
+    root2 = _days_project(tmp_path / "b", DAYS_TEST.replace('"2024-03-05 09:30:05"', '"09:30:05"'))
+    out = expect(cli("test", "--project", root2), 1)
+    assert "the time '09:30:05' is not a time of the test's dates" in out, out
+    assert 'hint: write its date and time of day ("2024-03-05 09:30:01.250", quoted) or an ISO time' in out, out
+
+
+def test_more_values_than_bars_is_a_mistake(tmp_path: Path) -> None:
+    """A list is checked against the last date's bars (30 of 1 minute here), a date's list against its own."""
+    too_many = "[" + ", ".join(["0"] * 31) + "]"
+    text = DAYS_TEST.replace("volume: [7, 2, 0]", f"volume: {too_many}").replace(
+        '"2024-03-04": [null, 0]', f'"2024-03-04": {too_many}'
+    )
+    out = expect(cli("test", "--project", _days_project(tmp_path, text)), 1)
+    assert out.count("31 values for a session of 30 bars") == 2, out

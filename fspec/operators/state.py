@@ -48,8 +48,8 @@ def _vpin(k: int, a: list[str], consts: dict[str, float]) -> TickState:
         StateVar(f"vp_fill{k}", "0.0", "volume in the open bucket"),
         StateVar(f"vp_count{k}", "0", "completed buckets this session", is_int=True),
         StateVar(f"vp_close{k}", "nan", "price at the last bucket close (first trade before any)"),
-        StateVar(f"vp_dp{k}", f"np.zeros({n})", "ring of bucket price changes", size=n, is_array=True),
-        StateVar(f"vp_oi{k}", f"np.zeros({n})", "ring of bucket order imbalances", size=n, is_array=True),
+        StateVar(f"vp_dp{k}", f"filled({n}, 0.0)", "ring of bucket price changes", size=n, is_array=True),
+        StateVar(f"vp_oi{k}", f"filled({n}, 0.0)", "ring of bucket order imbalances", size=n, is_array=True),
         StateVar(f"vp_value{k}", "nan"),
     )
     # A trade that fills the open bucket closes it at its price; what it has left fills whole buckets of its
@@ -76,7 +76,7 @@ def _vpin(k: int, a: list[str], consts: dict[str, float]) -> TickState:
         f"        vp_count{k} += int(min(whole{k}, 1e18))",
         f"        vp_fill{k} = max(rest{k} - whole{k} * {bucket}, 0.0)",
         f"        if vp_count{k} >= {n}:",
-        f"            vp_value{k} = np.mean(vp_oi{k})",
+        f"            vp_value{k} = mean_of(vp_oi{k})",
     )
     return TickState(state, lines, f"vp_value{k}")
 
@@ -110,7 +110,7 @@ def _shift_state(op: str) -> object:
             return TickState((StateVar(f"prev{n}", "nan"),), (f"cur{n} = {value}", f"prev{n} = {x}"), f"cur{n}")
         value = f"{x} - ring{n}[pos{n}]" if op == "diff" else f"ring{n}[pos{n}]"
         return TickState(
-            (StateVar(f"ring{n}", f"np.full({k}, nan)", size=k, is_array=True), StateVar(f"pos{n}", "0", is_int=True)),
+            (StateVar(f"ring{n}", f"filled({k}, nan)", size=k, is_array=True), StateVar(f"pos{n}", "0", is_int=True)),
             (f"cur{n} = {value}", f"ring{n}[pos{n}] = {x}", f"pos{n} = (pos{n} + 1) % {k}"),
             f"cur{n}",
         )
