@@ -233,9 +233,8 @@ def trades(quotes: pd.DataFrame, S: np.ndarray) -> pd.DataFrame:
         ok &= np.isfinite(price) & (price > 0)
         frames.append(
             pd.DataFrame(
-                {"ms": ms[ok], "expiry": expiry, "strike": strike, "right": right, "price": price[ok],
-                 "size": size[ok]}
-            )  # fmt: skip
+                {"ms": ms[ok], "expiry": expiry, "strike": strike, "right": right, "price": price[ok], "size": size[ok]}
+            )
         )
     rows = pd.concat(frames, ignore_index=True).sort_values(["ms", "expiry", "strike", "right"], kind="stable")
     return pd.DataFrame(

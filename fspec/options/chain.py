@@ -167,13 +167,15 @@ def snapshot(
     dividend_yield: float = 0.0,
     underlying: np.ndarray | None = None,
     rules: tuple[float, ...] | None = None,
+    ids: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Snapshot:
     """The chain at each bar end. ``ts`` (UTC ns, ascending) and the row arrays are the chain's quotes;
     ``settle_of_day`` maps each expiry day number to its settlement instant; ``underlying`` (the price as-of
     each bar end) selects the carry forward, else the forward is read from parity. With ``rules`` (the
     ``min_minutes`` of the expiry rules that will read it), volatilities and deltas are computed only for the
-    expiries some rule picks at each bar end (``read``); the others' are NaN with status ``UNREAD``."""
-    contract, table = contract_ids(expiry_day, strike, is_call)
+    expiries some rule picks at each bar end (``read``); the others' are NaN with status ``UNREAD``. ``ids`` is
+    :func:`contract_ids` of the rows, when the caller has it already."""
+    contract, table = contract_ids(expiry_day, strike, is_call) if ids is None else ids
     n_c, n_b = table.shape[0], bar_ends.shape[0]
     order = np.argsort(contract, kind="stable")  # each contract's rows stay in time order
     starts = np.searchsorted(contract[order], np.arange(n_c + 1)).astype(np.int64)
