@@ -494,3 +494,40 @@ def test_category_three_with_options(sample_project: FspecProject, shipped, seco
         scale = np.nanmax(np.abs(ndf)) * 1e-9 if name == "delta_drift" else 0.0
         _compare(name, got, values, atol=scale)
         assert np.isfinite(got).mean() > 0.9, name
+
+
+def test_trades_without_any_quote_of_their_contract_or_of_the_day(tmp_path: Path) -> None:
+    """A contract that trades but is never quoted, and a day whose quotes all precede the open: its trades are
+    unsigned (flows 0, spreads NaN), nothing fails."""
+    quotes, trades = _hand_frames()
+    never = trades.assign(strike=105.0, right="P")  # a contract without a quote
+    trades = pd.concat([trades, never]).sort_values("time", kind="stable")
+    early = quotes.assign(time=quotes["time"] - pd.Timedelta(hours=2))  # 07:30: outside the session
+    for name, q in (("never", quotes), ("early", early)):
+        project = make_project(
+            tmp_path / name,
+            {"project.yaml": PROJECT.replace("[1m, 5m]", "[1m]"), "features.yaml": FEATURES},
+            {f"data/spxw/{STAMP}_chain.parquet": q, f"data/spxw/{STAMP}_chain_trades.parquet": trades},
+        )
+        project.compile()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run(load_manifest(project.root), RunOptions())
+        out = project.output(DAY, 60)
+        told = " ".join(str(w.message) for w in caught)
+        if name == "never":  # the hand-worked minute is unchanged: the never-quoted put adds nothing
+            first = _first_minute_delta_flow()
+            assert out["net_delta_flow_60s_spxw"].iloc[0] == pytest.approx(first, rel=1e-12)
+            assert "8 of 10 trades have no two-sided quote before them (6 no quote at all)" in told
+        else:
+            assert (out["net_delta_flow_60s_spxw"] == 0).all() and out["option_spread_pct_vw_60s_spxw"].isna().all()
+            assert "10 of 10 trades have no two-sided quote before them (10 no quote at all)" in told
+            assert "has no quotes in the session" in told
+
+
+def _first_minute_delta_flow() -> float:
+    """The first minute's net delta flow of the hand-worked chain: the trade at 00:20, +1 x 2 x delta x 50."""
+    t = (pd.Timestamp("2013-10-18 16:00", tz=NY) - (OPEN + pd.Timedelta(seconds=20))).total_seconds() / oracle.YEAR
+    _, delta, _, _ = oracle.greeks(1.10, 100.0, 100.0, t, math.exp(-RATE * t), True)
+    assert delta > 0
+    return 2 * delta * MULTIPLIER

@@ -176,9 +176,9 @@ def _spread_pct_vw(trades: Any, _: dict[str, float]) -> np.ndarray:
 def _vwap_deviation(trades: Any, consts: dict[str, float]) -> np.ndarray:
     from fspec.options.flows import bar_wmean
 
-    chosen, straddle = trades.straddle(consts["min_minutes"])
-    at = np.maximum(trades.bar, 0)
-    mine = (trades.bar >= 0) & (trades.settle_ns == chosen[at] if len(chosen) else False)
+    chosen, straddle = trades.straddle(consts["min_minutes"])  # per bar: the chosen expiry's settlement, -1: none
+    counted = trades.bar >= 0
+    mine = counted & (trades.settle_ns == chosen[np.where(counted, trades.bar, 0)]) if trades.n_bars else counted
     vwap = bar_wmean(np.where(mine, trades.bar, -1), trades.price, trades.size, trades.n_bars)
     with np.errstate(invalid="ignore", divide="ignore"):
         return vwap / straddle - 1.0
