@@ -153,6 +153,16 @@ def _quote_ids(engine: Engine, source: str, instrument: str, day: str, ticks: An
     )
 
 
+def _grouped(engine: Engine, source: str, instrument: str, day: str, ticks: Any) -> tuple[np.ndarray, np.ndarray]:
+    """group_rows of a chain's rows of the day: each contract's rows, in time order."""
+    from fspec.options.chain import group_rows
+
+    contract, table = _quote_ids(engine, source, instrument, day, ticks)
+    return _memo(
+        engine, ("grouped", source, instrument, day, len(ticks), engine.cut), lambda: group_rows(contract, len(table))
+    )
+
+
 def chain_slots(
     engine: Engine, source: str, instrument: str, day: str, bar_ends: np.ndarray, interval: int
 ) -> np.ndarray:
@@ -260,6 +270,7 @@ def _new_snapshot(
         underlying,
         tuple(sorted(rules)),
         _quote_ids(engine, source, instrument, day, ticks),
+        _grouped(engine, source, instrument, day, ticks),
     )
 
 
