@@ -129,17 +129,27 @@ def _writable(a: np.ndarray, dtype: Any) -> np.ndarray:
     return np.require(a, dtype=dtype, requirements=["C", "W"])
 
 
-MEMO_SIZE = 16  # a day's contract numbers and snapshots, for its intervals and the chain's other source
+MEMO_SIZE = 64  # entries of one day: contract numbers, columns, snapshots of its grids, for every chain
 
 
 def _memo(engine: Engine, key: tuple[Any, ...], make: Any) -> Any:
-    """``make()`` once per key for the run (the oldest entry dropped past MEMO_SIZE)."""
+    """``make()`` once per key. Keys are ``(what, source, instrument, day, ...)``; an entry of another day is
+    dropped when one of a new day is made, so the memo holds one day's chain arrays at most."""
     memo = engine._chain_memo
     if key not in memo:
+        for old in [k for k in memo if k[3] != key[3]]:
+            del memo[old]
         if len(memo) >= MEMO_SIZE:
             memo.pop(next(iter(memo)))
         memo[key] = make()
     return memo[key]
+
+
+def _column(engine: Engine, source: str, instrument: str, day: str, ticks: Any, name: str, dtype: Any) -> np.ndarray:
+    """A chain column (or ``ts``) as the numba kernels take it, copied once a day if the file's is read-only."""
+    values = ticks.ts if name == "ts" else ticks.columns[name]
+    key = ("column", source, instrument, day, len(ticks), engine.cut, name)
+    return _memo(engine, key, lambda: _writable(values, dtype))
 
 
 def _quote_ids(engine: Engine, source: str, instrument: str, day: str, ticks: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +203,7 @@ def chain_slots(
         if kinds[s] == ROWS_KIND:
             code = REGISTRY[op].numpy
             assert code is not None
-            out[s] = code(quote_rows(_quote_ids(engine, source, instrument, day, ticks), ticks, ends), consts)
+            out[s] = code(quote_rows(engine, source, instrument, day, ticks, ends), consts)
     snapshot_ops = [(s, op, consts) for s, (op, consts) in enumerate(chain.ops) if kinds[s] == QUOTES_KIND]
     if not snapshot_ops:
         return out
@@ -257,12 +267,12 @@ def _new_snapshot(
     days = np.unique(ticks.columns[EXPIRY])
     settle = {float(d): settlement_ns(float(d), contract, zone) for d in days}
     return snapshot(
-        _writable(ticks.ts, np.int64),
-        _writable(ticks.columns[EXPIRY], np.float64),
-        _writable(ticks.columns[STRIKE], np.float64),
-        _writable(ticks.columns[CONTRACT_CALL], np.float64),
-        _writable(ticks.columns["bid"], np.float64),
-        _writable(ticks.columns["ask"], np.float64),
+        *(
+            _column(engine, source, instrument, day, ticks, name, dtype)
+            for name, dtype in (("ts", np.int64), (EXPIRY, float), (STRIKE, float), (CONTRACT_CALL, float))
+        ),
+        _column(engine, source, instrument, day, ticks, "bid", np.float64),
+        _column(engine, source, instrument, day, ticks, "ask", np.float64),
         ends,
         settle,
         contract.rate,
@@ -275,22 +285,24 @@ def _new_snapshot(
 
 
 def _bars_of(ts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The bar of each row (the first bar end after it), -1 after the last bar end (the session's rows only)."""
-    bar = np.searchsorted(ends, ts, side="right").astype(np.int64)
-    return np.where(bar < len(ends), bar, -1)
+    """The bar of each row (the first bar end after it), -1 after the last bar end (the session's rows, which
+    are in time order)."""
+    from fspec.options.flows import bar_of
+
+    return bar_of(ts, ends)
 
 
-def quote_rows(ids: tuple[np.ndarray, np.ndarray], ticks: Any, ends: np.ndarray) -> QuoteRows:
-    """A chain's quote rows of the session (``ids``: their contract_ids), for the operators over its rows."""
+def quote_rows(engine: Engine, source: str, instrument: str, day: str, ticks: Any, ends: np.ndarray) -> QuoteRows:
+    """A chain's quote rows of the session, for the operators over its rows (option_ofi)."""
     from fspec.options.flows import QuoteRows
 
-    contract, table = ids
+    contract, table = _quote_ids(engine, source, instrument, day, ticks)
     return QuoteRows(
         len(ends),
-        _bars_of(ticks.ts, ends),
+        _bars_of(_column(engine, source, instrument, day, ticks, "ts", np.int64), ends),
         contract,
-        _writable(ticks.columns["bid_size"], np.float64),
-        _writable(ticks.columns["ask_size"], np.float64),
+        _column(engine, source, instrument, day, ticks, "bid_size", np.float64),
+        _column(engine, source, instrument, day, ticks, "ask_size", np.float64),
         len(table),
     )
 
@@ -355,11 +367,14 @@ def option_trades(
     T = (t_settle - t_ts) / NS / SECONDS_PER_YEAR
     df = np.exp(-terms.rate * T)
     bid, ask, forward = np.full(n_t, np.nan), np.full(n_t, np.nan), np.full(n_t, np.nan)
+    q_ts, q_bid, q_ask = (
+        _column(engine, quotes_source, instrument, day, quotes, name, dtype)
+        for name, dtype in (("ts", np.int64), ("bid", np.float64), ("ask", np.float64))
+    )
     prevailing(
-        _writable(quotes.ts, np.int64), q_contract, _writable(quotes.columns["bid"], np.float64),
-        _writable(quotes.columns["ask"], np.float64), t_ts, t_contract, len(table), expiry_of, pair_start,
-        put_rows.astype(np.int64), (put_rows + 1).astype(np.int64), np.ascontiguousarray(table[put_rows, 1]),
-        np.ascontiguousarray(df), terms.forward == "parity", bid, ask, forward,
+        q_ts, q_contract, q_bid, q_ask, t_ts, t_contract, len(table), expiry_of, pair_start, put_rows.astype(np.int64),
+        (put_rows + 1).astype(np.int64), np.ascontiguousarray(table[put_rows, 1]), np.ascontiguousarray(df),
+        terms.forward == "parity", bid, ask, forward,
     )  # fmt: skip
     if terms.forward == "carry":
         assert terms.underlying_source is not None and terms.underlying_column is not None

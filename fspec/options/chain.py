@@ -43,11 +43,10 @@ NS = 1_000_000_000
 def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's contract number, the contracts sorted by (expiry, strike, put before call), and the contracts
     as rows of (expiry, strike, is_call). Linear in the rows while a chain has few distinct expiries and strikes
-    (each row is placed by binary search among them); ``np.unique`` past ``MANY`` distinct values."""
+    (each row is placed by hashing its bits); ``np.unique`` past ``MANY`` distinct values."""
     expiries, e = _codes(np.ascontiguousarray(expiry, dtype=np.float64))
     strikes, k = _codes(np.ascontiguousarray(strike, dtype=np.float64))
-    key = (e * len(strikes) + k) * 2 + (np.asarray(is_call) != 0)  # sorts as (expiry, strike, right)
-    number, keys = _number(key, len(expiries) * len(strikes) * 2)
+    number, keys = _number(e, k, np.ascontiguousarray(is_call, dtype=np.float64), len(expiries), len(strikes))
     table = np.column_stack([expiries[keys // 2 // len(strikes)], strikes[keys // 2 % len(strikes)], keys % 2])
     return number, table.astype(np.float64)
 
@@ -109,11 +108,13 @@ def _hash_codes(bits: np.ndarray, values: np.ndarray, limit: int) -> tuple[np.nd
 
 
 @njit(**_JIT)
-def _number(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each key's rank among the keys present, and the keys present in order."""
+def _number(e: np.ndarray, k: np.ndarray, is_call: np.ndarray, n_e: int, n_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's key ``(e * n_k + k) * 2 + call`` (which sorts as expiry, strike, put before call) ranked among
+    the keys present, and the keys present in order."""
+    size = n_e * n_k * 2
     rank = np.zeros(size, dtype=np.int64)
-    for x in key:
-        rank[x] = 1
+    for i in range(e.shape[0]):
+        rank[(e[i] * n_k + k[i]) * 2 + (1 if is_call[i] != 0 else 0)] = 1
     n = 0
     for x in range(size):
         if rank[x]:
@@ -125,9 +126,9 @@ def _number(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     for x in range(size):
         if rank[x] >= 0:
             keys[rank[x]] = x
-    out = np.empty(key.shape[0], dtype=np.int64)
-    for i in range(key.shape[0]):
-        out[i] = rank[key[i]]
+    out = np.empty(e.shape[0], dtype=np.int64)
+    for i in range(e.shape[0]):
+        out[i] = rank[(e[i] * n_k + k[i]) * 2 + (1 if is_call[i] != 0 else 0)]
     return out, keys
 
 

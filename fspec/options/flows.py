@@ -88,6 +88,19 @@ def prevailing(
 
 
 @njit(**_JIT)
+def bar_of(ts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each row's bar, the first bar end after its time (rows in time order), -1 after the last bar end."""
+    out = np.empty(ts.shape[0], dtype=np.int64)
+    b = 0
+    n = ends.shape[0]
+    for i in range(ts.shape[0]):
+        while b < n and ends[b] <= ts[i]:
+            b += 1
+        out[i] = b if b < n else -1
+    return out
+
+
+@njit(**_JIT)
 def lee_ready(price: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     """+1 above the two-sided quote's mid, -1 below, 0 at it, and 0 without a two-sided quote (or a NaN price)."""
     out = np.zeros(price.shape[0])
