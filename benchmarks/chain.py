@@ -5,10 +5,11 @@ a pandas implementation of the same features, as a user runs them.
 
 The chain (synthetic, generated here with a fixed seed): two weekly expiries, ``contracts / 4`` strikes each
 every 5 points around an index that follows a random walk, calls and puts; every contract is requoted once in
-every second of the session (at a random millisecond of it), from a smile around the walk, with zero bids in the
-wings and about one crossed quote in 2,000: ``contracts x 23,400`` quotes in one file in time order, as a
-consolidated feed gives them. Trades at random times, more near the money, priced at the bid, the ask or the
-mid of the model's quote. Both programs read the two parquet files and write the ten columns of each grid:
+every second of the session (``--every N``: every N seconds) at a random millisecond of it, from a smile
+around the walk, with zero bids in the wings and about one crossed quote in 2,000: ``contracts x 23,400``
+quotes in one file in time order, as a consolidated feed gives them. Trades at random times, more near the
+money, priced at the bid, the ask or the mid of the model's quote. Both programs read the two parquet files
+and write the ten columns of each grid:
 
 * fspec: ``fspec run`` of a project with the chain and its trades (the root project's spxw_chain.yaml features);
 * pandas: ``benchmarks/chain_pandas.py`` (its module doc says how).
@@ -80,15 +81,15 @@ def _prices(F: np.ndarray, K: np.ndarray, T: np.ndarray, sigma: np.ndarray, call
     return price(F, K, T, sigma, call, np.exp(-0.001 * T))
 
 
-def generate(root: Path, contracts: int, trades: int, seed: int = 0) -> None:
+def generate(root: Path, contracts: int, trades: int, every: int = 1, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     per_expiry = contracts // 4
     strikes = 1690.0 + 5.0 * (np.arange(per_expiry) - per_expiry // 2)
     index = 1690.0 * np.exp(np.cumsum(rng.normal(0, 0.00008, SECONDS)))  # the index at each second
     table = [(e, k, r) for e in EXPIRIES for k in strikes for r in "CP"]
     n_c = len(table)
-    second = np.repeat(np.arange(SECONDS), n_c)
-    which = np.tile(np.arange(n_c), SECONDS)
+    second = np.repeat(np.arange(0, SECONDS, every), n_c)  # every contract requoted every `every` seconds
+    which = np.tile(np.arange(n_c), len(second) // n_c)
     ts = OPEN_NS + second * 1_000_000_000 + rng.integers(0, 1000, len(second)) * 1_000_000
     order = np.argsort(ts, kind="stable")
     ts, second, which = ts[order], second[order], which[order]
@@ -184,17 +185,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contracts", type=int, default=500, help="contracts of the chain (default 500)")
     parser.add_argument("--trades", type=int, default=5000, help="option trades in the day (default 5,000)")
+    parser.add_argument("--every", type=int, default=1, help="seconds between a contract's quotes (default 1)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="fspec_chain_"))
     root = scratch / "project"
     try:
-        quotes = (args.contracts // 4) * 4 * SECONDS
+        quotes = (args.contracts // 4) * 4 * len(range(0, SECONDS, args.every))
         print(
             f"{args.contracts // 4 * 4} contracts, {quotes:,} quotes, {args.trades:,} trades under {scratch}",
             flush=True,
         )
-        generate(root, args.contracts, args.trades)
+        generate(root, args.contracts, args.trades, args.every)
         timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
         cases = programs(root)
         for command in cases.values():

@@ -133,11 +133,11 @@ MEMO_SIZE = 64  # entries of one day: contract numbers, columns, snapshots of it
 
 
 def _memo(engine: Engine, key: tuple[Any, ...], make: Any) -> Any:
-    """``make()`` once per key. Keys are ``(what, source, instrument, day, ...)``; an entry of another day is
-    dropped when one of a new day is made, so the memo holds one day's chain arrays at most."""
+    """``make()`` once per key. Keys are ``(what, source, instrument, day, rows, cut, ...)``; the entries of
+    another day or audit cut are dropped when one is made, so the memo holds one day's chain arrays at most."""
     memo = engine._chain_memo
     if key not in memo:
-        for old in [k for k in memo if k[3] != key[3]]:
+        for old in [k for k in memo if (k[3], k[5]) != (key[3], key[5])]:
             del memo[old]
         if len(memo) >= MEMO_SIZE:
             memo.pop(next(iter(memo)))
@@ -264,7 +264,7 @@ def _new_snapshot(
         under = engine.ticks(contract.underlying_source, instrument, day)
         underlying = price_before(under.ts, under.columns[contract.underlying_column], ends)
     zone = contract.timezone or engine.session.timezone
-    days = np.unique(ticks.columns[EXPIRY])
+    days = np.unique(_quote_ids(engine, source, instrument, day, ticks)[1][:, 0])  # the contracts' expiries
     settle = {float(d): settlement_ns(float(d), contract, zone) for d in days}
     return snapshot(
         *(

@@ -181,3 +181,14 @@ def test_event_grid_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert event_grid.main(["--events", "2k", "--trades", "20k", "--tokens", "5", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "outputs agree" in out and "| polars join_asof |" in out and "| numpy (seed, strict) |" in out
+
+
+def test_chain_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/chain.py end to end on a small chain (120 contracts requoted every 30 s): fspec and the pandas
+    peer agree on the ten features of both grids, and the rounds table is printed."""
+    from benchmarks import chain
+
+    assert chain.main(["--contracts", "120", "--trades", "800", "--every", "30", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "120 contracts, 93,600 quotes, 800 trades" in out
+    assert "outputs agree" in out and "| pandas |" in out
