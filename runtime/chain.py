@@ -145,11 +145,19 @@ def _memo(engine: Engine, key: tuple[Any, ...], make: Any) -> Any:
     return memo[key]
 
 
+def _readonly(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """A read-only contiguous view (a copy only for another dtype or layout): one array type for the kernels
+    whatever the column's origin (a read-only Arrow view, a computed column), without copying the file's."""
+    view = np.ascontiguousarray(a, dtype=dtype).view()
+    view.flags.writeable = False
+    return view
+
+
 def _column(engine: Engine, source: str, instrument: str, day: str, ticks: Any, name: str, dtype: Any) -> np.ndarray:
-    """A chain column (or ``ts``) as the numba kernels take it, copied once a day if the file's is read-only."""
+    """A chain column (or ``ts``) as the numba kernels take it: read-only (:func:`_readonly`)."""
     values = ticks.ts if name == "ts" else ticks.columns[name]
     key = ("column", source, instrument, day, len(ticks), engine.cut, name)
-    return _memo(engine, key, lambda: _writable(values, dtype))
+    return _memo(engine, key, lambda: _readonly(values, dtype))
 
 
 def _quote_ids(engine: Engine, source: str, instrument: str, day: str, ticks: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -514,36 +522,57 @@ def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: 
 def warm_chain() -> None:
     """Compile (or load from numba's cache) the chain kernels on a two-contract chain, typed as a run types
     them, so that ``fspec run`` after ``fspec compile`` compiles nothing."""
-    from fspec.options.chain import atm_iv, iv_at_delta, snapshot
+    from fspec.options.chain import atm_iv, contract_ids, group_rows, iv_at_delta, snapshot
 
     ts = np.array([0, 1], dtype=np.int64)
     one = np.array([0.0, 0.0])
+    ids = contract_ids(one, np.array([100.0, 100.0]), np.array([0.0, 1.0]))  # of computed (writable) columns
+    # the file's columns as _column gives them: read-only
+    ro = {
+        n: _readonly(a, a.dtype) for n, a in (("ts", ts), ("bid", np.array([1.0, 1.0])), ("ask", np.array([1.1, 1.1])))
+    }
     snap = snapshot(
-        ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
-        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
+        ro["ts"], _readonly(one, float), _readonly(np.array([100.0, 100.0]), float),
+        _readonly(np.array([0.0, 1.0]), float), ro["bid"], ro["ask"], np.array([2, 3], dtype=np.int64), {0.0: 10**15},
+        0.01, 0.0, None, (30.0,), ids, group_rows(ids[0], len(ids[1])),
     )  # fmt: skip
     iv, delta = np.ascontiguousarray(snap.iv.T), np.ascontiguousarray(snap.delta.T)
     atm_iv(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], float(snap.forward[0, 0]))
     iv_at_delta(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], delta[0, 0:2], float(snap.forward[0, 0]), 0.25)
     price_before(ts, one, ts)
     _warm_flows(ts, snap)
+    snapshot(
+        ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
+        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
+    )  # fmt: skip  # (and as callers with writable arrays of their own call it: contract_ids and group_rows too)
 
 
 def _warm_flows(ts: np.ndarray, snap: Any) -> None:
     """The flow kernels (fspec.options.flows) and the greeks, typed as option_trades and quote_rows call them."""
     from fspec.options.black76 import greeks
-    from fspec.options.flows import atm_straddle, bar_sum, bar_wmean, book_ofi, lee_ready, prevailing, spread_pct
+    from fspec.options.flows import (
+        atm_straddle,
+        bar_of,
+        bar_sum,
+        bar_wmean,
+        book_ofi,
+        lee_ready,
+        prevailing,
+        spread_pct,
+    )
 
     contract, two = np.array([0, 1], dtype=np.int64), np.array([1.0, 1.1])
     bid, ask, forward = np.full(2, np.nan), np.full(2, np.nan), np.full(2, np.nan)
+    ro_ts, ro_two = _readonly(ts, np.int64), _readonly(two, np.float64)  # the quotes' columns, as _column gives them
     prevailing(
-        ts, contract, two.copy(), two + 0.1, ts, contract, 2, np.zeros(2, dtype=np.int64),
-        np.array([0, 1], dtype=np.int64), contract[:1], contract[1:], np.array([100.0]), np.ones(2), True, bid, ask,
-        forward,
+        ro_ts, contract, ro_two, ro_two, ts, contract, 2, np.zeros(2, dtype=np.int64), np.array([0, 1], dtype=np.int64),
+        contract[:1], contract[1:], np.array([100.0]), np.ones(2), True, bid, ask, forward,
     )  # fmt: skip
+    bar_of(ro_ts, ts)  # the quotes' bars
+    bar_of(ts, ts)  # the trades'
+    book_ofi(contract, contract, ro_two, ro_two, 2, 2)
     greeks(two, two, two, two, np.array([False, True]), two)
     sign = lee_ready(two, two, two)
     bar_sum(contract, sign * two, 2)
     bar_wmean(contract, spread_pct(two, two), two, 2)
-    book_ofi(contract, contract, two, two, 2, 2)
     atm_straddle(snap.strike[0:2], snap.is_call[0:2], np.ascontiguousarray(snap.bid[0:2, 0]), two, 100.0)

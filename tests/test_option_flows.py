@@ -531,3 +531,22 @@ def _first_minute_delta_flow() -> float:
     _, delta, _, _ = oracle.greeks(1.10, 100.0, 100.0, t, math.exp(-RATE * t), True)
     assert delta > 0
     return 2 * delta * MULTIPLIER
+
+
+@pytest.mark.parametrize("distinct", [7, 70_000])
+def test_contract_numbers_are_those_of_sorting(distinct: int) -> None:
+    """The hashed contract numbering gives np.unique's ranks of (expiry, strike, right), with few distinct strikes
+    and with more than it hashes (its fallback), read-only inputs included."""
+    from fspec.options.chain import contract_ids
+
+    rng = np.random.default_rng(distinct)
+    n = 200_000
+    expiry = rng.integers(15_980, 15_990, n).astype(float)
+    strike = rng.choice(rng.uniform(1000, 2000, distinct).round(2), n)
+    call = rng.integers(0, 2, n).astype(float)
+    strike.flags.writeable = False
+    got, table = contract_ids(expiry, strike, call)
+    rows = np.column_stack([expiry, strike, call])
+    found, want = np.unique(rows, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(got, want.reshape(-1))
+    np.testing.assert_array_equal(table, found)

@@ -44,11 +44,19 @@ def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) ->
     """Each row's contract number, the contracts sorted by (expiry, strike, put before call), and the contracts
     as rows of (expiry, strike, is_call). Linear in the rows while a chain has few distinct expiries and strikes
     (each row is placed by hashing its bits); ``np.unique`` past ``MANY`` distinct values."""
-    expiries, e = _codes(np.ascontiguousarray(expiry, dtype=np.float64))
-    strikes, k = _codes(np.ascontiguousarray(strike, dtype=np.float64))
-    number, keys = _number(e, k, np.ascontiguousarray(is_call, dtype=np.float64), len(expiries), len(strikes))
+    expiries, e = _codes(_frozen(expiry))
+    strikes, k = _codes(_frozen(strike))
+    number, keys = _number(e, k, _frozen(is_call), len(expiries), len(strikes))
     table = np.column_stack([expiries[keys // 2 // len(strikes)], strikes[keys // 2 % len(strikes)], keys % 2])
     return number, table.astype(np.float64)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only contiguous float64 view (copied only from another dtype): the kernels below see one array
+    type whether a column is a file's read-only Arrow view or computed."""
+    view = np.ascontiguousarray(a, dtype=np.float64).view()
+    view.flags.writeable = False
+    return view
 
 
 MANY = 1 << 16  # distinct values of a column past which sorting them all is as cheap as hashing each row
@@ -64,7 +72,14 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(distinct)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return distinct[order], rank[codes]
+    _renumber(codes, rank)
+    return distinct[order], codes
+
+
+@njit(**_JIT)
+def _renumber(codes: np.ndarray, rank: np.ndarray) -> None:
+    for i in range(codes.shape[0]):
+        codes[i] = rank[codes[i]]
 
 
 @njit(**_JIT)
