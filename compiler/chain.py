@@ -20,6 +20,7 @@ from fspec.compiler.formula import Call, Name, Node, Num
 from fspec.compiler.yamlsrc import SourceDoc
 from fspec.errors import Diagnostic
 from fspec.operators import REGISTRY
+from fspec.operators.chain import ROWS_KIND, TRADES_KIND
 
 if TYPE_CHECKING:
     from fspec.compiler.model import InstrumentSpec, SourceSpec
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 CHAIN_COLUMN = "contracts"  # the leaf's column: the chain as a whole, never a file column
 RULES = "nearest(min_minutes=M): the first expiry settling at least M minutes after the bar end"
 QUOTE_COLUMNS = ("bid", "ask")
+TRADE_COLUMNS = ("price", "size")
+BOOK_COLUMNS = ("bid_size", "ask_size")  # what option_ofi reads of a chain of quotes
+# the keys of contract: that are the terms of a chain of quotes; a chain of trades takes its quotes' terms
+TERMS = ("settlement", "timezone", "rate", "dividend_yield", "forward", "underlying", "day_count", "multiplier")
 
 
 def is_chain(project_sources: dict[str, SourceSpec], name: str) -> bool:
@@ -55,6 +60,18 @@ def chain_problems(
             continue
         at = ("sources", src.name, "contract")
         names = {c.name for c in src.columns}
+        if contract.quotes is not None:
+            problems += _trades_problems(src, sources, instruments, doc)
+            continue
+        if (*at, "settlement") not in doc.key_pos:
+            problems.append(
+                Diagnostic(
+                    doc.pos(at, key=True),
+                    f"option chain '{src.name}' has no settlement: its time to expiry runs to it",
+                    'add settlement: "16:00" (the local time on the expiry date), or quotes: SOURCE for a chain '
+                    "of trades",
+                )
+            )
         missing = [c for c in QUOTE_COLUMNS if c not in names]
         if missing:
             problems.append(
@@ -152,6 +169,83 @@ def chain_problems(
     return problems
 
 
+def _trades_problems(
+    src: SourceSpec, sources: dict[str, SourceSpec], instruments: dict[str, InstrumentSpec], doc: SourceDoc
+) -> list[Diagnostic]:
+    """A chain of trades: price and size columns, a chain of quotes to sign them, none of that chain's terms."""
+    at = ("sources", src.name, "contract")
+    problems = []
+    names = {c.name for c in src.columns}
+    missing = [c for c in TRADE_COLUMNS if c not in names]
+    if missing:
+        problems.append(
+            Diagnostic(
+                doc.pos(("sources", src.name, "columns")),
+                f"option trades '{src.name}' have no {' and no '.join(missing)} column: each row is a trade",
+                "map them, e.g. columns: {price: float64, size: float64}",
+            )
+        )
+    for key in TERMS:
+        if (*at, key) in doc.key_pos:
+            problems.append(
+                Diagnostic(
+                    doc.pos((*at, key), key=True),
+                    f"'{key}' of option trades '{src.name}' is a term of its quotes' chain '{src.contract.quotes}'",
+                    f"declare it in the contract: of '{src.contract.quotes}' (the trades use its terms)",
+                )
+            )
+    for key, what, given in (
+        ("asof", "attach another source's columns", src.asof_source is not None),
+        ("bars", "declare bars", src.bar_width is not None),
+    ):
+        if given:
+            problems.append(
+                Diagnostic(
+                    doc.pos(("sources", src.name, key), key=True),
+                    f"option trades '{src.name}' cannot {what}: each trade is signed by its contract's quote "
+                    f"prevailing strictly before it, from '{src.contract.quotes}'",
+                    f"remove '{key}:'",
+                )
+            )
+    quotes = src.contract.quotes
+    where = doc.pos((*at, "quotes"))
+    if quotes not in sources:
+        close = difflib.get_close_matches(quotes, [n for n, s in sources.items() if s.contract], n=1, cutoff=0.6)
+        problems.append(
+            Diagnostic(
+                where,
+                f"the quotes of option trades '{src.name}' name unknown source '{quotes}'",
+                f"did you mean '{close[0]}'?" if close else "name an option chain source of quotes (with contract:)",
+            )
+        )
+        return problems
+    other = sources[quotes]
+    if other.contract is None or other.contract.quotes is not None:
+        problems.append(
+            Diagnostic(
+                where,
+                f"the quotes of option trades '{src.name}' are '{quotes}', "
+                + (
+                    "not an option chain (it has no contract:)"
+                    if other.contract is None
+                    else "itself a chain of trades"
+                ),
+                "name the option chain source of the same contracts' quotes (bid, ask)",
+            )
+        )
+        return problems
+    for inst in instruments.values():
+        if src.name in {c for _, c in inst.use} and quotes not in inst.sources:
+            problems.append(
+                Diagnostic(
+                    inst.pos,
+                    f"instrument '{inst.key}' reads option trades '{src.name}' but not their quotes '{quotes}'",
+                    f"add '{quotes}' to its sources",
+                )
+            )
+    return problems
+
+
 def chain_column_error(ctx: ResolveContext, node: Name, source: str) -> Node:
     """``spxw_quotes.bid`` in a formula: the rows of a chain are many contracts, which a reducer would mix."""
     ctx.error(
@@ -170,9 +264,16 @@ def resolve_chain(ctx: ResolveContext, node: Call, bound: dict[str, Node]) -> No
     project = ctx.project
     op = REGISTRY[node.op]
     invalid = ir.Const(float("nan"), grain=ir.INVALID)
-    arg = bound["chain"]
-    chains = sorted(n for n, s in project.sources.items() if s.contract is not None)
-    example = f"{node.op}({chains[0] if chains else 'chain_quotes'}, expiry=nearest(min_minutes=30))"
+    first = op.params[0]
+    arg = bound[first.name]
+    wants_trades = first.kind == TRADES_KIND
+    chains = sorted(
+        n
+        for n, s in project.sources.items()
+        if s.contract is not None and (s.contract.quotes is not None) == wants_trades
+    )
+    rule = ", expiry=nearest(min_minutes=30)" if "expiry" in bound else ""
+    example = f"{node.op}({chains[0] if chains else ('option_trades' if wants_trades else 'chain_quotes')}{rule})"
     if not isinstance(arg, Name) or len(arg.parts) > 2:
         ctx.error(arg.span, f"{node.op}() reads an option chain source: name it", f"e.g. {example}", "grain")
         return invalid
@@ -205,13 +306,34 @@ def resolve_chain(ctx: ResolveContext, node: Call, bound: dict[str, Node]) -> No
             "grain",
         )
         return invalid
+    if (concrete.contract.quotes is not None) != wants_trades:
+        ctx.error(
+            arg.span,
+            f"{node.op}() reads an option chain's {'trades' if wants_trades else 'quotes'}, and '{source}' is a chain "
+            f"of {'quotes' if wants_trades else 'trades'}",
+            f"e.g. {example}",
+            "grain",
+        )
+        return invalid
+    if first.kind == ROWS_KIND:
+        missing = [c for c in BOOK_COLUMNS if c not in concrete.column_names()]
+        if missing:
+            ctx.error(
+                arg.span,
+                f"{node.op}() reads each contract's bid and ask sizes, and '{source}' has no "
+                f"{' and no '.join(missing)} column",
+                "map them in its columns:, e.g. {bid_size: float64, ask_size: float64}",
+                "grain",
+            )
+            return invalid
     if source not in project.instruments[instrument].sources:
         raise Unavailable(f"instrument '{instrument}' has no source '{source}'")
     consts: list[tuple[str, float]] = []
-    rule = _expiry_rule(ctx, node, bound["expiry"])
-    if rule is None:
-        return invalid
-    consts.append(("min_minutes", rule))
+    if "expiry" in bound:
+        rule = _expiry_rule(ctx, node, bound["expiry"])
+        if rule is None:
+            return invalid
+        consts.append(("min_minutes", rule))
     if "delta" in {p.name for p in op.params}:
         delta = _delta(ctx, node, bound["delta"])
         if delta is None:
@@ -266,5 +388,6 @@ def chain_formula(node: ir.Apply) -> Call:
     kwargs: list[tuple[str, Node]] = []
     if "delta" in consts:
         kwargs.append(("delta", Num(consts["delta"])))
-    kwargs.append(("expiry", Call("nearest", (), (("min_minutes", Num(consts["min_minutes"])),))))
+    if "min_minutes" in consts:
+        kwargs.append(("expiry", Call("nearest", (), (("min_minutes", Num(consts["min_minutes"])),))))
     return Call(node.op, (name,), tuple(kwargs))

@@ -623,7 +623,7 @@ def contract_of(raw: dict[str, Any] | None) -> ContractDef | None:
         expiry=raw["expiry"],
         strike=raw["strike"],
         right=raw["right"],
-        settlement=_clock(raw["settlement"]),
+        settlement=_clock(raw["settlement"]) if "settlement" in raw else 0,  # a chain of trades has its quotes'
         timezone=raw.get("timezone"),
         rate=float(raw.get("rate", 0.0)),
         dividend_yield=float(raw.get("dividend_yield", 0.0)),
@@ -631,6 +631,8 @@ def contract_of(raw: dict[str, Any] | None) -> ContractDef | None:
         underlying_source=underlying.get("source"),
         underlying_column=underlying.get("column"),
         day_count=raw.get("day_count", "ACT/365"),
+        multiplier=float(raw.get("multiplier", 100.0)),
+        quotes=raw.get("quotes"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Generate a SYNTHETIC intraday SPXW option chain for 2013-10-07 (quotes of every contract, 09:30 to 16:00).
+"""Generate a SYNTHETIC intraday SPXW option chain for 2013-10-07 (quotes and trades of every contract, 09:30 to
+16:00).
 
 None of it is real market data: it exists so that the chain operators (iv_atm, iv_rr25, iv_slope,
 skew_index) run in the root project next to the real SPY sample. The chain is driven by SPY's REAL path:
@@ -19,12 +20,31 @@ skew_index) run in the root project next to the real SPY sample. The chain is dr
   contracts. Defects are put in on purpose, as feeds have them: about 1 quote in 2,000 is crossed (bid one
   tick above the ask) and 1 in 5,000 has no ask (NaN).
 
+Trades (a second file, ``20131007_option_trades.parquet``, drawn from their own generator after the quotes, so
+the quotes file does not depend on them):
+
+* how many: each contract trades at Poisson times, ``TRADES_ATM * exp(-z0**2 / (2 * TRADE_WIDTH**2))`` trades a
+  day at the open's standardised moneyness ``z0`` (more near the money), times the expiry's weight
+  (``TRADE_WEIGHT``: the front weekly trades most), times ``ITM_FACTOR`` for an in-the-money option, plus
+  ``TRADES_WING`` a day in every contract: about 3,000 trades in the day;
+* when: U-shaped over the day (60% uniform, 20% Beta(1, 6) after the open, 20% Beta(6, 1) before the close),
+  in milliseconds; ``SAME_MS_SHARE`` of them are put at the exact millisecond of the contract's next quote, as
+  feeds print a trade and the quote update it causes with one timestamp;
+* at what price: the contract's quote prevailing strictly before the trade (a trade before the contract's first
+  quote is not drawn). A buy (probability ``BUY_CALL``/``BUY_PUT``) pays the ask and a sell gets the bid
+  (``AT_TOUCH``), or one tick inside it where the spread is at least two ticks (``INSIDE``), or the mid rounded
+  down to the tick (the rest): at the mid exactly where it is on the tick grid. A buy against no ask or a sell
+  against no bid is not drawn; a crossed quote is traded at its touch like any;
+* how many contracts: lognormal, median ``SIZE_MEDIAN``, sd of its log ``SIZE_LOG_SD``, whole contracts from 1
+  to 500; ``BLOCK_SHARE`` of them are blocks of 50 to 500.
+
 Usage, from the repository root (after ``data/prepare_sample.py``)::
 
     python data/spxw_chain.py
 
-It needs numpy, pandas and pyarrow. Every draw comes from ``numpy.random.default_rng([20131007, 5])``; the
-output is byte-for-byte the same on every run. See ``data/README.md``.
+It needs numpy, pandas and pyarrow. Every draw of the quotes comes from ``numpy.random.default_rng([20131007,
+5])``, of the trades from ``numpy.random.default_rng([20131007, 6])``; the output is byte-for-byte the same on
+every run. See ``data/README.md``.
 """
 
 from __future__ import annotations
@@ -39,10 +59,12 @@ from prepare_sample import write_parquet  # the same file layout as the real sam
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPY_QUOTES = REPO_ROOT / "data" / "sample" / "spy" / "20131007_quotes_1s.parquet"
 OUT = REPO_ROOT / "data" / "sample" / "spxw" / "20131007_quotes.parquet"
+OUT_TRADES = REPO_ROOT / "data" / "sample" / "spxw" / "20131007_option_trades.parquet"
 
 DAY = "2013-10-07"
 TZ = "America/New_York"
 SEED = [20131007, 5]
+TRADE_SEED = [20131007, 6]
 OPEN, CLOSE = pd.Timestamp(f"{DAY} 09:30", tz=TZ), pd.Timestamp(f"{DAY} 16:00", tz=TZ)
 SECONDS = int((CLOSE - OPEN).total_seconds())  # 23,400
 INDEX_PER_SPY = 10.0
@@ -58,6 +80,14 @@ NOISE_SD, NOISE_HALF_LIFE = 0.02, 1200.0  # OU noise of log ATM volatility: stat
 QUOTE_EVERY_ATM, QUOTE_EVERY_WING = 8.0, 90.0  # mean seconds between quotes at z = 0 and far out
 CROSSED_EVERY, NO_ASK_EVERY = 2000, 5000
 YEAR = 365 * 86400.0
+# trades: per contract and day at the money, its width in standard deviations, the expiries' weights
+TRADES_ATM, TRADE_WIDTH, TRADES_WING = 30.0, 1.5, 0.5
+TRADE_WEIGHT = {"2013-10-11": 1.0, "2013-10-18": 0.45, "2013-10-25": 0.2}
+ITM_FACTOR = 0.4
+SAME_MS_SHARE = 0.05
+BUY_CALL, BUY_PUT = 0.5, 0.55  # probability that a trade is a buy
+AT_TOUCH, INSIDE = 0.65, 0.20  # price at the touch, one tick inside it; the rest at the mid rounded down
+SIZE_MEDIAN, SIZE_LOG_SD, BLOCK_SHARE = 5.0, 1.0, 0.02
 
 
 def norm_cdf(x: np.ndarray) -> np.ndarray:
@@ -156,6 +186,67 @@ def main() -> None:
         }
     )
     write_parquet(out, OUT)
+    write_parquet(trades(out, S), OUT_TRADES)
+
+
+def trade_times(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Milliseconds after the open, U-shaped over the day."""
+    kind = rng.choice(3, size=count, p=[0.6, 0.2, 0.2])
+    u = np.where(kind == 0, rng.random(count), np.where(kind == 1, rng.beta(1, 6, count), rng.beta(6, 1, count)))
+    return np.minimum((u * SECONDS * 1000).astype(np.int64), SECONDS * 1000 - 1)
+
+
+def trades(quotes: pd.DataFrame, S: np.ndarray) -> pd.DataFrame:
+    """The day's trades of every contract, priced off its quote prevailing strictly before each (module doc)."""
+    rng = np.random.default_rng(TRADE_SEED)
+    ms_of = ((quotes["time"] - OPEN).dt.total_seconds() * 1000).round().astype(np.int64).to_numpy()
+    keys = quotes[["expiry", "strike", "right"]].astype(str).agg("|".join, axis=1).to_numpy()
+    frames = []
+    for key in dict.fromkeys(sorted(set(keys), key=lambda k: (k.split("|")[0], float(k.split("|")[1]), k[-1]))):
+        expiry, strike_text, right = key.split("|")
+        strike, rows = float(strike_text), np.flatnonzero(keys == key)
+        T0 = (pd.Timestamp(f"{expiry} 16:00", tz=TZ) - OPEN).total_seconds() / YEAR
+        F0 = S[0] * math.exp((RATE - DIVIDEND_YIELD) * T0)
+        z0 = math.log(strike / F0) / (EXPIRIES[expiry] * math.sqrt(T0))
+        itm = (strike < F0) if right == "C" else (strike > F0)
+        rate = TRADES_ATM * math.exp(-0.5 * z0 * z0 / TRADE_WIDTH**2) * TRADE_WEIGHT[expiry]
+        rate = rate * (ITM_FACTOR if itm else 1.0) + TRADES_WING
+        count = rng.poisson(rate)
+        ms = np.sort(trade_times(rng, count))
+        q_ms = ms_of[rows]
+        nxt = np.searchsorted(q_ms, ms, side="left")  # the first quote at or after the trade
+        same = (rng.random(count) < SAME_MS_SHARE) & (nxt < len(rows))
+        ms = np.where(same, q_ms[np.minimum(nxt, len(rows) - 1)], ms)
+        prev = np.searchsorted(q_ms, ms, side="left") - 1  # the quote strictly before it
+        buy = rng.random(count) < (BUY_CALL if right == "C" else BUY_PUT)
+        how = rng.random(count)
+        size = np.round(np.exp(rng.normal(math.log(SIZE_MEDIAN), SIZE_LOG_SD, count))).clip(1, 500)
+        size = np.where(rng.random(count) < BLOCK_SHARE, rng.integers(50, 501, count), size).astype(np.float64)
+        ok = prev >= 0
+        q = quotes.iloc[rows[np.maximum(prev, 0)]]
+        bid, ask = q["bid"].to_numpy(), q["ask"].to_numpy()
+        tick = tick_of(np.where(np.isfinite(ask), ask, bid))
+        touch = np.where(buy, ask, bid)
+        inside = np.where((ask - bid) >= 2 * tick - 1e-9, touch + np.where(buy, -tick, tick), touch)
+        mid = np.floor((bid + ask) / 2 / tick + 1e-9) * tick
+        price = np.where(how < AT_TOUCH, touch, np.where(how < AT_TOUCH + INSIDE, inside, mid))
+        ok &= np.isfinite(price) & (price > 0)
+        frames.append(
+            pd.DataFrame(
+                {"ms": ms[ok], "expiry": expiry, "strike": strike, "right": right, "price": price[ok], "size": size[ok]}
+            )
+        )
+    rows = pd.concat(frames, ignore_index=True).sort_values(["ms", "expiry", "strike", "right"], kind="stable")
+    return pd.DataFrame(
+        {
+            "time": (OPEN + pd.to_timedelta(rows["ms"].to_numpy(), unit="ms")).as_unit("ns"),
+            "expiry": pd.to_datetime(rows["expiry"]).dt.date.to_numpy(),
+            "strike": rows["strike"].to_numpy(),
+            "right": rows["right"].to_numpy(),
+            "price": np.round(rows["price"].to_numpy(), 2),
+            "size": rows["size"].to_numpy(),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from fspec import paths
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 9
+MANIFEST_VERSION = 10
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 
@@ -52,7 +52,9 @@ class ContractDef:
     continuously compounded per year, ACT/365 (the only ``day_count``); ``forward`` is ``parity`` (each
     expiry's forward from put-call parity on its own quotes) or ``carry`` (``S·e^((rate - dividend_yield)·T)``
     from the underlying's price as-of the bar end: ``underlying_column`` of the instrument's source
-    ``underlying_source``). See docs/options.md."""
+    ``underlying_source``); ``multiplier`` is the underlying's units per contract. A chain of trades names its
+    chain of ``quotes`` (a source of the same instrument), whose terms it uses: its own are the defaults, unread.
+    See docs/options.md."""
 
     expiry: str
     strike: str
@@ -65,6 +67,8 @@ class ContractDef:
     underlying_source: str | None = None
     underlying_column: str | None = None
     day_count: str = "ACT/365"
+    multiplier: float = 100.0
+    quotes: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))

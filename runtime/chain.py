@@ -18,9 +18,11 @@ import numpy as np
 from fspec.errors import DataError
 from fspec.manifest import ContractDef
 from fspec.operators import REGISTRY
+from fspec.operators.chain import QUOTES_KIND, ROWS_KIND
 from fspec.runtime.sources import CONTRACT_CALL, DataWarning, Frame
 
 if TYPE_CHECKING:
+    from fspec.options.flows import OptionTrades, QuoteRows
     from fspec.runtime.run import Engine
 
 EXPIRY, STRIKE = "_expiry", "_strike"  # each row's expiry (days since 1970-01-01) and strike
@@ -127,6 +129,58 @@ def _writable(a: np.ndarray, dtype: Any) -> np.ndarray:
     return np.require(a, dtype=dtype, requirements=["C", "W"])
 
 
+MEMO_SIZE = 64  # entries of one day: contract numbers, columns, snapshots of its grids, for every chain
+
+
+def _memo(engine: Engine, key: tuple[Any, ...], make: Any) -> Any:
+    """``make()`` once per key. Keys are ``(what, source, instrument, day, rows, cut, ...)``; the entries of
+    another day or audit cut are dropped when one is made, so the memo holds one day's chain arrays at most."""
+    memo = engine._chain_memo
+    if key not in memo:
+        for old in [k for k in memo if (k[3], k[5]) != (key[3], key[5])]:
+            del memo[old]
+        if len(memo) >= MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+        memo[key] = make()
+    return memo[key]
+
+
+def _readonly(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """A read-only contiguous view (a copy only for another dtype or layout): one array type for the kernels
+    whatever the column's origin (a read-only Arrow view, a computed column), without copying the file's."""
+    view = np.ascontiguousarray(a, dtype=dtype).view()
+    view.flags.writeable = False
+    return view
+
+
+def _column(engine: Engine, source: str, instrument: str, day: str, ticks: Any, name: str, dtype: Any) -> np.ndarray:
+    """A chain column (or ``ts``) as the numba kernels take it: read-only (:func:`_readonly`)."""
+    values = ticks.ts if name == "ts" else ticks.columns[name]
+    key = ("column", source, instrument, day, len(ticks), engine.cut, name)
+    return _memo(engine, key, lambda: _readonly(values, dtype))
+
+
+def _quote_ids(engine: Engine, source: str, instrument: str, day: str, ticks: Any) -> tuple[np.ndarray, np.ndarray]:
+    """contract_ids of a chain's rows of the day (as cut by the audit)."""
+    from fspec.options.chain import contract_ids
+
+    return _memo(
+        engine,
+        ("ids", source, instrument, day, len(ticks), engine.cut),
+        lambda: contract_ids(ticks.columns[EXPIRY], ticks.columns[STRIKE], ticks.columns[CONTRACT_CALL]),
+    )
+
+
+def _grouped(engine: Engine, source: str, instrument: str, day: str, ticks: Any) -> tuple[np.ndarray, np.ndarray]:
+    """group_rows of a chain's rows of the day: each contract's rows, in time order."""
+    from fspec.options.chain import group_rows
+
+    contract, table = _quote_ids(engine, source, instrument, day, ticks)
+    return _memo(
+        engine, ("grouped", source, instrument, day, len(ticks), engine.cut), lambda: group_rows(contract, len(table))
+    )
+
+
 def chain_slots(
     engine: Engine, source: str, instrument: str, day: str, bar_ends: np.ndarray, interval: int
 ) -> np.ndarray:
@@ -146,37 +200,27 @@ def chain_slots(
     warn = (source, instrument, day) not in engine._chain_warned
     engine._chain_warned.add((source, instrument, day))
     ends = _writable(bar_ends, np.int64)
+    if contract.quotes is not None:
+        return _trade_slots(engine, chain.ops, source, instrument, day, ticks, ends, out, warn)
     if not len(ticks):
         if warn:
             _warn(f"option chain '{source}' of {instrument} has no quotes in the session of {day}: its columns are NaN")
         return out
-    underlying = None
-    if contract.forward == "carry":
-        assert contract.underlying_source is not None and contract.underlying_column is not None
-        under = engine.ticks(contract.underlying_source, instrument, day)
-        underlying = price_before(under.ts, under.columns[contract.underlying_column], ends)
-    from fspec.options.chain import snapshot
-
-    zone = contract.timezone or engine.session.timezone
-    days = np.unique(ticks.columns[EXPIRY])
-    settle = {float(d): settlement_ns(float(d), contract, zone) for d in days}
-    snap = snapshot(
-        _writable(ticks.ts, np.int64),
-        _writable(ticks.columns[EXPIRY], np.float64),
-        _writable(ticks.columns[STRIKE], np.float64),
-        _writable(ticks.columns[CONTRACT_CALL], np.float64),
-        _writable(ticks.columns["bid"], np.float64),
-        _writable(ticks.columns["ask"], np.float64),
-        ends,
-        settle,
-        contract.rate,
-        contract.dividend_yield,
-        underlying,
-        tuple(sorted({consts["min_minutes"] for _, consts in chain.ops})),
+    kinds = [REGISTRY[op].params[0].kind for op, _ in chain.ops]
+    for s, (op, consts) in enumerate(chain.ops):
+        if kinds[s] == ROWS_KIND:
+            code = REGISTRY[op].numpy
+            assert code is not None
+            out[s] = code(quote_rows(engine, source, instrument, day, ticks, ends), consts)
+    snapshot_ops = [(s, op, consts) for s, (op, consts) in enumerate(chain.ops) if kinds[s] == QUOTES_KIND]
+    if not snapshot_ops:
+        return out
+    snap = _snapshot(
+        engine, source, instrument, day, ticks, contract, ends, {c["min_minutes"] for _, _, c in snapshot_ops}
     )
     iv, delta = np.ascontiguousarray(snap.iv.T), np.ascontiguousarray(snap.delta.T)  # one bar end per row
     without: dict[str, int] = {}
-    for s, (op, consts) in enumerate(chain.ops):
+    for s, op, consts in snapshot_ops:
         code = REGISTRY[op].numpy
         assert code is not None
         chosen = snap.chosen_expiry(ends, consts["min_minutes"])
@@ -194,6 +238,226 @@ def chain_slots(
     return out
 
 
+def _snapshot(
+    engine: Engine,
+    source: str,
+    instrument: str,
+    day: str,
+    ticks: Any,
+    contract: ContractDef,
+    ends: np.ndarray,
+    rules: set[float],
+) -> Any:
+    """The chain's snapshot at each bar end, volatilities computed for the expiries ``rules`` pick (once for the
+    chain's operators and the straddles of its trades)."""
+    key = ("snapshot", source, instrument, day, len(ticks), engine.cut, len(ends), int(ends[-1]), tuple(sorted(rules)))
+    return _memo(engine, key, lambda: _new_snapshot(engine, source, instrument, day, ticks, contract, ends, rules))
+
+
+def _new_snapshot(
+    engine: Engine,
+    source: str,
+    instrument: str,
+    day: str,
+    ticks: Any,
+    contract: ContractDef,
+    ends: np.ndarray,
+    rules: set[float],
+) -> Any:
+    from fspec.options.chain import snapshot
+
+    underlying = None
+    if contract.forward == "carry":
+        assert contract.underlying_source is not None and contract.underlying_column is not None
+        under = engine.ticks(contract.underlying_source, instrument, day)
+        underlying = price_before(under.ts, under.columns[contract.underlying_column], ends)
+    zone = contract.timezone or engine.session.timezone
+    days = np.unique(_quote_ids(engine, source, instrument, day, ticks)[1][:, 0])  # the contracts' expiries
+    settle = {float(d): settlement_ns(float(d), contract, zone) for d in days}
+    return snapshot(
+        *(
+            _column(engine, source, instrument, day, ticks, name, dtype)
+            for name, dtype in (("ts", np.int64), (EXPIRY, float), (STRIKE, float), (CONTRACT_CALL, float))
+        ),
+        _column(engine, source, instrument, day, ticks, "bid", np.float64),
+        _column(engine, source, instrument, day, ticks, "ask", np.float64),
+        ends,
+        settle,
+        contract.rate,
+        contract.dividend_yield,
+        underlying,
+        tuple(sorted(rules)),
+        _quote_ids(engine, source, instrument, day, ticks),
+        _grouped(engine, source, instrument, day, ticks),
+    )
+
+
+def _bars_of(ts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The bar of each row (the first bar end after it), -1 after the last bar end (the session's rows, which
+    are in time order)."""
+    from fspec.options.flows import bar_of
+
+    return bar_of(ts, ends)
+
+
+def quote_rows(engine: Engine, source: str, instrument: str, day: str, ticks: Any, ends: np.ndarray) -> QuoteRows:
+    """A chain's quote rows of the session, for the operators over its rows (option_ofi)."""
+    from fspec.options.flows import QuoteRows
+
+    contract, table = _quote_ids(engine, source, instrument, day, ticks)
+    return QuoteRows(
+        len(ends),
+        _bars_of(_column(engine, source, instrument, day, ticks, "ts", np.int64), ends),
+        contract,
+        _column(engine, source, instrument, day, ticks, "bid_size", np.float64),
+        _column(engine, source, instrument, day, ticks, "ask_size", np.float64),
+        len(table),
+    )
+
+
+def _trade_slots(
+    engine: Engine,
+    ops: tuple[tuple[str, dict[str, float]], ...],
+    source: str,
+    instrument: str,
+    day: str,
+    trades: Any,
+    ends: np.ndarray,
+    out: np.ndarray,
+    warn: bool,
+) -> np.ndarray:
+    """The slots of a chain of trades: its trades signed and valued by its quotes' chain (fspec.options.flows)."""
+    quotes_source = engine.project.source_of(instrument, source).contract.quotes
+    quotes = engine.ticks(quotes_source, instrument, day)
+    if engine._source_lacks(quotes_source, instrument, day):
+        engine._note_absent(instrument, day, quotes_source)
+        return out
+    terms = engine.project.source_of(instrument, quotes_source).contract
+    assert terms is not None
+    view = option_trades(engine, quotes_source, instrument, day, trades, quotes, terms, ends)
+    for s, (op, consts) in enumerate(ops):
+        code = REGISTRY[op].numpy
+        assert code is not None
+        out[s] = code(view, consts)
+    if warn:
+        _warn_trades(source, instrument, day, view)
+    return out
+
+
+def option_trades(
+    engine: Engine,
+    quotes_source: str,
+    instrument: str,
+    day: str,
+    trades: Any,
+    quotes: Any,
+    terms: ContractDef,
+    ends: np.ndarray,
+) -> OptionTrades:
+    """Each trade of the session with its bar, sign and greeks from the quotes strictly before it."""
+    from fspec.options.black76 import greeks, implied_volatility_quotes
+    from fspec.options.chain import NS, SECONDS_PER_YEAR
+    from fspec.options.flows import OptionTrades, lee_ready, prevailing
+
+    n_t = len(trades)
+    q_contract, quoted = _quote_ids(engine, quotes_source, instrument, day, quotes)
+    t_contract, table = _trade_contracts(quoted, *(trades.columns[c] for c in (EXPIRY, STRIKE, CONTRACT_CALL)))
+    days = np.unique(table[:, 0])
+    expiry_of = np.searchsorted(days, table[:, 0]).astype(np.int64)
+    zone = terms.timezone or engine.session.timezone
+    settle = np.array([settlement_ns(float(d), terms, zone) for d in days], dtype=np.int64)
+    # the strikes of each expiry with both a put and a call: a put row followed by the call row (contract order)
+    q = quoted  # sorted by (expiry, strike, put before call); the contracts only traded come after it
+    put_rows = np.flatnonzero((q[:-1, 2] == 0) & (q[1:, 2] == 1) & (q[:-1, 1] == q[1:, 1]) & (q[:-1, 0] == q[1:, 0]))
+    pair_start = np.searchsorted(expiry_of[put_rows], np.arange(len(days) + 1)).astype(np.int64)
+    t_ts = _writable(trades.ts, np.int64)
+    t_settle = settle[expiry_of[t_contract]] if n_t else np.zeros(0, dtype=np.int64)
+    T = (t_settle - t_ts) / NS / SECONDS_PER_YEAR
+    df = np.exp(-terms.rate * T)
+    bid, ask, forward = np.full(n_t, np.nan), np.full(n_t, np.nan), np.full(n_t, np.nan)
+    q_ts, q_bid, q_ask = (
+        _column(engine, quotes_source, instrument, day, quotes, name, dtype)
+        for name, dtype in (("ts", np.int64), ("bid", np.float64), ("ask", np.float64))
+    )
+    prevailing(
+        q_ts, q_contract, q_bid, q_ask, t_ts, t_contract, len(table), expiry_of, pair_start, put_rows.astype(np.int64),
+        (put_rows + 1).astype(np.int64), np.ascontiguousarray(table[put_rows, 1]), np.ascontiguousarray(df),
+        terms.forward == "parity", bid, ask, forward,
+    )  # fmt: skip
+    if terms.forward == "carry":
+        assert terms.underlying_source is not None and terms.underlying_column is not None
+        under = engine.ticks(terms.underlying_source, instrument, day)
+        forward = price_before(under.ts, under.columns[terms.underlying_column], t_ts) * np.exp(
+            (terms.rate - terms.dividend_yield) * T
+        )
+    forward = np.where(T > 0, forward, np.nan)
+    K, call = table[t_contract, 1], table[t_contract, 2] != 0
+    iv, status = implied_volatility_quotes(bid, ask, forward, K, T, call, df)
+    delta, gamma, vega = greeks(forward, K, T, iv, call, df)
+    price = _writable(trades.columns["price"], np.float64)
+
+    def straddle(min_minutes: float) -> tuple[np.ndarray, np.ndarray]:
+        return _straddles(engine, quotes_source, instrument, day, quotes, terms, ends, min_minutes)
+
+    return OptionTrades(
+        len(ends), _bars_of(t_ts, ends), price, _writable(trades.columns["size"], np.float64), t_settle, bid, ask,
+        lee_ready(price, bid, ask), status, delta, gamma, vega, terms.multiplier, straddle,
+    )  # fmt: skip
+
+
+def _trade_contracts(
+    quoted: np.ndarray, expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each trade's contract number in the quotes' contract table, and that table with the contracts that trade
+    without a quote appended (their quotes are none: NaN)."""
+    keys = np.column_stack([expiry, strike, (is_call != 0).astype(np.float64)])
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), quoted
+    found, inverse = np.unique(keys, axis=0, return_inverse=True)
+    number = {tuple(row): i for i, row in enumerate(quoted.tolist())}
+    extra: list[list[float]] = []
+    ids = []
+    for row in found.tolist():
+        i = number.get(tuple(row))
+        if i is None:
+            i = len(quoted) + len(extra)
+            extra.append(row)
+        ids.append(i)
+    table = np.vstack([quoted, np.array(extra)]) if extra else quoted
+    return np.array(ids, dtype=np.int64)[inverse.reshape(-1)], table
+
+
+def _straddles(
+    engine: Engine,
+    quotes_source: str,
+    instrument: str,
+    day: str,
+    quotes: Any,
+    terms: ContractDef,
+    ends: np.ndarray,
+    min_minutes: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The settlement instant of the expiry ``nearest(min_minutes)`` picks at each bar end (-1: none) and its ATM
+    straddle in the snapshot at that bar end."""
+    from fspec.options.flows import atm_straddle
+
+    chosen_at = np.full(len(ends), -1, dtype=np.int64)
+    value = np.full(len(ends), np.nan)
+    if not len(quotes):
+        return chosen_at, value
+    snap = _snapshot(engine, quotes_source, instrument, day, quotes, terms, ends, {min_minutes})
+    chosen = snap.chosen_expiry(ends, min_minutes)
+    for b in np.flatnonzero(chosen >= 0):
+        e = chosen[b]
+        lo, hi = snap.expiry_start[e], snap.expiry_start[e + 1]
+        chosen_at[b] = snap.settle_ns[e]
+        value[b] = atm_straddle(
+            snap.strike[lo:hi], snap.is_call[lo:hi], np.ascontiguousarray(snap.bid[lo:hi, b]),
+            np.ascontiguousarray(snap.ask[lo:hi, b]), float(snap.forward[e, b]),
+        )  # fmt: skip
+    return chosen_at, value
+
+
 def price_before(ts: np.ndarray, values: np.ndarray, bar_ends: np.ndarray) -> np.ndarray:
     """The last finite value strictly before each bar end (NaN: none yet)."""
     good = np.isfinite(values)
@@ -204,6 +468,31 @@ def price_before(ts: np.ndarray, values: np.ndarray, bar_ends: np.ndarray) -> np
 
 def _warn(text: str) -> None:
     warnings.warn(text, DataWarning, stacklevel=3)
+
+
+def _warn_trades(source: str, instrument: str, day: str, view: OptionTrades) -> None:
+    """One line for the day: the trades left unsigned for want of a two-sided quote before them, and the signed
+    trades whose quote gives no volatility (no greeks), by status."""
+    from fspec.options.black76 import BAD_INPUT, OK, STATUS_NAMES
+
+    counted = view.bar >= 0
+    two_sided = counted & (view.bid > 0) & (view.ask > 0) & (view.bid <= view.ask)  # NaN compares False
+    parts = []
+    unsigned = int((counted & ~two_sided).sum())
+    if unsigned:
+        before = int((counted & np.isnan(view.bid) & np.isnan(view.ask)).sum())
+        parts.append(
+            f"{unsigned:,} of {int(counted.sum()):,} trades have no two-sided quote before them ({before:,} no quote "
+            "at all) and are unsigned"
+        )
+    bad = two_sided & (view.status != OK)
+    if bad.any():
+        counts = np.bincount(view.status[bad].astype(np.int64), minlength=len(STATUS_NAMES))
+        named = {**STATUS_NAMES, BAD_INPUT: "without a forward or past their expiry"}
+        shown = ", ".join(f"{counts[k]:,} {named[k]}" for k in sorted(named) if k != OK and counts[k])
+        parts.append(f"{int(bad.sum()):,} have no implied volatility ({shown}) and add to no greek flow")
+    if parts:
+        _warn(f"option trades '{source}' of {instrument} on {day}: " + "; ".join(parts))
 
 
 def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: Any, without: dict[str, int]) -> None:
@@ -233,15 +522,57 @@ def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: 
 def warm_chain() -> None:
     """Compile (or load from numba's cache) the chain kernels on a two-contract chain, typed as a run types
     them, so that ``fspec run`` after ``fspec compile`` compiles nothing."""
-    from fspec.options.chain import atm_iv, iv_at_delta, snapshot
+    from fspec.options.chain import atm_iv, contract_ids, group_rows, iv_at_delta, snapshot
 
     ts = np.array([0, 1], dtype=np.int64)
     one = np.array([0.0, 0.0])
+    ids = contract_ids(one, np.array([100.0, 100.0]), np.array([0.0, 1.0]))  # of computed (writable) columns
+    # the file's columns as _column gives them: read-only
+    ro = {
+        n: _readonly(a, a.dtype) for n, a in (("ts", ts), ("bid", np.array([1.0, 1.0])), ("ask", np.array([1.1, 1.1])))
+    }
     snap = snapshot(
-        ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
-        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
+        ro["ts"], _readonly(one, float), _readonly(np.array([100.0, 100.0]), float),
+        _readonly(np.array([0.0, 1.0]), float), ro["bid"], ro["ask"], np.array([2, 3], dtype=np.int64), {0.0: 10**15},
+        0.01, 0.0, None, (30.0,), ids, group_rows(ids[0], len(ids[1])),
     )  # fmt: skip
     iv, delta = np.ascontiguousarray(snap.iv.T), np.ascontiguousarray(snap.delta.T)
     atm_iv(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], float(snap.forward[0, 0]))
     iv_at_delta(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], delta[0, 0:2], float(snap.forward[0, 0]), 0.25)
     price_before(ts, one, ts)
+    _warm_flows(ts, snap)
+    snapshot(
+        ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
+        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
+    )  # fmt: skip  # (and as callers with writable arrays of their own call it: contract_ids and group_rows too)
+
+
+def _warm_flows(ts: np.ndarray, snap: Any) -> None:
+    """The flow kernels (fspec.options.flows) and the greeks, typed as option_trades and quote_rows call them."""
+    from fspec.options.black76 import greeks
+    from fspec.options.flows import (
+        atm_straddle,
+        bar_of,
+        bar_sum,
+        bar_wmean,
+        book_ofi,
+        lee_ready,
+        prevailing,
+        spread_pct,
+    )
+
+    contract, two = np.array([0, 1], dtype=np.int64), np.array([1.0, 1.1])
+    bid, ask, forward = np.full(2, np.nan), np.full(2, np.nan), np.full(2, np.nan)
+    ro_ts, ro_two = _readonly(ts, np.int64), _readonly(two, np.float64)  # the quotes' columns, as _column gives them
+    prevailing(
+        ro_ts, contract, ro_two, ro_two, ts, contract, 2, np.zeros(2, dtype=np.int64), np.array([0, 1], dtype=np.int64),
+        contract[:1], contract[1:], np.array([100.0]), np.ones(2), True, bid, ask, forward,
+    )  # fmt: skip
+    bar_of(ro_ts, ts)  # the quotes' bars
+    bar_of(ts, ts)  # the trades'
+    book_ofi(contract, contract, ro_two, ro_two, 2, 2)
+    greeks(two, two, two, two, np.array([False, True]), two)
+    sign = lee_ready(two, two, two)
+    bar_sum(contract, sign * two, 2)
+    bar_wmean(contract, spread_pct(two, two), two, 2)
+    atm_straddle(snap.strike[0:2], snap.is_call[0:2], np.ascontiguousarray(snap.bid[0:2, 0]), two, 100.0)

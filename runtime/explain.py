@@ -163,6 +163,9 @@ def explain_column(manifest: Manifest, column: str) -> str:
     for source, index in slots:
         if source in manifest.chains:  # an option chain's reducer over its snapshots (runtime/chain.py)
             lines.append(f"chain:       {source} slot {index}: {manifest.slot_text(source, index)}")
+            contract = manifest.project.sources[source].contract if source in manifest.project.sources else None
+            if contract is not None and contract.quotes is not None:  # a chain of trades reads its quotes' chain
+                lines.append(f"             each trade signed and valued by the quotes of {contract.quotes} before it")
             continue
         k = kernels[source]
         lines.append(f"kernel:      {k.path} slot {index}: {k.slots[index]}")

@@ -132,6 +132,8 @@ class Engine:
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
     _chain_warned: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day) told
+    # a chain's contract numbers and snapshots of the day, shared by its operators and intervals (runtime/chain.py)
+    _chain_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     # each event grid's runner (its events' files, counts for the run's summary)
     runners: dict[str, GridRunner] = field(default_factory=dict)
     _grid_dates: dict[str, list[str]] = field(default_factory=dict)

@@ -416,6 +416,17 @@ class Reference:
             if i.spec.publish and (interval is None or interval in (i.spec.intervals or default))
         ]
 
+    def chained(self) -> set[Key]:
+        """The instances that read an option chain, themselves or through the features they read (the option
+        columns and category III on them: tests/test_chain.py and tests/test_option_flows.py check them)."""
+        out: set[Key] = set()
+        for inst in self.instances:  # in dependency order: a feature after those it reads
+            tree = ir.bind(inst.tree, inst.instrument)
+            refs = {(n.feature, n.instrument) for n in tree.walk() if isinstance(n, ir.FeatureRef)}
+            if reads_chain(tree) or refs & out:
+                out.add(inst.key)
+        return out
+
     def instance(self, key: Key) -> Any:
         return next(i for i in self.instances if i.key == key)
 
@@ -527,9 +538,10 @@ class Reference:
             ts_event[day] = pd.DatetimeIndex([open_ + pd.Timedelta(seconds=interval * i) for i in range(n_per)])
         ctx = _Context(self, interval, days, n_per, session)
         values: dict[Key, np.ndarray] = {}
+        chained = self.chained()
         for inst in self.instances:
             ctx.features = values
-            if reads_chain(inst.tree):  # not here: tests/test_chain.py checks them with pandas and the LBR package
+            if inst.key in chained:  # not here: tests/test_chain.py and test_option_flows.py check them
                 values[inst.key] = np.full(session.shape, np.nan)
                 continue
             with np.errstate(all="ignore"):

@@ -194,3 +194,14 @@ def test_the_edit_loop_benchmarks_projects_are_valid(tmp_path: Path) -> None:
     assert len(checked.plan.features) == 240
     micro = (edit_loop.REPO / "specs" / "microstructure.yaml").read_text(encoding="utf-8")
     assert len(re.findall(r"(/ 2, )1(,\s*\n\s*where)", micro)) == 1
+
+
+def test_chain_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/chain.py end to end on a small chain (120 contracts requoted every 30 s): fspec and the pandas
+    peer agree on the ten features of both grids, and the rounds table is printed."""
+    from benchmarks import chain
+
+    assert chain.main(["--contracts", "120", "--trades", "800", "--every", "30", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "120 contracts, 93,600 quotes, 800 trades" in out
+    assert "outputs agree" in out and "| pandas |" in out

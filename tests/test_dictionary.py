@@ -359,8 +359,8 @@ def test_vpin_spy_is_the_same_in_every_file(sample_project):
 
 # ---- naming ------------------------------------------------------------------------------------------
 
-# The example column names of the feature dictionary (seed 001, categories I and III without options), with
-# the targets named as docs/semantics.md says ("Naming": single instrument: suffix; cross-asset: none).
+# The example column names of the feature dictionary (seed 001, categories I, II and III), with the targets
+# named as docs/semantics.md says ("Naming": single instrument: suffix; cross-asset: none).
 SEED_EXAMPLES_30S = [
     "log_mid_price_30s_spy",
     "micro_price_30s_spy",
@@ -380,6 +380,21 @@ SEED_EXAMPLES_30S = [
     "lagged_corr_spy_mes_1_30s",
     "ofi_spread_spy_mes_30s",
     "vol_hedge_spread_30s",
+    "iv_atm_30s_spxw",
+    "iv_rr25_30s_spxw",
+    "iv_slope_30s_spxw",
+    "skew_index_30s_spxw",
+    "net_delta_flow_30s_spxw",
+    "net_gamma_flow_30s_spxw",
+    "net_vega_flow_30s_spxw",
+    "option_ofi_30s_spxw",
+    "option_spread_pct_vw_30s_spxw",
+    "option_vwap_deviation_30s_spxw",
+    "iv_rv_spread_30s",
+    "gamma_participation_30s",
+    "delta_drift_30s",
+    "skew_return_interaction_30s",
+    "target_next_iv_rv_spread_30s",
     "target_next_window_return_30s_spy",
     "target_next_rv_change_regr_30s_spy",
     "target_next_rv_change_class_30s_spy",

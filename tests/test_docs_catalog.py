@@ -114,7 +114,7 @@ def catalog_dir(sample_project: FspecProject, tmp_path_factory: pytest.TempPathF
     """`fspec docs` of the shipped, compiled and run sample."""
     out = tmp_path_factory.mktemp("catalog")
     shown = expect(cli("docs", "--project", sample_project.root, "--out", out), 0)
-    assert re.search(r"wrote .*index\.html: 262 column\(s\) of \d+ feature\(s\)", shown), shown
+    assert re.search(r"wrote .*index\.html: 284 column\(s\) of \d+ feature\(s\)", shown), shown
     assert "run fspec run first" not in shown
     return out
 
@@ -163,8 +163,8 @@ def test_the_page_loads_without_console_errors_and_search_finds_a_feature(
     assert set(seen.shown) == expected
     assert {"realized_vol_30s_spy", "realized_vol_60s_qqq", "target_next_rv_change_regr_30s_spy"} <= expected
     assert "vwap_30s_spy" in seen.hidden
-    assert len(seen.shown) + len(seen.hidden) == len(rows) == 262
-    assert seen.texts["count"] == f"{len(seen.shown)} of 262 columns"
+    assert len(seen.shown) + len(seen.hidden) == len(rows) == 284
+    assert seen.texts["count"] == f"{len(seen.shown)} of 284 columns"
 
 
 def test_tags_no_output_and_escaping(sample_project: FspecProject, tmp_path: Path) -> None:

@@ -57,9 +57,11 @@ def test_run_is_quiet_when_stderr_is_not_a_terminal(sample_project: FspecProject
     assert proc.returncode == 0, stderr.decode()
     _summary(stdout)
     # no bar, no blank line, nothing but the shipped SPXW chain's one line counting its quotes without a
-    # volatility (its synthetic data has crossed and one-sided quotes on purpose: docs/options.md, "Chains")
+    # volatility and its trades' one line counting the unsigned ones (its synthetic data has crossed and
+    # one-sided quotes on purpose: docs/options.md, "Chains" and "Flows")
     lines = stderr.decode().splitlines()
-    assert len(lines) <= 1 and all(line.startswith("warning: option chain 'spxw_quotes'") for line in lines), lines
+    told = ("warning: option chain 'spxw_quotes'", "warning: option trades 'spxw_trades'")
+    assert len(lines) <= 2 and all(line.startswith(told) for line in lines), lines
 
 
 def test_run_shows_days_on_a_terminal(sample_project: FspecProject, tmp_path: Path) -> None:

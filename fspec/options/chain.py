@@ -42,13 +42,127 @@ NS = 1_000_000_000
 
 def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's contract number, the contracts sorted by (expiry, strike, put before call), and the contracts
-    as rows of (expiry, strike, is_call)."""
-    expiries, e = np.unique(expiry, return_inverse=True)
-    strikes, k = np.unique(strike, return_inverse=True)
-    key = (e.astype(np.int64) * len(strikes) + k) * 2 + (is_call != 0)  # sorts as (expiry, strike, right)
-    keys, contract = np.unique(key, return_inverse=True)
+    as rows of (expiry, strike, is_call). Linear in the rows while a chain has few distinct expiries and strikes
+    (each row is placed by hashing its bits); ``np.unique`` past ``MANY`` distinct values."""
+    expiries, e = _codes(_frozen(expiry))
+    strikes, k = _codes(_frozen(strike))
+    number, keys = _number(e, k, _frozen(is_call), len(expiries), len(strikes))
     table = np.column_stack([expiries[keys // 2 // len(strikes)], strikes[keys // 2 % len(strikes)], keys % 2])
-    return contract.reshape(-1).astype(np.int64), table.astype(np.float64)
+    return number, table.astype(np.float64)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only contiguous float64 view (copied only from another dtype): the kernels below see one array
+    type whether a column is a file's read-only Arrow view or computed."""
+    view = np.ascontiguousarray(a, dtype=np.float64).view()
+    view.flags.writeable = False
+    return view
+
+
+MANY = 1 << 16  # distinct values of a column past which sorting them all is as cheap as hashing each row
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values and each row's index among them (NaN-free input; the values are told apart by
+    their bits, so 0.0 and -0.0 would be two: neither is a strike or an expiry day)."""
+    distinct, codes = _hash_codes(values.view(np.uint64), values, MANY)
+    if distinct.shape[0] > MANY:
+        distinct, codes = np.unique(values, return_inverse=True)
+        return distinct, codes.reshape(-1).astype(np.int64)
+    order = np.argsort(distinct)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    _renumber(codes, rank)
+    return distinct[order], codes
+
+
+@njit(**_JIT)
+def _renumber(codes: np.ndarray, rank: np.ndarray) -> None:
+    for i in range(codes.shape[0]):
+        codes[i] = rank[codes[i]]
+
+
+@njit(**_JIT)
+def _hash_codes(bits: np.ndarray, values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's number in the order its value was first seen, and the values in that order: one pass with an
+    open-addressing table on the values' bits (grown at half full). Stops past ``limit`` distinct values."""
+    cap = 1024
+    slot_of = np.full(cap, -1, dtype=np.int64)
+    distinct = np.empty(limit + 1)
+    seen_bits = np.empty(limit + 1, dtype=np.uint64)
+    n = 0
+    codes = np.empty(values.shape[0], dtype=np.int64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    shift = np.uint64(64 - 10)
+    for i in range(values.shape[0]):
+        b = bits[i]
+        h = np.int64((b * mult) >> shift)
+        while slot_of[h] >= 0 and seen_bits[slot_of[h]] != b:
+            h = (h + 1) & (cap - 1)
+        if slot_of[h] < 0:
+            if n == limit + 1:
+                return distinct[:n], codes
+            distinct[n] = values[i]
+            seen_bits[n] = b
+            slot_of[h] = n
+            n += 1
+            if 2 * n > cap:  # grow: rehash the values seen
+                cap *= 2
+                shift -= np.uint64(1)
+                slot_of = np.full(cap, -1, dtype=np.int64)
+                for j in range(n):
+                    g = np.int64((seen_bits[j] * mult) >> shift)
+                    while slot_of[g] >= 0:
+                        g = (g + 1) & (cap - 1)
+                    slot_of[g] = j
+                h = np.int64((b * mult) >> shift)
+                while seen_bits[slot_of[h]] != b:
+                    h = (h + 1) & (cap - 1)
+        codes[i] = slot_of[h]
+    return distinct[:n], codes
+
+
+@njit(**_JIT)
+def _number(e: np.ndarray, k: np.ndarray, is_call: np.ndarray, n_e: int, n_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's key ``(e * n_k + k) * 2 + call`` (which sorts as expiry, strike, put before call) ranked among
+    the keys present, and the keys present in order."""
+    size = n_e * n_k * 2
+    rank = np.zeros(size, dtype=np.int64)
+    for i in range(e.shape[0]):
+        rank[(e[i] * n_k + k[i]) * 2 + (1 if is_call[i] != 0 else 0)] = 1
+    n = 0
+    for x in range(size):
+        if rank[x]:
+            rank[x] = n
+            n += 1
+        else:
+            rank[x] = -1
+    keys = np.empty(n, dtype=np.int64)
+    for x in range(size):
+        if rank[x] >= 0:
+            keys[rank[x]] = x
+    out = np.empty(e.shape[0], dtype=np.int64)
+    for i in range(e.shape[0]):
+        out[i] = rank[(e[i] * n_k + k[i]) * 2 + (1 if is_call[i] != 0 else 0)]
+    return out, keys
+
+
+@njit(**_JIT)
+def group_rows(contract: np.ndarray, n_contracts: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows listed by contract, each contract's rows in their order (a stable counting sort), and where
+    each contract's rows begin in that list (``n_contracts + 1`` starts)."""
+    starts = np.zeros(n_contracts + 1, dtype=np.int64)
+    for c in contract:
+        starts[c + 1] += 1
+    for c in range(n_contracts):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    order = np.empty(contract.shape[0], dtype=np.int64)
+    for i in range(contract.shape[0]):
+        c = contract[i]
+        order[fill[c]] = i
+        fill[c] += 1
+    return order, starts
 
 
 @njit(**_JIT)
@@ -167,17 +281,19 @@ def snapshot(
     dividend_yield: float = 0.0,
     underlying: np.ndarray | None = None,
     rules: tuple[float, ...] | None = None,
+    ids: tuple[np.ndarray, np.ndarray] | None = None,
+    grouped: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Snapshot:
     """The chain at each bar end. ``ts`` (UTC ns, ascending) and the row arrays are the chain's quotes;
     ``settle_of_day`` maps each expiry day number to its settlement instant; ``underlying`` (the price as-of
     each bar end) selects the carry forward, else the forward is read from parity. With ``rules`` (the
     ``min_minutes`` of the expiry rules that will read it), volatilities and deltas are computed only for the
-    expiries some rule picks at each bar end (``read``); the others' are NaN with status ``UNREAD``."""
-    contract, table = contract_ids(expiry_day, strike, is_call)
+    expiries some rule picks at each bar end (``read``); the others' are NaN with status ``UNREAD``. ``ids`` is
+    :func:`contract_ids` of the rows and ``grouped`` :func:`group_rows` of them, when the caller has them."""
+    contract, table = contract_ids(expiry_day, strike, is_call) if ids is None else ids
     n_c, n_b = table.shape[0], bar_ends.shape[0]
-    order = np.argsort(contract, kind="stable")  # each contract's rows stay in time order
-    starts = np.searchsorted(contract[order], np.arange(n_c + 1)).astype(np.int64)
-    rows = _last_before(ts, contract, order.astype(np.int64), starts, np.ascontiguousarray(bar_ends, dtype=np.int64))
+    order, starts = group_rows(contract, n_c) if grouped is None else grouped  # each contract's rows in time order
+    rows = _last_before(ts, contract, order, starts, np.ascontiguousarray(bar_ends, dtype=np.int64))
     quoted = rows >= 0
     safe = np.where(quoted, rows, 0)
     snap_bid = np.where(quoted, bid[safe] if len(bid) else np.nan, np.nan)
