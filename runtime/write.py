@@ -12,8 +12,10 @@ import json
 import os
 import tempfile
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -280,9 +282,11 @@ def write_day(
     keys: dict[int, list[Key]],
     out_dir: Path,
     layouts: dict[int, BarLayout] | None = None,
+    before_rename: Callable[[], None] | None = None,
 ) -> list[Path]:
     """Write one day's files (one per interval and event grid): every file to a temp file first, then all renamed.
-    ``layouts`` keeps each interval's layout from one day to the next (see :class:`DayWriter`)."""
+    ``layouts`` keeps each interval's layout from one day to the next (see :class:`DayWriter`); ``before_rename``
+    is called when every temp file is complete, and if it raises nothing is renamed (the temp files are removed)."""
     layouts = {} if layouts is None else layouts
     lineage: Lineage = {}  # a column's lineage is the same at every interval
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -312,6 +316,8 @@ def write_day(
                 write_statistics=["ts_event", *text],
             )
             follow_umask(tmp)
+        if before_rename is not None:
+            before_rename()
         for tmp, target in staged:
             os.replace(tmp, target)
     except OSError as exc:
@@ -350,11 +356,21 @@ class DayWriter:
         if self._pool is None:
             self.written += write_day(self.manifest, results, self.keys, self.out_dir, self.layouts)
             return
+        self._raise_failed()
         while len(self._pending) >= self._writers:
             self._wait_oldest()
+        # renamed into place after the day before: a failed day is never followed by a later one on disk
+        after = partial(_renamed, self._pending[-1]) if self._pending else None
         self._pending.append(
-            self._pool.submit(write_day, self.manifest, results, self.keys, self.out_dir, self.layouts)
+            self._pool.submit(write_day, self.manifest, results, self.keys, self.out_dir, self.layouts, after)
         )
+
+    def _raise_failed(self) -> None:
+        """A day in flight that failed already: its error now (and the days before it written), not after the
+        next day is computed."""
+        if any(f.done() and f.exception() is not None for f in self._pending):
+            while self._pending:
+                self._wait_oldest()
 
     def _wait_oldest(self) -> None:
         """Until the oldest day in flight is written; its error, if it failed, is raised here."""
@@ -377,6 +393,11 @@ class DayWriter:
         the failure being raised stays the one reported."""
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _renamed(previous: Future[list[Path]]) -> None:
+    """Until the day before is renamed into place; its error if it failed (this day then writes nothing)."""
+    previous.result()
 
 
 def remove_leftovers(out_dir: Path) -> list[Path]:

@@ -97,3 +97,38 @@ def test_sigkill_during_a_run_leaves_whole_files_only(project: Path) -> None:
     expect(cli("run", "--project", project), 0)
     assert not list(out.glob(".features_*"))
     assert len(list(out.glob("*.parquet"))) == 3
+
+
+def test_two_writers_never_leave_a_later_day_after_a_failed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day 1 writes slowly, day 2 fails at once: day 3 (written beside them) is not renamed into place, and
+    the error raised is day 2's, before day 4 is even submitted."""
+    import time
+
+    import fspec.runtime.write as write
+
+    def fake_write_day(manifest, results, keys, out_dir, layouts=None, before_rename=None):  # type: ignore[no-untyped-def]
+        day = results[0]
+        if day == "d1":
+            time.sleep(0.5)
+        if day == "d2":
+            raise write.OutputError("out/d2", "cannot write output: No space left on device", "")
+        if before_rename is not None:
+            before_rename()
+        path = out_dir / f"{day}.parquet"
+        path.write_text("x")
+        return [path]
+
+    monkeypatch.setattr(write, "write_day", fake_write_day)
+    writer = write.DayWriter(None, {}, tmp_path, writers=2)  # type: ignore[arg-type]
+    submitted = []
+    with pytest.raises(write.OutputError, match="No space left"):
+        for day in ("d1", "d2", "d3", "d4", "d5"):
+            writer.submit([day])  # type: ignore[list-item]
+            submitted.append(day)
+            time.sleep(0.05)  # the engine computing the next day
+        writer.close()
+    writer.abandon()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d1.parquet"]
+    assert "d5" not in submitted
