@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
 from collections.abc import Callable, Iterable
@@ -142,6 +143,7 @@ class Engine:
     _modules: dict[str, ModuleType] = field(default_factory=dict)  # each source's loaded kernel
     _member_days: dict[str, set[str]] = field(default_factory=dict)  # of members of universes ruled by day
     _told_empty: set[tuple[str, str]] = field(default_factory=set)  # (universe, day) without a member, told
+    _dates_of_set: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # their dates with data, sorted
 
     def __post_init__(self) -> None:
         self.runners = {g.name: GridRunner(self, g) for g in self.manifest.data.grids}
@@ -562,10 +564,14 @@ class Engine:
         self._absent_now.clear()
 
     def _session_days(self, day: str, instruments: list[str], history: int) -> list[str]:
-        earlier: set[str] = set()
-        for inst in instruments:
-            earlier |= {d for d in self.instrument_dates(inst) if d < day}
-        return [*(sorted(earlier)[-history:] if history else []), day]
+        """The ``history`` sessions before ``day`` on which any of ``instruments`` has data, then ``day``."""
+        if not history:
+            return [day]
+        key = tuple(instruments)
+        if key not in self._dates_of_set:  # found once a run: a run of 480 days asked 480 times
+            self._dates_of_set[key] = sorted(set().union(*(self.instrument_dates(i) for i in instruments)))
+        dates = self._dates_of_set[key]
+        return [*dates[max(0, bisect.bisect_left(dates, day) - history) : bisect.bisect_left(dates, day)], day]
 
     def _reduce_all(
         self, pairs: list[tuple[str, str]], days: list[str], grids: list[np.ndarray], interval: int

@@ -188,23 +188,28 @@ def test_first_bar_after_the_overnight_halt_has_no_overnight_return(es_project: 
 def test_warm_up_comes_from_the_earlier_session_not_a_recompute(es_project: Path) -> None:
     """rolling_mean over 24 bars reads the previous session; the day before's slots are reused, so each
     session's ticks go through the kernel once in a run of both days."""
+    from fspec.runtime import calls as calls_module
     from fspec.runtime import run as run_module
     from fspec.runtime.manifest import load_manifest
 
     calls: list[int] = []
-    original = run_module.reduce_session
+    one, many = calls_module.reduce_session, calls_module.reduce_entities
 
     def counting(module, ts, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(len(ts))
-        return original(module, ts, *args, **kwargs)
+        return one(module, ts, *args, **kwargs)
 
-    run_module.reduce_session = counting
+    def counting_batch(module, ts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(ts))  # a batch of short sessions: their ticks one after another
+        return many(module, ts, *args, **kwargs)
+
+    calls_module.reduce_session, calls_module.reduce_entities = counting, counting_batch
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             run_module.run(load_manifest(es_project), run_module.RunOptions(output_dir=es_project / "again"))
     finally:
-        run_module.reduce_session = original
+        calls_module.reduce_session, calls_module.reduce_entities = one, many
     raw = pd.read_parquet(ES_TICKS)
     clock = raw["time"].dt.hour * 60 + raw["time"].dt.minute
     inside = int(((clock >= 17 * 60) | (clock < 16 * 60)).sum())
