@@ -99,3 +99,23 @@ def expect(result: Result, code: int) -> str:
     assert "Traceback" not in out, out
     assert "internal error" not in out, out
     return out
+
+
+def book_project(symbol: str = "sym", **entries: Any) -> dict[str, Any]:
+    """A project whose one source ``book`` is data/book.parquet, a long table of trades (``ts``, the symbol
+    column, ``price``, ``size``) of every symbol, on 30-minute bars of New York's regular session; ``entries``
+    adds the project's universes: or instruments:."""
+    return {
+        "spec_version": 1,
+        "sources": {
+            "book": {
+                "path": "data/book.parquet",
+                "symbol": symbol,
+                "time": "ts",
+                "columns": {"price": "float64", "size": "float64"},
+            }
+        },
+        **entries,
+        "intervals": ["30m"],
+        "session": {"timezone": "America/New_York", "open": "09:30", "close": "16:00"},
+    }

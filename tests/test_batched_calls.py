@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_project
+from conftest import book_project, make_project
 
 import fspec.runtime.calls as calls_module
 from fspec.runtime.manifest import load_manifest
@@ -67,20 +67,7 @@ def test_batched_calls_give_the_bits_of_one_call_per_instrument(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     instruments = {f"s{k}": {"symbol": str(k), "params": {"lot": 100 + k}} for k in STOCKS}
-    project = {
-        "spec_version": 1,
-        "sources": {
-            "book": {
-                "path": "data/book.parquet",
-                "symbol": "stock_id",
-                "time": "ts",
-                "columns": {"price": "float64", "size": "float64"},
-            }
-        },
-        "instruments": instruments,
-        "intervals": ["30m"],
-        "session": {"timezone": "America/New_York", "open": "09:30", "close": "16:00"},
-    }
+    project = book_project("stock_id", instruments=instruments)
     made = make_project(tmp_path, {"project.yaml": project, "features.yaml": FEATURES}, {"data/book.parquet": _book()})
     made.compile()
     batches: list[int] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, make_project
+from conftest import REPO, book_project, make_project
 
 from fspec.compiler.build import compile_project
 from fspec.runtime.manifest import load_manifest
@@ -52,20 +52,9 @@ def test_a_universe_with_cross_sections_an_index_and_a_listed_instrument(tmp_pat
         )
         frames.append(pd.DataFrame({"ts": ts, "sym": stock, "price": 10 + rng.random(n), "size": 1.0}))
     book = pd.concat(frames).sort_values("ts", kind="stable", ignore_index=True)
-    project: dict = {
-        "spec_version": 1,
-        "sources": {
-            "book": {
-                "path": "data/book.parquet",
-                "symbol": "sym",
-                "time": "ts",
-                "columns": {"price": "float64", "size": "float64"},
-            }
-        },
-        "universes": {"stocks": {"from": "book", "suffix": "s{symbol}", "match": "[0-9]+", "params": {"weight": 1.0}}},
-        "intervals": ["30m"],
-        "session": {"timezone": "America/New_York", "open": "09:30", "close": "16:00"},
-    }
+    project: dict = book_project(
+        universes={"stocks": {"from": "book", "suffix": "s{symbol}", "match": "[0-9]+", "params": {"weight": 1.0}}}
+    )
     own = ["stocks", "spy"] if listed else ["stocks"]
     if listed:
         project["instruments"] = {"spy": {"symbol": "SPY", "params": {"weight": 1.0}}}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from conftest import cli, expect, make_project
+from conftest import book_project, cli, expect, make_project
 
 from fspec.runtime.manifest import load_manifest
 from fspec.runtime.run import RunOptions, run
@@ -51,20 +51,7 @@ def _project(root: Path, membership: dict | None, features: list[dict], targets:
     universe: dict = {"from": "book", "suffix": "s{symbol}", "params": {"weight": 1.0}}
     if membership:
         universe["membership"] = membership
-    project = {
-        "spec_version": 1,
-        "sources": {
-            "book": {
-                "path": "data/book.parquet",
-                "symbol": "sym",
-                "time": "ts",
-                "columns": {"price": "float64", "size": "float64"},
-            }
-        },
-        "universes": {"stocks": universe},
-        "intervals": ["30m"],
-        "session": {"timezone": "America/New_York", "open": "09:30", "close": "16:00"},
-    }
+    project = book_project(universes={"stocks": universe})
     specs = {"project.yaml": project, "features.yaml": {"spec_version": 1, "features": features}}
     if targets:
         specs["targets.yaml"] = {"spec_version": 1, "targets": targets}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli, expect, make_project
+from conftest import book_project, cli, expect, make_project
 
 from fspec.errors import DataError
 from fspec.runtime.manifest import load_manifest
@@ -36,20 +36,9 @@ def _book() -> pd.DataFrame:
 
 def _project(root: Path, weights: pd.DataFrame | None, param: dict | None = None, formula: str | None = None):
     param = param or {"file": "data/weights.csv", "symbol": "stock", "value": "w"}
-    project = {
-        "spec_version": 1,
-        "sources": {
-            "book": {
-                "path": "data/book.parquet",
-                "symbol": "sym",
-                "time": "ts",
-                "columns": {"price": "float64", "size": "float64"},
-            }
-        },
-        "universes": {"stocks": {"from": "book", "suffix": "s{symbol}", "params": {"weight": param, "lot": 100}}},
-        "intervals": ["30m"],
-        "session": {"timezone": "America/New_York", "open": "09:30", "close": "16:00"},
-    }
+    project = book_project(
+        universes={"stocks": {"from": "book", "suffix": "s{symbol}", "params": {"weight": param, "lot": 100}}}
+    )
     features = {
         "spec_version": 1,
         "features": [
