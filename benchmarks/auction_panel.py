@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from benchmarks.rounds import interleaved, print_table, timed
+from benchmarks.rounds import compare, timed
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "closing_auction" / "specs"
 FIRST_DATE = np.datetime64("2023-01-02", "D")
@@ -307,14 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         size = (root / "data" / "book.parquet").stat().st_size
         print(f"long table {size / 2**20:.1f} MiB; fspec compile ...", flush=True)
         timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
-        cases = programs(root)
-        for command in cases.values():
-            timed(command)  # warm: numba's cache, the OS file cache; and the outputs to compare
-        checked = check_agreement(root, args.days)
-        wide = pq.read_schema(next((root / "out").glob("*.parquet")))
-        print(f"outputs agree ({args.days} files of {len(wide.names):,} columns; every column of days {checked})")
-        walls, loads = interleaved(cases, args.repeat)
-        print_table(walls, loads, "fspec")
+
+        def agreement() -> str:
+            checked = check_agreement(root, args.days)
+            wide = pq.read_schema(next((root / "out").glob("*.parquet")))
+            return f"outputs agree ({args.days} files of {len(wide.names):,} columns; every column of days {checked})"
+
+        compare(programs(root), args.repeat, agreement)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.rounds import interleaved, print_table, timed
+from benchmarks.rounds import compare, timed
 
 DAY = "2013-10-07"
 STAMP = DAY.replace("-", "")
@@ -198,13 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         generate(root, args.contracts, args.trades, args.every)
         timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
-        cases = programs(root)
-        for command in cases.values():
-            timed(command)  # warm: numba's cache, the OS file cache; and the outputs to compare
-        check_agreement(root)
-        print("outputs agree")
-        walls, loads = interleaved(cases, args.repeat)
-        print_table(walls, loads, "fspec")
+        compare(programs(root), args.repeat, lambda: check_agreement(root))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

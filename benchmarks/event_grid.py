@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.bars import rows as parse_rows
-from benchmarks.rounds import interleaved, print_table, timed
+from benchmarks.rounds import compare, timed
 
 DAY = np.datetime64("2025-12-14", "ns").astype(np.int64)
 S = 1_000_000_000
@@ -229,13 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.events:,} fills, {args.trades:,} market trades, {args.tokens} tokens under {scratch}", flush=True)
         generate(root, args.events, args.trades, args.tokens)
         timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
-        cases = programs(root)
-        for command in cases.values():
-            timed(command)  # warm: numba's cache, the OS file cache; and the outputs to compare
-        check_agreement(root)
-        print("outputs agree")
-        walls, loads = interleaved(cases, args.repeat)
-        print_table(walls, loads, "fspec")
+        compare(programs(root), args.repeat, lambda: check_agreement(root))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -11,6 +11,7 @@ import os
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> float:
@@ -47,3 +48,14 @@ def print_table(walls: dict[str, list[float]], loads: list[float], base: str) ->
     for name, w in walls.items():
         ratios = ", ".join(f"{x / b:.2f}x" for x, b in zip(w, walls[base], strict=True))
         print(f"| {name} | {statistics.median(w):.2f} s | {min(w):.2f}..{max(w):.2f} s | {ratios} |")
+
+
+def compare(cases: dict[str, list[str]], repeat: int, check: Callable[[], str | None], base: str = "fspec") -> None:
+    """Run every program once (warming numba's cache and the OS file cache, and writing the outputs), check that
+    they agree (``check`` raises if not; what it returns is printed, else "outputs agree"), then time ``repeat``
+    interleaved rounds and print the table of walls and ratios to ``base``."""
+    for command in cases.values():
+        timed(command)
+    print(check() or "outputs agree", flush=True)
+    walls, loads = interleaved(cases, repeat)
+    print_table(walls, loads, base)

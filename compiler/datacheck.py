@@ -69,11 +69,8 @@ def data_problems(
                 used += [(column, where) for column in tree_columns(trees[key])]
         for column, where in dict.fromkeys(used):
             if column not in names:
-                close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'?" if close else f"its columns: {', '.join(names[:20])}"
-                problems.append(
-                    Diagnostic(where, f"column '{column}' is not in {shown} (the first file of '{src.name}')", hint)
-                )
+                what = f"column '{column}' is not in {shown} (the first file of '{src.name}')"
+                problems.append(Diagnostic(where, what, _columns_hint(column, names)))
     return problems + _param_table_problems(root, project)
 
 
@@ -98,12 +95,15 @@ def _param_table_problems(root: Path, project: Project) -> list[Diagnostic]:
                 continue
             for column in (table.symbol, table.value):
                 if column not in names:
-                    close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
-                    hint = f"did you mean '{close[0]}'?" if close else f"its columns: {', '.join(names[:20])}"
-                    problems.append(
-                        Diagnostic(where, f"column '{column}' of parameter '{table.param}' is not in {shown}", hint)
-                    )
+                    what = f"column '{column}' of parameter '{table.param}' is not in {shown}"
+                    problems.append(Diagnostic(where, what, _columns_hint(column, names)))
     return problems
+
+
+def _columns_hint(column: str, names: list[str]) -> str:
+    """The file's column closest to a missing one, or its first columns."""
+    close = difflib.get_close_matches(column, names, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else f"its columns: {', '.join(names[:20])}"
 
 
 def first_file(root: Path, src: SourceSpec) -> Path | None:

@@ -132,3 +132,24 @@ def test_a_table_parameter_inside_a_reducer_over_another_instruments_ticks_is_a_
     out = expect(cli("validate", "--project", str(made.root)), 1)
     assert "'weight' is read from a table per member, so it cannot be inside a reducer" in out
     assert "features.yaml:" in out and "sum(...) * weight" in out
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            pd.DataFrame({"stock": list(WEIGHTS), "w": ["heavy"] * len(WEIGHTS)}),
+            "column 'w' of parameter 'weight' is not numbers",
+        ),
+        (pd.DataFrame({"stock": list(WEIGHTS), "wt": list(WEIGHTS.values())}), "no column 'w' for parameter 'weight'"),
+    ],
+)
+def test_a_table_of_no_numbers_or_without_its_column_fails_the_run_naming_it(
+    tmp_path: Path, table: pd.DataFrame, message: str
+) -> None:
+    made = _project(tmp_path, table)
+    made.compile()
+    with pytest.raises(DataError, match=message) as caught:
+        _run(made.root)
+    assert "data/weights.csv" in str(caught.value)
+    assert not list((made.root / "out").glob("*.parquet")) if (made.root / "out").exists() else True
