@@ -249,7 +249,9 @@ def test_closing_auction_matches_a_pandas_pivot(auction: Path, day: int) -> None
     wap = wide["wap"]
     prev = wap.shift(1)  # within the day: the first snapshot has no return
     ret = (wap / prev - 1) * 1e4
-    index = wap.mean(axis=1)  # equal weights over the stocks present
+    weight = pd.read_csv(auction / "data" / "weights.csv").set_index("stock_id")["weight"].reindex(stocks)
+    present = wap.notna()  # the weights renormalised over the stocks present at the snapshot
+    index = (wap * weight).sum(axis=1) / present.mul(weight).sum(axis=1)
     n = ret.count(axis=1)
     rank = ret.rank(axis=1, method="average").sub(1).div(n - 1, axis=0)
     target = (wap.shift(-6) / wap).sub(index.shift(-6) / index, axis=0) * 1e4

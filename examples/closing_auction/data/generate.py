@@ -1,8 +1,9 @@
 """Generate book.parquet: a synthetic Nasdaq closing-auction table with the schema of Optiver's "Trading at
-the Close" data (the seed's ``train.csv``), so that the example runs without the competition's files.
+the Close" data (the seed's ``train.csv``), so that the example runs without the competition's files; and
+weights.csv, the index weight of each stock.
 
-    python data/generate.py            # from the example's folder; writes data/book.parquet (seeded: the same
-                                       # bytes every time)
+    python data/generate.py            # from the example's folder; writes data/book.parquet and
+                                       # data/weights.csv (seeded: the same bytes every time)
 
 One long table: 200 stocks (``stock_id`` 0..199) x 3 days (``date_id`` 0..2) x 55 snapshots 10 s apart in
 the last 10 minutes before the close (``seconds_in_bucket`` 0, 10, ..., 540 after 15:50), stock 17 missing
@@ -15,7 +16,10 @@ on day 1 (a member absent one day). What the seed says of the real data, and the
 * ``imbalance_size`` with ``imbalance_buy_sell_flag`` in {-1, 0, 1} (0 when nothing is unmatched),
   ``matched_size`` growing into the close, ``reference_price`` inside the live spread;
 * ``far_price`` and ``near_price`` only from 300 s on (NaN before, as Nasdaq publishes them);
-* ``time_id`` numbering (date_id, seconds_in_bucket), ``row_id`` as the competition writes it.
+* ``time_id`` numbering (date_id, seconds_in_bucket), ``row_id`` as the competition writes it;
+* the competition's target reads a weighted index of the stocks' waps, with weights Optiver published as one
+  number a stock (three decimals, 0.001 to about 0.04, summing to about 1): ``weights.csv`` holds such weights
+  (``stock_id``, ``weight``), drawn lognormal, rounded to three decimals and at least 0.001.
 """
 
 from __future__ import annotations
@@ -91,7 +95,16 @@ def generate(seed: int = 2023) -> pd.DataFrame:
     return table
 
 
+def weights(stocks: int = STOCKS, seed: int = 2024) -> pd.DataFrame:
+    """One index weight a stock, as Optiver's list: three decimals, none below 0.001, summing to about 1."""
+    rng = np.random.default_rng(seed)
+    drawn = rng.lognormal(0, 0.9, stocks)
+    weight = np.maximum(np.round(drawn / drawn.sum(), 3), 0.001)
+    return pd.DataFrame({"stock_id": np.arange(stocks), "weight": weight})
+
+
 if __name__ == "__main__":
     out = Path(__file__).resolve().parent / "book.parquet"
     generate().to_parquet(out, index=False, compression="zstd")
-    print(f"wrote {out.name}")
+    weights().to_csv(out.with_name("weights.csv"), index=False, float_format="%.3f")
+    print(f"wrote {out.name} and weights.csv")
