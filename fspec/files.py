@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 
 def display(path: Path, root: Path) -> str:
     """``path`` relative to the project root when it is inside it, else as given: how messages name files."""
+    if ".." not in path.parts:  # the common case, without a realpath of every folder (a file read is named)
+        with contextlib.suppress(ValueError):
+            return path.relative_to(root).as_posix()
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

@@ -36,6 +36,7 @@ from fspec.runtime.sources import (
     arrow_allocator,
     attach_asof,
     available_dates,
+    dates_by_symbol,
     load_source,
     read_symbols,
     source_exists,
@@ -124,6 +125,7 @@ class Engine:
     # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
     cut: tuple[str, int] | None = None
     _dates: dict[str, list[str]] = field(default_factory=dict)
+    _listings: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # per path template: symbol -> dates
     _absent: set[tuple[str, str, str]] = field(default_factory=set)  # (instrument, day, source or "" for all)
     # (day, source or "") -> instruments found absent, not yet told
     _absent_now: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -184,9 +186,19 @@ class Engine:
                             self._outside_sessions(path, rows, instrument if concrete.holds_many_symbols else "")
                         found |= set(days)
                 else:
-                    found |= set(available_dates(self.manifest.root, concrete, inst.symbol))
+                    found |= set(self._dated_files(concrete, inst.symbol))
             self._dates[instrument] = sorted(found)
         return self._dates[instrument]
+
+    def _dated_files(self, source: SourceDef, symbol: str) -> list[str]:
+        """The dates of ``symbol``'s files of a source. A per-symbol template is listed once a run for every
+        symbol (a universe of 500 stocks walked its folders 500 times); a symbol with a '/' (a folder of its
+        own in the template) is listed alone."""
+        if "{symbol}" not in source.path or "/" in symbol:
+            return available_dates(self.manifest.root, source, symbol)
+        if source.path not in self._listings:
+            self._listings[source.path] = dates_by_symbol(self.manifest.root, source)
+        return self._listings[source.path].get(symbol, [])
 
     def _outside_sessions(self, path: Path, rows: int, instrument: str) -> None:
         """One warning for a file of many days none of whose rows (``instrument``'s, of a shared file) falls in

@@ -97,6 +97,16 @@ def available_dates(root: Path, source: SourceDef, symbol: str) -> list[str]:
     return sorted({day for _, _, day in paths.matches(root, source.path, symbol) if day is not None})
 
 
+def dates_by_symbol(root: Path, source: SourceDef) -> dict[str, list[str]]:
+    """For each symbol of a per-symbol path template (``{symbol}`` and ``{date}`` in it), the dates it has a file
+    for: :func:`available_dates` of every symbol from one listing of the source's files."""
+    found: dict[str, set[str]] = {}
+    for _, symbol, day in paths.matches(root, source.path):
+        if symbol is not None and day is not None:
+            found.setdefault(symbol, set()).add(day)
+    return {symbol: sorted(days) for symbol, days in found.items()}
+
+
 def _read(
     path: Path,
     fmt: str,
