@@ -1,6 +1,7 @@
 """How `fspec run --engine dask` scales with workers and task size, and what one task costs beyond its computation.
 
-    python -m benchmarks.dask_scale --days 20 --instruments 50 --rows 500k --workers 1 2 8 --groups 0 10 --repeat 2
+    python -m benchmarks.dask_scale --days 20 --instruments 50 --rows 500k --workers 1 2 8 --groups 0 10 \
+        --days-per-task 1 5 --repeat 2
 
 One project of ``--days`` days of ``--rows`` synthetic trades a day (benchmarks/workload.py) over
 ``--instruments`` instruments (one file each, the features of benchmarks/specs/features.yaml), compiled once
@@ -15,8 +16,10 @@ One project of ``--days`` days of ``--rows`` synthetic trades a day (benchmarks/
 * ``dask W / N``: the same with tasks per (day, entity group) of N instruments (``--group-size N``) and a write
   step per day that assembles the groups' columns into the day's files (``--groups``: the sizes; 0 is whole
   days).
+* ``dask W x K``: tasks of K consecutive whole days (``--days-per-task K``): the later days of a task take their
+  warm-up from the earlier days' slots instead of reducing their files again.
 
-Reported per case: the run's wall time (median), speed-up over the first case of whole days, parallel
+Reported per case: the run's wall time (median and range), speed-up over the first dask case, parallel
 efficiency (speed-up over min(W, cores) / min(W0, cores)), the tasks, the median compute task's time (the
 scheduler's task stream: inside ``run_day`` or ``compute_group``), the sum of every task's compute (write steps
 included) and the per-task overhead, (W x wall - sum of task compute) / tasks: worker time per task not spent
@@ -84,9 +87,9 @@ def _warm(root: str) -> None:
     warm_manifest(load_manifest(Path(root)))
 
 
-def run_dask(root: Path, out: Path, workers: int, group_size: int) -> dict[str, float]:
-    """One timed dask run on a fresh, warmed LocalCluster of ``workers`` processes; tasks of whole days
-    (``group_size`` 0) or of groups of ``group_size`` instruments."""
+def run_dask(root: Path, out: Path, workers: int, group_size: int, per_task: int = 1) -> dict[str, float]:
+    """One timed dask run on a fresh, warmed LocalCluster of ``workers`` processes; tasks of ``per_task`` whole
+    days (``group_size`` 0) or of (day, group of ``group_size`` instruments)."""
     from distributed import Client, LocalCluster, get_task_stream
 
     from fspec.runtime.engines import run
@@ -105,7 +108,13 @@ def run_dask(root: Path, out: Path, workers: int, group_size: int) -> dict[str, 
             client.run(_warm, str(root))
             warm = time.perf_counter() - warm_started
             size = group_size or 1 << 30  # whole days: one group of every instrument
-            options = RunOptions(engine="dask", scheduler=cluster.scheduler_address, output_dir=out, group_size=size)
+            options = RunOptions(
+                engine="dask",
+                scheduler=cluster.scheduler_address,
+                output_dir=out,
+                group_size=size,
+                days_per_task=per_task if not group_size else None,
+            )
             manifest = load_manifest(root)
             with get_task_stream(client=client) as stream, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -152,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--groups", type=int, nargs="+", default=[0], help="instruments per task (0: whole days; default 0)"
     )
+    parser.add_argument(
+        "--days-per-task", type=int, nargs="+", default=[1], help="consecutive days per task of whole days"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="fspec_dask_scale_"))
@@ -162,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         root = build(scratch / "p", args.rows, args.instruments, args.days)
-        cases = [(w, g) for w in args.workers for g in args.groups]
-        names = ["local", *(_name(w, g) for w, g in cases)]
+        cases = [(w, g, k) for w in args.workers for g in args.groups for k in (args.days_per_task if not g else [1])]
+        names = ["local", *(_name(*case) for case in cases)]
         results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
         for r in range(args.repeat):
             for j in range(len(names)):
@@ -171,13 +183,12 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "local":
                     results[name].append({"wall": run_local(root, scratch / "out_local")})
                 else:
-                    w, g = cases[names.index(name) - 1]
-                    results[name].append(run_dask(root, scratch / "out_dask", w, g))
+                    results[name].append(run_dask(root, scratch / "out_dask", *cases[names.index(name) - 1]))
             load = os.getloadavg()[0]
             line = ", ".join(f"{n}: {results[n][-1]['wall']:.2f} s" for n in names)
             print(f"round {r + 1} (load {load:.2f}): {line}", flush=True)
         base_workers = args.workers[0]
-        base = statistics.median(x["wall"] for x in results[_name(base_workers, args.groups[0])])
+        base = statistics.median(x["wall"] for x in results[names[1]])
         print()
         print(f"{args.days} days of {args.instruments} instruments, {cores} cores")
         print()
@@ -193,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             if n == "local":
                 print(f"| local | {wall:.2f} s ({spread}) | | | | | | | | |")
                 continue
-            w, _ = cases[names.index(n) - 1]
+            w = cases[names.index(n) - 1][0]
             speedup = base / wall
             efficiency = speedup / (min(w, cores) / min(base_workers, cores))
 
@@ -213,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _name(workers: int, group_size: int) -> str:
-    return f"dask {workers}" if not group_size else f"dask {workers} / {group_size}"
+def _name(workers: int, group_size: int, per_task: int) -> str:
+    if group_size:
+        return f"dask {workers} / {group_size}"
+    return f"dask {workers}" if per_task == 1 else f"dask {workers} x {per_task}"
 
 
 if __name__ == "__main__":

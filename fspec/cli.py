@@ -248,6 +248,14 @@ def _parse_interval(text: str) -> int:
     help="With --engine dask: tasks of N instruments of a day (instruments linked by a cross-section or a "
     "cross-asset feature stay together; default: whole days while the days keep every worker busy).",
 )
+@click.option(
+    "--days-per-task",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    metavar="K",
+    help="With --engine dask and whole days: K consecutive days a task, the later ones warmed up from the earlier "
+    "ones' results (default: as many as leave every worker two tasks).",
+)
 @_handle_errors
 def run(
     project: str | None,
@@ -260,6 +268,7 @@ def run(
     scheduler: str | None,
     workers: int | None,
     group_size: int | None,
+    days_per_task: int | None,
 ) -> None:
     """Compute features into out/features_{YYYYMMDD}_{N}s.parquet, one file per date and interval.
 
@@ -293,6 +302,7 @@ def run(
         scheduler=scheduler,
         workers=workers,
         group_size=group_size,
+        days_per_task=days_per_task,
         on_note=lambda text: click.echo(text, err=True),
         on_progress=_progress("day" if engine == "local" else "task"),
     )

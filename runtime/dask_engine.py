@@ -1,11 +1,13 @@
-"""The dask engine: one task per day on a dask cluster (``fspec run --engine dask``).
+"""The dask engine: tasks per day, or per (day, entity group), on a dask cluster (``fspec run --engine dask``).
 
 Without ``--scheduler`` a ``LocalCluster`` of ``--workers`` processes (default: one per core) is started for the
 run and closed after it; with an address the run uses that cluster and leaves it running. The client makes the
 local run's checks first (``plan_run``: dates with data, ``--select`` guard, leftovers), checks every worker's
-fspec version, then submits one :func:`~fspec.runtime.tasks.run_day` per day and follows their futures. A task
-that fails on bad data fails the run with the local engine's message; a worker lost mid-task (killed, out of
-memory) makes the scheduler run its task again elsewhere, and the temp file it left is removed.
+fspec version, then submits one :func:`~fspec.runtime.tasks.run_day` per day, or per day one
+:func:`~fspec.runtime.tasks.compute_group` per entity group (runtime/groups.py) and a
+:func:`~fspec.runtime.tasks.write_groups` reading their columns, and follows the futures. A task that fails on
+bad data fails the run with the local engine's message; a worker lost mid-task (killed, out of memory) makes the
+scheduler run its task again elsewhere, and the temp file it left is removed.
 
 This module imports ``distributed``: only ``--engine dask`` imports it (see runtime/engines.py).
 """
@@ -36,7 +38,7 @@ from fspec.runtime.tasks import (
     WriteTask,
     check_day,
     compute_group,
-    run_day,
+    run_days,
     write_groups,
 )
 from fspec.runtime.universe import universe_symbols
@@ -58,8 +60,8 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
             workers = max(options.workers or 0, len(client.scheduler_info()["workers"]), 1)
             groups = _groups(plan, options.group_size, workers)
             sent = _Sent(client, plan, members)
-            if len(groups) <= 1:  # one group (or only event grids): a day is a task
-                sent.whole_days()
+            if len(groups) <= 1:  # one group (or only event grids): whole days, one or more a task
+                sent.whole_days(options.days_per_task or auto_days_per_task(len(plan.dates), workers))
             else:
                 sent.groups(groups)
             if options.on_note:
@@ -71,9 +73,10 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
                 if future.status == "error":  # type: ignore[attr-defined]
                     raise sent.earliest_error(sent.day_of[future])  # type: ignore[index]
                 if future in sent.writes:
-                    outcome = future.result()  # type: ignore[attr-defined]
-                    outcomes[outcome.day] = outcome
-                    sent.forget(outcome.day)  # its groups' columns are written: let the workers drop them
+                    found = future.result()  # type: ignore[attr-defined]
+                    for outcome in found if isinstance(found, list) else [found]:
+                        outcomes[outcome.day] = outcome
+                        sent.forget(outcome.day)  # its groups' columns are written: let the workers drop them
     except KilledWorker as exc:
         raise ClusterError(
             f"a day's task was lost with every worker that ran it ({exc})",
@@ -102,6 +105,12 @@ def _groups(plan: RunPlan, size: int | None, workers: int) -> list[EntityGroup]:
     return entity_groups(plan.manifest, plan.at, size)
 
 
+def auto_days_per_task(days: int, workers: int) -> int:
+    """Consecutive days per task of whole days when ``--days-per-task`` is not given: as many as leave every
+    worker two tasks (a task's later days take their warm-up from the earlier days' slots, not their files)."""
+    return max(1, days // (2 * workers))
+
+
 class _Sent:
     """The run's tasks on the cluster: each future's day, the write steps (whose outcomes are the days'), and
     each day's futures whose results a write step reads."""
@@ -113,20 +122,27 @@ class _Sent:
         self.day_of: dict[Future, str] = {}
         self.writes: set[Future] = set()
         self.parts: dict[str, list[Future]] = {}
+        self.per_task = 1  # days per task of whole days
 
     def _key(self, kind: str, day: str) -> str:
         return f"fspec-{kind}-{day}-{os.urandom(4).hex()}"
 
-    def day_task(self, day: str) -> DayTask:
+    def day_task(self, day: str, then: tuple[str, ...] = ()) -> DayTask:
         p = self.plan
         common = (self.members, p.manifest.data.spec_hash, __version__)
-        return DayTask(self.root, day, tuple(p.intervals), p.at, self.out_dir, *common, grids=tuple(p.grids))
+        return DayTask(self.root, day, tuple(p.intervals), p.at, self.out_dir, *common, tuple(p.grids), then)
 
-    def whole_days(self) -> None:
-        """One task per day: it computes every instrument and writes the day's files itself."""
-        for day in self.plan.dates:
-            future = self.client.submit(run_day, self.day_task(day), key=self._key("day", day), pure=False)
-            self.day_of[future] = day
+    def whole_days(self, per_task: int) -> None:
+        """Tasks of ``per_task`` consecutive days of the run: each computes every instrument and writes its days'
+        files itself. Its future stands for its first day: a task's days come after an earlier task's, so the
+        earliest failing task holds the earliest failing day, and it stops at that day as the local engine does."""
+        dates = self.plan.dates
+        self.per_task = per_task
+        for k in range(0, len(dates), per_task):
+            days = dates[k : k + per_task]
+            task = self.day_task(days[0], tuple(days[1:]))
+            future = self.client.submit(run_days, task, key=self._key("day", days[0]), pure=False)
+            self.day_of[future] = days[0]
             self.writes.add(future)
 
     def groups(self, groups: list[EntityGroup]) -> None:
@@ -162,7 +178,11 @@ class _Sent:
     def summary(self, groups: list[EntityGroup]) -> str:
         days = len(self.plan.dates)
         if len(groups) <= 1:
-            return f"{days} task(s), one per day"
+            return (
+                f"{len(self.day_of)} task(s) of up to {self.per_task} day(s)"
+                if self.per_task > 1
+                else (f"{days} task(s), one per day")
+            )
         sizes = sorted({len(g.instruments) for g in groups})
         shown = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
         return (

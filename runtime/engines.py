@@ -17,9 +17,10 @@ ENGINES = ("local", "dask")
 
 def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     if options.engine == "local":
-        if options.scheduler or options.workers or options.group_size:
+        if options.scheduler or options.workers or options.group_size or options.days_per_task:
             raise UsageError(
-                "--scheduler, --workers and --group-size are options of --engine dask", "add --engine dask"
+                "--scheduler, --workers, --group-size and --days-per-task are options of --engine dask",
+                "add --engine dask",
             )
         from fspec.runtime.run import run as run_local
 

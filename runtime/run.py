@@ -78,6 +78,7 @@ class RunOptions:
     scheduler: str | None = None  # dask: a scheduler's address; None starts a LocalCluster for the run
     workers: int | None = None  # dask: worker processes of the LocalCluster (with --scheduler: wait for as many)
     group_size: int | None = None  # dask: instruments per task (None: whole days while they keep workers busy)
+    days_per_task: int | None = None  # dask: consecutive whole days per task (None: from the days and workers)
     on_note: Callable[[str], None] | None = None  # where an engine says what it uses (cluster, dashboard)
     on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -55,6 +55,9 @@ class DayTask:
     spec_hash: str  # of the build the client checked
     fspec_version: str  # the client's
     grids: tuple[str, ...] = ()  # the event grids it writes
+    # the days after ``day`` the same task computes, in order: their warm-up comes from the earlier days' slots,
+    # as in the local engine, instead of from their files again
+    then: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,17 +95,31 @@ def worker_build(root: Path, spec_hash: str) -> Manifest:
 
 def run_day(task: DayTask) -> DayOutcome:
     """Compute and write one day (every interval). Raises what the local engine raises, with the same message."""
+    return run_days(replace(task, then=()))[0]
+
+
+def run_days(task: DayTask) -> list[DayOutcome]:
+    """Compute and write ``task.day`` and the days after it (``task.then``) in order with one engine, each day's
+    files written (whole) before the next day is computed: the first day's halo is read from files, the later
+    days' from the slots the earlier days left, as the local engine does. Raises what the local engine raises."""
     check_version(task.fspec_version)
+    outcomes: list[DayOutcome] = []
     with _one_at_a_time:
         manifest = _manifest(task.root, task.spec_hash, task.members)
-        with warnings.catch_warnings(record=True) as caught, arrow_allocator():
-            warnings.simplefilter("always")
-            engine = Engine(manifest)
-            results = compute_day(engine, task.day, list(task.intervals), task.at, list(task.grids))
-            written = write_day(manifest, results, task.at, Path(task.out_dir), _layouts(task))
-    shown = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+        engine = Engine(manifest)
+        with arrow_allocator():
+            for day in (task.day, *task.then):
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    results = compute_day(engine, day, list(task.intervals), task.at, list(task.grids))
+                    written = write_day(manifest, results, task.at, Path(task.out_dir), _layouts(task))
+                engine.forget_rows(day)  # the next days read its slots, not its rows
+                shown = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+                outcomes.append(DayOutcome(day, [str(p) for p in written], shown))
+    # the event grids' counts of every day, told once: with the last day
     counts = {g: engine.runners[g].counts for g in task.grids}
-    return DayOutcome(task.day, [str(p) for p in written], shown, counts)
+    outcomes[-1] = replace(outcomes[-1], grids=counts)
+    return outcomes
 
 
 def check_day(task: DayTask) -> None:

@@ -100,6 +100,7 @@ def test_dask_scale_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> N
     from benchmarks import dask_scale
 
     argv = ["--days", "2", "--instruments", "3", "--rows", "2k", "--workers", "1", "2", "--groups", "0", "1"]
+    argv += ["--days-per-task", "1", "2"]
     assert dask_scale.main([*argv, "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "2 days of 3 instruments" in out
@@ -108,7 +109,8 @@ def test_dask_scale_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> N
         for line in out.splitlines()
         if line.startswith("| dask") or line.startswith("| local")
     }
-    assert set(rows) == {"local", "dask 1", "dask 2", "dask 1 / 1", "dask 2 / 1"}
+    assert set(rows) == {"local", "dask 1", "dask 2", "dask 1 x 2", "dask 2 x 2", "dask 1 / 1", "dask 2 / 1"}
+    assert rows["dask 2 x 2"][3] == "1"  # both days in one task
     assert rows["dask 1"][1:3] == ["1.00x", "100%"] and rows["dask 2"][7].endswith(" ms")
     assert rows["dask 1"][3] == "2" and rows["dask 1"][5] == ""  # a task per day, which writes its day
     # s0 and s1 are linked by a cross-asset feature: 2 groups and a write step a day

@@ -536,4 +536,41 @@ def test_a_worker_killed_in_a_group_task_reruns_it(tmp_path: Path, scheduler: st
 
 def test_group_size_is_an_option_of_the_dask_engine(sample_project: FspecProject) -> None:
     out = expect(cli("run", "--project", sample_project.root, "--group-size", 2), 2)
-    assert "--group-size are options of --engine dask" in out
+    assert "--group-size and --days-per-task are options of --engine dask" in out
+
+
+# ---- tasks of several days: the warm-up of a day from the day before's slots ----------------------------------
+
+
+@pytest.mark.parametrize("per_task", [2, 4, 6])
+def test_tasks_of_several_days_are_byte_identical(
+    multi_day: Path, tmp_path: Path, scheduler: str, per_task: int
+) -> None:
+    """A task of consecutive days reads the halo of its first day from files and the later days' from the slots
+    the earlier days left (a window of three sessions: a task of 2 days reaches into the task before it)."""
+    out = _dask(multi_day, tmp_path / "dask", scheduler, "--days-per-task", per_task)
+    expect(cli("run", "--project", multi_day, "--out", tmp_path / "local"), 0)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 6
+    assert f"{-(-6 // per_task)} task(s) of up to {per_task} day(s)" in out
+
+
+def test_the_automatic_days_per_task() -> None:
+    assert dask_engine.auto_days_per_task(20, 2) == 5
+    assert dask_engine.auto_days_per_task(20, 8) == 1
+    assert dask_engine.auto_days_per_task(3, 1) == 1
+    assert dask_engine.auto_days_per_task(1, 1) == 1
+
+
+def test_a_bad_file_in_a_task_of_several_days(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
+    """The fourth day's file is bad: the task of days 3-4 stops there (day 3 is written, as by the local run), the
+    task of days 5-6 reads it in its halo and fails too; the error is the local run's."""
+    root = tmp_path / "bad"
+    shutil.copytree(multi_day, root, symlinks=True)
+    days = _days("2024-03-04", 6)
+    (root / bench_project.PATH.format(symbol="S1", date=days[3].replace("-", ""))).write_bytes(b"not parquet")
+    local = expect(cli("run", "--project", root, "--out", tmp_path / "local"), 1)
+    remote = _dask(root, tmp_path / "d", scheduler, "--days-per-task", 2, code=1)
+    assert _message(remote) == _message(local)
+    written = {p.name for p in (tmp_path / "d").iterdir()}
+    assert written == {p.name for p in (tmp_path / "local").iterdir()}
+    assert written == {f"features_{d.replace('-', '')}_30s.parquet" for d in days[:3]}
