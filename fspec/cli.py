@@ -225,7 +225,7 @@ def _parse_interval(text: str) -> int:
     type=click.Choice(["local", "dask"]),
     default="local",
     show_default=True,
-    help="local: this process; dask: one task per day on a dask cluster (pip install 'fspec[dask]').",
+    help="local: this process; dask: tasks per day (and entity group) on a dask cluster (pip install 'fspec[dask]').",
 )
 @click.option(
     "--scheduler",
@@ -240,6 +240,22 @@ def _parse_interval(text: str) -> int:
     help="With --engine dask: worker processes of the local cluster (default: one per core); with --scheduler, "
     "the workers to wait for.",
 )
+@click.option(
+    "--group-size",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    metavar="N",
+    help="With --engine dask: tasks of N instruments of a day (instruments linked by a cross-section or a "
+    "cross-asset feature stay together; default: whole days while the days keep every worker busy).",
+)
+@click.option(
+    "--days-per-task",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    metavar="K",
+    help="With --engine dask and whole days: K consecutive days a task, the later ones warmed up from the earlier "
+    "ones' results (default: as many as leave every worker two tasks).",
+)
 @_handle_errors
 def run(
     project: str | None,
@@ -251,6 +267,8 @@ def run(
     engine: str,
     scheduler: str | None,
     workers: int | None,
+    group_size: int | None,
+    days_per_task: int | None,
 ) -> None:
     """Compute features into out/features_{YYYYMMDD}_{N}s.parquet, one file per date and interval.
 
@@ -260,6 +278,7 @@ def run(
         fspec run --select 'tag:volatility +vwap_deviation' --out out/subset
         fspec run --select state:modified+ --state prod/manifest.json --out out/changed
         fspec run --engine dask --scheduler tcp://host:8786
+        fspec run --engine dask --workers 8 --group-size 25
     """
     from fspec.runtime.engines import run as run_task
     from fspec.runtime.kernels import start_warming
@@ -282,6 +301,8 @@ def run(
         engine=engine,
         scheduler=scheduler,
         workers=workers,
+        group_size=group_size,
+        days_per_task=days_per_task,
         on_note=lambda text: click.echo(text, err=True),
         on_progress=_progress("day" if engine == "local" else "task"),
     )

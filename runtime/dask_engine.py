@@ -1,11 +1,13 @@
-"""The dask engine: one task per day on a dask cluster (``fspec run --engine dask``).
+"""The dask engine: tasks per day, or per (day, entity group), on a dask cluster (``fspec run --engine dask``).
 
 Without ``--scheduler`` a ``LocalCluster`` of ``--workers`` processes (default: one per core) is started for the
 run and closed after it; with an address the run uses that cluster and leaves it running. The client makes the
 local run's checks first (``plan_run``: dates with data, ``--select`` guard, leftovers), checks every worker's
-fspec version, then submits one :func:`~fspec.runtime.tasks.run_day` per day and follows their futures. A task
-that fails on bad data fails the run with the local engine's message; a worker lost mid-task (killed, out of
-memory) makes the scheduler run its task again elsewhere, and the temp file it left is removed.
+fspec version, then submits one :func:`~fspec.runtime.tasks.run_day` per day, or per day one
+:func:`~fspec.runtime.tasks.compute_group` per entity group (runtime/groups.py) and a
+:func:`~fspec.runtime.tasks.write_groups` reading their columns, and follows the futures. A task that fails on
+bad data fails the run with the local engine's message; a worker lost mid-task (killed, out of memory) makes the
+scheduler run its task again elsewhere, and the temp file it left is removed.
 
 This module imports ``distributed``: only ``--engine dask`` imports it (see runtime/engines.py).
 """
@@ -22,12 +24,23 @@ from distributed import Client, Future, LocalCluster, as_completed
 from distributed.scheduler import KilledWorker
 
 from fspec import __version__
-from fspec.errors import ClusterError
+from fspec.errors import ClusterError, FspecError
 from fspec.files import display
+from fspec.runtime.groups import EntityGroup, auto_group_size, entity_groups
 from fspec.runtime.manifest import Manifest
-from fspec.runtime.run import RunOptions, plan_run, tell_grids
+from fspec.runtime.run import RunOptions, RunPlan, absent_text, plan_run, tell_grids
 from fspec.runtime.sources import DataWarning
-from fspec.runtime.tasks import DayOutcome, DayTask, run_day
+from fspec.runtime.tasks import (
+    DayOutcome,
+    DayTask,
+    GroupDayOutcome,
+    GroupTask,
+    WriteTask,
+    check_day,
+    compute_group,
+    run_days,
+    write_groups,
+)
 from fspec.runtime.universe import universe_symbols
 from fspec.runtime.write import remove_leftovers
 
@@ -36,40 +49,34 @@ WORKERS_SECONDS = 30  # a reached cluster's workers (--workers N of them, at lea
 
 
 def run(manifest: Manifest, options: RunOptions) -> list[Path]:
-    """Compute and write every requested (date, interval) on a dask cluster: one task per day."""
+    """Compute and write every requested (date, interval) on a dask cluster: a task per day, or per (day, entity
+    group) and a write step per day."""
     plan = plan_run(manifest, options)
-    root = plan.manifest.root.resolve()
     members = universe_symbols(manifest)  # found once: every day of the run has the same members
-    tasks = [
-        DayTask(
-            root=str(root),
-            day=day,
-            intervals=tuple(plan.intervals),
-            at=plan.at,
-            out_dir=str(plan.out_dir.resolve()),
-            members=members,
-            spec_hash=manifest.data.spec_hash,
-            fspec_version=__version__,
-            grids=tuple(plan.grids),
-        )
-        for day in plan.dates
-    ]
-    outcomes: dict[str, DayOutcome] = {}
+    outcomes: dict[str, DayOutcome | GroupDayOutcome] = {}
     try:
         with _client(options) as client:
             _check_versions(client)
-            futures = {
-                client.submit(run_day, task, key=f"fspec-day-{task.day}-{os.urandom(4).hex()}", pure=False): task.day
-                for task in tasks
-            }
-            done: Iterator[object] = as_completed(futures, loop=client.loop)
+            workers = max(options.workers or 0, len(client.scheduler_info()["workers"]), 1)
+            groups = _groups(plan, options.group_size, workers)
+            sent = _Sent(client, plan, members)
+            if len(groups) <= 1:  # one group (or only event grids): whole days, one or more a task
+                sent.whole_days(options.days_per_task or auto_days_per_task(len(plan.dates), workers))
+            else:
+                sent.groups(groups)
+            if options.on_note:
+                options.on_note(f"dask: {sent.summary(groups)}")
+            done: Iterator[object] = as_completed(list(sent.day_of), loop=client.loop)
             if options.on_progress:
-                done = iter(options.on_progress(done, len(futures)))
+                done = iter(options.on_progress(done, len(sent.day_of)))
             for future in done:
                 if future.status == "error":  # type: ignore[attr-defined]
-                    raise _earliest_error(client, futures, futures[future])
-                outcome = future.result()  # type: ignore[attr-defined]
-                outcomes[outcome.day] = outcome
+                    raise sent.earliest_error(sent.day_of[future])  # type: ignore[index]
+                if future in sent.writes:
+                    found = future.result()  # type: ignore[attr-defined]
+                    for outcome in found if isinstance(found, list) else [found]:
+                        outcomes[outcome.day] = outcome
+                        sent.forget(outcome.day)  # its groups' columns are written: let the workers drop them
     except KilledWorker as exc:
         raise ClusterError(
             f"a day's task was lost with every worker that ran it ({exc})",
@@ -79,13 +86,10 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
         for path in remove_leftovers(plan.out_dir):  # the temp file of a task whose worker was lost
             shown = display(path, plan.manifest.root)
             warnings.warn(f"removed {shown}, left by a worker that was lost", DataWarning, stacklevel=2)
-    seen: set[str] = set()
+    told = _Told()
     written: list[Path] = []
     for day in plan.dates:  # in date order, as the local engine gives them; each warning once
-        for text in outcomes[day].warnings:
-            if text not in seen:
-                seen.add(text)
-                warnings.warn(text, DataWarning, stacklevel=2)
+        told.tell(outcomes[day])
         written += [plan.out_dir / Path(p).name for p in outcomes[day].written]
         for name, counts in outcomes[day].grids.items():
             plan.engine.runners[name].counts.add(counts)
@@ -93,14 +97,153 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     return written
 
 
-def _earliest_error(client: Client, futures: dict[Future, str], day: str) -> BaseException:
-    """After ``day``'s task failed: the later days are cancelled, the earlier ones finish, and the error is the
-    earliest failing day's, the one the local engine (in date order) reports."""
-    client.cancel([f for f, d in futures.items() if d > day and not f.done()])
-    for earlier in [f for f, d in futures.items() if d < day]:
-        earlier.exception()  # until it is done (its own error or none)
-    failed = min((f for f, d in futures.items() if d <= day and f.status == "error"), key=futures.__getitem__)
-    return failed.exception()
+def _groups(plan: RunPlan, size: int | None, workers: int) -> list[EntityGroup]:
+    """The run's entity groups: of ``size`` instruments (``--group-size``), or sized from the workers and days."""
+    if size is None:
+        instruments = sum(len(g.instruments) for g in entity_groups(plan.manifest, plan.at, 1 << 30))
+        size = auto_group_size(instruments, len(plan.dates), workers)
+    return entity_groups(plan.manifest, plan.at, size)
+
+
+def auto_days_per_task(days: int, workers: int) -> int:
+    """Consecutive days per task of whole days when ``--days-per-task`` is not given: as many as leave every
+    worker two tasks (a task's later days take their warm-up from the earlier days' slots, not their files)."""
+    return max(1, days // (2 * workers))
+
+
+class _Sent:
+    """The run's tasks on the cluster: each future's day, the write steps (whose outcomes are the days'), and
+    each day's futures whose results a write step reads."""
+
+    def __init__(self, client: Client, plan: RunPlan, members: dict[str, list[str]]) -> None:
+        self.client, self.plan, self.members = client, plan, members
+        self.root = str(plan.manifest.root.resolve())
+        self.out_dir = str(plan.out_dir.resolve())
+        self.day_of: dict[Future, str] = {}
+        self.writes: set[Future] = set()
+        self.parts: dict[str, list[Future]] = {}
+        self.per_task = 1  # days per task of whole days
+
+    def _key(self, kind: str, day: str) -> str:
+        return f"fspec-{kind}-{day}-{os.urandom(4).hex()}"
+
+    def day_task(self, day: str, then: tuple[str, ...] = ()) -> DayTask:
+        p = self.plan
+        common = (self.members, p.manifest.data.spec_hash, __version__)
+        return DayTask(self.root, day, tuple(p.intervals), p.at, self.out_dir, *common, tuple(p.grids), then)
+
+    def whole_days(self, per_task: int) -> None:
+        """Tasks of ``per_task`` consecutive days of the run: each computes every instrument and writes its days'
+        files itself. Its future stands for its first day: a task's days come after an earlier task's, so the
+        earliest failing task holds the earliest failing day, and it stops at that day as the local engine does."""
+        dates = self.plan.dates
+        self.per_task = per_task
+        for k in range(0, len(dates), per_task):
+            days = dates[k : k + per_task]
+            task = self.day_task(days[0], tuple(days[1:]))
+            future = self.client.submit(run_days, task, key=self._key("day", days[0]), pure=False)
+            self.day_of[future] = days[0]
+            self.writes.add(future)
+
+    def groups(self, groups: list[EntityGroup]) -> None:
+        """Per day, a task per entity group (and one for the event grids), then a write step reading their
+        columns. Submitted day by day: the scheduler runs a day's write before the later days' groups."""
+        p, engine = self.plan, self.plan.engine
+        common = (self.members, p.manifest.data.spec_hash, __version__)
+        for day in p.dates:
+            parts: list[Future] = []
+            if any(day in engine.instrument_dates(i) for i in p.manifest.project.instruments):  # a day of bars
+                sessions = {i: tuple(engine.sessions_of(day, i, engine.needs(p.at[i]))) for i in p.intervals}
+                for g, group in enumerate(groups):
+                    task = GroupTask(
+                        self.root,
+                        day,
+                        g,
+                        tuple(p.intervals),
+                        group.at,
+                        {i: sessions[i] for i in group.at},
+                        group.instruments,
+                        *common,
+                    )
+                    parts.append(self.client.submit(compute_group, task, key=self._key(f"group{g}", day), pure=False))
+            if p.grids:
+                task = GroupTask(self.root, day, len(groups), tuple(p.intervals), {}, {}, None, *common, tuple(p.grids))
+                parts.append(self.client.submit(compute_group, task, key=self._key("grids", day), pure=False))
+            write = WriteTask(self.root, day, tuple(p.intervals), p.at, self.out_dir, *common)
+            future = self.client.submit(write_groups, write, *parts, key=self._key("write", day), pure=False)
+            self.day_of.update({f: day for f in [*parts, future]})
+            self.writes.add(future)
+            self.parts[day] = parts
+
+    def summary(self, groups: list[EntityGroup]) -> str:
+        days = len(self.plan.dates)
+        if len(groups) <= 1:
+            return (
+                f"{len(self.day_of)} task(s) of up to {self.per_task} day(s)"
+                if self.per_task > 1
+                else (f"{days} task(s), one per day")
+            )
+        sizes = sorted({len(g.instruments) for g in groups})
+        shown = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+        return (
+            f"{len(self.day_of)} task(s): {days} day(s) x {len(groups)} group(s) of {shown} instrument(s)"
+            f"{' and the event grids' if self.plan.grids else ''}, and a write step per day"
+        )
+
+    def forget(self, day: str) -> None:
+        for future in self.parts.pop(day, []):
+            del self.day_of[future]
+
+    def earliest_error(self, day: str) -> BaseException:
+        """After a task of ``day`` failed: the later days' tasks are cancelled, the earlier days' finish, and the
+        error is the earliest failing day's, the one the local engine (in date order) reports. Where two groups
+        of that day failed differently, the day is computed whole once more (nothing written) for its error."""
+        later = [f for f, d in self.day_of.items() if d > day and not f.done()]
+        self.client.cancel(later)
+        for earlier in [f for f, d in self.day_of.items() if d <= day]:  # the day's other groups too
+            earlier.exception()  # until it is done (its own error or none)
+        failed = {f: d for f, d in self.day_of.items() if d <= day and f.status == "error"}
+        first = min(failed.values())
+        of_first = [f for f, d in failed.items() if d == first]
+        # A write step fails with its groups' error, or with its own when they all passed.
+        chosen = [f.exception() for f in ([f for f in of_first if f not in self.writes] or of_first)]
+        if len({_shown(e) for e in chosen}) == 1:
+            return chosen[0]
+        probe = self.client.submit(check_day, self.day_task(first), key=self._key("check", first), pure=False)
+        return probe.exception() or chosen[0]
+
+
+def _shown(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error.render() if isinstance(error, FspecError) else error}"
+
+
+class _Told:
+    """The days' warnings told as the local engine tells them: each text once, in date order; an instrument's
+    absence on a day once, the absences of a day's groups worded together (``absent_text``)."""
+
+    def __init__(self) -> None:
+        self.texts: set[str] = set()
+        self.absent: set[tuple[str, str, str]] = set()
+
+    def tell(self, outcome: DayOutcome | GroupDayOutcome) -> None:
+        if isinstance(outcome, DayOutcome):
+            self._texts(outcome.warnings)
+            return
+        for step in sorted({s for s, _ in outcome.warnings} | {a[0] for a in outcome.absent}):
+            self._texts([text for s, text in outcome.warnings if s == step])
+            new: dict[tuple[str, str], list[str]] = {}
+            for _, day, source, instrument in (a for a in outcome.absent if a[0] == step):
+                if (day, source, instrument) not in self.absent:
+                    self.absent.add((day, source, instrument))
+                    new.setdefault((day, source), []).append(instrument)
+            for (day, source), names in sorted(new.items()):
+                warnings.warn(absent_text(day, source, names), DataWarning, stacklevel=3)
+
+    def _texts(self, texts: list[str]) -> None:
+        for text in texts:
+            if text not in self.texts:
+                self.texts.add(text)
+                warnings.warn(text, DataWarning, stacklevel=3)
 
 
 @contextlib.contextmanager

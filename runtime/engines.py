@@ -1,7 +1,7 @@
 """The engines behind ``fspec run``, one interface: ``run(manifest, options) -> written paths``.
 
-``local`` computes the days in this process (runtime/run.py); ``dask`` sends one task per day to a dask cluster
-(runtime/dask_engine.py, imported only when chosen: a local run never imports dask).
+``local`` computes the days in this process (runtime/run.py); ``dask`` sends tasks per day (or per day and entity
+group) to a dask cluster (runtime/dask_engine.py, imported only when chosen: a local run never imports dask).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ ENGINES = ("local", "dask")
 
 def run(manifest: Manifest, options: RunOptions) -> list[Path]:
     if options.engine == "local":
-        if options.scheduler or options.workers:
-            raise UsageError("--scheduler and --workers are options of --engine dask", "add --engine dask")
+        if options.scheduler or options.workers or options.group_size or options.days_per_task:
+            raise UsageError(
+                "--scheduler, --workers, --group-size and --days-per-task are options of --engine dask",
+                "add --engine dask",
+            )
         from fspec.runtime.run import run as run_local
 
         return run_local(manifest, options)

@@ -78,6 +78,8 @@ class RunOptions:
     engine: str = "local"  # "local" (this process) or "dask" (runtime/dask_engine.py); see runtime/engines.py
     scheduler: str | None = None  # dask: a scheduler's address; None starts a LocalCluster for the run
     workers: int | None = None  # dask: worker processes of the LocalCluster (with --scheduler: wait for as many)
+    group_size: int | None = None  # dask: instruments per task (None: whole days while they keep workers busy)
+    days_per_task: int | None = None  # dask: consecutive whole days per task (None: from the days and workers)
     on_note: Callable[[str], None] | None = None  # where an engine says what it uses (cluster, dashboard)
     on_progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
 
@@ -146,6 +148,11 @@ class Engine:
     _member_days: dict[str, set[str]] = field(default_factory=dict)  # of members of universes ruled by day
     _told_empty: set[tuple[str, str]] = field(default_factory=set)  # (universe, day) without a member, told
     _dates_of_set: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # their dates with data, sorted
+    # A task of one entity group (runtime/tasks.py): the instruments whose rows it reads of a file of many symbols
+    # (None: every instrument's), and where it logs (day, source, instrument) absences instead of warning, so
+    # that its client words them as one engine of all instruments would
+    only: frozenset[str] | None = None
+    absent_log: list[tuple[str, str, str]] | None = None
 
     def __post_init__(self) -> None:
         self.runners = {g.name: GridRunner(self, g) for g in self.manifest.data.grids}
@@ -249,9 +256,13 @@ class Engine:
     def _shared_file(self, spec: SourceDef, path_symbol: str, day: str) -> SymbolRows:
         key = (spec.name, path_symbol, day)
         if key not in self.shared:
-            symbols = {i.symbol for i in self.project.instruments.values()}
-            self.shared[key] = read_symbols(self.manifest.root, spec, day, symbols, path_symbol)
+            self.shared[key] = read_symbols(self.manifest.root, spec, day, self._symbols(), path_symbol)
         return self.shared[key]
+
+    def _symbols(self) -> set[str]:
+        """The symbols whose rows are kept of a file of many symbols: every instrument's, or a group's."""
+        instruments = self.project.instruments
+        return {i.symbol for k, i in instruments.items() if self.only is None or k in self.only}
 
     def ticks(self, source: str, instrument: str, day: str) -> Ticks:
         """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
@@ -320,7 +331,7 @@ class Engine:
                     if (shared.name, path_symbol, d) not in self.shared:
                         files[(shared.name, path_symbol, d)] = (shared, path_symbol, d)
         if files:
-            symbols = {i.symbol for i in self.project.instruments.values()}
+            symbols = self._symbols()
             root = self.manifest.root
             jobs = [partial(read_symbols, root, spec, d, symbols, p) for spec, p, d in files.values()]
             for key, rows in zip(files, run_all(jobs), strict=True):
@@ -368,12 +379,18 @@ class Engine:
             self._reads_of[(tuple(keys), interval)] = found
         return found
 
-    def compute(self, day: str, interval: int, keys: list[Key]) -> DayResult:
+    def sessions_of(self, day: str, interval: int, keys: list[Key]) -> list[str]:
+        """The sessions computing ``keys`` at ``interval`` on ``day`` reads: its warm-up (halo) sessions, then the
+        day. A group of the day's instruments is given the whole day's, so that its values are the same."""
         reads = self._reads(keys, interval)
-        days = self._session_days(day, reads.instruments, reads.history)
+        return self._session_days(day, reads.instruments, reads.history)
+
+    def compute(self, day: str, interval: int, keys: list[Key], sessions: list[str] | None = None) -> DayResult:
+        """``keys`` at ``interval`` on ``day``, over ``sessions`` (by default: :meth:`sessions_of` the keys)."""
+        days = sessions if sessions is not None else self.sessions_of(day, interval, keys)
         grids = [self.session.bar_ends(d, interval) for d in days]
         session_ids = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(grids)])
-        pairs = reads.pairs
+        pairs = self._reads(keys, interval).pairs
         slot_cache, stacked = self._reduce_all(pairs, days, grids, interval)
         self._warn_absent()
         members = self._membership(days, session_ids) if self.manifest.by_day else None
@@ -562,17 +579,10 @@ class Engine:
         """One warning line per day (and source) for the instruments found without data on it (a universe of
         500 with 20 absent is one line, not 20)."""
         for day, source in sorted(self._absent_now):
-            names = sorted(set(self._absent_now[(day, source)]), key=natural_key)
-            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-            if source and len(names) == 1:
-                text = f"instrument '{names[0]}' has no '{source}' rows on {day}: what reads them is NaN that day"
-            elif source:
-                text = f"{len(names)} instruments have no '{source}' rows on {day} ({shown}): what reads them is NaN"
-            elif len(names) == 1:
-                text = f"instrument '{names[0]}' has no data on {day}: its columns are NaN that day"
+            if self.absent_log is not None:
+                self.absent_log += [(day, source, name) for name in self._absent_now[(day, source)]]
             else:
-                text = f"{len(names)} instruments have no data on {day} ({shown}): their columns are NaN that day"
-            warnings.warn(text, DataWarning, stacklevel=2)
+                warnings.warn(absent_text(day, source, self._absent_now[(day, source)]), DataWarning, stacklevel=2)
         self._absent_now.clear()
 
     def _session_days(self, day: str, instruments: list[str], history: int) -> list[str]:
@@ -665,6 +675,19 @@ class Engine:
             for c in kernel.columns
         ]
         return KernelCall(pair, block, module, ticks.ts, bar_ends, cols, param_array)
+
+
+def absent_text(day: str, source: str, instruments: Iterable[str]) -> str:
+    """The warning for the instruments without data (of ``source``, or "" for none at all) on ``day``."""
+    names = sorted(set(instruments), key=natural_key)
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    if source and len(names) == 1:
+        return f"instrument '{names[0]}' has no '{source}' rows on {day}: what reads them is NaN that day"
+    if source:
+        return f"{len(names)} instruments have no '{source}' rows on {day} ({shown}): what reads them is NaN"
+    if len(names) == 1:
+        return f"instrument '{names[0]}' has no data on {day}: its columns are NaN that day"
+    return f"{len(names)} instruments have no data on {day} ({shown}): their columns are NaN that day"
 
 
 def run(manifest: Manifest, options: RunOptions) -> list[Path]:

@@ -99,19 +99,22 @@ def test_dask_scale_runs_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> N
     pytest.importorskip("distributed")
     from benchmarks import dask_scale
 
-    assert (
-        dask_scale.main(["--days", "2", "--instruments", "2", "--rows", "2k", "--workers", "1", "2", "--repeat", "1"])
-        == 0
-    )
+    argv = ["--days", "2", "--instruments", "3", "--rows", "2k", "--workers", "1", "2", "--groups", "0", "1"]
+    argv += ["--days-per-task", "1", "2"]
+    assert dask_scale.main([*argv, "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "2 tasks (days) of 2 instruments" in out
+    assert "2 days of 3 instruments" in out
     rows = {
-        line.split("|")[1].strip(): line
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
         for line in out.splitlines()
         if line.startswith("| dask") or line.startswith("| local")
     }
-    assert set(rows) == {"local", "dask 1", "dask 2"}
-    assert "| 1.00x | 100% |" in rows["dask 1"] and " ms | " in rows["dask 2"]
+    assert set(rows) == {"local", "dask 1", "dask 2", "dask 1 x 2", "dask 2 x 2", "dask 1 / 1", "dask 2 / 1"}
+    assert rows["dask 2 x 2"][3] == "1"  # both days in one task
+    assert rows["dask 1"][1:3] == ["1.00x", "100%"] and rows["dask 2"][7].endswith(" ms")
+    assert rows["dask 1"][3] == "2" and rows["dask 1"][5] == ""  # a task per day, which writes its day
+    # s0 and s1 are linked by a cross-asset feature: 2 groups and a write step a day
+    assert rows["dask 2 / 1"][3] == "6" and rows["dask 2 / 1"][5].endswith(" s")
 
 
 def test_auction_panel_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,6 @@
 """`fspec run --engine dask`: the same files as the local engine, the same errors, and a run that survives a lost
-worker. One LocalCluster of two worker processes serves the module (the runs connect to it with --scheduler);
-the CLI's own LocalCluster (no --scheduler) is started once too."""
+worker, with tasks of whole days and of (day, entity group). One LocalCluster of two worker processes serves the
+module (the runs connect to it with --scheduler); the CLI's own LocalCluster (no --scheduler) is started once too."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -25,9 +27,15 @@ from benchmarks.workload import generate, instrument_names  # noqa: E402
 from fspec import __version__  # noqa: E402
 from fspec.errors import BuildError, ClusterError  # noqa: E402
 from fspec.runtime import dask_engine  # noqa: E402
+from fspec.runtime.columns import with_dependencies  # noqa: E402
+from fspec.runtime.groups import atoms, auto_group_size, entity_groups  # noqa: E402
+from fspec.runtime.manifest import load_manifest  # noqa: E402
+from fspec.runtime.run import Engine  # noqa: E402
+from fspec.runtime.select import columns_by_interval  # noqa: E402
 from fspec.runtime.tasks import DayTask, run_day, worker_build  # noqa: E402
+from fspec.runtime.universe import with_members  # noqa: E402
 from fspec.runtime.write import TEMP_PREFIX  # noqa: E402
-from tests.conftest import REPO, FspecProject, cli, expect  # noqa: E402
+from tests.conftest import REPO, FspecProject, book_project, cli, expect, make_project  # noqa: E402
 
 # A window of 2,000 30 s bars reaches three sessions back: each day's task reads a halo of earlier days' files.
 HALO = """\
@@ -320,3 +328,249 @@ def test_warnings_are_the_local_run_s_each_once(multi_day: Path, tmp_path: Path,
     assert warned == [line for line in local.splitlines() if line.startswith("warning:")]
     assert warned == [f"warning: instrument 's2' has no data on {day}: its columns are NaN that day"]
     assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+
+
+# ---- tasks per (day, entity group) ------------------------------------------------------------------------------
+
+GROUP_DAYS = ("2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05")
+# the days (0-3) each symbol has rows: b2 and b3 miss the same day as a2, in other groups
+PRESENT = {
+    "A1": {0, 1, 2, 3},
+    "A2": {0, 2, 3},
+    "A3": {0, 1, 2, 3},
+    "B1": {0, 1, 2, 3},
+    "B2": {0, 2, 3},
+    "B3": {0, 2, 3},
+    "B4": {1, 2, 3},
+    "X": {0, 1, 2, 3},
+    "Y": {0, 1, 2, 3},
+}
+GROUP_FEATURES = [
+    {"name": "vwap", "formula": "wmean(book.price, book.size)"},
+    {"name": "volume", "formula": "sum(book.size)"},
+    {"name": "volume_mean", "formula": "rolling_mean(volume, 20)"},  # 20 of 13 bars a session: two sessions back
+    {"name": "vwap_rank", "formula": "cs_rank(vwap)", "instruments": ["ranked"]},  # a cross-section
+    {"name": "index_ranked", "formula": "cs_mean(ranked.vwap)"},  # an index over a universe
+    {"name": "basis_x_y", "formula": "x.vwap - y.vwap"},  # cross-asset
+]
+
+
+def _book() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    frames = []
+    for k_sym, (symbol, days) in enumerate(PRESENT.items()):
+        for k in sorted(days):
+            ts = pd.Timestamp(f"{GROUP_DAYS[k]} 09:30", tz="America/New_York") + pd.to_timedelta(
+                np.sort(rng.uniform(0, 6.5 * 3600, 150)), unit="s"
+            )
+            price = 10 * (k_sym + 1) + np.round(np.cumsum(rng.normal(0, 0.05, 150)), 2)
+            size = rng.integers(1, 9, 150).astype(float)
+            frames.append(pd.DataFrame({"ts": ts, "sym": symbol, "price": price, "size": size}))
+    return pd.concat(frames).sort_values("ts", kind="stable", ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A universe with a cross-section and an index (one atom), a universe of independent members, and two
+    instruments a cross-asset feature links; one long table of every symbol and day."""
+    universes = {"ranked": {"from": "book", "match": "A[0-9]+"}, "plain": {"from": "book", "match": "B[0-9]+"}}
+    project = book_project(universes=universes, instruments={"x": {"symbol": "X"}, "y": {"symbol": "Y"}})
+    specs = {"project.yaml": project, "features.yaml": {"spec_version": 1, "features": GROUP_FEATURES}}
+    root = make_project(tmp_path_factory.mktemp("grouped") / "p", specs, {"data/book.parquet": _book()}).root
+    _compile(root)
+    return root
+
+
+def _split(root: Path, size: int) -> list[tuple[str, ...]]:
+    manifest = with_members(load_manifest(root))
+    at = columns_by_interval(manifest, None, None, None)
+    groups = entity_groups(manifest, at, size)
+    columns = sorted(k for g in groups for keys in g.at.values() for k in keys)
+    assert columns == sorted(k for keys in at.values() for k in keys)  # every column in exactly one group
+    for g in groups:  # a group's columns, and all they need, read only its instruments
+        for key in with_dependencies(manifest, [k for keys in g.at.values() for k in keys]):
+            assert manifest.instruments_read[key] <= set(g.instruments), key
+    return [g.instruments for g in groups]
+
+
+def test_groups_keep_linked_instruments_together_and_split_the_rest(grouped: Path) -> None:
+    manifest = with_members(load_manifest(grouped))
+    keys = [k for keys in columns_by_interval(manifest, None, None, None).values() for k in keys]
+    linked = [("a1", "a2", "a3"), ("b1",), ("b2",), ("b3",), ("b4",), ("x", "y")]
+    assert atoms(manifest, keys) == linked
+    assert _split(grouped, 1) == linked
+    assert _split(grouped, 3) == [("a1", "a2", "a3"), ("b1", "b2", "b3"), ("b4", "x", "y")]
+    assert _split(grouped, 2) == [("a1", "a2", "a3"), ("b1", "b2"), ("b3", "b4"), ("x", "y")]
+    assert _split(grouped, 100) == [tuple(i for a in linked for i in a)]
+    # the cross-section's and the index's columns are in the universe's group, the cross-asset one in x and y's
+    groups = entity_groups(manifest, columns_by_interval(manifest, None, None, None), 1)
+    assert ("index_ranked", None) in groups[0].at[1800] and ("vwap_rank", "a3") in groups[0].at[1800]
+    assert groups[-1].at[1800][-1] == ("basis_x_y", None)
+    # a selection of the plain universe's volume alone reads none of the others
+    only = columns_by_interval(manifest, ["volume"], None, None)
+    assert [g.instruments for g in entity_groups(manifest, only, 1)] == [(i,) for a in linked for i in a]
+
+
+def test_the_shipped_projects_are_one_group_each(sample_project: FspecProject, tmp_path: Path) -> None:
+    """Cross-asset features link all six instruments of the root project; cross-sections all 200 stocks of the
+    closing auction: neither splits, whatever the group size."""
+    assert _split(sample_project.root, 1) == [("mes", "mnq", "qqq", "spxw", "spy", "vxx")]
+    auction = _split(_copy_example("closing_auction", tmp_path), 1)
+    assert len(auction) == 1 and len(auction[0]) == 200
+
+
+def test_the_automatic_group_size() -> None:
+    assert auto_group_size(50, 20, 2) == 50  # 20 days keep 2 workers busy: whole days
+    assert auto_group_size(50, 4, 2) == 50
+    assert auto_group_size(50, 3, 2) == 25  # 3 days for 4 tasks: 2 groups a day
+    assert auto_group_size(50, 1, 8) == 4  # one day on 8 workers: 16 groups
+    assert auto_group_size(3, 1, 8) == 1
+    assert auto_group_size(0, 1, 1) == 1
+
+
+def test_a_group_reads_the_whole_day_s_halo(grouped: Path) -> None:
+    """b2 has no rows on the second day: the whole day's halo of the fourth is the two sessions before it, the
+    first of them NaN for b2, while b2's own two sessions before it are other days (the first and the third). A
+    group is given the whole day's, and computes what the local run writes."""
+    manifest = with_members(load_manifest(grouped))
+    day, key = GROUP_DAYS[3], ("volume_mean", "b2")
+    every = with_dependencies(manifest, columns_by_interval(manifest, None, None, None)[1800])
+    whole = Engine(manifest).sessions_of(day, 1800, every)
+    own = Engine(manifest)._session_days(day, ["b2"], len(whole) - 1)
+    assert whole == list(GROUP_DAYS[1:]) and own == [GROUP_DAYS[0], GROUP_DAYS[2], day]
+    engine = Engine(manifest, only=frozenset({"b2"}))
+    given = engine.compute(day, 1800, with_dependencies(manifest, [key]), whole).values[key]
+    expect(cli("run", "--project", grouped, "--date", day, "--select", "volume_mean"), 0)
+    written = pd.read_parquet(grouped / "out" / f"features_{day.replace('-', '')}_1800s.parquet")
+    np.testing.assert_array_equal(given, written["volume_mean_1800s_b2"])
+    skipped = Engine(manifest).compute(day, 1800, with_dependencies(manifest, [key]), own).values[key]
+    assert not np.array_equal(skipped, given, equal_nan=True)  # what a group's own halo would have written
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 100])
+def test_groups_of_any_size_are_byte_identical(grouped: Path, tmp_path: Path, scheduler: str, size: int) -> None:
+    """Every size gives the local run's files and warnings: absences of one day in three groups are one line."""
+    local = expect(cli("run", "--project", grouped, "--out", tmp_path / "local"), 0)
+    remote = _dask(grouped, tmp_path / "dask", scheduler, "--group-size", size)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 4
+    warned = [line for line in remote.splitlines() if line.startswith("warning:")]
+    assert warned == [line for line in local.splitlines() if line.startswith("warning:")]
+    absent = f"warning: 3 instruments have no data on {GROUP_DAYS[1]} (a2, b2, b3): their columns are NaN that day"
+    assert absent in warned
+    groups = {1: 6, 2: 4, 3: 3, 100: 1}[size]
+    told = f"x {groups} group(s)" if groups > 1 else "4 task(s), one per day"
+    assert told in remote
+
+
+def test_a_date_subset_of_groups_reads_its_halo_outside_it(grouped: Path, tmp_path: Path, scheduler: str) -> None:
+    expect(cli("run", "--project", grouped, "--date", GROUP_DAYS[3], "--out", tmp_path / "local"), 0)
+    out = _dask(grouped, tmp_path / "dask", scheduler, "--date", GROUP_DAYS[3], "--group-size", 1)
+    assert "1 day(s) x 6 group(s)" in out
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+
+
+def test_groups_and_event_grids_are_byte_identical(tmp_path: Path, scheduler: str) -> None:
+    """The fills example with bar features of its tokens too: each day's event grid is a task of its own beside
+    the tokens' groups, and its file is the local run's."""
+    root = tmp_path / "fills"
+    shutil.copytree(REPO / "examples" / "pretrade_fills", root, ignore=shutil.ignore_patterns("build", "out"))
+    with (root / "specs" / "project.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("intervals: [1h]\n")
+    bars = "spec_version: 1\nfeatures:\n  - name: token_volume\n    formula: sum(market_trades.size)\n"
+    bars += "  - name: token_volume_mean\n    formula: rolling_mean(token_volume, 30)\n"
+    (root / "specs" / "bars.yaml").write_text(bars, encoding="utf-8")
+    _compile(root)
+    expect(cli("run", "--project", root, "--out", tmp_path / "local"), 0)
+    out = _dask(root, tmp_path / "dask", scheduler, "--group-size", 1)
+    assert "and the event grids" in out
+    local = _files(tmp_path / "local")
+    assert _files(tmp_path / "dask") == local
+    assert {n.rsplit("_", 1)[1] for n in local} == {"3600s.parquet", "fills.parquet"}
+
+
+def test_a_bad_file_in_a_group_fails_with_the_local_engine_s_message(tmp_path: Path, scheduler: str) -> None:
+    """Two groups of one day fail on different files: the error is the one a whole day's run reports (s10 is read
+    before s2: pairs are in plain order), whatever the order of the groups; the earlier days are written."""
+    root = _multi_day(tmp_path / "p", 4, rows=4_000, instruments=11)
+    days = _days("2024-03-04", 4)
+    for symbol, content in (("S2", b"not a parquet file"), ("S10", b"")):
+        (root / bench_project.PATH.format(symbol=symbol, date=days[2].replace("-", ""))).write_bytes(content)
+    local = expect(cli("run", "--project", root, "--out", tmp_path / "local"), 1)
+    remote = _dask(root, tmp_path / "d", scheduler, "--group-size", 1, code=1)
+    assert _message(remote) == _message(local)
+    assert "S10" in _message(local) and "S2/" not in _message(local)
+    written = {p.name for p in (tmp_path / "d").iterdir()}
+    assert {f"features_{d.replace('-', '')}_30s.parquet" for d in days[:2]} <= written
+    assert f"features_{days[2].replace('-', '')}_30s.parquet" not in written
+    assert not [n for n in written if n.startswith(TEMP_PREFIX)]
+
+
+def test_a_worker_killed_in_a_group_task_reruns_it(tmp_path: Path, scheduler: str) -> None:
+    """SIGKILL a worker while it computes a group: the group (and whatever results the dead worker held) is
+    computed again, the day's files are the local run's, and no temp file is left."""
+    root = _multi_day(tmp_path / "p", 4, rows=80_000, instruments=5)
+    expect(cli("run", "--project", root, "--out", tmp_path / "local"), 0)
+    killed: list[str] = []
+
+    def kill_one() -> None:
+        with distributed.Client(scheduler, set_as_default=False) as client:
+            pids = client.run(os.getpid)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                for address, keys in client.processing().items():
+                    if address in pids and any(str(k).startswith("fspec-group") for k in keys):
+                        os.kill(pids[address], signal.SIGKILL)
+                        killed.append(address)
+                        break
+                time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one)
+    killer.start()
+    out = _dask(root, tmp_path / "dask", scheduler, "--group-size", 1)
+    killer.join()
+    assert killed, "no group task was seen running"
+    assert "4 day(s) x 4 group(s)" in out
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 4
+    assert not [p for p in (tmp_path / "dask").iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_group_size_is_an_option_of_the_dask_engine(sample_project: FspecProject) -> None:
+    out = expect(cli("run", "--project", sample_project.root, "--group-size", 2), 2)
+    assert "--group-size and --days-per-task are options of --engine dask" in out
+
+
+# ---- tasks of several days: the warm-up of a day from the day before's slots ----------------------------------
+
+
+@pytest.mark.parametrize("per_task", [2, 4, 6])
+def test_tasks_of_several_days_are_byte_identical(
+    multi_day: Path, tmp_path: Path, scheduler: str, per_task: int
+) -> None:
+    """A task of consecutive days reads the halo of its first day from files and the later days' from the slots
+    the earlier days left (a window of three sessions: a task of 2 days reaches into the task before it)."""
+    out = _dask(multi_day, tmp_path / "dask", scheduler, "--days-per-task", per_task)
+    expect(cli("run", "--project", multi_day, "--out", tmp_path / "local"), 0)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 6
+    assert f"{-(-6 // per_task)} task(s) of up to {per_task} day(s)" in out
+
+
+def test_the_automatic_days_per_task() -> None:
+    assert dask_engine.auto_days_per_task(20, 2) == 5
+    assert dask_engine.auto_days_per_task(20, 8) == 1
+    assert dask_engine.auto_days_per_task(3, 1) == 1
+    assert dask_engine.auto_days_per_task(1, 1) == 1
+
+
+def test_a_bad_file_in_a_task_of_several_days(multi_day: Path, tmp_path: Path, scheduler: str) -> None:
+    """The fourth day's file is bad: the task of days 3-4 stops there (day 3 is written, as by the local run), the
+    task of days 5-6 reads it in its halo and fails too; the error is the local run's."""
+    root = tmp_path / "bad"
+    shutil.copytree(multi_day, root, symlinks=True)
+    days = _days("2024-03-04", 6)
+    (root / bench_project.PATH.format(symbol="S1", date=days[3].replace("-", ""))).write_bytes(b"not parquet")
+    local = expect(cli("run", "--project", root, "--out", tmp_path / "local"), 1)
+    remote = _dask(root, tmp_path / "d", scheduler, "--days-per-task", 2, code=1)
+    assert _message(remote) == _message(local)
+    written = {p.name for p in (tmp_path / "d").iterdir()}
+    assert written == {p.name for p in (tmp_path / "local").iterdir()}
+    assert written == {f"features_{d.replace('-', '')}_30s.parquet" for d in days[:3]}
