@@ -130,6 +130,7 @@ class Engine:
     # (source, instrument) -> each session's rows lo:hi in its file of many days
     _slices: dict[tuple[str, str], dict[str, tuple[int, int]]] = field(default_factory=dict)
     _lacking: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day): not in its file
+    _told_files: set[tuple[str, str, str]] = field(default_factory=set)  # (source, path symbol, day) said empty
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
     _chain_warned: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day) told
@@ -238,8 +239,35 @@ class Engine:
         key = (spec.name, path_symbol, day)
         if key not in self.shared:
             symbols = {i.symbol for i in self.project.instruments.values()}
-            self.shared[key] = read_symbols(self.manifest.root, spec, day, symbols, path_symbol)
+            self._keep_shared(key, spec, read_symbols(self.manifest.root, spec, day, symbols, path_symbol))
         return self.shared[key]
+
+    def _keep_shared(self, key: tuple[str, str, str], spec: SourceDef, rows: SymbolRows) -> None:
+        """Keep a day's file of many symbols, saying once (for the file, not for each of its instruments) when
+        none of its rows is an instrument's, or none of those falls inside the day's session."""
+        self.shared[key] = rows
+        day = key[2]
+        if not day or (spec.name, *key[1:]) in self._told_files:
+            return
+        self._told_files.add((spec.name, *key[1:]))
+        shown = display(source_path(self.manifest.root, spec, key[1], day), self.manifest.root)
+        read = f"what reads source '{spec.name}' is NaN on {day}"
+        if not rows.rows:
+            warnings.warn(f"{shown}: the file has no rows: {read}", DataWarning, stacklevel=3)
+        elif not rows.frames:
+            warnings.warn(
+                f"{shown}: none of its {rows.rows:,} rows has an instrument's symbol in column "
+                f"'{spec.symbol_column}': {read} (check the instruments' symbols against the file's)",
+                DataWarning,
+                stacklevel=3,
+            )
+        elif not rows.rows_between(*self.session.bounds(day)):
+            warnings.warn(
+                f"{shown}: none of its {rows.wanted_rows():,} rows of the instruments falls inside the session of "
+                f"{day}: their bars are empty (check the file's date and the time zone of its times)",
+                DataWarning,
+                stacklevel=3,
+            )
 
     def ticks(self, source: str, instrument: str, day: str) -> Ticks:
         """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
@@ -267,7 +295,7 @@ class Engine:
         open_ns, close_ns = self.session.bounds(day)
         # Rows are in time order here: the session is one slice (views, no copy).
         lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
-        if hi == lo and len(ticks):
+        if hi == lo and len(ticks) and not spec.holds_many_symbols:  # (a shared file: said once, for the file)
             path = source_path(self.manifest.root, spec, self.project.instruments[instrument].symbol, day)
             warnings.warn(
                 f"{display(path, self.manifest.root)}: none of its {len(ticks):,} rows falls inside the session of "
@@ -312,7 +340,7 @@ class Engine:
             root = self.manifest.root
             jobs = [partial(read_symbols, root, spec, d, symbols, p) for spec, p, d in files.values()]
             for key, rows in zip(files, run_all(jobs), strict=True):
-                self.shared[key] = rows
+                self._keep_shared(key, files[key][0], rows)
         if len(todo) < 2:
             return
         loaded = run_all([partial(self._session_rows, pair[0], pair[1], d) for pair, d in todo])

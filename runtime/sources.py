@@ -161,16 +161,9 @@ def _read(
                 else:
                     table = file.read(columns=wanted)
                 return _joined(table) if join else table
-        import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
+        from fspec.runtime.csvfile import read_csv  # pandas: a third of a second to import, only for CSV
 
-        text = {only[0]: str} if only else None  # symbols are text: 0700 is not 700
-        try:
-            if header:
-                frame = pd.read_csv(path, header=None, names=list(header), dtype=text)
-            else:
-                frame = pd.read_csv(path, dtype=text)
-        except pd.errors.ParserError:
-            raise _ragged_rows(path, display, header) from None
+        frame = read_csv(path, display, header, {only[0]: str} if only else None)  # symbols are text: 0700
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -183,37 +176,6 @@ def _read(
             "fix the column mapping ('from:') of this source",
         )
     return frame[wanted]
-
-
-def _ragged_rows(path: Path, display: str, header: tuple[str, ...] | None) -> DataError:
-    """A CSV whose rows do not all have its header's count of fields (pandas stops at the first with more):
-    each such row counted, and the first named by its line, in a second pass over the file."""
-    import csv
-    import gzip
-    import io
-    import zipfile
-
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic[:2] == b"\x1f\x8b":
-        data = gzip.decompress(path.read_bytes())
-    elif magic == b"PK\x03\x04":
-        with zipfile.ZipFile(path) as archive:
-            data = archive.read(archive.namelist()[0])
-    else:
-        data = path.read_bytes()
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
-    width = len(header) if header else len(next(rows, []))
-    bad = [(k, len(row)) for k, row in enumerate(rows, start=1 if header else 2) if row and len(row) != width]
-    if not bad:
-        return DataError(display, "cannot read csv file: its rows do not parse", "check that the file is complete")
-    line, count = bad[0]
-    return DataError(
-        display,
-        f"{len(bad):,} row(s) without {width} fields (first at line {line}: {count} fields)",
-        f"fix or drop those rows: every row has the {width} fields of the "
-        + ("source's header:" if header else "file's header line"),
-    )
 
 
 def _joined(table: pa.Table) -> pa.Table:
@@ -257,6 +219,19 @@ class SymbolRows:
 
     frames: dict[str, Frame]
     nbytes: int
+    rows: int = 0  # the file's rows (of the row groups read), wanted or not
+
+    def rows_between(self, lo: int, hi: int) -> int:
+        """How many of the wanted symbols' rows have a time in ``[lo, hi)`` (UTC ns)."""
+        found = 0
+        for frame in self.frames.values():
+            values = _column(frame, UTC_NS)
+            ts = _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
+            found += int(np.count_nonzero((ts >= lo) & (ts < hi)))
+        return found
+
+    def wanted_rows(self) -> int:
+        return sum(len(frame) for frame in self.frames.values())
 
 
 def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], path_symbol: str = "") -> SymbolRows:
@@ -293,7 +268,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
         for lo, hi in pairwise(edges):
             if hi > lo and codes[lo] >= 0 and names[codes[lo]] in symbols:
                 frames[names[codes[lo]]] = _rows(frame, lo, hi)
-        return SymbolRows(frames, _nbytes(frame))
+        return SymbolRows(frames, _nbytes(frame), len(codes))
     # Interleaved (a file in time order): a stable counting sort by symbol, whose rows keep their file order.
     from fspec.runtime import regroup  # numba, which a file grouped by symbol does not need
 
@@ -310,7 +285,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     for k, name in enumerate(names):
         if starts[k + 1] > starts[k]:
             frames[name] = _rows(frame, int(starts[k]), int(starts[k + 1]))
-    return SymbolRows(frames, _nbytes(frame))
+    return SymbolRows(frames, _nbytes(frame), len(codes))
 
 
 def _needles(source: SourceDef) -> tuple[tuple[str, ...], ...]:
@@ -529,6 +504,8 @@ def _utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") 
     if UTC_NS in names:
         values = _column(frame, UTC_NS)
         return _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
+    if not len(frame):  # (a CSV of a header line alone has columns of no type: no times to convert)
+        return np.empty(0, dtype=np.int64)
     if source.splits_date_and_time:
         return _split_utc_ns(frame, source, display, file_date)
     return _to_utc_ns(_column(frame, source.time_column), source, display)
@@ -737,12 +714,7 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
     except DataError:
         raise
     except (ValueError, TypeError, OverflowError) as exc:
-        bad = _first_bad_timestamp(values)
-        raise DataError(
-            display,
-            f"unparseable timestamps in column '{column}' ({exc}){bad}",
-            "give ISO-8601 times, or integer epochs with time.unit",
-        ) from None
+        raise _unparseable(values, display, column, exc) from None
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
         raise DataError(display, f"missing timestamp in column '{column}' at row {row}", "drop or fix that row")
@@ -792,6 +764,11 @@ def _with_offsets(values: pd.Series, display: str, column: str) -> bool:
     zoned = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
     if zoned.all() or not zoned.any() or values.isna().to_numpy()[~zoned].all():
         return bool(zoned.any())
+    with warnings.catch_warnings():  # (each parsed on its own: only on the way to an error)
+        warnings.simplefilter("ignore")
+        times = pd.to_datetime(values, errors="coerce", format="mixed", utc=True).notna().to_numpy(dtype=bool)
+    if (~times & values.notna().to_numpy()).any():
+        return False  # some are no times at all: unparseable, not a mix of zones
     naive = int(np.flatnonzero(~zoned & values.notna().to_numpy())[0])
     aware = int(np.flatnonzero(zoned)[0])
     raise DataError(
@@ -800,6 +777,31 @@ def _with_offsets(values: pd.Series, display: str, column: str) -> bool:
         f"row {values.index[naive]}: {values.iloc[naive]!r}) while {int(zoned.sum()):,} have one (row "
         f"{values.index[aware]}: {values.iloc[aware]!r})",
         "write every time with its UTC offset (or Z), or none of them and declare the source's timezone:",
+    )
+
+
+def _unparseable(values: pd.Series, display: str, column: str, exc: Exception) -> DataError:
+    """Text that is no time counted (each value parsed on its own) and the first named; other values that
+    pandas cannot read as times (epochs out of range) with pandas' reason."""
+    import pandas as pd
+
+    if pd.api.types.is_string_dtype(values) or values.dtype == object:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+        bad = (parsed.isna() & values.notna()).to_numpy(dtype=bool)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            return DataError(
+                display,
+                f"unparseable timestamps in column '{column}': {int(bad.sum()):,} value(s) are no times (first at "
+                f"row {values.index[row]}: {values.iloc[row]!r})",
+                "fix or drop those rows: give ISO-8601 times, or integer epochs with time.unit",
+            )
+    return DataError(
+        display,
+        f"unparseable timestamps in column '{column}' ({exc}){_first_bad_timestamp(values)}",
+        "give ISO-8601 times, or integer epochs with time.unit",
     )
 
 
