@@ -244,7 +244,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     column = source.symbol_column or ""
     only = (column, symbols)
     keys = list(dict.fromkeys([column, *_time_columns(source)]))
-    wanted = list(dict.fromkeys([*keys, *_wanted_columns(source)]))
+    wanted = list(dict.fromkeys([*keys, *file_columns(source)]))
     loaded = _loaded_columns(source)
     parquet = source.format == "parquet"
     # Parquet: the symbol and time columns first, the others once it is known whether the rows are grouped by
@@ -537,10 +537,12 @@ def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, 
             DataWarning,
             stacklevel=3,
         )
-    return codes, [_symbol_text(u) for u in uniques]
+    return codes, [symbol_text(u) for u in uniques]
 
 
-def _symbol_text(value: object) -> str:
+def symbol_text(value: object) -> str:
+    """A symbol as instruments name it: the text of a value of a symbol column (17 and 17.0 are '17'), the one
+    rule for the run, the universes found in the data and the spec tests."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # a CSV integer column with a gap is read as floats
     return str(value)
@@ -934,8 +936,9 @@ def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
     return values * scale
 
 
-def _wanted_columns(source: SourceDef) -> list[str]:
-    """The file columns a source reads: its time, its mapped columns and what its filter and computed columns use."""
+def file_columns(source: SourceDef) -> list[str]:
+    """The file columns a source reads: its time, its mapped columns and what its filter and computed columns use
+    (what ``fspec run`` reads of a file, and what a spec test writes of one)."""
     return list(
         dict.fromkeys(
             [
@@ -965,9 +968,7 @@ def load_source(
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
     if frame is None:
-        frame = _read(
-            path, source.format, _wanted_columns(source), shown, header=source.header, needles=_needles(source)
-        )
+        frame = _read(path, source.format, file_columns(source), shown, header=source.header, needles=_needles(source))
     ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
