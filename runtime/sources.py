@@ -107,18 +107,20 @@ def _read(
     join: bool = True,
     check: list[str] | None = None,
     needles: tuple[tuple[str, ...], ...] = (),
+    span: Span | None = None,
 ) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
     not millions of strings). ``join``: each parquet column in one chunk (else one chunk per row group).
     ``check``: the columns the file must have (default ``wanted``), when only some of them are read now.
     ``needles``: of a JSON-lines file, the texts the source's filter needs of a line (lines without are not
-    decoded; see :func:`jsonlines.needles_of`)."""
+    decoded; see :func:`jsonlines.needles_of`). ``span``: of parquet, only the row groups whose time statistics
+    may hold a row of its UTC interval are read (a file of many days, run for some of them)."""
     if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [_read(part, fmt, wanted, display, only, header, False, check, needles) for part in parts]
+        frames = [_read(part, fmt, wanted, display, only, header, False, check, needles, span) for part in parts]
         if isinstance(frames[0], pa.Table):
             try:
                 table = pa.concat_tables(frames, promote_options="permissive")
@@ -155,7 +157,7 @@ def _read(
                         f"missing column(s) {', '.join(missing)}; the file has: {', '.join(names)}",
                         "fix the column mapping ('from:') of this source",
                     )
-                groups = _row_groups_holding(file, *only) if only else None
+                groups = _row_groups(file, only, span)
                 if groups is not None:
                     table = file.read_row_groups(groups, columns=wanted)
                 else:
@@ -210,6 +212,86 @@ def _row_groups_holding(file: pq.ParquetFile, column: str, symbols: set[str]) ->
     return keep
 
 
+@dataclass(frozen=True)
+class Span:
+    """The UTC interval ``[lo, hi)`` (ns) of the rows a run needs of a file of many days, and how its time column
+    is read (the row groups outside it, by their statistics, are not read)."""
+
+    lo: int
+    hi: int
+    source: SourceDef
+
+
+def _row_groups(file: pq.ParquetFile, only: tuple[str, set[str]] | None, span: Span | None) -> list[int] | None:
+    """The row groups that may hold a wanted symbol (``only``) in the wanted time (``span``); None: all."""
+    by_symbol = _row_groups_holding(file, *only) if only else None
+    by_time = row_groups_in_span(file, span) if span is not None else None
+    if by_time is None or by_symbol is None:
+        return by_symbol if by_time is None else by_time
+    return [g for g in by_symbol if g in set(by_time)]
+
+
+# A naive time in a local zone is at most this far from UTC (UTC-12 to UTC+14, with a margin)
+LOCAL_SLACK_NS = 26 * 3600 * NS
+
+
+def _time_scale(file: pq.ParquetFile, source: SourceDef) -> tuple[int, int] | None:
+    """(ns per unit of the time column's stored integers, slack for a local zone) where its statistics give UTC
+    times; None when they cannot (text times, a date split from the time of day, a missing column)."""
+    if source.splits_date_and_time or source.time_column not in file.schema_arrow.names:
+        return None
+    kind = file.schema_arrow.field(source.time_column).type
+    if pa.types.is_integer(kind) and source.time_unit:
+        return NS_PER_UNIT[source.time_unit], 0
+    if pa.types.is_timestamp(kind) and (kind.tz is not None or source.time_zone):
+        local = kind.tz is None and source.time_zone != "UTC"
+        return NS_PER_UNIT[kind.unit], LOCAL_SLACK_NS if local else 0
+    return None
+
+
+def _group_times(file: pq.ParquetFile, source: SourceDef) -> list[tuple[int, int]] | None:
+    """Each row group's earliest and latest time (UTC ns, widened by the slack of a local zone) by its
+    statistics; None when they cannot tell (no statistics, or a time column they do not give in UTC)."""
+    scale = _time_scale(file, source)
+    if scale is None:
+        return None
+    factor, slack = scale
+    leaf = file.schema_arrow.get_field_index(source.time_column)  # a flat file: its leaf columns are its fields
+    found = []
+    for i in range(file.metadata.num_row_groups):
+        stats = file.metadata.row_group(i).column(leaf).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min_raw, int):
+            return None
+        found.append((stats.min_raw * factor - slack, stats.max_raw * factor + slack))
+    return found
+
+
+def row_groups_in_span(file: pq.ParquetFile, span: Span) -> list[int] | None:
+    """The row groups whose time statistics may hold a time in ``span``; None when they cannot tell."""
+    times = _group_times(file, span.source)
+    if times is None:
+        return None
+    return [i for i, (lo, hi) in enumerate(times) if lo < span.hi and hi >= span.lo]
+
+
+def time_range(root: Path, source: SourceDef, symbol: str) -> tuple[int, int] | None:
+    """The earliest and latest UTC ns of a parquet file of many days (all its part files), from its statistics
+    alone; None when they cannot tell."""
+    path = source_path(root, source, symbol, "")
+    parts = sorted(path.parent.glob(path.name)) if paths.has_glob(path.name) else [path]
+    times: list[tuple[int, int]] = []
+    for part in parts:
+        try:
+            with pq.ParquetFile(part) as file:
+                found = _group_times(file, source)
+        except (OSError, ValueError, pa.ArrowException):
+            return None  # (reading it names the problem)
+        if found is None:
+            return None
+        times += found
+    return (min(t[0] for t in times), max(t[1] for t in times)) if times else None
+
+
 @dataclass
 class SymbolRows:
     """One file of many symbols, read once: each wanted symbol's rows (in file order) as a frame of their own,
@@ -234,11 +316,13 @@ class SymbolRows:
         return sum(len(frame) for frame in self.frames.values())
 
 
-def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], path_symbol: str = "") -> SymbolRows:
+def read_symbols(
+    root: Path, source: SourceDef, date: str, symbols: set[str], path_symbol: str = "", span: Span | None = None
+) -> SymbolRows:
     """Read a file holding many symbols (``source.symbol_column``) once and group its rows by symbol: only the
     columns the source needs, in parquet only the row groups that may hold one of ``symbols``, and only the
     rows of ``symbols`` are kept. ``path_symbol`` fills a {symbol} of the path (a file per symbol that also
-    names it in a column)."""
+    names it in a column). ``span``: only the parquet row groups that may hold a time in it are read."""
     path = source_path(root, source, path_symbol, date)
     shown = display_path(path, root)
     column = source.symbol_column or ""
@@ -251,7 +335,9 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     # symbol already. Not joined: rows are regrouped chunk by chunk, and a symbol's rows of a file grouped by
     # symbol are views of their row group (joined by the loader only where they span two).
     needles = _needles(source)
-    frame = _read(path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted, needles)
+    frame = _read(
+        path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted, needles, span
+    )
     frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
     rest = [c for c in loaded if c not in keys] if parquet else []  # the columns not read yet
@@ -259,7 +345,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     frames: dict[str, Frame] = {}
     if not len(codes) or not bool(np.any(codes[1:] < codes[:-1])):  # grouped by symbol already (or empty)
         if rest:
-            more = _read(path, "parquet", rest, shown, only, join=False)
+            more = _read(path, "parquet", rest, shown, only, join=False, span=span)
             if more.num_rows != len(codes):
                 raise _changed(shown)
             frame = pa.Table.from_arrays([*frame.columns, *more.columns], names=[*frame.column_names, *rest])
@@ -278,7 +364,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     codes = regroup.read_only(lookup[codes])  # (code -1 indexes the last entry: -1)
     starts = regroup.read_only(regroup.starts_of(codes, len(names)))
     if isinstance(frame, pa.Table):
-        frame = _regrouped(frame, path, rest, shown, only, codes, starts)
+        frame = _regrouped(frame, path, rest, shown, only, codes, starts, span)
         frame = _select(frame, [UTC_NS, *loaded])
     else:
         frame = frame.iloc[regroup.order_of(codes, starts)]
@@ -348,6 +434,7 @@ def _regrouped(
     only: tuple[str, set[str]],
     codes: np.ndarray,
     starts: np.ndarray,
+    span: Span | None = None,
 ) -> pa.Table:
     """The rows of the wanted symbols (``codes`` >= 0), grouped by code in file order (``starts``: each code's
     first row): the columns of ``table`` (read already), then the file's columns ``rest``, decoded a batch of
@@ -390,7 +477,7 @@ def _regrouped(
             move(row, None)
     else:
         with ThreadPoolExecutor(1, thread_name_prefix="fspec-decode") as decoder:
-            batches = _parquet_batches(parts, rest, display, only)
+            batches = _parquet_batches(parts, rest, display, only, span)
             pending = decoder.submit(next, batches, None)
             while (batch := pending.result()) is not None:
                 pending = decoder.submit(next, batches, None)
@@ -413,7 +500,7 @@ def _parquet_schema(path: Path, display: str) -> pa.Schema:
 
 
 def _parquet_batches(
-    parts: list[Path], columns: list[str], display: str, only: tuple[str, set[str]]
+    parts: list[Path], columns: list[str], display: str, only: tuple[str, set[str]], span: Span | None = None
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``columns`` that :func:`_read` reads with ``only`` (the same part files and row groups, in the
     same order), ``REGROUP_BATCH_ROWS`` at a time."""
@@ -422,7 +509,7 @@ def _parquet_batches(
     for part in parts:
         try:
             with pq.ParquetFile(part, pre_buffer=False) as file:  # (as _read reads a file of many symbols)
-                groups = _row_groups_holding(file, *only)
+                groups = _row_groups(file, only, span)
                 yield from file.iter_batches(REGROUP_BATCH_ROWS, row_groups=groups, columns=columns, use_threads=True)
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise DataError(display, f"cannot read parquet file: {exc}", "check that the file is complete") from None
@@ -960,15 +1047,20 @@ def load_source(
     date: str,
     params: dict[str, float] | None = None,
     frame: Frame | None = None,
+    span: Span | None = None,
 ) -> Ticks:
     """Read, map, convert, filter and order one source file (or ``frame``: one symbol's rows of a file of many,
-    from :func:`read_symbols`). Raises DataError naming the file."""
+    from :func:`read_symbols`; ``span``: of a parquet file, only the row groups that may hold a time in it).
+    Raises DataError naming the file."""
     path = source_path(root, source, symbol, date)
     shown = display_path(path, root)
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
     if frame is None:
-        frame = _read(path, source.format, file_columns(source), shown, header=source.header, needles=_needles(source))
+        needles = _needles(source)
+        frame = _read(
+            path, source.format, file_columns(source), shown, header=source.header, needles=needles, span=span
+        )
     ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():

@@ -87,7 +87,7 @@ def run_day(task: DayTask) -> DayOutcome:
         manifest = with_members(worker_build(Path(task.root), task.spec_hash), task.members)
         with warnings.catch_warnings(record=True) as caught, arrow_allocator():
             warnings.simplefilter("always")
-            engine = Engine(manifest)
+            engine = Engine(manifest, days=(task.day,))  # (of a file of many days, the row groups of its sessions)
             results = compute_day(engine, task.day, list(task.intervals), task.at, list(task.grids))
             written = write_day(manifest, results, task.at, Path(task.out_dir))
     shown = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
