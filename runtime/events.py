@@ -28,14 +28,13 @@ from fspec.runtime.sources import (
     DataWarning,
     Frame,
     _needles,
-    _numeric,
     _read,
     _row_values,
-    _scaled,
     _symbol_codes,
     _utc_ns,
     available_dates,
     file_columns,
+    mapped_values,
     source_exists,
     source_path,
     symbol_text,
@@ -185,7 +184,7 @@ def load_events(root: Path, source: SourceDef, grid: GridDef, day: str) -> Event
         if spec.expr:
             columns[name] = _row_values(source.column_trees[name], frame, shown)
         else:
-            columns[name] = _scaled(_numeric(frame, spec.source_column, shown), spec.scale)
+            columns[name] = mapped_values(frame, source, spec, ts, shown)
     codes, symbols = _symbol_codes(frame, grid.instrument_column, shown)
     keys = {c: _labels(frame, c) for c in by_columns(grid)}
     events = Events(ts, codes.astype(np.int64), symbols, columns, _kept(frame, grid.keep), keys)

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display as display_path
-from fspec.manifest import SourceDef, tree_columns
+from fspec.manifest import ColumnDef, SourceDef, tree_columns
 from fspec.operators import REGISTRY
 from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
@@ -1011,6 +1011,29 @@ def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[s
     return np.array(np.broadcast_to(result, (len(frame),)), dtype=np.float64)
 
 
+TIME_DTYPE = "time"  # a mapped column read as times: UTC ns since the epoch, as a value
+
+
+def mapped_values(frame: Frame, source: SourceDef, spec: ColumnDef, ts: np.ndarray, display: str) -> np.ndarray:
+    """A mapped column's values (float64): numbers times the column's scale, or times (``dtype: time``)."""
+    if spec.dtype == TIME_DTYPE:
+        return _time_values(frame, source, spec.source_column, ts, display)
+    return _scaled(_numeric(frame, spec.source_column, display), spec.scale)
+
+
+def _time_values(frame: Frame, source: SourceDef, column: str, ts: np.ndarray, display: str) -> np.ndarray:
+    """A file column read as times by the source's rules (its unit for integer epochs, its zone for naive times),
+    as UTC nanoseconds since the epoch in float64 (the kernels' type: exact to 256 ns for dates of this century,
+    whose nanoseconds need 61 bits). The source's time column is its rows' times themselves (before a bar
+    source's stamps are moved to the bar end), whatever its encoding (a date and a time of day too)."""
+    if column == source.time_column:
+        return ts.astype(np.float64)
+    if not len(frame):
+        return np.empty(0, dtype=np.float64)
+    other = replace(source, time_column=column, time_date=None, time_day=None)
+    return _to_utc_ns(_column(frame, column), other, display).astype(np.float64)
+
+
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
     """``values * scale``; for a scale that is the reciprocal of a whole number (0.0001 for deci-cents), a
     division by that number: the correctly rounded value of x / 10,000, which x * 0.0001 (0.0001 is not a
@@ -1064,8 +1087,7 @@ def load_source(
     ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
-        values = _numeric(frame, spec.source_column, shown)
-        columns[name] = _scaled(values, spec.scale)
+        columns[name] = mapped_values(frame, source, spec, ts, shown)
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
     if source.contract is not None:  # an option chain: each row's contract, as numbers (runtime/chain.py)
