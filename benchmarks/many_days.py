@@ -8,13 +8,14 @@ default size, zstd. The benchmark's features (``benchmarks/specs/features.yaml``
 (``fspec run --date``) in a fresh process per run, and for every day once, to check that the day's file is the
 same. ``--baseline PYTHON``: another interpreter with another fspec installed (e.g. one that reads the whole
 file), run on its own copy of the project in the same interleaved rounds; its day file is checked to have the
-same columns. Wall time and the CPU time of the run's process (user and system, all threads) per round, with
-the load average.
+same columns. Wall time, the CPU time of the run's process (user and system, all threads) and its peak memory
+(``VmHWM``, as ``benchmarks/scale.py`` reads it) per round, with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 from benchmarks import project as bench_project
 from benchmarks.bars import rows as parse_rows
 from benchmarks.long_sources import _long_table
-from benchmarks.scale import _days
+from benchmarks.scale import CHILD, _days
 from benchmarks.workload import generate, instrument_names
 
 LONG_PATH = "data/all_trades.parquet"
@@ -65,6 +66,19 @@ def _fspec(python: str, root: Path, *args: str) -> float:
     if done.returncode:
         raise SystemExit(f"{python} fspec {' '.join(args)} failed in {root}:\n{done.stdout}{done.stderr}")
     return time.perf_counter() - started
+
+
+def _run_day(python: str, root: Path, day: str, report: Path) -> tuple[float, float]:
+    """``fspec run --date day`` in a fresh process: its wall seconds and its peak memory (MiB, VmHWM)."""
+    child = CHILD.replace(
+        '["run", "--project", sys.argv[2]]', '["run", "--project", sys.argv[2], "--date", sys.argv[3]]'
+    )
+    started = time.perf_counter()
+    done = subprocess.run([python, "-c", child, str(report), str(root), day], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{python} fspec run failed in {root}:\n{done.stdout}{done.stderr}")
+    return wall, json.loads(report.read_text())["peak_bytes"] / 2**20
 
 
 def _columns(path: Path) -> pa.Table:
@@ -110,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         _fspec(sys.executable, root, "run")  # every day: the file read whole
         shutil.copy(root / "out" / name, scratch / "whole.parquet")
         walls: dict[str, list[float]] = {n: [] for n in runs}
+        peaks: dict[str, list[float]] = {n: [] for n in runs}
         cpus: dict[str, list[float]] = {n: [] for n in runs}
         loads = []
         for r in range(args.repeat):
@@ -118,20 +133,25 @@ def main(argv: list[str] | None = None) -> int:
                 python, where = runs[label]
                 shutil.rmtree(where / "out", ignore_errors=True)
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                walls[label].append(_fspec(python, where, "run", "--date", day))
+                wall, peak = _run_day(python, where, day, scratch / "child.json")
+                walls[label].append(wall)
+                peaks[label].append(peak)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpus[label].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                 if not _same(where / "out" / name, scratch / "whole.parquet"):
                     raise SystemExit(f"{label}: the day's file differs from the run of every day")
             loads.append(os.getloadavg()[0])
-            line = ", ".join(f"{n}: {walls[n][-1]:.2f} s wall, {cpus[n][-1]:.2f} s CPU" for n in runs)
+            line = ", ".join(
+                f"{n}: {walls[n][-1]:.2f} s wall, {cpus[n][-1]:.2f} s CPU, {peaks[n][-1]:,.0f} MiB" for n in runs
+            )
             print(f"round {r + 1} (load {loads[-1]:.2f}): {line}", flush=True)
         print(f"\nload average over the rounds: {min(loads):.2f}-{max(loads):.2f}")
         for n in runs:
             w, c = walls[n], cpus[n]
             print(
                 f"{n}: wall {min(w):.2f}..{max(w):.2f} s (median {statistics.median(w):.2f}), "
-                f"CPU {min(c):.2f}..{max(c):.2f} s (median {statistics.median(c):.2f})"
+                f"CPU {min(c):.2f}..{max(c):.2f} s (median {statistics.median(c):.2f}), "
+                f"peak memory {min(peaks[n]):,.0f}..{max(peaks[n]):,.0f} MiB"
             )
     finally:
         if args.scratch is None:
