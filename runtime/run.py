@@ -274,16 +274,16 @@ class Engine:
         return None if found is None else found[0]
 
     def _deepest_history(self) -> int:
-        """The most warm-up sessions any feature needs at any interval."""
+        """The most warm-up sessions any feature needs at any interval, or an event grid before an event's
+        session (runtime/events.py: the session before, and the one before that with a latency)."""
         if self._history is None:
-            self._history = max(
-                (
-                    history_sessions(f, self.session, interval)
-                    for f in self.manifest.features
-                    for interval in self.manifest.intervals
-                ),
-                default=0,
+            bars = (
+                history_sessions(f, self.session, interval)
+                for f in self.manifest.features
+                for interval in self.manifest.intervals
             )
+            events = (2 if g.latency_ns else 1 for g in self.manifest.data.grids)
+            self._history = max([*bars, *events], default=0)
         return self._history
 
     def _load(self, spec: SourceDef, instrument: str, day: str, span: Span | None = None) -> Ticks:

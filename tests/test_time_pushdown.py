@@ -40,7 +40,14 @@ def _long(n_per_day: int = 120) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _project(root: Path, frame: pd.DataFrame, time: object, warmup: bool) -> None:
+def _project(
+    root: Path,
+    frame: pd.DataFrame,
+    time: object,
+    warmup: bool,
+    grid: dict[str, object] | None = None,
+    per_group: int = PER_GROUP,
+) -> None:
     features = [
         {"name": "volume", "formula": "sum(trades.size)"},
         {"name": "vwap", "formula": "wmean(trades.price, trades.size)"},
@@ -61,20 +68,25 @@ def _project(root: Path, frame: pd.DataFrame, time: object, warmup: bool) -> Non
         "intervals": ["60s"],
         "session": {"timezone": "America/New_York", "open": "09:30", "close": "09:40"},
     }
+    if grid is not None:  # an event grid of fills, with its features
+        project["sources"]["fills"] = grid["source"]  # type: ignore[index]
+        project["grids"] = {"fills": grid["grid"]}
+        project["instruments"] = {k: {"symbol": k, "sources": ["trades"]} for k in ("abc", "xyz")}
+        features += grid["features"]  # type: ignore[arg-type]
     made = make_project(root, {"project.yaml": project, "features.yaml": {"spec_version": 1, "features": features}})
     (root / "data").mkdir()
     pq.write_table(
         pa.Table.from_pandas(frame, preserve_index=False),
         root / "data" / "all_trades.parquet",
-        row_group_size=PER_GROUP,
+        row_group_size=per_group,
     )
     made.compile()
 
 
 class _GroupsRead:
-    """The row groups every ParquetFile read asks for (all of them for a whole read)."""
+    """The row groups every read of the file of ``rows`` rows asks for (all of them for a whole read)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
         self.groups: set[int] = set()
         original_groups, original_batches, original_read = (
             pq.ParquetFile.read_row_groups,
@@ -83,16 +95,20 @@ class _GroupsRead:
         )
         seen = self.groups
 
+        def ours(file: pq.ParquetFile) -> bool:
+            return file.metadata.num_rows == rows
+
         def read_row_groups(file: pq.ParquetFile, groups: list[int], *args: object, **kwargs: object) -> pa.Table:
-            seen.update(groups)
+            seen.update(groups if ours(file) else ())
             return original_groups(file, groups, *args, **kwargs)
 
         def iter_batches(file: pq.ParquetFile, *args: object, row_groups: list[int] | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
-            seen.update(range(file.metadata.num_row_groups) if row_groups is None else row_groups)
+            if ours(file):
+                seen.update(range(file.metadata.num_row_groups) if row_groups is None else row_groups)
             return original_batches(file, *args, row_groups=row_groups, **kwargs)
 
         def read(file: pq.ParquetFile, *args: object, **kwargs: object) -> pa.Table:
-            seen.update(range(file.metadata.num_row_groups))
+            seen.update(range(file.metadata.num_row_groups) if ours(file) else ())
             return original_read(file, *args, **kwargs)
 
         monkeypatch.setattr(pq.ParquetFile, "read_row_groups", read_row_groups)
@@ -128,7 +144,7 @@ def test_a_day_of_a_many_day_file_reads_only_its_row_groups(
     whole, part = FspecProject(tmp_path / "whole"), FspecProject(tmp_path / "part")
     _project(part.root, encode(frame), time, warmup=False)
     whole.run()
-    spy = _GroupsRead(monkeypatch)
+    spy = _GroupsRead(monkeypatch, len(frame))
     part.run(dates=[DAYS[2]])
     total = -(-len(frame) // PER_GROUP)
     if kind == "naive local":  # a local zone's statistics are widened by a day each way: still not all
@@ -149,7 +165,7 @@ def test_warm_up_sessions_before_the_day_are_read_too(tmp_path: Path, monkeypatc
     for made in (whole, part):
         _project(made.root, frame, "ts", warmup=True)
     whole.run()
-    spy = _GroupsRead(monkeypatch)
+    spy = _GroupsRead(monkeypatch, len(frame))
     part.run(dates=[DAYS[4]])
     assert _groups_of(frame, list(DAYS[1:5])) <= spy.groups  # the day and the three sessions before it
     assert not spy.groups & _groups_of(frame, [DAYS[5]]) - _groups_of(frame, [DAYS[4]])  # nothing after it
@@ -189,3 +205,31 @@ def test_hive_partitions_by_date_read_only_the_days_partitions(tmp_path: Path) -
         want = np.zeros(10)
         want[expected[sym].index.to_numpy()] = expected[sym].to_numpy()
         np.testing.assert_array_equal(out[f"volume_60s_{sym}"].to_numpy(), want)
+
+
+def test_an_event_grid_reads_the_session_before_the_day_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event just after the open reads the last trade of the session before it (a file read from the day on
+    would give NaN there): the one-day run's grid file is the whole run's."""
+    from conftest import FspecProject
+
+    frame = _long()
+    opens = [pd.Timestamp(f"{day} 09:30:00.001", tz="America/New_York") for day in DAYS]
+    fills = pd.DataFrame({"ts": [t.tz_convert("UTC") for t in opens], "sym": ["abc", "xyz"] * 3, "fill_id": range(6)})
+    grid = {
+        "source": {"path": "data/fills.parquet", "time": "ts", "columns": {"fill_id": "float64"}},
+        "grid": {"events": "fills", "instrument": "sym", "keep": ["fill_id"]},
+        "features": [{"name": "last_price", "grid": "fills", "formula": "asof(trades.price)"}],
+    }
+    whole, part = FspecProject(tmp_path / "whole"), FspecProject(tmp_path / "part")
+    for made in (whole, part):
+        _project(made.root, frame, "ts", warmup=False, grid=grid, per_group=120)  # a row group a day
+        fills.to_parquet(made.root / "data" / "fills.parquet", index=False)
+    whole.run()
+    spy = _GroupsRead(monkeypatch, len(frame))
+    part.run(dates=[DAYS[3]])
+    name = f"features_{DAYS[3].replace('-', '')}_fills.parquet"
+    got, want = pd.read_parquet(part.root / "out" / name), pd.read_parquet(whole.root / "out" / name)
+    pd.testing.assert_frame_equal(got, want)
+    before = frame[(frame["sym"] == "xyz") & (frame["ts"] < opens[3].tz_convert("UTC"))].iloc[-1]
+    assert got.filter(like="last_price").iloc[0, 0] == before["price"]  # from the session before
+    assert {2, 3} <= spy.groups and 0 not in spy.groups  # the day and the session before, not the whole file
