@@ -28,17 +28,16 @@ from fspec.runtime.sources import (
     DataWarning,
     Frame,
     _needles,
-    _numeric,
     _read,
     _row_values,
-    _scaled,
     _symbol_codes,
-    _symbol_text,
     _utc_ns,
-    _wanted_columns,
     available_dates,
+    file_columns,
+    mapped_values,
     source_exists,
     source_path,
+    symbol_text,
 )
 
 Labels = tuple[np.ndarray, list[str]]  # each row's code (-1: none) into the names
@@ -124,7 +123,7 @@ def _read_columns(grid: GridDef) -> list[str]:
 def _event_frame(root: Path, source: SourceDef, grid: GridDef, day: str) -> tuple[Frame, str]:
     path = source_path(root, source, "", day)
     shown = display(path, root)
-    wanted = [*_wanted_columns(source), grid.instrument_column, *grid.keep, *by_columns(grid)]
+    wanted = [*file_columns(source), grid.instrument_column, *grid.keep, *by_columns(grid)]
     frame = _read(
         path, source.format, list(dict.fromkeys(wanted)), shown, header=source.header, needles=_needles(source)
     )
@@ -136,11 +135,11 @@ def _labels(frame: Frame, column: str) -> Labels:
     if isinstance(frame, pa.Table):
         encoded = pc.dictionary_encode(frame.column(column)).combine_chunks()
         indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        return indices, [_symbol_text(u) for u in encoded.dictionary.to_pylist()]
+        return indices, [symbol_text(u) for u in encoded.dictionary.to_pylist()]
     import pandas as pd
 
     codes, uniques = pd.factorize(frame[column])
-    return codes.astype(np.int64), [_symbol_text(u) for u in uniques]
+    return codes.astype(np.int64), [symbol_text(u) for u in uniques]
 
 
 def _merged(parts: list[Labels]) -> Labels:
@@ -185,7 +184,7 @@ def load_events(root: Path, source: SourceDef, grid: GridDef, day: str) -> Event
         if spec.expr:
             columns[name] = _row_values(source.column_trees[name], frame, shown)
         else:
-            columns[name] = _scaled(_numeric(frame, spec.source_column, shown), spec.scale)
+            columns[name] = mapped_values(frame, source, spec, ts, shown)
     codes, symbols = _symbol_codes(frame, grid.instrument_column, shown)
     keys = {c: _labels(frame, c) for c in by_columns(grid)}
     events = Events(ts, codes.astype(np.int64), symbols, columns, _kept(frame, grid.keep), keys)

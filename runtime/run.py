@@ -31,6 +31,7 @@ from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import columns_by_interval
 from fspec.runtime.sources import (
     DataWarning,
+    Span,
     SymbolRows,
     Ticks,
     arrow_allocator,
@@ -41,6 +42,7 @@ from fspec.runtime.sources import (
     read_symbols,
     source_exists,
     source_path,
+    time_range,
 )
 from fspec.runtime.universe import with_members
 from fspec.runtime.write import (
@@ -54,6 +56,7 @@ from fspec.runtime.write import (
 from fspec.session import Session, bar_starts
 
 Key = tuple[str, str | None]
+DAY_NS = 86_400 * 10**9
 __all__ = [
     "DayResult",
     "Engine",
@@ -117,12 +120,16 @@ class Engine:
     """Computes features for (date, interval) pairs, caching loaded source data between them."""
 
     manifest: Manifest
+    # the dates a run computes ((): every date): of a parquet file of many days only the row groups that may hold
+    # their sessions and the warm-up sessions before them are read
+    days: tuple[str, ...] = ()
     cache: BudgetCache[Ticks] = field(default_factory=BudgetCache)  # (source, instrument, day) -> rows
     # (source, instrument, day, interval) -> that session's slots: a later day's warm-up reads them, not the data
     slots: BudgetCache[np.ndarray] = field(default_factory=BudgetCache)
     # (source, instrument, "") -> the rows of a file that holds many days, before session clipping
     files: BudgetCache[Ticks] = field(default_factory=BudgetCache)
-    # (source, path symbol, day or "") -> a file of many symbols, read once, its rows grouped by symbol
+    # (source, path symbol, day, or "" and the span read of a file of many days) -> a file of many symbols, read
+    # once, its rows grouped by symbol
     shared: BudgetCache[SymbolRows] = field(default_factory=BudgetCache)
     # (day, utc ns): pretend data ends at this instant on that day (used by the lookahead audit)
     cut: tuple[str, int] | None = None
@@ -134,6 +141,9 @@ class Engine:
     # (source, instrument) -> each session's rows lo:hi in its file of many days
     _slices: dict[tuple[str, str], dict[str, tuple[int, int]]] = field(default_factory=dict)
     _lacking: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day): not in its file
+    _told_files: set[tuple[str, str, str]] = field(default_factory=set)  # (source, path symbol, day) said empty
+    _time_ranges: dict[tuple[str, str], tuple[int, int] | None] = field(default_factory=dict)  # files of many days
+    _history: int | None = None  # the deepest warm-up of any feature, in sessions
     # parameter values by (instrument, interval), looked up for every feature of every compute
     _params: dict[tuple[str | None, int], dict[str, float]] = field(default_factory=dict)
     _chain_warned: set[tuple[str, str, str]] = field(default_factory=set)  # (source, instrument, day) told
@@ -234,35 +244,117 @@ class Engine:
         key = (source, instrument, "" if many else day)
         if key in self.files:
             return self.files[key]
-        ticks = self._load(spec, instrument, key[2])
-        if spec.asof_source:
-            other = self._load(self.project.sources[spec.asof_source], instrument, key[2])
-            ticks = attach_asof(ticks, other, list(spec.asof_columns))
-        if many:  # a day's file is read once anyway: only the session's rows of it are kept, in ``cache``
-            self.files[key] = ticks
+        if not many:
+            return self._with_asof(spec, instrument, day)
+        # a file of many days is read once (as much of it as the run needs): the sessions' rows are kept in ``cache``
+        self.files[key] = ticks = self._many_days_rows(spec, instrument)
         return ticks
 
-    def _load(self, spec: SourceDef, instrument: str, day: str) -> Ticks:
+    def _with_asof(self, spec: SourceDef, instrument: str, day: str, span: Span | None = None) -> Ticks:
+        ticks = self._load(spec, instrument, day, span)
+        if spec.asof_source:
+            other = self._load(self.project.sources[spec.asof_source], instrument, day)
+            ticks = attach_asof(ticks, other, list(spec.asof_columns))
+        return ticks
+
+    def _many_days_rows(self, spec: SourceDef, instrument: str) -> Ticks:
+        """An instrument's rows of a file of many days: all of them, or, for a run of some days of a parquet file
+        whose time statistics tell, those of the row groups that may hold a row of the run's sessions (from the
+        open of the first to the close of the last) and of the warm-up sessions before them: the span read
+        reaches back, at least doubling, until the instrument has as many sessions before the first day as the deepest
+        warm-up of any feature, or it covers the file."""
+        span = self._first_span(spec, instrument)
+        while True:
+            ticks = self._with_asof(spec, instrument, "", span)
+            if span is None:
+                return ticks
+            earliest, history = self._earliest(spec, instrument), self._deepest_history()
+            before = sum(1 for d in self.session.day_slices(ticks.ts) if d < min(self.days))
+            if before >= history or span.lo <= earliest:
+                return ticks
+            # (at least a calendar day per warm-up session at the first step: a session is hours of a day)
+            span = Span(span.lo - max(2 * (span.hi - span.lo), (history + 1) * DAY_NS), span.hi, spec)
+
+    def _first_span(self, spec: SourceDef, instrument: str) -> Span | None:
+        """The run's sessions as a span of a parquet file of many days (None: read it whole)."""
+        # (an asof source's prevailing values may come from before the span; a membership by day counts every
+        # session of the data)
+        if not self.days or spec.format != "parquet" or spec.asof_source or self.manifest.by_day:
+            return None
+        if self._earliest(spec, instrument) is None:
+            return None
+        return Span(self.session.bounds(min(self.days))[0], self.session.bounds(max(self.days))[1], spec)
+
+    def _earliest(self, spec: SourceDef, instrument: str) -> int | None:
+        symbol = self.project.instruments[instrument].symbol if "{symbol}" in spec.path else ""
+        if (spec.name, symbol) not in self._time_ranges:
+            self._time_ranges[(spec.name, symbol)] = time_range(self.manifest.root, spec, symbol)
+        found = self._time_ranges[(spec.name, symbol)]
+        return None if found is None else found[0]
+
+    def _deepest_history(self) -> int:
+        """The most warm-up sessions any feature needs at any interval, or an event grid before an event's
+        session (runtime/events.py: the session before, and the one before that with a latency)."""
+        if self._history is None:
+            bars = (
+                history_sessions(f, self.session, interval)
+                for f in self.manifest.features
+                for interval in self.manifest.intervals
+            )
+            events = (2 if g.latency_ns else 1 for g in self.manifest.data.grids)
+            self._history = max([*bars, *events], default=0)
+        return self._history
+
+    def _load(self, spec: SourceDef, instrument: str, day: str, span: Span | None = None) -> Ticks:
         """One instrument's rows of a source file: the file itself, or its symbol's rows of a file of many."""
         inst = self.project.instruments[instrument]
         if not spec.holds_many_symbols:
-            return load_source(self.manifest.root, spec, inst.symbol, day, inst.params)
-        frame = self._shared_file(spec, inst.symbol if "{symbol}" in spec.path else "", day).frames.get(inst.symbol)
+            return load_source(self.manifest.root, spec, inst.symbol, day, inst.params, span=span)
+        path_symbol = inst.symbol if "{symbol}" in spec.path else ""
+        frame = self._shared_file(spec, path_symbol, day, span).frames.get(inst.symbol)
         if frame is None:
             self._lacking.add((spec.name, instrument, day))
             return Ticks(np.empty(0, dtype=np.int64), {c.name: np.empty(0) for c in spec.columns})
         return load_source(self.manifest.root, spec, inst.symbol, day, inst.params, frame)
 
-    def _shared_file(self, spec: SourceDef, path_symbol: str, day: str) -> SymbolRows:
-        key = (spec.name, path_symbol, day)
+    def _shared_file(self, spec: SourceDef, path_symbol: str, day: str, span: Span | None = None) -> SymbolRows:
+        key = (spec.name, path_symbol, day if span is None else f"@{span.lo}:{span.hi}")
         if key not in self.shared:
-            self.shared[key] = read_symbols(self.manifest.root, spec, day, self._symbols(), path_symbol)
+            rows = read_symbols(self.manifest.root, spec, day, self._symbols(), path_symbol, span)
+            self._keep_shared(key, spec, day, rows)
         return self.shared[key]
 
     def _symbols(self) -> set[str]:
         """The symbols whose rows are kept of a file of many symbols: every instrument's, or a group's."""
         instruments = self.project.instruments
         return {i.symbol for k, i in instruments.items() if self.only is None or k in self.only}
+
+    def _keep_shared(self, key: tuple[str, str, str], spec: SourceDef, day: str, rows: SymbolRows) -> None:
+        """Keep a day's file of many symbols, saying once (for the file, not for each of its instruments) when
+        none of its rows is an instrument's, or none of those falls inside the day's session."""
+        self.shared[key] = rows
+        if not day or (spec.name, *key[1:]) in self._told_files:
+            return
+        self._told_files.add((spec.name, *key[1:]))
+        shown = display(source_path(self.manifest.root, spec, key[1], day), self.manifest.root)
+        read = f"what reads source '{spec.name}' is NaN on {day}"
+        if not rows.rows:
+            warnings.warn(f"{shown}: the file has no rows: {read}", DataWarning, stacklevel=3)
+        elif not rows.frames:
+            if self.only is None:  # (a group's own symbols may be absent from it: others' rows are there)
+                warnings.warn(
+                    f"{shown}: none of its {rows.rows:,} rows has an instrument's symbol in column "
+                    f"'{spec.symbol_column}': {read} (check the instruments' symbols against the file's)",
+                    DataWarning,
+                    stacklevel=3,
+                )
+        elif not rows.rows_between(*self.session.bounds(day)):
+            warnings.warn(
+                f"{shown}: none of its {rows.wanted_rows():,} rows of the instruments falls inside the session of "
+                f"{day}: their bars are empty (check the file's date and the time zone of its times)",
+                DataWarning,
+                stacklevel=3,
+            )
 
     def ticks(self, source: str, instrument: str, day: str) -> Ticks:
         """Session-clipped rows of a source (with asof columns attached), loaded once per day."""
@@ -290,7 +382,7 @@ class Engine:
         open_ns, close_ns = self.session.bounds(day)
         # Rows are in time order here: the session is one slice (views, no copy).
         lo, hi = np.searchsorted(ticks.ts, [open_ns, close_ns], side="left")
-        if hi == lo and len(ticks):
+        if hi == lo and len(ticks) and not spec.holds_many_symbols:  # (a shared file: said once, for the file)
             path = source_path(self.manifest.root, spec, self.project.instruments[instrument].symbol, day)
             warnings.warn(
                 f"{display(path, self.manifest.root)}: none of its {len(ticks):,} rows falls inside the session of "
@@ -335,7 +427,7 @@ class Engine:
             root = self.manifest.root
             jobs = [partial(read_symbols, root, spec, d, symbols, p) for spec, p, d in files.values()]
             for key, rows in zip(files, run_all(jobs), strict=True):
-                self.shared[key] = rows
+                self._keep_shared(key, files[key][0], key[2], rows)
         if len(todo) < 2:
             return
         loaded = run_all([partial(self._session_rows, pair[0], pair[1], d) for pair, d in todo])
@@ -733,7 +825,7 @@ def plan_run(manifest: Manifest, options: RunOptions) -> RunPlan:
     """The checks of a run before it computes anything (intervals, dates with data, the --select guard), and the
     removal of temp files a stopped run left."""
     manifest = with_members(manifest)
-    engine = Engine(manifest)
+    engine = Engine(manifest, days=tuple(options.dates or ()))
     intervals = options.intervals or manifest.intervals
     for interval in intervals:
         if interval not in manifest.intervals:

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display as display_path
-from fspec.manifest import SourceDef, tree_columns
+from fspec.manifest import ColumnDef, SourceDef, tree_columns
 from fspec.operators import REGISTRY
 from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
@@ -117,18 +117,20 @@ def _read(
     join: bool = True,
     check: list[str] | None = None,
     needles: tuple[tuple[str, ...], ...] = (),
+    span: Span | None = None,
 ) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
     not millions of strings). ``join``: each parquet column in one chunk (else one chunk per row group).
     ``check``: the columns the file must have (default ``wanted``), when only some of them are read now.
     ``needles``: of a JSON-lines file, the texts the source's filter needs of a line (lines without are not
-    decoded; see :func:`jsonlines.needles_of`)."""
+    decoded; see :func:`jsonlines.needles_of`). ``span``: of parquet, only the row groups whose time statistics
+    may hold a row of its UTC interval are read (a file of many days, run for some of them)."""
     if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [_read(part, fmt, wanted, display, only, header, False, check, needles) for part in parts]
+        frames = [_read(part, fmt, wanted, display, only, header, False, check, needles, span) for part in parts]
         if isinstance(frames[0], pa.Table):
             try:
                 table = pa.concat_tables(frames, promote_options="permissive")
@@ -165,22 +167,15 @@ def _read(
                         f"missing column(s) {', '.join(missing)}; the file has: {', '.join(names)}",
                         "fix the column mapping ('from:') of this source",
                     )
-                groups = _row_groups_holding(file, *only) if only else None
+                groups = _row_groups(file, only, span)
                 if groups is not None:
                     table = file.read_row_groups(groups, columns=wanted)
                 else:
                     table = file.read(columns=wanted)
                 return _joined(table) if join else table
-        import pandas as pd  # only here and on the general paths below: it takes a third of a second to import
+        from fspec.runtime.csvfile import read_csv  # pandas: a third of a second to import, only for CSV
 
-        text = {only[0]: str} if only else None  # symbols are text: 0700 is not 700
-        try:
-            if header:
-                frame = pd.read_csv(path, header=None, names=list(header), dtype=text)
-            else:
-                frame = pd.read_csv(path, dtype=text)
-        except pd.errors.ParserError:
-            raise _ragged_rows(path, display, header) from None
+        frame = read_csv(path, display, header, {only[0]: str} if only else None)  # symbols are text: 0700
     except DataError:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -193,37 +188,6 @@ def _read(
             "fix the column mapping ('from:') of this source",
         )
     return frame[wanted]
-
-
-def _ragged_rows(path: Path, display: str, header: tuple[str, ...] | None) -> DataError:
-    """A CSV whose rows do not all have its header's count of fields (pandas stops at the first with more):
-    each such row counted, and the first named by its line, in a second pass over the file."""
-    import csv
-    import gzip
-    import io
-    import zipfile
-
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic[:2] == b"\x1f\x8b":
-        data = gzip.decompress(path.read_bytes())
-    elif magic == b"PK\x03\x04":
-        with zipfile.ZipFile(path) as archive:
-            data = archive.read(archive.namelist()[0])
-    else:
-        data = path.read_bytes()
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
-    width = len(header) if header else len(next(rows, []))
-    bad = [(k, len(row)) for k, row in enumerate(rows, start=1 if header else 2) if row and len(row) != width]
-    if not bad:
-        return DataError(display, "cannot read csv file: its rows do not parse", "check that the file is complete")
-    line, count = bad[0]
-    return DataError(
-        display,
-        f"{len(bad):,} row(s) without {width} fields (first at line {line}: {count} fields)",
-        f"fix or drop those rows: every row has the {width} fields of the "
-        + ("source's header:" if header else "file's header line"),
-    )
 
 
 def _joined(table: pa.Table) -> pa.Table:
@@ -258,6 +222,86 @@ def _row_groups_holding(file: pq.ParquetFile, column: str, symbols: set[str]) ->
     return keep
 
 
+@dataclass(frozen=True)
+class Span:
+    """The UTC interval ``[lo, hi)`` (ns) of the rows a run needs of a file of many days, and how its time column
+    is read (the row groups outside it, by their statistics, are not read)."""
+
+    lo: int
+    hi: int
+    source: SourceDef
+
+
+def _row_groups(file: pq.ParquetFile, only: tuple[str, set[str]] | None, span: Span | None) -> list[int] | None:
+    """The row groups that may hold a wanted symbol (``only``) in the wanted time (``span``); None: all."""
+    by_symbol = _row_groups_holding(file, *only) if only else None
+    by_time = row_groups_in_span(file, span) if span is not None else None
+    if by_time is None or by_symbol is None:
+        return by_symbol if by_time is None else by_time
+    return [g for g in by_symbol if g in set(by_time)]
+
+
+# A naive time in a local zone is at most this far from UTC (UTC-12 to UTC+14, with a margin)
+LOCAL_SLACK_NS = 26 * 3600 * NS
+
+
+def _time_scale(file: pq.ParquetFile, source: SourceDef) -> tuple[int, int] | None:
+    """(ns per unit of the time column's stored integers, slack for a local zone) where its statistics give UTC
+    times; None when they cannot (text times, a date split from the time of day, a missing column)."""
+    if source.splits_date_and_time or source.time_column not in file.schema_arrow.names:
+        return None
+    kind = file.schema_arrow.field(source.time_column).type
+    if pa.types.is_integer(kind) and source.time_unit:
+        return NS_PER_UNIT[source.time_unit], 0
+    if pa.types.is_timestamp(kind) and (kind.tz is not None or source.time_zone):
+        local = kind.tz is None and source.time_zone != "UTC"
+        return NS_PER_UNIT[kind.unit], LOCAL_SLACK_NS if local else 0
+    return None
+
+
+def _group_times(file: pq.ParquetFile, source: SourceDef) -> list[tuple[int, int]] | None:
+    """Each row group's earliest and latest time (UTC ns, widened by the slack of a local zone) by its
+    statistics; None when they cannot tell (no statistics, or a time column they do not give in UTC)."""
+    scale = _time_scale(file, source)
+    if scale is None:
+        return None
+    factor, slack = scale
+    leaf = file.schema_arrow.get_field_index(source.time_column)  # a flat file: its leaf columns are its fields
+    found = []
+    for i in range(file.metadata.num_row_groups):
+        stats = file.metadata.row_group(i).column(leaf).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min_raw, int):
+            return None
+        found.append((stats.min_raw * factor - slack, stats.max_raw * factor + slack))
+    return found
+
+
+def row_groups_in_span(file: pq.ParquetFile, span: Span) -> list[int] | None:
+    """The row groups whose time statistics may hold a time in ``span``; None when they cannot tell."""
+    times = _group_times(file, span.source)
+    if times is None:
+        return None
+    return [i for i, (lo, hi) in enumerate(times) if lo < span.hi and hi >= span.lo]
+
+
+def time_range(root: Path, source: SourceDef, symbol: str) -> tuple[int, int] | None:
+    """The earliest and latest UTC ns of a parquet file of many days (all its part files), from its statistics
+    alone; None when they cannot tell."""
+    path = source_path(root, source, symbol, "")
+    parts = sorted(path.parent.glob(path.name)) if paths.has_glob(path.name) else [path]
+    times: list[tuple[int, int]] = []
+    for part in parts:
+        try:
+            with pq.ParquetFile(part) as file:
+                found = _group_times(file, source)
+        except (OSError, ValueError, pa.ArrowException):
+            return None  # (reading it names the problem)
+        if found is None:
+            return None
+        times += found
+    return (min(t[0] for t in times), max(t[1] for t in times)) if times else None
+
+
 @dataclass
 class SymbolRows:
     """One file of many symbols, read once: each wanted symbol's rows (in file order) as a frame of their own,
@@ -267,26 +311,43 @@ class SymbolRows:
 
     frames: dict[str, Frame]
     nbytes: int
+    rows: int = 0  # the file's rows (of the row groups read), wanted or not
+
+    def rows_between(self, lo: int, hi: int) -> int:
+        """How many of the wanted symbols' rows have a time in ``[lo, hi)`` (UTC ns)."""
+        found = 0
+        for frame in self.frames.values():
+            values = _column(frame, UTC_NS)
+            ts = _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
+            found += int(np.count_nonzero((ts >= lo) & (ts < hi)))
+        return found
+
+    def wanted_rows(self) -> int:
+        return sum(len(frame) for frame in self.frames.values())
 
 
-def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], path_symbol: str = "") -> SymbolRows:
+def read_symbols(
+    root: Path, source: SourceDef, date: str, symbols: set[str], path_symbol: str = "", span: Span | None = None
+) -> SymbolRows:
     """Read a file holding many symbols (``source.symbol_column``) once and group its rows by symbol: only the
     columns the source needs, in parquet only the row groups that may hold one of ``symbols``, and only the
     rows of ``symbols`` are kept. ``path_symbol`` fills a {symbol} of the path (a file per symbol that also
-    names it in a column)."""
+    names it in a column). ``span``: only the parquet row groups that may hold a time in it are read."""
     path = source_path(root, source, path_symbol, date)
     shown = display_path(path, root)
     column = source.symbol_column or ""
     only = (column, symbols)
     keys = list(dict.fromkeys([column, *_time_columns(source)]))
-    wanted = list(dict.fromkeys([*keys, *_wanted_columns(source)]))
+    wanted = list(dict.fromkeys([*keys, *file_columns(source)]))
     loaded = _loaded_columns(source)
     parquet = source.format == "parquet"
     # Parquet: the symbol and time columns first, the others once it is known whether the rows are grouped by
     # symbol already. Not joined: rows are regrouped chunk by chunk, and a symbol's rows of a file grouped by
     # symbol are views of their row group (joined by the loader only where they span two).
     needles = _needles(source)
-    frame = _read(path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted, needles)
+    frame = _read(
+        path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted, needles, span
+    )
     frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
     codes, names = _symbol_codes(frame, column, shown)
     rest = [c for c in loaded if c not in keys] if parquet else []  # the columns not read yet
@@ -294,7 +355,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     frames: dict[str, Frame] = {}
     if not len(codes) or not bool(np.any(codes[1:] < codes[:-1])):  # grouped by symbol already (or empty)
         if rest:
-            more = _read(path, "parquet", rest, shown, only, join=False)
+            more = _read(path, "parquet", rest, shown, only, join=False, span=span)
             if more.num_rows != len(codes):
                 raise _changed(shown)
             frame = pa.Table.from_arrays([*frame.columns, *more.columns], names=[*frame.column_names, *rest])
@@ -303,7 +364,7 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
         for lo, hi in pairwise(edges):
             if hi > lo and codes[lo] >= 0 and names[codes[lo]] in symbols:
                 frames[names[codes[lo]]] = _rows(frame, lo, hi)
-        return SymbolRows(frames, _nbytes(frame))
+        return SymbolRows(frames, _nbytes(frame), len(codes))
     # Interleaved (a file in time order): a stable counting sort by symbol, whose rows keep their file order.
     from fspec.runtime import regroup  # numba, which a file grouped by symbol does not need
 
@@ -313,14 +374,14 @@ def read_symbols(root: Path, source: SourceDef, date: str, symbols: set[str], pa
     codes = regroup.read_only(lookup[codes])  # (code -1 indexes the last entry: -1)
     starts = regroup.read_only(regroup.starts_of(codes, len(names)))
     if isinstance(frame, pa.Table):
-        frame = _regrouped(frame, path, rest, shown, only, codes, starts)
+        frame = _regrouped(frame, path, rest, shown, only, codes, starts, span)
         frame = _select(frame, [UTC_NS, *loaded])
     else:
         frame = frame.iloc[regroup.order_of(codes, starts)]
     for k, name in enumerate(names):
         if starts[k + 1] > starts[k]:
             frames[name] = _rows(frame, int(starts[k]), int(starts[k + 1]))
-    return SymbolRows(frames, _nbytes(frame))
+    return SymbolRows(frames, _nbytes(frame), len(codes))
 
 
 def _needles(source: SourceDef) -> tuple[tuple[str, ...], ...]:
@@ -383,6 +444,7 @@ def _regrouped(
     only: tuple[str, set[str]],
     codes: np.ndarray,
     starts: np.ndarray,
+    span: Span | None = None,
 ) -> pa.Table:
     """The rows of the wanted symbols (``codes`` >= 0), grouped by code in file order (``starts``: each code's
     first row): the columns of ``table`` (read already), then the file's columns ``rest``, decoded a batch of
@@ -425,7 +487,7 @@ def _regrouped(
             move(row, None)
     else:
         with ThreadPoolExecutor(1, thread_name_prefix="fspec-decode") as decoder:
-            batches = _parquet_batches(parts, rest, display, only)
+            batches = _parquet_batches(parts, rest, display, only, span)
             pending = decoder.submit(next, batches, None)
             while (batch := pending.result()) is not None:
                 pending = decoder.submit(next, batches, None)
@@ -448,7 +510,7 @@ def _parquet_schema(path: Path, display: str) -> pa.Schema:
 
 
 def _parquet_batches(
-    parts: list[Path], columns: list[str], display: str, only: tuple[str, set[str]]
+    parts: list[Path], columns: list[str], display: str, only: tuple[str, set[str]], span: Span | None = None
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``columns`` that :func:`_read` reads with ``only`` (the same part files and row groups, in the
     same order), ``REGROUP_BATCH_ROWS`` at a time."""
@@ -457,7 +519,7 @@ def _parquet_batches(
     for part in parts:
         try:
             with pq.ParquetFile(part, pre_buffer=False) as file:  # (as _read reads a file of many symbols)
-                groups = _row_groups_holding(file, *only)
+                groups = _row_groups(file, only, span)
                 yield from file.iter_batches(REGROUP_BATCH_ROWS, row_groups=groups, columns=columns, use_threads=True)
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise DataError(display, f"cannot read parquet file: {exc}", "check that the file is complete") from None
@@ -539,6 +601,8 @@ def _utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") 
     if UTC_NS in names:
         values = _column(frame, UTC_NS)
         return _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
+    if not len(frame):  # (a CSV of a header line alone has columns of no type: no times to convert)
+        return np.empty(0, dtype=np.int64)
     if source.splits_date_and_time:
         return _split_utc_ns(frame, source, display, file_date)
     return _to_utc_ns(_column(frame, source.time_column), source, display)
@@ -570,10 +634,12 @@ def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, 
             DataWarning,
             stacklevel=3,
         )
-    return codes, [_symbol_text(u) for u in uniques]
+    return codes, [symbol_text(u) for u in uniques]
 
 
-def _symbol_text(value: object) -> str:
+def symbol_text(value: object) -> str:
+    """A symbol as instruments name it: the text of a value of a symbol column (17 and 17.0 are '17'), the one
+    rule for the run, the universes found in the data and the spec tests."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # a CSV integer column with a gap is read as floats
     return str(value)
@@ -747,12 +813,7 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
     except DataError:
         raise
     except (ValueError, TypeError, OverflowError) as exc:
-        bad = _first_bad_timestamp(values)
-        raise DataError(
-            display,
-            f"unparseable timestamps in column '{column}' ({exc}){bad}",
-            "give ISO-8601 times, or integer epochs with time.unit",
-        ) from None
+        raise _unparseable(values, display, column, exc) from None
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
         raise DataError(display, f"missing timestamp in column '{column}' at row {row}", "drop or fix that row")
@@ -802,6 +863,11 @@ def _with_offsets(values: pd.Series, display: str, column: str) -> bool:
     zoned = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
     if zoned.all() or not zoned.any() or values.isna().to_numpy()[~zoned].all():
         return bool(zoned.any())
+    with warnings.catch_warnings():  # (each parsed on its own: only on the way to an error)
+        warnings.simplefilter("ignore")
+        times = pd.to_datetime(values, errors="coerce", format="mixed", utc=True).notna().to_numpy(dtype=bool)
+    if (~times & values.notna().to_numpy()).any():
+        return False  # some are no times at all: unparseable, not a mix of zones
     naive = int(np.flatnonzero(~zoned & values.notna().to_numpy())[0])
     aware = int(np.flatnonzero(zoned)[0])
     raise DataError(
@@ -810,6 +876,31 @@ def _with_offsets(values: pd.Series, display: str, column: str) -> bool:
         f"row {values.index[naive]}: {values.iloc[naive]!r}) while {int(zoned.sum()):,} have one (row "
         f"{values.index[aware]}: {values.iloc[aware]!r})",
         "write every time with its UTC offset (or Z), or none of them and declare the source's timezone:",
+    )
+
+
+def _unparseable(values: pd.Series, display: str, column: str, exc: Exception) -> DataError:
+    """Text that is no time counted (each value parsed on its own) and the first named; other values that
+    pandas cannot read as times (epochs out of range) with pandas' reason."""
+    import pandas as pd
+
+    if pd.api.types.is_string_dtype(values) or values.dtype == object:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+        bad = (parsed.isna() & values.notna()).to_numpy(dtype=bool)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            return DataError(
+                display,
+                f"unparseable timestamps in column '{column}': {int(bad.sum()):,} value(s) are no times (first at "
+                f"row {values.index[row]}: {values.iloc[row]!r})",
+                "fix or drop those rows: give ISO-8601 times, or integer epochs with time.unit",
+            )
+    return DataError(
+        display,
+        f"unparseable timestamps in column '{column}' ({exc}){_first_bad_timestamp(values)}",
+        "give ISO-8601 times, or integer epochs with time.unit",
     )
 
 
@@ -930,6 +1021,29 @@ def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[s
     return np.array(np.broadcast_to(result, (len(frame),)), dtype=np.float64)
 
 
+TIME_DTYPE = "time"  # a mapped column read as times: UTC ns since the epoch, as a value
+
+
+def mapped_values(frame: Frame, source: SourceDef, spec: ColumnDef, ts: np.ndarray, display: str) -> np.ndarray:
+    """A mapped column's values (float64): numbers times the column's scale, or times (``dtype: time``)."""
+    if spec.dtype == TIME_DTYPE:
+        return _time_values(frame, source, spec.source_column, ts, display)
+    return _scaled(_numeric(frame, spec.source_column, display), spec.scale)
+
+
+def _time_values(frame: Frame, source: SourceDef, column: str, ts: np.ndarray, display: str) -> np.ndarray:
+    """A file column read as times by the source's rules (its unit for integer epochs, its zone for naive times),
+    as UTC nanoseconds since the epoch in float64 (the kernels' type: exact to 256 ns for dates of this century,
+    whose nanoseconds need 61 bits). The source's time column is its rows' times themselves (before a bar
+    source's stamps are moved to the bar end), whatever its encoding (a date and a time of day too)."""
+    if column == source.time_column:
+        return ts.astype(np.float64)
+    if not len(frame):
+        return np.empty(0, dtype=np.float64)
+    other = replace(source, time_column=column, time_date=None, time_day=None)
+    return _to_utc_ns(_column(frame, column), other, display).astype(np.float64)
+
+
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
     """``values * scale``; for a scale that is the reciprocal of a whole number (0.0001 for deci-cents), a
     division by that number: the correctly rounded value of x / 10,000, which x * 0.0001 (0.0001 is not a
@@ -942,8 +1056,9 @@ def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
     return values * scale
 
 
-def _wanted_columns(source: SourceDef) -> list[str]:
-    """The file columns a source reads: its time, its mapped columns and what its filter and computed columns use."""
+def file_columns(source: SourceDef) -> list[str]:
+    """The file columns a source reads: its time, its mapped columns and what its filter and computed columns use
+    (what ``fspec run`` reads of a file, and what a spec test writes of one)."""
     return list(
         dict.fromkeys(
             [
@@ -965,22 +1080,24 @@ def load_source(
     date: str,
     params: dict[str, float] | None = None,
     frame: Frame | None = None,
+    span: Span | None = None,
 ) -> Ticks:
     """Read, map, convert, filter and order one source file (or ``frame``: one symbol's rows of a file of many,
-    from :func:`read_symbols`). Raises DataError naming the file."""
+    from :func:`read_symbols`; ``span``: of a parquet file, only the row groups that may hold a time in it).
+    Raises DataError naming the file."""
     path = source_path(root, source, symbol, date)
     shown = display_path(path, root)
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
     if frame is None:
+        needles = _needles(source)
         frame = _read(
-            path, source.format, _wanted_columns(source), shown, header=source.header, needles=_needles(source)
+            path, source.format, file_columns(source), shown, header=source.header, needles=needles, span=span
         )
     ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
-        values = _numeric(frame, spec.source_column, shown)
-        columns[name] = _scaled(values, spec.scale)
+        columns[name] = mapped_values(frame, source, spec, ts, shown)
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
     if source.contract is not None:  # an option chain: each row's contract, as numbers (runtime/chain.py)

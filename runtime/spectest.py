@@ -33,8 +33,11 @@ from fspec.runtime.columns import with_dependencies
 from fspec.runtime.grid import column_name, column_of
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import computed_at
-from fspec.runtime.sources import _symbol_text, source_path
-from fspec.runtime.sources import _wanted_columns as file_columns  # the columns fspec run reads from a file
+from fspec.runtime.sources import (
+    file_columns,  # the columns fspec run reads from a file
+    source_path,
+    symbol_text,
+)
 from fspec.session import NS, bar_starts
 
 TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$")
@@ -297,7 +300,7 @@ def _with_given_members(manifest: Manifest, raw: dict[str, Any], problem: _Probl
                         ("given", name, j), f"the row has no '{column}'", f"rows of '{rule.source}' name their symbol"
                     )
                 else:
-                    found.add(_symbol_text(row[column]))
+                    found.add(symbol_text(row[column]))
         symbols[key] = sorted(found, key=natural_key)
     if problem.count:
         return None
@@ -523,7 +526,7 @@ def _check_inputs(manifest: Manifest, test: SpecTest, problem: _Problems) -> Non
     by_symbol = {i.symbol: k for k, i in project.instruments.items()}
     for g in test.given:  # the rows of a file of many symbols that name theirs (a universe's) are theirs
         column = g.source.symbol_column
-        have |= {(g.source.name, by_symbol[_symbol_text(r[column])]) for r in g.rows if column in r}
+        have |= {(g.source.name, by_symbol[symbol_text(r[column])]) for r in g.rows if column in r}
     needed = with_dependencies(manifest, [e.key for e in test.expect])
     pairs = {(project.source_of(inst, s).name, inst) for key in needed for s, inst in manifest.slot_reads[key]}
     pairs |= {(asof, inst) for name, inst in set(pairs) if (asof := project.sources[name].asof_source)}
@@ -627,7 +630,7 @@ def _write_given(manifest: Manifest, test: SpecTest, root: Path) -> dict[str, st
     for g in test.given:
         inst = project.instruments[g.instrument]
         for row in g.rows:
-            symbol = _symbol_text(row[g.source.symbol_column]) if g.source.symbol_column in row else inst.symbol
+            symbol = symbol_text(row[g.source.symbol_column]) if g.source.symbol_column in row else inst.symbol
             value = row.get(g.source.time_column)
             when = _row_time(value, test.dates, project.session) if isinstance(value, str) else None
             day, ns = when if when is not None else (test.dates[0], None)

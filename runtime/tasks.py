@@ -106,7 +106,7 @@ def run_days(task: DayTask) -> list[DayOutcome]:
     outcomes: list[DayOutcome] = []
     with _one_at_a_time:
         manifest = _manifest(task.root, task.spec_hash, task.members)
-        engine = Engine(manifest)
+        engine = Engine(manifest, days=(task.day, *task.then))  # (of a file of many days, its sessions' row groups)
         with arrow_allocator():
             for day in (task.day, *task.then):
                 with warnings.catch_warnings(record=True) as caught:
@@ -130,7 +130,7 @@ def check_day(task: DayTask) -> None:
         manifest = _manifest(task.root, task.spec_hash, task.members)
         with warnings.catch_warnings(), arrow_allocator():
             warnings.simplefilter("ignore")
-            compute_day(Engine(manifest), task.day, list(task.intervals), task.at, list(task.grids))
+            compute_day(Engine(manifest, days=(task.day,)), task.day, list(task.intervals), task.at, list(task.grids))
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,8 @@ def compute_group(task: GroupTask) -> GroupOutcome:
     check_version(task.fspec_version)
     with _one_at_a_time:
         manifest = _manifest(task.root, task.spec_hash, task.members)
-        engine = Engine(manifest, only=None if task.instruments is None else frozenset(task.instruments), absent_log=[])
+        only = None if task.instruments is None else frozenset(task.instruments)
+        engine = Engine(manifest, days=(task.day,), only=only, absent_log=[])
         steps: list[tuple[int, Callable[[], DayResult | EventDayResult | None]]] = [
             (task.intervals.index(i), partial(_interval, engine, task, i)) for i in task.at
         ]

@@ -23,7 +23,7 @@ from fspec.files import display
 from fspec.grain import natural_key
 from fspec.manifest import FeatureDef, InstrumentDef, ParamsFile, SourceDef
 from fspec.runtime.manifest import Manifest
-from fspec.runtime.sources import _symbol_text, available_dates, source_path
+from fspec.runtime.sources import available_dates, source_path, symbol_text
 
 SUFFIX = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 INTERVAL_LIKE = re.compile(r"[0-9]+s")
@@ -107,7 +107,7 @@ def read_param_table(root: Path, table: ParamsFile) -> dict[str, float]:
                 f"no column '{column}' for parameter '{table.param}'; the file has: {', '.join(frame.column_names)}",
                 "fix the parameter's 'symbol:' or 'value:'",
             )
-    symbols = [None if v is None else _symbol_text(v) for v in frame.column(table.symbol).to_pylist()]
+    symbols = [None if v is None else symbol_text(v) for v in frame.column(table.symbol).to_pylist()]
     try:
         values = pc.cast(frame.column(table.value), pa.float64()).to_pylist()
     except pa.ArrowException:
@@ -213,8 +213,8 @@ def _column_symbols(root: Path, source: SourceDef, day: str) -> set[str]:
                 values = file.read(columns=[column]).column(column)
             if pa.types.is_dictionary(values.type):  # the entries rows use: a dictionary may hold more
                 used = (c.dictionary.take(pc.unique(c.indices.drop_null())) for c in values.chunks)
-                return {_symbol_text(v) for entries in used for v in entries.to_pylist() if v is not None}
-            return {_symbol_text(v) for v in pc.unique(values).to_pylist() if v is not None}
+                return {symbol_text(v) for entries in used for v in entries.to_pylist() if v is not None}
+            return {symbol_text(v) for v in pc.unique(values).to_pylist() if v is not None}
         import pandas as pd
 
         frame = pd.read_csv(path, usecols=[column], dtype={column: str})
@@ -222,4 +222,4 @@ def _column_symbols(root: Path, source: SourceDef, day: str) -> set[str]:
         raise
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataError(shown, f"cannot read the symbol column '{column}': {exc}", "check the file") from None
-    return {_symbol_text(v) for v in frame[column].dropna().unique()}
+    return {symbol_text(v) for v in frame[column].dropna().unique()}

@@ -218,3 +218,113 @@ def test_a_file_of_many_days_outside_every_session_is_said_and_a_day_of_no_rows_
     )
     assert code == 1 and "data/all.csv: no instrument has a row in the session of 2024-03-06" in output
     assert "file not found" not in output
+
+
+@pytest.mark.parametrize("name", ["abc_20240305.csv", "abc_20240305.csv.gz"])
+def test_csv_rows_with_fewer_fields_are_an_error_not_missing_values(tmp_path: Path, name: str) -> None:
+    """pandas fills a short row with missing values: it must not become a silent NaN (or an empty bar)."""
+    rows = [*ROWS[:2], ROWS[2].rsplit(",", 1)[0], "", *ROWS[3:5], ROWS[5].split(",")[0]]
+    code, output, root = _csv_run(
+        tmp_path, {name: "ts,price,size\n" + "\n".join(rows) + "\n"}, f"data/{{symbol}}_{{date}}{name[12:]}"
+    )
+    assert code == 1 and "Traceback" not in output
+    assert f"data/{name}: 2 row(s) without 3 fields (first at line 4: 2 fields)" in output
+    assert "fix or drop those rows" in output
+    assert not (root / "out").exists() or not list((root / "out").glob("*.parquet"))
+
+
+def test_an_empty_last_cell_is_a_missing_value_not_a_short_row(tmp_path: Path) -> None:
+    rows = [*ROWS[:2], ROWS[2].rsplit(",", 1)[0] + ",", "", *ROWS[3:]]  # a blank line is no row
+    code, output, root = _csv_run(
+        tmp_path, {"abc_20240305.csv": "ts,price,size\r\n" + "\r\n".join(rows)}, "data/{symbol}_{date}.csv"
+    )
+    assert code == 0, output
+    expected = pd.read_csv(root / "data" / "abc_20240305.csv")["size"].fillna(0).to_numpy()  # (sum skips NaN)
+    np.testing.assert_array_equal(_out(root)["volume_60s_abc"].iloc[:6], expected)
+
+
+def test_csv_rows_against_a_declared_header_are_counted_quoted_or_not(tmp_path: Path) -> None:
+    """Rows that all have a field more than ``header:`` names (pandas would read the first as the index)."""
+    wide = "\n".join(f"{r},9" for r in ROWS)
+    project = CSV_PROJECT.replace("    time:", "    header: [ts, price, size]\n    time:")
+    for case, text, line in (("plain", wide, 1), ("quoted", '"2024-03-05T09:29:00-05:00",99,1\n' + wide, 2)):
+        root = tmp_path / case
+        make_project(
+            root,
+            {
+                "project.yaml": project.replace("PATH", "data/{symbol}_{date}.csv").replace("TIME", "ts"),
+                "f.yaml": FEATURES,
+            },
+        )
+        (root / "data").mkdir()
+        (root / "data" / "abc_20240305.csv").write_text(text)
+        expect(cli("compile", "--project", root), 0)
+        result = cli("run", "--project", root)
+        assert result.exit_code == 1, result.output
+        assert f"6 row(s) without 3 fields (first at line {line}: 4 fields)" in result.output
+        assert "every row has the 3 fields of the source's header" in result.output
+
+
+def test_text_that_is_no_time_is_counted_not_taken_for_times_without_a_zone(tmp_path: Path) -> None:
+    rows = [ROWS[0], ROWS[1].replace("09:31", "09:3x"), ROWS[2], ROWS[3].replace("2024-03-05T09:33:00-05:00", "soon")]
+    code, output, _ = _csv_run(
+        tmp_path, {"abc_20240305.csv": "ts,price,size\n" + "\n".join(rows)}, "data/{symbol}_{date}.csv"
+    )
+    assert code == 1 and "have no zone" not in output
+    assert (
+        "unparseable timestamps in column 'ts': 2 value(s) are no times (first at row 1: '2024-03-05T09:3x:00-05:00')"
+        in output
+    )
+    assert "fix or drop those rows" in output
+
+
+SHARED = CSV_PROJECT.replace("    time:", "    symbol: sym\n    time:").replace(
+    "instruments:\n  abc: {symbol: abc}", "instruments:\n  abc: {symbol: abc}\n  xyz: {symbol: xyz}"
+)
+
+
+def _shared_run(tmp_path: Path, files: dict[str, str]) -> tuple[int, str, Path]:
+    root = tmp_path / "p"
+    make_project(
+        root, {"project.yaml": SHARED.replace("PATH", "data/{date}_all.csv").replace("TIME", "ts"), "f.yaml": FEATURES}
+    )
+    (root / "data").mkdir()
+    for name, text in files.items():
+        (root / "data" / name).write_text(text)
+    expect(cli("compile", "--project", root), 0)
+    result = cli("run", "--project", root)
+    return result.exit_code, result.output, root
+
+
+def test_a_day_file_of_many_symbols_without_a_row_of_any_instrument_is_said_once_naming_it(tmp_path: Path) -> None:
+    good = "ts,sym,price,size\n" + "\n".join(
+        f"{r.split(',')[0]},{s},{r.split(',', 1)[1]}" for r, s in zip(ROWS, "aaxxax", strict=True)
+    )
+    good = good.replace(",a,", ",abc,").replace(",x,", ",xyz,")
+    files = {
+        "20240305_all.csv": good,
+        "20240306_all.csv": "ts,sym,price,size\n",  # a header line alone
+        "20240307_all.csv": "ts,sym,price,size\n2024-03-07T09:30:00-05:00,,100,1\n2024-03-07T09:31:00-05:00,,1,2\n",
+        "20240308_all.csv": "ts,sym,price,size\n2024-03-08T19:30:00-05:00,abc,1,1\n2024-03-08T19:31:00-05:00,xyz,1,2",
+    }
+    code, output, root = _shared_run(tmp_path, files)
+    assert code == 0, output
+    assert "data/20240306_all.csv: the file has no rows: what reads source 'trades' is NaN on 2024-03-06" in output
+    assert (
+        "data/20240307_all.csv: none of its 2 rows has an instrument's symbol in column 'sym': what reads source "
+        "'trades' is NaN on 2024-03-07 (check the instruments' symbols against the file's)" in output
+    )
+    outside = "data/20240308_all.csv: none of its 2 rows of the instruments falls inside the session of 2024-03-08"
+    assert output.count(outside) == 1 and "none of its 1 rows" not in output  # once for the file
+    for day, value in (("20240306", np.nan), ("20240307", np.nan), ("20240308", 0.0)):
+        frame = pd.read_parquet(root / "out" / f"features_{day}_60s.parquet")
+        np.testing.assert_array_equal(frame[["volume_60s_abc", "volume_60s_xyz"]].to_numpy(), value)
+    first = pd.read_csv(root / "data" / "20240305_all.csv")
+    minute = (pd.to_datetime(first["ts"], utc=True) - pd.Timestamp(f"{DAY} 14:30", tz="UTC")) // pd.Timedelta("60s")
+    expected = first.groupby(["sym", minute])["size"].sum()
+    frame = pd.read_parquet(root / "out" / "features_20240305_60s.parquet")
+    for sym in ("abc", "xyz"):
+        got = frame[f"volume_60s_{sym}"].to_numpy()
+        want = np.zeros(10)
+        want[expected[sym].index.to_numpy()] = expected[sym].to_numpy()
+        np.testing.assert_array_equal(got, want)

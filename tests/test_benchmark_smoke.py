@@ -208,3 +208,22 @@ def test_chain_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "120 contracts, 93,600 quotes, 800 trades" in out
     assert "outputs agree" in out and "| pandas |" in out
+
+
+def test_many_days_benchmark_runs_and_checks_the_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run of the last day against the run of every day: both the day file and its row groups (one a day)."""
+    from benchmarks import many_days
+
+    argv = ["--rows", "3k", "--instruments", "3", "--days", "3", "--repeat", "1", "--scratch", str(tmp_path)]
+    assert many_days.main([*argv, "--baseline", sys.executable]) == 0
+    out = capsys.readouterr().out
+    assert "data/all_trades.parquet: 3 row groups" in out
+    assert re.search(r"round 1 \(load [0-9.]+\): this fspec: [0-9.]+ s wall, [0-9.]+ s CPU, [0-9,]+ MiB, baseline", out)
+
+
+def test_regroup_moves_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import regroup_moves
+
+    assert regroup_moves.main(["--rows", "100k", "--symbols", "5", "--columns", "3", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "round 1: one pass a column:" in out and "round 1: two columns a pass:" in out
