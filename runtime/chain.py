@@ -248,48 +248,37 @@ def _snapshot(
     ends: np.ndarray,
     rules: set[float],
 ) -> Any:
-    """The chain's snapshot at each bar end, volatilities computed for the expiries ``rules`` pick (once for the
-    chain's operators and the straddles of its trades)."""
+    """The chain's snapshot at each bar end, volatilities computed for the expiries ``rules`` pick: made once per
+    day, grid and rules (the chain's operators and the straddles of its trades share it)."""
     key = ("snapshot", source, instrument, day, len(ticks), engine.cut, len(ends), int(ends[-1]), tuple(sorted(rules)))
-    return _memo(engine, key, lambda: _new_snapshot(engine, source, instrument, day, ticks, contract, ends, rules))
 
+    def make() -> Any:
+        from fspec.options.chain import snapshot
 
-def _new_snapshot(
-    engine: Engine,
-    source: str,
-    instrument: str,
-    day: str,
-    ticks: Any,
-    contract: ContractDef,
-    ends: np.ndarray,
-    rules: set[float],
-) -> Any:
-    from fspec.options.chain import snapshot
+        underlying = None
+        if contract.forward == "carry":
+            assert contract.underlying_source is not None and contract.underlying_column is not None
+            under = engine.ticks(contract.underlying_source, instrument, day)
+            underlying = price_before(under.ts, under.columns[contract.underlying_column], ends)
+        zone = contract.timezone or engine.session.timezone
+        ids = _quote_ids(engine, source, instrument, day, ticks)
+        settle = {float(d): settlement_ns(float(d), contract, zone) for d in np.unique(ids[1][:, 0])}
+        columns = (("ts", np.int64), (EXPIRY, float), (STRIKE, float), (CONTRACT_CALL, float))
+        return snapshot(
+            *(_column(engine, source, instrument, day, ticks, name, dtype) for name, dtype in columns),
+            _column(engine, source, instrument, day, ticks, "bid", np.float64),
+            _column(engine, source, instrument, day, ticks, "ask", np.float64),
+            ends,
+            settle,
+            contract.rate,
+            contract.dividend_yield,
+            underlying,
+            tuple(sorted(rules)),
+            ids,
+            _grouped(engine, source, instrument, day, ticks),
+        )
 
-    underlying = None
-    if contract.forward == "carry":
-        assert contract.underlying_source is not None and contract.underlying_column is not None
-        under = engine.ticks(contract.underlying_source, instrument, day)
-        underlying = price_before(under.ts, under.columns[contract.underlying_column], ends)
-    zone = contract.timezone or engine.session.timezone
-    days = np.unique(_quote_ids(engine, source, instrument, day, ticks)[1][:, 0])  # the contracts' expiries
-    settle = {float(d): settlement_ns(float(d), contract, zone) for d in days}
-    return snapshot(
-        *(
-            _column(engine, source, instrument, day, ticks, name, dtype)
-            for name, dtype in (("ts", np.int64), (EXPIRY, float), (STRIKE, float), (CONTRACT_CALL, float))
-        ),
-        _column(engine, source, instrument, day, ticks, "bid", np.float64),
-        _column(engine, source, instrument, day, ticks, "ask", np.float64),
-        ends,
-        settle,
-        contract.rate,
-        contract.dividend_yield,
-        underlying,
-        tuple(sorted(rules)),
-        _quote_ids(engine, source, instrument, day, ticks),
-        _grouped(engine, source, instrument, day, ticks),
-    )
+    return _memo(engine, key, make)
 
 
 def _bars_of(ts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -334,6 +323,14 @@ def _trade_slots(
         return out
     terms = engine.project.source_of(instrument, quotes_source).contract
     assert terms is not None
+    if not len(quotes):  # trades only: none can be signed or valued, and no bar's flow is known (not 0)
+        if warn:
+            _warn(
+                f"option trades '{source}' of {instrument} on {day}: their chain '{quotes_source}' has no quote in "
+                f"the session, so none of the {len(trades):,} trades can be signed or valued: their columns are NaN "
+                "that day"
+            )
+        return out
     view = option_trades(engine, quotes_source, instrument, day, trades, quotes, terms, ends)
     for s, (op, consts) in enumerate(ops):
         code = REGISTRY[op].numpy
