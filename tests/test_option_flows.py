@@ -588,6 +588,71 @@ def test_edge_bars_and_days_against_the_oracle(tmp_path: Path, case: str) -> Non
         np.testing.assert_array_equal(col["option_ofi"][4:9], [0.0, 0.0, np.nan, (9 - 7) - (4 - 9), 0.0])
 
 
+TRADE_FLOWS = ("net_delta_flow", "net_gamma_flow", "net_vega_flow", "option_spread_pct_vw", "option_vwap_deviation")
+
+
+def test_the_lineage_of_a_flow_names_the_quotes_that_sign_it(flows_project, tmp_path: Path) -> None:
+    """A flow of trades is computed from the trades and the quotes strictly before them: the manifest, explain,
+    the file's metadata and the catalog's graph name both sources, and a change of the quotes' terms (the rate)
+    is a change of every flow's definition (state:modified). option_ofi and chain_forward read the quotes only."""
+    import json
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from fspec.compiler.build import compile_project
+    from fspec.runtime.catalog import lineage
+    from fspec.runtime.select import select
+
+    project, _ = flows_project
+    manifest = load_manifest(project.root)
+    built = {f["name"]: f["sources"] for f in json.loads((project.root / "build" / "manifest.json").read_text())[
+        "features"]}  # fmt: skip
+    for name in TRADE_FLOWS:
+        assert built[name] == ["chain", "chain_trades"], name
+        assert manifest.source_reads[(name, "spxw")] == (("chain_trades", "spxw"), ("chain", "spxw"))
+    assert built["option_ofi"] == built["chain_forward"] == ["chain"]
+    explained = expect(cli("explain", "net_gamma_flow_60s_spxw", "--project", project.root), 0)
+    assert re.search(r"^sources:\s+spxw\.chain_trades, spxw\.chain$", explained, flags=re.M), explained
+    meta = json.loads(pq.read_schema(project.root / "out" / f"features_{STAMP}_60s.parquet").metadata[b"fspec"])
+    assert meta["columns"]["net_vega_flow_60s_spxw"]["sources"] == [["chain_trades", "spxw"], ["chain", "spxw"]]
+    assert meta["columns"]["option_ofi_60s_spxw"]["sources"] == [["chain", "spxw"]]
+    graph = lineage(manifest, ("net_delta_flow", "spxw"), 60, lambda key: None)
+    sources = sorted(node.label for node in graph.nodes if node.kind == "source")
+    assert sources == ["spxw.chain", "spxw.chain_trades"], graph
+    # the quotes' rate changes every flow of the trades (their greeks), and what reads the quotes
+    edited = tmp_path / "edited"
+    shutil.copytree(project.root / "specs", edited / "specs")
+    spec = edited / "specs" / "project.yaml"
+    spec.write_text(spec.read_text().replace(f"rate: {RATE},", "rate: 0.03,"))
+    compile_project(edited)
+    changed = {name for name, _ in select(load_manifest(edited), ["state:modified"], state=project.root)}
+    assert changed == {*TRADE_FLOWS, "chain_forward", "option_ofi"}, changed
+
+
+def test_the_lineage_of_a_carry_chain_names_its_underlying(tmp_path: Path) -> None:
+    """With forward: carry the quotes' values read the underlying's price, and so do the trades' flows."""
+    carry = (
+        PROJECT.replace(
+            f"rate: {RATE},", f"rate: {RATE}, forward: carry, underlying: {{source: index, column: price}},"
+        )
+        .replace(
+            "instruments:\n",
+            "  index:\n    path: data/{symbol}/{date}_index.parquet\n    time: time\n    columns: {price: float64}\n"
+            "instruments:\n",
+        )
+        .replace("sources: [chain, chain_trades]", "sources: [chain, chain_trades, index]")
+    )
+    project = make_project(tmp_path, {"project.yaml": carry, "features.yaml": FEATURES})
+    project.compile()
+    manifest = load_manifest(project.root)
+    assert manifest.source_reads[("net_delta_flow", "spxw")] == (
+        ("chain_trades", "spxw"), ("chain", "spxw"), ("index", "spxw")
+    )  # fmt: skip
+    assert manifest.source_reads[("chain_forward", "spxw")] == (("chain", "spxw"), ("index", "spxw"))
+    assert manifest.feature("chain_forward", "spxw").sources == ("chain", "index")
+
+
 def _first_minute_delta_flow() -> float:
     """The first minute's net delta flow of the hand-worked chain: the trade at 00:20, +1 x 2 x delta x 50."""
     t = (pd.Timestamp("2013-10-18 16:00", tz=NY) - (OPEN + pd.Timedelta(seconds=20))).total_seconds() / oracle.YEAR
