@@ -166,7 +166,7 @@ def _flow(greek: str) -> Callable[[Any, dict[str, float]], np.ndarray]:
 def _ofi(rows: Any, _: dict[str, float]) -> np.ndarray:
     from fspec.options.flows import book_ofi
 
-    return book_ofi(rows.bar, rows.contract, rows.bid_size, rows.ask_size, rows.n_contracts, rows.n_bars)
+    return book_ofi(rows.ts, rows.bar_ends, rows.contract, rows.bid_size, rows.ask_size, rows.n_contracts)
 
 
 def _spread_pct_vw(trades: Any, _: dict[str, float]) -> np.ndarray:
