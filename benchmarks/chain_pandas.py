@@ -275,11 +275,12 @@ def features(chain: Chain, trades: pd.DataFrame, quotes: pd.DataFrame, grid: pd.
     out.index = grid
     t = trades
     bar = pd.Series(t["time"].dt.floor(f"{seconds}s").to_numpy(), index=t.index)
-    for greek in ("delta", "gamma", "vega"):
+    for greek in ("delta", "gamma", "vega"):  # 0 for a bar without trades, NaN for one whose trades none is valued
         term = t["sign"] * t["size"] * t[greek] * multiplier
-        out[f"net_{greek}_flow"] = term.groupby(bar).sum().reindex(grid, fill_value=0.0)
-    change = quotes["bid_size_change"] - quotes["ask_size_change"]
-    out["option_ofi"] = change.groupby(quotes["time"].dt.floor(f"{seconds}s")).sum().reindex(grid, fill_value=0.0)
+        out[f"net_{greek}_flow"] = term.groupby(bar).sum(min_count=1).reindex(grid, fill_value=0.0)
+    change = (quotes["bid_size_change"] - quotes["ask_size_change"])[quotes["later"]]  # a first quote is no change
+    by_bar = change.groupby(quotes["time"][quotes["later"]].dt.floor(f"{seconds}s"))
+    out["option_ofi"] = by_bar.sum(min_count=1).reindex(grid, fill_value=0.0)
     spread = (t["ask"] - t["bid"]) / t["mid"]
     use = spread.notna() & t["size"].notna()
     out["option_spread_pct_vw"] = ((spread * t["size"])[use].groupby(bar[use]).sum() / t["size"][use].groupby(
@@ -306,6 +307,7 @@ def main(root: str, day: str, rate: float, multiplier: float) -> None:
     q = chain.quotes  # per contract, in time order within it: the book's changes
     by = q.groupby("contract", sort=False)
     q["bid_size_change"], q["ask_size_change"] = by["bid_size"].diff(), by["ask_size"].diff()
+    q["later"] = by.cumcount() > 0
     enriched = trades_enriched(chain, trades, rate)
     for seconds in (30, 60):
         grid = pd.date_range(open_, close, freq=f"{seconds}s", inclusive="left")

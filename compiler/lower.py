@@ -18,6 +18,7 @@ from fspec.compiler.formula import Node, transform
 from fspec.compiler.model import Project
 from fspec.compiler.unparse import resolved_source
 from fspec.grain import natural_key
+from fspec.manifest import chain_inputs
 from fspec.operators import CHAIN, REGISTRY, Window
 
 
@@ -148,6 +149,18 @@ def _instrument_of(node: ir.Apply) -> str:
     return next(n.instrument for n in node.walk() if isinstance(n, ir.Column))
 
 
+def _sources_read(project: Project, instrument: str | None, tree: Node) -> tuple[str, ...]:
+    """The sources a tree reads, sorted: its leaves' and what their values are computed from (a chain of trades'
+    quotes, a carry chain's underlying: :func:`fspec.manifest.chain_inputs`)."""
+    found = set()
+    for node in tree.walk():
+        if isinstance(node, ir.Column):
+            found.add(node.source)
+            owner = project.instruments.get(node.instrument or instrument or "")
+            found.update(chain_inputs(project.sources, owner.concrete(node.source) if owner else node.source))
+    return tuple(sorted(found))
+
+
 def plan(project: Project, graph: Graph) -> Plan:
     slots: dict[str, dict[tuple[str, tuple[Node, ...]], int]] = {}
     chains: dict[str, dict[tuple[str, tuple[tuple[str, float], ...]], int]] = {}
@@ -172,7 +185,7 @@ def plan(project: Project, graph: Graph) -> Plan:
         own = inst.instrument or ""
         if id(inst.tree) not in lowered:
             tree = transform(inst.tree, lower_node)
-            sources = tuple(sorted({n.source for n in inst.tree.walk() if isinstance(n, ir.Column)}))
+            sources = _sources_read(project, inst.instrument, inst.tree)
             lowered[id(inst.tree)] = (tree, sources, json.dumps(ir.to_json(tree), sort_keys=True))
         tree, sources, tree_key = lowered[id(inst.tree)]
         window = graph.windows[inst.key]

@@ -9,6 +9,7 @@ their JSON is a new ``MANIFEST_VERSION``: the runtime refuses a manifest of anot
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +32,21 @@ def tree_columns(tree: Tree | None) -> list[str]:
 
 
 Key = tuple[str, str | None]  # (feature, instrument); None for a cross-asset feature
+
+
+def chain_inputs(sources: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """The other sources whose rows the values of source ``name`` are computed from, nearest first: a chain of
+    trades is signed and valued by its chain of quotes (and what that reads), a chain of quotes with ``forward:
+    carry`` reads its underlying. Empty for any other source. ``sources`` maps names to the compiler's or the
+    manifest's source definitions (both have ``contract``)."""
+    contract = getattr(sources.get(name), "contract", None)
+    if contract is None:
+        return ()
+    if contract.quotes is not None:
+        return (contract.quotes, *chain_inputs(sources, contract.quotes))
+    if contract.forward == "carry" and contract.underlying_source is not None:
+        return (contract.underlying_source,)
+    return ()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from fspec import __version__
 from fspec.errors import OutputError
 from fspec.files import display, follow_umask
 from fspec.grain import natural_key
-from fspec.manifest import EventFeatureDef, GridDef, Key
+from fspec.manifest import EventFeatureDef, GridDef, Key, chain_inputs
 from fspec.naming import interval_token
 from fspec.runtime.columns import with_dependencies
 from fspec.runtime.explain import (
@@ -366,6 +366,14 @@ def lineage(manifest: Manifest, key: Key, interval: int, anchor: Callable[[Key],
                 names[source] = _source_label(manifest, inst, node["source"])
                 kinds[source] = "source"
                 reads.append(source)
+                # what that source's values are computed from: a chain of trades' quotes, a carry underlying
+                known = manifest.project.instruments.get(inst)
+                concrete = known.concrete(node["source"]) if known else node["source"]
+                for other in chain_inputs(manifest.project.sources, concrete):
+                    read = ("source", inst, other)
+                    names[read] = _source_label(manifest, inst, other)
+                    kinds[read] = "source"
+                    reads.append(read)
         inputs[k] = list(dict.fromkeys([*reads, *dict.fromkeys(f.deps_of(k[1]))]))
     return _layout(names, kinds, inputs, anchor)
 

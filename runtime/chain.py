@@ -9,6 +9,7 @@ expiry, the underlying's price as-of each bar end for ``forward: carry``, and th
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -171,16 +172,6 @@ def _quote_ids(engine: Engine, source: str, instrument: str, day: str, ticks: An
     )
 
 
-def _grouped(engine: Engine, source: str, instrument: str, day: str, ticks: Any) -> tuple[np.ndarray, np.ndarray]:
-    """group_rows of a chain's rows of the day: each contract's rows, in time order."""
-    from fspec.options.chain import group_rows
-
-    contract, table = _quote_ids(engine, source, instrument, day, ticks)
-    return _memo(
-        engine, ("grouped", source, instrument, day, len(ticks), engine.cut), lambda: group_rows(contract, len(table))
-    )
-
-
 def chain_slots(
     engine: Engine, source: str, instrument: str, day: str, bar_ends: np.ndarray, interval: int
 ) -> np.ndarray:
@@ -248,48 +239,36 @@ def _snapshot(
     ends: np.ndarray,
     rules: set[float],
 ) -> Any:
-    """The chain's snapshot at each bar end, volatilities computed for the expiries ``rules`` pick (once for the
-    chain's operators and the straddles of its trades)."""
+    """The chain's snapshot at each bar end, volatilities computed for the expiries ``rules`` pick: made once per
+    day, grid and rules (the chain's operators and the straddles of its trades share it)."""
     key = ("snapshot", source, instrument, day, len(ticks), engine.cut, len(ends), int(ends[-1]), tuple(sorted(rules)))
-    return _memo(engine, key, lambda: _new_snapshot(engine, source, instrument, day, ticks, contract, ends, rules))
 
+    def make() -> Any:
+        from fspec.options.chain import snapshot
 
-def _new_snapshot(
-    engine: Engine,
-    source: str,
-    instrument: str,
-    day: str,
-    ticks: Any,
-    contract: ContractDef,
-    ends: np.ndarray,
-    rules: set[float],
-) -> Any:
-    from fspec.options.chain import snapshot
+        underlying = None
+        if contract.forward == "carry":
+            assert contract.underlying_source is not None and contract.underlying_column is not None
+            under = engine.ticks(contract.underlying_source, instrument, day)
+            underlying = price_before(under.ts, under.columns[contract.underlying_column], ends)
+        zone = contract.timezone or engine.session.timezone
+        ids = _quote_ids(engine, source, instrument, day, ticks)
+        settle = {float(d): settlement_ns(float(d), contract, zone) for d in np.unique(ids[1][:, 0])}
+        columns = (("ts", np.int64), (EXPIRY, float), (STRIKE, float), (CONTRACT_CALL, float))
+        return snapshot(
+            *(_column(engine, source, instrument, day, ticks, name, dtype) for name, dtype in columns),
+            _column(engine, source, instrument, day, ticks, "bid", np.float64),
+            _column(engine, source, instrument, day, ticks, "ask", np.float64),
+            ends,
+            settle,
+            contract.rate,
+            contract.dividend_yield,
+            underlying,
+            tuple(sorted(rules)),
+            ids,
+        )
 
-    underlying = None
-    if contract.forward == "carry":
-        assert contract.underlying_source is not None and contract.underlying_column is not None
-        under = engine.ticks(contract.underlying_source, instrument, day)
-        underlying = price_before(under.ts, under.columns[contract.underlying_column], ends)
-    zone = contract.timezone or engine.session.timezone
-    days = np.unique(_quote_ids(engine, source, instrument, day, ticks)[1][:, 0])  # the contracts' expiries
-    settle = {float(d): settlement_ns(float(d), contract, zone) for d in days}
-    return snapshot(
-        *(
-            _column(engine, source, instrument, day, ticks, name, dtype)
-            for name, dtype in (("ts", np.int64), (EXPIRY, float), (STRIKE, float), (CONTRACT_CALL, float))
-        ),
-        _column(engine, source, instrument, day, ticks, "bid", np.float64),
-        _column(engine, source, instrument, day, ticks, "ask", np.float64),
-        ends,
-        settle,
-        contract.rate,
-        contract.dividend_yield,
-        underlying,
-        tuple(sorted(rules)),
-        _quote_ids(engine, source, instrument, day, ticks),
-        _grouped(engine, source, instrument, day, ticks),
-    )
+    return _memo(engine, key, make)
 
 
 def _bars_of(ts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -306,8 +285,8 @@ def quote_rows(engine: Engine, source: str, instrument: str, day: str, ticks: An
 
     contract, table = _quote_ids(engine, source, instrument, day, ticks)
     return QuoteRows(
-        len(ends),
-        _bars_of(_column(engine, source, instrument, day, ticks, "ts", np.int64), ends),
+        ends,
+        _column(engine, source, instrument, day, ticks, "ts", np.int64),
         contract,
         _column(engine, source, instrument, day, ticks, "bid_size", np.float64),
         _column(engine, source, instrument, day, ticks, "ask_size", np.float64),
@@ -334,7 +313,15 @@ def _trade_slots(
         return out
     terms = engine.project.source_of(instrument, quotes_source).contract
     assert terms is not None
-    view = option_trades(engine, quotes_source, instrument, day, trades, quotes, terms, ends)
+    if not len(quotes):  # trades only: none can be signed or valued, and no bar's flow is known (not 0)
+        if warn:
+            _warn(
+                f"option trades '{source}' of {instrument} on {day}: their chain '{quotes_source}' has no quote in "
+                f"the session, so none of the {len(trades):,} trades can be signed or valued: their columns are NaN "
+                "that day"
+            )
+        return out
+    view = option_trades(engine, source, quotes_source, instrument, day, trades, quotes, terms, ends)
     for s, (op, consts) in enumerate(ops):
         code = REGISTRY[op].numpy
         assert code is not None
@@ -346,6 +333,7 @@ def _trade_slots(
 
 def option_trades(
     engine: Engine,
+    source: str,
     quotes_source: str,
     instrument: str,
     day: str,
@@ -354,7 +342,21 @@ def option_trades(
     terms: ContractDef,
     ends: np.ndarray,
 ) -> OptionTrades:
-    """Each trade of the session with its bar, sign and greeks from the quotes strictly before it."""
+    """Each trade of the session with its bar, sign and greeks from the quotes strictly before it: all but the
+    bars are the same on every grid, found once a day."""
+    key = ("trades", source, instrument, day, len(trades), engine.cut, len(quotes))
+    base = _memo(engine, key, lambda: _valued_trades(engine, quotes_source, instrument, day, trades, quotes, terms))
+
+    def straddle(min_minutes: float) -> tuple[np.ndarray, np.ndarray]:
+        return _straddles(engine, quotes_source, instrument, day, quotes, terms, ends, min_minutes)
+
+    return replace(base, n_bars=len(ends), bar=_bars_of(_writable(trades.ts, np.int64), ends), straddle=straddle)
+
+
+def _valued_trades(
+    engine: Engine, quotes_source: str, instrument: str, day: str, trades: Any, quotes: Any, terms: ContractDef
+) -> OptionTrades:
+    """The trades' quotes, signs and greeks (:func:`option_trades`), without bars."""
     from fspec.options.black76 import greeks, implied_volatility_quotes
     from fspec.options.chain import NS, SECONDS_PER_YEAR
     from fspec.options.flows import OptionTrades, lee_ready, prevailing
@@ -395,14 +397,14 @@ def option_trades(
     iv, status = implied_volatility_quotes(bid, ask, forward, K, T, call, df)
     delta, gamma, vega = greeks(forward, K, T, iv, call, df)
     price = _writable(trades.columns["price"], np.float64)
-
-    def straddle(min_minutes: float) -> tuple[np.ndarray, np.ndarray]:
-        return _straddles(engine, quotes_source, instrument, day, quotes, terms, ends, min_minutes)
-
     return OptionTrades(
-        len(ends), _bars_of(t_ts, ends), price, _writable(trades.columns["size"], np.float64), t_settle, bid, ask,
-        lee_ready(price, bid, ask), status, delta, gamma, vega, terms.multiplier, straddle,
+        0, np.zeros(0, dtype=np.int64), price, _writable(trades.columns["size"], np.float64), t_settle, bid, ask,
+        lee_ready(price, bid, ask), status, delta, gamma, vega, terms.multiplier, _no_straddle,
     )  # fmt: skip
+
+
+def _no_straddle(min_minutes: float) -> tuple[np.ndarray, np.ndarray]:
+    raise AssertionError("the straddles belong to a grid: option_trades gives them")
 
 
 def _trade_contracts(
@@ -522,7 +524,7 @@ def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: 
 def warm_chain() -> None:
     """Compile (or load from numba's cache) the chain kernels on a two-contract chain, typed as a run types
     them, so that ``fspec run`` after ``fspec compile`` compiles nothing."""
-    from fspec.options.chain import atm_iv, contract_ids, group_rows, iv_at_delta, snapshot
+    from fspec.options.chain import atm_iv, contract_ids, iv_at_delta, snapshot
 
     ts = np.array([0, 1], dtype=np.int64)
     one = np.array([0.0, 0.0])
@@ -534,7 +536,7 @@ def warm_chain() -> None:
     snap = snapshot(
         ro["ts"], _readonly(one, float), _readonly(np.array([100.0, 100.0]), float),
         _readonly(np.array([0.0, 1.0]), float), ro["bid"], ro["ask"], np.array([2, 3], dtype=np.int64), {0.0: 10**15},
-        0.01, 0.0, None, (30.0,), ids, group_rows(ids[0], len(ids[1])),
+        0.01, 0.0, None, (30.0,), ids,
     )  # fmt: skip
     iv, delta = np.ascontiguousarray(snap.iv.T), np.ascontiguousarray(snap.delta.T)
     atm_iv(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], float(snap.forward[0, 0]))
@@ -544,7 +546,7 @@ def warm_chain() -> None:
     snapshot(
         ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
         np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
-    )  # fmt: skip  # (and as callers with writable arrays of their own call it: contract_ids and group_rows too)
+    )  # fmt: skip  # (and as callers with writable arrays of their own call it: contract_ids too)
 
 
 def _warm_flows(ts: np.ndarray, snap: Any) -> None:
@@ -568,9 +570,8 @@ def _warm_flows(ts: np.ndarray, snap: Any) -> None:
         ro_ts, contract, ro_two, ro_two, ts, contract, 2, np.zeros(2, dtype=np.int64), np.array([0, 1], dtype=np.int64),
         contract[:1], contract[1:], np.array([100.0]), np.ones(2), True, bid, ask, forward,
     )  # fmt: skip
-    bar_of(ro_ts, ts)  # the quotes' bars
-    bar_of(ts, ts)  # the trades'
-    book_ofi(contract, contract, ro_two, ro_two, 2, 2)
+    bar_of(ts, ts)  # the trades' bars
+    book_ofi(ro_ts, ts, contract, ro_two, ro_two, 2)
     greeks(two, two, two, two, np.array([False, True]), two)
     sign = lee_ready(two, two, two)
     bar_sum(contract, sign * two, 2)

@@ -139,6 +139,12 @@ def dependencies(f: FeatureDef, instrument: str | None) -> list[str]:
     return list(dict.fromkeys(f"{d[1]}.{d[0]}" if d[1] else d[0] for d in f.deps_of(instrument)))
 
 
+def source_lineage(manifest: Manifest, key: tuple[str, str | None]) -> list[str]:
+    """``instrument.source`` of every source a column's own values are computed from (a chain of trades' quotes
+    included), read directly by its formula, not through the features it depends on."""
+    return [f"{inst}.{source}" if inst else source for source, inst in manifest.source_reads.get(key, ())]
+
+
 def explain_column(manifest: Manifest, column: str) -> str:
     found = _explain_event_column(manifest, column)
     if found is not None:
@@ -159,6 +165,7 @@ def explain_column(manifest: Manifest, column: str) -> str:
         f"warm-up:     {warmup_text(manifest, f, interval)}",
         f"lookahead:   {lookahead_text(f)}",
         "depends on:  " + (", ".join(dependencies(f, instrument)) or "-"),
+        "sources:     " + (", ".join(source_lineage(manifest, (f.name, instrument))) or "-"),
     ]
     for source, index in slots:
         if source in manifest.chains:  # an option chain's reducer over its snapshots (runtime/chain.py)

@@ -21,6 +21,7 @@ from fspec.manifest import (
     ManifestData,
     ProjectDef,
     UniverseDef,
+    chain_inputs,
 )
 from fspec.project import BUILD_DIR, MANIFEST, spec_hash
 
@@ -96,6 +97,22 @@ class Manifest:
             pairs = set(_slots_in(f.tree))
             for key in f.keys:
                 found[key] = frozenset((source, inst or key[1] or "") for source, inst in pairs)
+        return found
+
+    @cached_property
+    def source_reads(self) -> dict[Key, tuple[tuple[str, str], ...]]:
+        """For each column, the (source, instrument) pairs whose rows its own values are computed from: those
+        whose slots it reads, then the sources their values read in turn (a chain of trades' quotes, a carry
+        chain's underlying: :func:`fspec.manifest.chain_inputs`), each once. Its lineage of sources."""
+        found: dict[Key, tuple[tuple[str, str], ...]] = {}
+        project = self.project
+        for key, pairs in self.slot_reads.items():
+            out: dict[tuple[str, str], None] = {}
+            for source, inst in sorted(pairs, key=lambda p: (p[1], p[0])):
+                out[(source, inst)] = None
+                concrete = project.source_of(inst, source).name if inst in project.instruments else source
+                out.update(dict.fromkeys((other, inst) for other in chain_inputs(project.sources, concrete)))
+            found[key] = tuple(out)
         return found
 
     @cached_property

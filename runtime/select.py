@@ -200,7 +200,7 @@ def definition(manifest: Manifest, key: Key) -> str:
     f = manifest.feature(*key)
     member = key[1]
     project = manifest.project
-    reads: set[tuple[str, str]] = set(manifest.slot_reads[key])
+    reads: set[tuple[str, str]] = set(manifest.source_reads[key])  # a chain of trades' quotes too
     params: dict[str, Any] = {}
 
     def param(name: str, instrument: str | None) -> Any:

@@ -528,7 +528,7 @@ def _check_inputs(manifest: Manifest, test: SpecTest, problem: _Problems) -> Non
         column = g.source.symbol_column
         have |= {(g.source.name, by_symbol[symbol_text(r[column])]) for r in g.rows if column in r}
     needed = with_dependencies(manifest, [e.key for e in test.expect])
-    pairs = {(project.source_of(inst, s).name, inst) for key in needed for s, inst in manifest.slot_reads[key]}
+    pairs = {(project.source_of(inst, s).name, inst) for key in needed for s, inst in manifest.source_reads[key]}
     pairs |= {(asof, inst) for name, inst in set(pairs) if (asof := project.sources[name].asof_source)}
     for source, inst in sorted(pairs, key=lambda p: (p[1], p[0])):
         if (source, inst) in have:

@@ -121,7 +121,12 @@ def bar_layout(manifest: Manifest, interval: int, keys: list[Key], lineage: Line
             lineage[key] = found.of(key)
         name = column_of(f, key[1], interval)
         names.append(name)
-        columns[name] = {"feature": f.name, "instrument": key[1], "lineage": lineage[key]}
+        columns[name] = {
+            "feature": f.name,
+            "instrument": key[1],
+            "lineage": lineage[key],
+            "sources": [[source, inst] for source, inst in manifest.source_reads[key]],
+        }
         features[f.name] = {
             "formula": f.formula,
             "resolved": f.resolved,

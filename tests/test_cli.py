@@ -418,7 +418,12 @@ def test_run_metadata(sample: Path, sample_out: Path, manifest: dict) -> None:
         if not name.startswith("target_"):
             assert right <= 0, f"{name} reads the future: window {feature['window']}"
     assert m["features"]["vwap"]["formula"] == "wmean(trades.price, trades.size)"
-    assert m["columns"]["vwap_30s_spy"] == {"feature": "vwap", "instrument": "spy", "lineage": []}
+    assert m["columns"]["vwap_30s_spy"] == {
+        "feature": "vwap",
+        "instrument": "spy",
+        "lineage": [],
+        "sources": [["trades", "spy"]],
+    }
     lineage = {tuple(x) for x in m["columns"]["vwap_deviation_30s_spy"]["lineage"]}
     assert {("vwap", "spy"), ("mid", "spy")} <= lineage
     assert m["features"]["ret_lag_10"]["window"][0] >= 10

@@ -219,6 +219,7 @@ def test_flows_match_the_independent_computation(flows_project, chain, seconds: 
         enriched = oracle.enriched_trades(quotes, trades, SETTLE, RATE)
         assert (enriched["bid"].isna()).sum() >= 5, "no trade before its contract's first quote"
         assert (enriched["sign"] == 0).sum() >= 20 and enriched["delta"].isna().sum() >= 5
+        assert out["net_delta_flow_60s_spxw"].isna().sum() >= 10, "no bar of trades none of which is valued"
 
 
 def test_trades_at_a_quote_time_are_signed_by_the_quote_before(chain) -> None:
@@ -292,8 +293,10 @@ def test_hand_worked_values(tmp_path: Path) -> None:
     assert col["net_vega_flow"][0] == pytest.approx(2 * vega * MULTIPLIER, rel=1e-12)
     # the spread of the two trades with a two-sided quote before them: 0.20/1.10 (size 2) and 0.20/2.10 (size 4)
     assert col["option_spread_pct_vw"][0] == pytest.approx((2 * 0.2 / 1.1 + 4 * 0.2 / 2.1) / 6, rel=1e-12)
-    # the minutes after: no signed trade; the crossed and the one-sided quotes leave the spread undefined
-    np.testing.assert_array_equal(col["net_delta_flow"][1:4], [0.0, 0.0, 0.0])
+    # the minutes after: minutes 1 and 2 have a trade each, neither signed nor valued (a crossed and a one-sided
+    # quote before them): their flow is unknown, NaN; minute 3 has no trade: 0. The spread is undefined in all three
+    for flow in ("net_delta_flow", "net_gamma_flow", "net_vega_flow"):
+        np.testing.assert_array_equal(col[flow][1:4], [np.nan, np.nan, 0.0])
     assert np.isnan(col["option_spread_pct_vw"][1:4]).all()
     # OFI per contract: the call's second quote (15 - 10) - (5 - 20) = 20; the crossed one (7 - 15) - (9 - 5) = -12;
     # the no-bid one (7 - 7) - (9 - 9) = 0; each contract's first quote adds nothing, nor does the put's
@@ -493,12 +496,14 @@ def test_category_three_with_options(sample_project: FspecProject, shipped, seco
         got = out[f"{name}_{seconds}s"].to_numpy()
         scale = np.nanmax(np.abs(ndf)) * 1e-9 if name == "delta_drift" else 0.0
         _compare(name, got, values, atol=scale)
-        assert np.isfinite(got).mean() > 0.9, name
+        # delta_drift: a bar whose flow is unknown (trades, none valued: 4 of the day's 30 s bars) is NaN, and so
+        # is each of the 20 bars whose beta window holds it
+        assert np.isfinite(got).mean() > (0.85 if name == "delta_drift" else 0.9), name
 
 
 def test_trades_without_any_quote_of_their_contract_or_of_the_day(tmp_path: Path) -> None:
     """A contract that trades but is never quoted, and a day whose quotes all precede the open: its trades are
-    unsigned (flows 0, spreads NaN), nothing fails."""
+    unsigned; on that day no flow is known (every column NaN), nothing fails."""
     quotes, trades = _hand_frames()
     never = trades.assign(strike=105.0, right="P")  # a contract without a quote
     trades = pd.concat([trades, never]).sort_values("time", kind="stable")
@@ -520,9 +525,132 @@ def test_trades_without_any_quote_of_their_contract_or_of_the_day(tmp_path: Path
             assert out["net_delta_flow_60s_spxw"].iloc[0] == pytest.approx(first, rel=1e-12)
             assert "8 of 10 trades have no two-sided quote before them (6 no quote at all)" in told
         else:
-            assert (out["net_delta_flow_60s_spxw"] == 0).all() and out["option_spread_pct_vw_60s_spxw"].isna().all()
-            assert "10 of 10 trades have no two-sided quote before them (10 no quote at all)" in told
+            for name in FLOWS:
+                assert out[f"{name}_60s_spxw"].isna().all(), name
+            assert "none of the 10 trades can be signed or valued: their columns are NaN that day" in told
             assert "has no quotes in the session" in told
+
+
+def _edge_frames(case: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The hand-worked chain changed for one edge case: its trades all after the close (a day of quotes only), its
+    quotes all before the open (a day of trades only), or three more quotes for the book's edges: at 05:10 the
+    first quote of another contract (no change: minute 5's OFI is 0), at 06:10 the put requoted with a NaN bid
+    size (its only change unknown: NaN), at 07:10 that NaN again and the call requoted (a known change: its sum)."""
+    quotes, trades = _hand_frames()
+    if case == "quotes only":
+        return quotes, trades.assign(time=trades["time"] + pd.Timedelta(hours=7))
+    if case == "trades only":
+        return quotes.assign(time=quotes["time"] - pd.Timedelta(hours=2)), trades
+    expiry = quotes["expiry"].iloc[0]
+    more = pd.DataFrame(
+        [
+            (OPEN + pd.Timedelta("5min10s"), expiry, 105.0, "C", 0.40, 0.50, 5.0, 5.0),
+            (OPEN + pd.Timedelta("6min10s"), expiry, 100.0, "P", 1.00, 1.20, np.nan, 8.0),
+            (OPEN + pd.Timedelta("7min10s"), expiry, 100.0, "P", 1.00, 1.20, np.nan, 6.0),
+            (OPEN + pd.Timedelta("7min20s"), expiry, 100.0, "C", 0.00, 2.20, 9.0, 4.0),
+        ],
+        columns=quotes.columns,
+    )
+    return pd.concat([quotes, more], ignore_index=True).sort_values("time", kind="stable"), trades
+
+
+@pytest.mark.parametrize("case", ["quotes only", "trades only", "book edges"])
+def test_edge_bars_and_days_against_the_oracle(tmp_path: Path, case: str) -> None:
+    """Sums are 0 over nothing and NaN over terms all unknown; means are NaN over nothing; a day of trades without
+    a quote in the session is NaN throughout (nothing signs or values them); each as the oracle computes it."""
+    quotes, trades = _edge_frames(case)
+    project = make_project(
+        tmp_path,
+        {"project.yaml": PROJECT.replace("[1m, 5m]", "[1m]"), "features.yaml": FEATURES},
+        {f"data/spxw/{STAMP}_chain.parquet": quotes, f"data/spxw/{STAMP}_chain_trades.parquet": trades},
+    )
+    project.compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(load_manifest(project.root), RunOptions())
+    out = project.output(DAY, 60)
+    grid = pd.date_range(OPEN, CLOSE, freq="60s", inclusive="left")
+    session = [f[(f["time"] >= OPEN) & (f["time"] < CLOSE)].reset_index(drop=True) for f in (quotes, trades)]
+    want = oracle.flows(*session, grid, 60, {"2013-10-18": pd.Timestamp("2013-10-18 16:00", tz=NY)}, RATE,
+                        MULTIPLIER, 30.0)  # fmt: skip
+    col = {n: out[f"{n}_60s_spxw"].to_numpy() for n in FLOWS}
+    for name in FLOWS:
+        _compare(name, col[name], want[name].to_numpy())
+    if case == "quotes only":  # no trade in the session: flows 0, means NaN; the book's changes as on any day
+        for flow in ("net_delta_flow", "net_gamma_flow", "net_vega_flow"):
+            assert (col[flow] == 0).all(), flow
+        assert np.isnan(col["option_spread_pct_vw"]).all() and np.isnan(col["option_vwap_deviation"]).all()
+        np.testing.assert_array_equal(col["option_ofi"][:4], [20.0, -12.0, 0.0, 0.0])
+    elif case == "trades only":
+        for name in FLOWS:
+            assert np.isnan(col[name]).all(), name
+    else:
+        np.testing.assert_array_equal(col["option_ofi"][4:9], [0.0, 0.0, np.nan, (9 - 7) - (4 - 9), 0.0])
+
+
+TRADE_FLOWS = ("net_delta_flow", "net_gamma_flow", "net_vega_flow", "option_spread_pct_vw", "option_vwap_deviation")
+
+
+def test_the_lineage_of_a_flow_names_the_quotes_that_sign_it(flows_project, tmp_path: Path) -> None:
+    """A flow of trades is computed from the trades and the quotes strictly before them: the manifest, explain,
+    the file's metadata and the catalog's graph name both sources, and a change of the quotes' terms (the rate)
+    is a change of every flow's definition (state:modified). option_ofi and chain_forward read the quotes only."""
+    import json
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from fspec.compiler.build import compile_project
+    from fspec.runtime.catalog import lineage
+    from fspec.runtime.select import select
+
+    project, _ = flows_project
+    manifest = load_manifest(project.root)
+    built = {f["name"]: f["sources"] for f in json.loads((project.root / "build" / "manifest.json").read_text())[
+        "features"]}  # fmt: skip
+    for name in TRADE_FLOWS:
+        assert built[name] == ["chain", "chain_trades"], name
+        assert manifest.source_reads[(name, "spxw")] == (("chain_trades", "spxw"), ("chain", "spxw"))
+    assert built["option_ofi"] == built["chain_forward"] == ["chain"]
+    explained = expect(cli("explain", "net_gamma_flow_60s_spxw", "--project", project.root), 0)
+    assert re.search(r"^sources:\s+spxw\.chain_trades, spxw\.chain$", explained, flags=re.M), explained
+    meta = json.loads(pq.read_schema(project.root / "out" / f"features_{STAMP}_60s.parquet").metadata[b"fspec"])
+    assert meta["columns"]["net_vega_flow_60s_spxw"]["sources"] == [["chain_trades", "spxw"], ["chain", "spxw"]]
+    assert meta["columns"]["option_ofi_60s_spxw"]["sources"] == [["chain", "spxw"]]
+    graph = lineage(manifest, ("net_delta_flow", "spxw"), 60, lambda key: None)
+    sources = sorted(node.label for node in graph.nodes if node.kind == "source")
+    assert sources == ["spxw.chain", "spxw.chain_trades"], graph
+    # the quotes' rate changes every flow of the trades (their greeks), and what reads the quotes
+    edited = tmp_path / "edited"
+    shutil.copytree(project.root / "specs", edited / "specs")
+    spec = edited / "specs" / "project.yaml"
+    spec.write_text(spec.read_text().replace(f"rate: {RATE},", "rate: 0.03,"))
+    compile_project(edited)
+    changed = {name for name, _ in select(load_manifest(edited), ["state:modified"], state=project.root)}
+    assert changed == {*TRADE_FLOWS, "chain_forward", "option_ofi"}, changed
+
+
+def test_the_lineage_of_a_carry_chain_names_its_underlying(tmp_path: Path) -> None:
+    """With forward: carry the quotes' values read the underlying's price, and so do the trades' flows."""
+    carry = (
+        PROJECT.replace(
+            f"rate: {RATE},", f"rate: {RATE}, forward: carry, underlying: {{source: index, column: price}},"
+        )
+        .replace(
+            "instruments:\n",
+            "  index:\n    path: data/{symbol}/{date}_index.parquet\n    time: time\n    columns: {price: float64}\n"
+            "instruments:\n",
+        )
+        .replace("sources: [chain, chain_trades]", "sources: [chain, chain_trades, index]")
+    )
+    project = make_project(tmp_path, {"project.yaml": carry, "features.yaml": FEATURES})
+    project.compile()
+    manifest = load_manifest(project.root)
+    assert manifest.source_reads[("net_delta_flow", "spxw")] == (
+        ("chain_trades", "spxw"), ("chain", "spxw"), ("index", "spxw")
+    )  # fmt: skip
+    assert manifest.source_reads[("chain_forward", "spxw")] == (("chain", "spxw"), ("index", "spxw"))
+    assert manifest.feature("chain_forward", "spxw").sources == ("chain", "index")
 
 
 def _first_minute_delta_flow() -> float:

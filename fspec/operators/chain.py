@@ -152,8 +152,10 @@ GREEKS = (
 )
 UNSIGNED = (
     "a trade without a two-sided quote before it (none yet in the session, a side missing or zero, bid > ask) is "
-    "unsigned (0), so is a trade at the mid; a trade whose quote gives no volatility (below intrinsic, past "
-    "expiry, ...) has no greeks and adds nothing; both counted in one warning per day; empty bar: 0"
+    "unsigned and has no greeks; a trade whose quote gives no volatility (below intrinsic, past expiry, ...) has "
+    "no greeks; such trades add nothing, and are counted in one warning per day; a trade at the mid adds 0. "
+    "Bar without trades: 0; bar with trades none of which has greeks: NaN (its flow is unknown); a day whose "
+    "chain of quotes has no quote in the session: NaN"
 )
 
 
@@ -164,7 +166,7 @@ def _flow(greek: str) -> Callable[[Any, dict[str, float]], np.ndarray]:
 def _ofi(rows: Any, _: dict[str, float]) -> np.ndarray:
     from fspec.options.flows import book_ofi
 
-    return book_ofi(rows.bar, rows.contract, rows.bid_size, rows.ask_size, rows.n_contracts, rows.n_bars)
+    return book_ofi(rows.ts, rows.bar_ends, rows.contract, rows.bid_size, rows.ask_size, rows.n_contracts)
 
 
 def _spread_pct_vw(trades: Any, _: dict[str, float]) -> np.ndarray:
@@ -219,8 +221,8 @@ for op in (
         "order flow imbalance of the chain's quotes: at each quote of a contract in the bar, the change of its bid "
         "size minus the change of its ask size since that contract's previous quote, summed over the chain "
         "(never differenced across contracts)",
-        "a contract's first quote in the session adds nothing; a NaN size makes its changes NaN (skipped); "
-        "empty bar: 0",
+        "a contract's first quote in the session is no change; a NaN size makes its changes NaN (skipped); bar "
+        "without a change: 0; bar whose changes are all NaN: NaN; a day without a quote in the session: NaN",
         numpy=_ofi,
     ),
     Operator(
@@ -230,7 +232,7 @@ for op in (
         "size-weighted mean of the quoted spread over the mid, (ask - bid) / mid, of the quote prevailing "
         "strictly before each of the bar's option trades (a quote at the trade's own time comes after it)",
         "trades without a two-sided quote before them (none yet, a side missing or zero, bid > ask) are left "
-        "out; NaN for a bar without any",
+        "out; NaN for a bar without any (a bar without trades, a day without quotes)",
         numpy=_spread_pct_vw,
     ),
     Operator(

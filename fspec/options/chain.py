@@ -42,13 +42,20 @@ NS = 1_000_000_000
 
 def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's contract number, the contracts sorted by (expiry, strike, put before call), and the contracts
-    as rows of (expiry, strike, is_call). Linear in the rows while a chain has few distinct expiries and strikes
-    (each row is placed by hashing its bits); ``np.unique`` past ``MANY`` distinct values."""
-    expiries, e = _codes(_frozen(expiry))
-    strikes, k = _codes(_frozen(strike))
-    number, keys = _number(e, k, _frozen(is_call), len(expiries), len(strikes))
-    table = np.column_stack([expiries[keys // 2 // len(strikes)], strikes[keys // 2 % len(strikes)], keys % 2])
-    return number, table.astype(np.float64)
+    as rows of (expiry, strike, is_call). One pass while a chain has few distinct contracts (each row placed by
+    hashing the bits of its expiry and strike and its right: the contracts are then sorted, not the rows);
+    ``np.unique`` past ``MANY`` contracts."""
+    e, k, c = _frozen(expiry), _frozen(strike), _frozen(is_call)
+    first, number = _hash_contracts(e.view(np.uint64), k.view(np.uint64), c, MANY)
+    if first.shape[0] > MANY:
+        found, inverse = np.unique(np.column_stack([e, k, (c != 0).astype(np.float64)]), axis=0, return_inverse=True)
+        return inverse.reshape(-1).astype(np.int64), found
+    table = np.column_stack([e[first], k[first], (c[first] != 0).astype(np.float64)])
+    order = np.lexsort((table[:, 2], table[:, 1], table[:, 0]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    _renumber(number, rank)
+    return number, table[order]
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -59,21 +66,7 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return view
 
 
-MANY = 1 << 16  # distinct values of a column past which sorting them all is as cheap as hashing each row
-
-
-def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct values and each row's index among them (NaN-free input; the values are told apart by
-    their bits, so 0.0 and -0.0 would be two: neither is a strike or an expiry day)."""
-    distinct, codes = _hash_codes(values.view(np.uint64), values, MANY)
-    if distinct.shape[0] > MANY:
-        distinct, codes = np.unique(values, return_inverse=True)
-        return distinct, codes.reshape(-1).astype(np.int64)
-    order = np.argsort(distinct)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    _renumber(codes, rank)
-    return distinct[order], codes
+MANY = 1 << 16  # distinct contracts past which sorting all the rows is as cheap as hashing each
 
 
 @njit(**_JIT)
@@ -83,106 +76,82 @@ def _renumber(codes: np.ndarray, rank: np.ndarray) -> None:
 
 
 @njit(**_JIT)
-def _hash_codes(bits: np.ndarray, values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's number in the order its value was first seen, and the values in that order: one pass with an
-    open-addressing table on the values' bits (grown at half full). Stops past ``limit`` distinct values."""
-    cap = 1024
+def _hash_contracts(
+    e_bits: np.ndarray, k_bits: np.ndarray, is_call: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's number in the order its contract was first seen, and the first row of each contract: one pass
+    with an open-addressing table on (expiry bits, strike bits, right), grown at a quarter full. Stops past ``limit``
+    contracts (the values are told apart by their bits: 0.0 and -0.0 would be two, and neither is a strike or an
+    expiry day)."""
+    cap = 4096  # kept at most a quarter full: a probe finds its contract first time nearly always
+    shift = np.uint64(64 - 12)
     slot_of = np.full(cap, -1, dtype=np.int64)
-    distinct = np.empty(limit + 1)
-    seen_bits = np.empty(limit + 1, dtype=np.uint64)
+    first = np.empty(limit + 1, dtype=np.int64)
+    seen_e = np.empty(limit + 1, dtype=np.uint64)
+    seen_k = np.empty(limit + 1, dtype=np.uint64)
+    seen_c = np.empty(limit + 1, dtype=np.uint64)
+    codes = np.empty(e_bits.shape[0], dtype=np.int64)
     n = 0
-    codes = np.empty(values.shape[0], dtype=np.int64)
-    mult = np.uint64(0x9E3779B97F4A7C15)
-    shift = np.uint64(64 - 10)
-    for i in range(values.shape[0]):
-        b = bits[i]
-        h = np.int64((b * mult) >> shift)
-        while slot_of[h] >= 0 and seen_bits[slot_of[h]] != b:
+    for i in range(e_bits.shape[0]):
+        e, k = e_bits[i], k_bits[i]
+        c = np.uint64(1) if is_call[i] != 0 else np.uint64(0)
+        h = np.int64((_mix(e, k, c)) >> shift)
+        while slot_of[h] >= 0:
+            j = slot_of[h]
+            if seen_e[j] == e and seen_k[j] == k and seen_c[j] == c:
+                break
             h = (h + 1) & (cap - 1)
         if slot_of[h] < 0:
             if n == limit + 1:
-                return distinct[:n], codes
-            distinct[n] = values[i]
-            seen_bits[n] = b
+                return first[:n], codes
+            first[n], seen_e[n], seen_k[n], seen_c[n] = i, e, k, c
             slot_of[h] = n
             n += 1
-            if 2 * n > cap:  # grow: rehash the values seen
+            if 4 * n > cap:  # grow: rehash the contracts seen
                 cap *= 2
                 shift -= np.uint64(1)
                 slot_of = np.full(cap, -1, dtype=np.int64)
                 for j in range(n):
-                    g = np.int64((seen_bits[j] * mult) >> shift)
+                    g = np.int64(_mix(seen_e[j], seen_k[j], seen_c[j]) >> shift)
                     while slot_of[g] >= 0:
                         g = (g + 1) & (cap - 1)
                     slot_of[g] = j
-                h = np.int64((b * mult) >> shift)
-                while seen_bits[slot_of[h]] != b:
+                h = np.int64(_mix(e, k, c) >> shift)
+                while slot_of[h] != n - 1:
                     h = (h + 1) & (cap - 1)
         codes[i] = slot_of[h]
-    return distinct[:n], codes
+    return first[:n], codes
 
 
 @njit(**_JIT)
-def _number(e: np.ndarray, k: np.ndarray, is_call: np.ndarray, n_e: int, n_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's key ``(e * n_k + k) * 2 + call`` (which sorts as expiry, strike, put before call) ranked among
-    the keys present, and the keys present in order."""
-    size = n_e * n_k * 2
-    rank = np.zeros(size, dtype=np.int64)
-    for i in range(e.shape[0]):
-        rank[(e[i] * n_k + k[i]) * 2 + (1 if is_call[i] != 0 else 0)] = 1
-    n = 0
-    for x in range(size):
-        if rank[x]:
-            rank[x] = n
-            n += 1
-        else:
-            rank[x] = -1
-    keys = np.empty(n, dtype=np.int64)
-    for x in range(size):
-        if rank[x] >= 0:
-            keys[rank[x]] = x
-    out = np.empty(e.shape[0], dtype=np.int64)
-    for i in range(e.shape[0]):
-        out[i] = rank[(e[i] * n_k + k[i]) * 2 + (1 if is_call[i] != 0 else 0)]
-    return out, keys
+def _mix(e: np.uint64, k: np.uint64, c: np.uint64) -> np.uint64:
+    """A 64-bit hash of a contract's key whose top bits are well mixed (Fibonacci hashing of a combination)."""
+    x = e * np.uint64(0x9E3779B97F4A7C15)
+    x ^= (k + np.uint64(0x632BE59BD9B4E019)) * np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(29)
+    x ^= c
+    return x * np.uint64(0x94D049BB133111EB)
 
 
 @njit(**_JIT)
-def group_rows(contract: np.ndarray, n_contracts: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows listed by contract, each contract's rows in their order (a stable counting sort), and where
-    each contract's rows begin in that list (``n_contracts + 1`` starts)."""
-    starts = np.zeros(n_contracts + 1, dtype=np.int64)
-    for c in contract:
-        starts[c + 1] += 1
-    for c in range(n_contracts):
-        starts[c + 1] += starts[c]
-    fill = starts[:-1].copy()
-    order = np.empty(contract.shape[0], dtype=np.int64)
-    for i in range(contract.shape[0]):
-        c = contract[i]
-        order[fill[c]] = i
-        fill[c] += 1
-    return order, starts
-
-
-@njit(**_JIT)
-def _last_before(
-    ts: np.ndarray, contract: np.ndarray, order: np.ndarray, starts: np.ndarray, bar_ends: np.ndarray
-) -> np.ndarray:
-    """For each (contract, bar end), the row of the contract's last quote with ts < bar end (-1: none).
-
-    ``order`` lists the rows by contract, each contract's rows in time order; ``starts[c]`` is where contract
-    c's rows begin in it."""
-    n_c = starts.shape[0] - 1
-    out = np.full((n_c, bar_ends.shape[0]), -1, dtype=np.int64)
-    for c in range(n_c):
-        j = starts[c]
-        hi = starts[c + 1]
-        for b in range(bar_ends.shape[0]):
-            while j < hi and ts[order[j]] < bar_ends[b]:
-                j += 1
-            if j > starts[c]:
-                out[c, b] = order[j - 1]
+def last_before(ts: np.ndarray, contract: np.ndarray, n_contracts: int, bar_ends: np.ndarray) -> np.ndarray:
+    """For each (contract, bar end), the row of the contract's last quote with ts < bar end (-1: none): one pass
+    over the rows in time order, each bar end taking the chain as it stands when the first row at or after it
+    comes (of rows at one time, the last in file order is the contract's last)."""
+    n_b = bar_ends.shape[0]
+    out = np.empty((n_contracts, n_b), dtype=np.int64)
+    last = np.full(n_contracts, -1, dtype=np.int64)
+    b = 0
+    for i in range(ts.shape[0]):
+        while b < n_b and ts[i] >= bar_ends[b]:
+            out[:, b] = last
+            b += 1
+        if b == n_b:
+            break
+        last[contract[i]] = i
+    while b < n_b:
+        out[:, b] = last
+        b += 1
     return out
 
 
@@ -282,18 +251,16 @@ def snapshot(
     underlying: np.ndarray | None = None,
     rules: tuple[float, ...] | None = None,
     ids: tuple[np.ndarray, np.ndarray] | None = None,
-    grouped: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Snapshot:
     """The chain at each bar end. ``ts`` (UTC ns, ascending) and the row arrays are the chain's quotes;
     ``settle_of_day`` maps each expiry day number to its settlement instant; ``underlying`` (the price as-of
     each bar end) selects the carry forward, else the forward is read from parity. With ``rules`` (the
     ``min_minutes`` of the expiry rules that will read it), volatilities and deltas are computed only for the
     expiries some rule picks at each bar end (``read``); the others' are NaN with status ``UNREAD``. ``ids`` is
-    :func:`contract_ids` of the rows and ``grouped`` :func:`group_rows` of them, when the caller has them."""
+    :func:`contract_ids` of the rows, when the caller has them."""
     contract, table = contract_ids(expiry_day, strike, is_call) if ids is None else ids
     n_c, n_b = table.shape[0], bar_ends.shape[0]
-    order, starts = group_rows(contract, n_c) if grouped is None else grouped  # each contract's rows in time order
-    rows = _last_before(ts, contract, order, starts, np.ascontiguousarray(bar_ends, dtype=np.int64))
+    rows = last_before(ts, contract, n_c, np.ascontiguousarray(bar_ends, dtype=np.int64))
     quoted = rows >= 0
     safe = np.where(quoted, rows, 0)
     snap_bid = np.where(quoted, bid[safe] if len(bid) else np.nan, np.nan)

@@ -16,6 +16,9 @@ itself, as a feed prints the quote update a trade causes, comes after it):
 minus the change of its ask size since ``c``'s previous quote in the session (the first has none), summed over
 the bar's quotes of every contract; a contract's sizes are never differenced against another's.
 
+The sums into bars (``bar_sum``) are 0 for a bar with nothing to sum and NaN for a bar whose terms all exist
+but are unknown (trades none of which has a quote to sign and value it, book changes of NaN sizes).
+
 Numba kernels, compiled on first use (``cache=True``), like the rest of :mod:`fspec.options`.
 """
 
@@ -124,13 +127,23 @@ def spread_pct(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
 
 @njit(**_JIT)
 def bar_sum(bar: np.ndarray, values: np.ndarray, n_bars: int) -> np.ndarray:
-    """Sum of each bar's finite values (0 for a bar without any); rows with bar -1 or >= n_bars count nowhere."""
+    """Sum of each bar's finite values: 0 for a bar without rows, NaN for a bar whose rows are all NaN (terms that
+    exist but are unknown are no evidence of a zero sum); rows with bar -1 or >= n_bars count nowhere."""
     out = np.zeros(n_bars)
+    rows = np.zeros(n_bars, dtype=np.int64)
+    known = np.zeros(n_bars, dtype=np.int64)
     for i in range(bar.shape[0]):
         b = bar[i]
+        if not 0 <= b < n_bars:
+            continue
+        rows[b] += 1
         v = values[i]
-        if 0 <= b < n_bars and v == v and not math.isinf(v):
+        if v == v and not math.isinf(v):
             out[b] += v
+            known[b] += 1
+    for b in range(n_bars):
+        if rows[b] and not known[b]:
+            out[b] = np.nan
     return out
 
 
@@ -153,25 +166,44 @@ def bar_wmean(bar: np.ndarray, x: np.ndarray, w: np.ndarray, n_bars: int) -> np.
 
 @njit(**_JIT)
 def book_ofi(
-    bar: np.ndarray, contract: np.ndarray, bid_size: np.ndarray, ask_size: np.ndarray, n_contracts: int, n_bars: int
+    ts: np.ndarray,
+    bar_ends: np.ndarray,
+    contract: np.ndarray,
+    bid_size: np.ndarray,
+    ask_size: np.ndarray,
+    n_contracts: int,
 ) -> np.ndarray:
     """Per bar, the sum over its quotes of (bid size - the contract's previous bid size) - (ask size - its previous
-    ask size); a contract's first quote in the session adds nothing, a NaN size makes its changes NaN (skipped).
-    Quotes in time order; bar -1 or >= n_bars: a quote that counts in no bar, but is the contract's previous."""
+    ask size); a contract's first quote in the session is no change (it adds nothing), a NaN size makes its
+    changes unknown (skipped): 0 for a bar without a change, NaN for a bar whose changes are all unknown.
+    Quotes in time order, each in the first bar ending after it; a quote after the last bar end counts in none.
+    One pass, without per-row arrays: the book of 500 contracts quoted every second is 12M rows."""
+    n_bars = bar_ends.shape[0]
     seen = np.zeros(n_contracts, dtype=np.bool_)
     last_bid = np.empty(n_contracts)
     last_ask = np.empty(n_contracts)
     out = np.zeros(n_bars)
+    changes = np.zeros(n_bars, dtype=np.int64)
+    known = np.zeros(n_bars, dtype=np.int64)
+    b = 0
     for i in range(contract.shape[0]):
+        while b < n_bars and bar_ends[b] <= ts[i]:
+            b += 1
+        if b == n_bars:
+            break
         c = contract[i]
         if seen[c]:
             v = (bid_size[i] - last_bid[c]) - (ask_size[i] - last_ask[c])
-            b = bar[i]
-            if 0 <= b < n_bars and v == v:
+            changes[b] += 1
+            if v == v:
                 out[b] += v
+                known[b] += 1
         seen[c] = True
         last_bid[c] = bid_size[i]
         last_ask[c] = ask_size[i]
+    for k in range(n_bars):
+        if changes[k] and not known[k]:
+            out[k] = np.nan
     return out
 
 
@@ -220,16 +252,21 @@ class OptionTrades:
     straddle: Callable[[float], tuple[np.ndarray, np.ndarray]]
 
     def flow(self, greek: np.ndarray) -> np.ndarray:
-        """sum(sign x size x greek x multiplier) per bar; a trade without the greek (or unsigned) adds nothing."""
-        return bar_sum(self.bar, self.sign * self.size * greek * self.multiplier, self.n_bars)
+        """sum(sign x size x greek x multiplier) per bar over the trades valued: with the greek (so with a
+        two-sided quote before them), a price and a size. 0 for a bar without trades, NaN for a bar whose trades
+        are none of them valued (they happened: their flow is unknown, not zero)."""
+        with np.errstate(invalid="ignore"):
+            term = np.where(np.isfinite(self.price), self.sign * self.size * greek * self.multiplier, np.nan)
+        return bar_sum(self.bar, term, self.n_bars)
 
 
 @dataclass
 class QuoteRows:
-    """A session's quote rows of a chain, each with its bar and contract number, for option_ofi."""
+    """A session's quote rows of a chain (time order), each with its contract number, and the bar ends, for
+    option_ofi."""
 
-    n_bars: int
-    bar: np.ndarray  # (rows,) -1: after the last bar end computed
+    bar_ends: np.ndarray
+    ts: np.ndarray
     contract: np.ndarray
     bid_size: np.ndarray
     ask_size: np.ndarray

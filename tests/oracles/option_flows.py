@@ -12,7 +12,8 @@ The steps, each written out as the docs define it:
 - its greeks: the mid's implied volatility from ``lets_be_rational`` (NaN at or below intrinsic, at or above the
   maximum, without a two-sided quote), Black-76 closed forms: delta = df Phi(d1) (call) or -df Phi(-d1) (put),
   gamma = df phi(d1) / (F sigma sqrt T), vega = df F phi(d1) sqrt T;
-- the bar values by ``groupby`` on the bar start.
+- the bar values by ``groupby`` on the bar start: sums 0 for a bar without terms and NaN for a bar whose terms
+  are all NaN (``min_count=1``), every column NaN on a day without quotes.
 """
 
 from __future__ import annotations
@@ -155,12 +156,16 @@ def flows(
     min_minutes: float,
 ) -> pd.DataFrame:
     """The six flow columns on ``grid`` (bar starts, zone-aware), by their documented definitions."""
+    if quotes.empty:  # trades only: nothing signs or values them, no bar's value is known
+        names = ("net_delta_flow", "net_gamma_flow", "net_vega_flow", "option_spread_pct_vw", "option_ofi")
+        return pd.DataFrame({n: np.nan for n in (*names, "chain_forward", "option_vwap_deviation")}, index=grid)
     t = enriched_trades(quotes, trades, settle, rate)
     t["bar"] = _bar(t, grid, seconds)
     out = pd.DataFrame(index=grid)
     for greek in ("delta", "gamma", "vega"):
-        term = t["sign"] * t["size"] * t[greek] * multiplier  # NaN (no greek) is skipped by sum
-        out[f"net_{greek}_flow"] = term.groupby(t["bar"]).sum().reindex(grid, fill_value=0.0)
+        term = t["sign"] * t["size"] * t[greek] * multiplier  # NaN without a greek (or a price): skipped by sum
+        # a bar with trades none of which is valued: NaN (min_count); a bar without trades: 0 (the reindex)
+        out[f"net_{greek}_flow"] = term.groupby(t["bar"]).sum(min_count=1).reindex(grid, fill_value=0.0)
     spread = (t["ask"] - t["bid"]) / t["mid"]
     use = spread.notna() & t["size"].notna()
     num = (spread * t["size"])[use].groupby(t["bar"][use]).sum()
@@ -194,8 +199,11 @@ def flows(
 
 
 def ofi(quotes: pd.DataFrame, grid: pd.DatetimeIndex, seconds: int) -> pd.Series:
-    """Per contract (in time order), diff(bid_size) - diff(ask_size), summed over the bar (NaN skipped), 0 if none."""
+    """Per contract (in time order), diff(bid_size) - diff(ask_size) of every quote but its first, summed over the
+    bar (NaN skipped): 0 for a bar without such a quote, NaN for a bar whose changes are all NaN."""
     q = quotes.sort_values("time", kind="stable")
     by = q.groupby(KEY, sort=False)
     change = by["bid_size"].diff() - by["ask_size"].diff()
-    return change.groupby(_bar(q, grid, seconds)).sum().reindex(grid, fill_value=0.0)
+    later = by.cumcount() > 0  # a contract's first quote is no change
+    bar = _bar(q, grid, seconds)
+    return change[later].groupby(bar[later]).sum(min_count=1).reindex(grid, fill_value=0.0)
