@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,18 @@ def warm_kernels(root: Path, on_progress: Progress | None = None, only_new: bool
     manifest = load_manifest(root)
     calls = warm_calls(manifest)
     stamp = root / BUILD_DIR / WARMED
-    done = _warmed(stamp, root) if only_new else set()
+    earlier = _read_stamp(stamp, root) if only_new else _Stamp()
+    done = earlier.valid()
     todo = [(key, call) for key, call in calls if key not in done]
     steps = [call for _, call in todo]
     for call in on_progress(steps, len(steps)) if on_progress else steps:
         call()
-    _write_stamp(stamp, root, [key for key, _ in calls])
+    cache = {key: earlier.cache[key] for key, _ in calls if key in done and key in earlier.cache}
+    helpers = earlier.helpers if not steps else _present(earlier.helpers) | _helper_cache_files()
+    for key, _ in todo:
+        if key.startswith("kernel "):
+            cache[key] = sorted(_kernel_cache_files(key))
+    _write_stamp(stamp, root, [key for key, _ in calls], cache, helpers)
     return len(steps)
 
 
@@ -121,22 +128,92 @@ def _sources_stamp() -> str:
     return str(max(p.stat().st_mtime_ns for folder in folders for p in folder.glob("*.py")))
 
 
-def _warmed(stamp: Path, root: Path) -> set[str]:
-    """The keys an earlier compile warmed, if it ran in this environment (else none)."""
+@dataclass
+class _Stamp:
+    """What build/warmed.json says an earlier compile warmed, with the numba cache files that hold it: each
+    kernel's (its functions' index and data files) and those of fspec's own compiled functions (bar operators,
+    scalar helpers, chains, regrouping) loaded in that compile's process."""
+
+    warmed: set[str] = field(default_factory=set)
+    cache: dict[str, list[str]] = field(default_factory=dict)  # kernel key -> its cache files
+    helpers: set[str] = field(default_factory=set)
+
+    def valid(self) -> set[str]:
+        """The warmed keys whose machine code is still in numba's cache: a cache folder deleted by hand (build/
+        kernels/__pycache__, fspec's own __pycache__, NUMBA_CACHE_DIR) leaves the stamp stale, and what it held
+        is warmed again rather than compiled by the first run. A kernel without its files listed counts as missing;
+        any of fspec's own files missing makes every non-kernel key missing."""
+        helpers_ok = all(os.path.exists(p) for p in self.helpers)
+
+        def kept(key: str) -> bool:
+            if key.startswith("kernel "):
+                return key in self.cache and all(os.path.exists(p) for p in self.cache[key])
+            return helpers_ok
+
+        return {key for key in self.warmed if kept(key)}
+
+
+def _read_stamp(stamp: Path, root: Path) -> _Stamp:
+    """The earlier compile's stamp, if it ran in this environment (else an empty one)."""
     try:
         data = json.loads(stamp.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return set()
-    if not isinstance(data, dict) or data.get("environment") != _environment(root):
-        return set()
-    return set(data.get("warmed", ()))
+        return _Stamp()
+    if not isinstance(data, dict) or data.get("environment") != _environment(root) or "cache" not in data:
+        return _Stamp()  # another environment, or an older fspec's stamp that lists no cache files
+    cache = data["cache"]
+    return _Stamp(set(data.get("warmed", ())), {k: list(v) for k, v in cache.items()}, set(data.get("helpers", ())))
 
 
-def _write_stamp(stamp: Path, root: Path, keys: list[str]) -> None:
-    data = {"environment": _environment(root), "warmed": sorted(k for k in keys if not k.endswith(" missing"))}
+def _write_stamp(stamp: Path, root: Path, keys: list[str], cache: dict[str, list[str]], helpers: set[str]) -> None:
+    warmed = sorted(k for k in keys if not k.endswith(" missing"))
+    data = {
+        "environment": _environment(root),
+        "warmed": warmed,
+        "cache": {k: cache[k] for k in warmed if k in cache},
+        "helpers": sorted(helpers),
+    }
     tmp = stamp.with_name(f".{stamp.name}.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, stamp)
+
+
+def _present(paths: set[str]) -> set[str]:
+    return {p for p in paths if os.path.exists(p)}
+
+
+def _cache_files(dispatcher: Any) -> set[str]:
+    """The files of numba's on-disk cache of one compiled function (its index and data files), as they exist
+    now; none for a function without a disk cache (or with the JIT disabled)."""
+    cache = getattr(dispatcher, "_cache", None)
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    if not index or not os.path.exists(index):
+        return set()
+    base = Path(index)
+    stem = base.name.removesuffix(".nbi")
+    return {str(base), *(str(p) for p in base.parent.glob(f"{stem}.*.nbc"))}
+
+
+def _kernel_cache_files(key: str) -> set[str]:
+    """The cache files of the compiled functions of a kernel module warmed in this process (key ``kernel NAME
+    SIZE TIME``)."""
+    from fspec.runtime.kernels import PACKAGE
+
+    module = sys.modules.get(f"{PACKAGE}.{key.split()[1]}")
+    return {f for value in vars(module).values() for f in _cache_files(value)} if module is not None else set()
+
+
+def _helper_cache_files() -> set[str]:
+    """The cache files of fspec's own compiled functions that this process compiled or loaded (those a run of the
+    build calls were all warmed here or in an earlier compile whose files are kept)."""
+    found: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "fspec" or name.startswith("fspec.")):
+            continue
+        for value in list(vars(module).values()):
+            if getattr(value, "overloads", None):  # a numba dispatcher with machine code in this process
+                found |= _cache_files(value)
+    return found
 
 
 def _warm_regroup() -> None:

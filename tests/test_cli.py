@@ -313,6 +313,40 @@ def test_compile_warms_only_what_changed_and_the_run_still_compiles_nothing(tmp_
     assert f"({first} compiled function(s)" in compile_()
 
 
+def test_compile_warms_again_what_a_deleted_numba_cache_held(tmp_path: Path) -> None:
+    """build/warmed.json lists the numba cache files behind what it names: when they are deleted by hand (a
+    kernel's, or the whole cache folder) while the build stays, `fspec compile` warms those functions again,
+    and the run after it still compiles nothing."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    cache = tmp_path / "numba_cache"
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+
+    def compile_() -> int:
+        done = fspec_subprocess("compile", "--project", root, cwd=root, env=env)
+        assert done.returncode == 0, done.stderr
+        return int(re.search(r"\((\d+) compiled function", done.stdout).group(1))  # type: ignore[union-attr]
+
+    def files() -> list[str]:
+        return sorted(str(p) for p in cache.rglob("*") if p.is_file())
+
+    first = compile_()
+    assert first >= 2, first
+    assert compile_() == 0
+    kernel = [f for f in files() if "reduce_" in Path(f).name]
+    assert kernel
+    for f in kernel:
+        Path(f).unlink()
+    assert compile_() == 1  # the kernel alone: the bar operators' files are still there
+    assert sorted(kernel) == sorted(f for f in files() if "reduce_" in Path(f).name)
+    shutil.rmtree(cache)
+    assert compile_() == first  # every function again
+    after_compile = files()
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert files() == after_compile  # the run compiled nothing
+    assert compile_() == 0
+
+
 def test_run_on_plain_parquet_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Path) -> None:
     """Between them they cost half a second of every `fspec run`; parquet with epoch or UTC times and numeric
     columns needs neither (text times, local zones and CSV still go through pandas)."""
