@@ -12,7 +12,7 @@ from typing import Any
 
 from fspec import __version__
 from fspec.compiler import ir, schema
-from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
+from fspec.compiler.codegen import CODEGEN_VERSION, lift_constants, render_kernel
 from fspec.compiler.dag import Graph, build_graph
 from fspec.compiler.eventgen import render_event_kernel
 from fspec.compiler.events import EventKernel, GridPlan, plan_grids
@@ -411,15 +411,19 @@ def _kernel_def(kernel: TickKernel | EventKernel, kernel_texts: dict[str, str], 
     executes it), its columns, parameters and what each slot computes."""
     text = kernel_texts[kernel.module]
     stem = kernel_stem(kernel, text)
+    params, constants = kernel.params, ()
+    if isinstance(kernel, TickKernel):  # its file reads the formulas' constants from params (codegen)
+        params, constants = lift_constants(kernel)[0].params, lift_constants(kernel)[1]
     return KernelDef(
         source=kernel.source,
         module=stem,
         path=f"{BUILD_DIR}/kernels/{stem}.py",
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         columns=kernel.columns,
-        params=kernel.params,
+        params=params,
         slots=tuple(s.text for s in kernel.slots),
         by=by,
+        constants=constants,
     )
 
 

@@ -9,6 +9,7 @@ their JSON is a new ``MANIFEST_VERSION``: the runtime refuses a manifest of anot
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -291,6 +292,15 @@ class KernelDef:
     slots: tuple[str, ...]  # what each slot computes, as formula text
     # an event kernel over the grid's own events: the events' column grouping its rows ('' for the instrument)
     by: str = ""
+    # the values of the formulas' constants its file reads as its last parameters (const__0, ...: the file holds
+    # no value of them, so that an edit of one compiles nothing)
+    constants: tuple[float, ...] = ()
+
+    def param_values(self, params: Mapping[str, float]) -> list[float]:
+        """The kernel's ``params`` row of one entity: its instrument's parameters (``params``), then the
+        constants."""
+        own = self.params[: len(self.params) - len(self.constants)]
+        return [params[p] for p in own] + list(self.constants)
 
     @property
     def slot_source(self) -> str:
@@ -307,6 +317,7 @@ class KernelDef:
             "params": list(self.params),
             "slots": list(self.slots),
             "by": self.by,
+            "constants": list(self.constants),
         }
 
     @classmethod
@@ -320,6 +331,7 @@ class KernelDef:
             tuple(data["params"]),
             tuple(data["slots"]),
             data["by"],
+            tuple(float(v) for v in data.get("constants", ())),
         )
 
 

@@ -644,7 +644,7 @@ class Engine:
         if module is None:
             module = self._modules[source] = load_kernel(self.manifest.root / kernel.path, kernel.module)
         params = self.params(instrument, interval)
-        param_array = np.array([params[p] for p in kernel.params], dtype=np.float64)
+        param_array = np.array(kernel.param_values(params), dtype=np.float64)
         # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
         cols = [
             np.ascontiguousarray(ticks.columns[c], dtype=np.float64)

@@ -347,6 +347,46 @@ def test_compile_warms_again_what_a_deleted_numba_cache_held(tmp_path: Path) -> 
     assert compile_() == 0
 
 
+def test_an_edit_of_a_constant_compiles_nothing_and_the_run_uses_the_new_value(tmp_path: Path) -> None:
+    """The constants of tick formulas are kernel parameters: changing a size threshold keeps the kernel file
+    (and numba's cache of it), warms nothing, and the run's values follow the new threshold (checked against
+    pandas on the raw trades)."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+    features = root / "specs" / "features.yaml"
+    probe = "  - name: big_volume\n    formula: sum(trades.size * (trades.size >= {t}))\n"
+    text = features.read_text(encoding="utf-8")
+
+    def compile_(threshold: int) -> tuple[str, list[str]]:
+        features.write_text(text + probe.format(t=threshold), encoding="utf-8")
+        done = fspec_subprocess("compile", "--project", root, cwd=root, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, files_in(root / "build" / "kernels")
+
+    _, kernels = compile_(105)
+    out, same = compile_(110)
+    assert "(0 compiled function(s)" in out and same == kernels
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    got = pd.read_parquet(root / "out" / "features_20240304_60s.parquet")
+    trades = tiny_trades(DAYS[0])
+    ts = pd.to_datetime(trades["time"]).dt.tz_localize("America/New_York")
+    inside = (ts >= f"{DAYS[0]} 09:30") & (ts < f"{DAYS[0]} 10:00")
+    bars = ts[inside].dt.floor("60s")
+    big = (trades["size"] * (trades["size"] >= 110))[inside].groupby(bars).sum()
+    start = pd.Timestamp(f"{DAYS[0]} 09:30", tz="America/New_York")
+    want = big.reindex(pd.date_range(start, periods=30, freq="60s"), fill_value=0.0).to_numpy()
+    np.testing.assert_array_equal(got["big_volume_60s_abc"].to_numpy(), want)
+    assert (
+        want
+        != (trades["size"] * (trades["size"] >= 105))[inside]
+        .groupby(bars)
+        .sum()
+        .reindex(pd.date_range(start, periods=30, freq="60s"), fill_value=0.0)
+        .to_numpy()
+    ).any()  # the edit mattered
+
+
 def test_run_on_plain_parquet_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Path) -> None:
     """Between them they cost half a second of every `fspec run`; parquet with epoch or UTC times and numeric
     columns needs neither (text times, local zones and CSV still go through pandas)."""
