@@ -70,7 +70,9 @@ def warm_calls(manifest: Manifest) -> list[tuple[str, Callable[[], object]]]:
     it or loads it from numba's cache)."""
     root = manifest.root
     calls: list[tuple[str, Callable[[], object]]] = [
-        (_kernel_key(root, k), partial(_warm_tick_kernel, root, k)) for k in manifest.kernels.values()
+        (_file_key(root, path, module), partial(_warm_tick_kernel, root, path, module, params))
+        for k in manifest.kernels.values()
+        for module, path, params in _tick_files(k)
     ]
     for grid in manifest.data.grids:
         calls += [(_kernel_key(root, k), partial(_warm_event_kernel, root, k)) for k in grid.kernels]
@@ -92,11 +94,22 @@ _BAR_STARTS = np.zeros(2, dtype=np.int64)
 
 
 def _kernel_key(root: Path, kernel: KernelDef) -> str:
+    return _file_key(root, kernel.path, kernel.module)
+
+
+def _file_key(root: Path, path: str, module: str) -> str:
     try:
-        stat = (root / kernel.path).stat()
+        stat = (root / path).stat()
     except OSError:
-        return f"kernel {kernel.module} missing"  # never in a stamp: the call reports the missing file
-    return f"kernel {kernel.module} {stat.st_size} {stat.st_mtime_ns}"
+        return f"kernel {module} missing"  # never in a stamp: the call reports the missing file
+    return f"kernel {module} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def _tick_files(kernel: KernelDef) -> list[tuple[str, str, int]]:
+    """(module, path, number of parameters) of each file of a tick kernel (each part of one in parts)."""
+    if kernel.parts:
+        return [(p.module, p.path, len(p.params)) for p in kernel.parts]
+    return [(kernel.module, kernel.path, len(kernel.params))]
 
 
 def _environment(root: Path) -> dict[str, str]:
@@ -220,11 +233,12 @@ def _warm_regroup() -> None:
     import fspec.runtime.regroup  # noqa: F401  (compiled for fixed types on import, or loaded from the cache)
 
 
-def _warm_tick_kernel(root: Path, kernel: KernelDef) -> None:
-    module = load_kernel(root / kernel.path, kernel.module)
+def _warm_tick_kernel(root: Path, path: str, name: str, params: int) -> None:
+    """One kernel file (a part of a kernel in parts is one: PartedKernel calls it with the same types)."""
+    module = load_kernel(root / path, name)
     ts = np.zeros(2, dtype=np.int64)
-    cols = [np.ones(2) for _ in kernel.columns]
-    reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(len(kernel.params)))
+    cols = [np.ones(2) for _ in module.COLUMNS]
+    reduce_session(module, ts, np.ones(1, dtype=np.int64), cols, np.ones(params))
 
 
 def _warm_event_kernel(root: Path, kernel: KernelDef) -> None:

@@ -310,7 +310,7 @@ def test_compile_warms_only_what_changed_and_the_run_still_compiles_nothing(tmp_
     assert ran.returncode == 0, ran.stderr
     assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == after_compile
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "other_cache")
-    assert f"({first} compiled function(s)" in compile_()
+    assert f"({first + 1} compiled function(s)" in compile_()  # all again; the kernel is now two files (parts.py)
 
 
 def test_compile_warms_again_what_a_deleted_numba_cache_held(tmp_path: Path) -> None:
@@ -385,6 +385,45 @@ def test_an_edit_of_a_constant_compiles_nothing_and_the_run_uses_the_new_value(t
         .reindex(pd.date_range(start, periods=30, freq="60s"), fill_value=0.0)
         .to_numpy()
     ).any()  # the edit mattered
+
+
+def test_a_new_slot_compiles_a_small_second_kernel_and_the_files_are_the_same(tmp_path: Path) -> None:
+    """An edit that adds a slot keeps the earlier kernel file and compiles a kernel of the new slot alone; the
+    run's files are byte-identical to those of a fresh build of the same specs (one fused kernel). Taking the
+    feature out again goes back to the first file; a slot that no feature reads any more fuses a new kernel."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+    features = root / "specs" / "features.yaml"
+    text = features.read_text(encoding="utf-8")
+
+    def compile_(specs: str, where: Path = root) -> tuple[str, list[str]]:
+        (where / "specs" / "features.yaml").write_text(specs, encoding="utf-8")
+        done = fspec_subprocess("compile", "--project", where, cwd=where, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, [n for n in files_in(where / "build" / "kernels") if n.endswith(".py")]
+
+    _, (first,) = compile_(text)
+    added = text + "  - name: top\n    formula: max(trades.price)\n"
+    out, kernels = compile_(added)
+    assert "(1 compiled function(s)" in out and first in kernels and len(kernels) == 2
+    (trades,) = json.loads((root / "build" / "manifest.json").read_text(encoding="utf-8"))["kernels"]
+    assert [p["module"] + ".py" for p in trades["parts"]] == [first, next(k for k in kernels if k != first)]
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root / "data", fresh / "data")
+    shutil.copytree(root / "specs", fresh / "specs")
+    assert len(compile_(added, fresh)[1]) == 1  # no earlier build: one fused kernel
+    ran = fspec_subprocess("run", "--project", fresh, cwd=fresh, env=env)
+    assert ran.returncode == 0, ran.stderr
+    written = files_in(root / "out")
+    assert written and written == files_in(fresh / "out")
+    for name in written:
+        assert (root / "out" / name).read_bytes() == (fresh / "out" / name).read_bytes(), name
+    out, kernels = compile_(text)
+    assert kernels == [first] and "(0 compiled function(s)" in out
+    out, kernels = compile_(text.replace("formula: sum(trades.size)", "formula: sum(trades.size * trades.price)"))
+    assert len(kernels) == 1 and kernels != [first]
 
 
 def test_run_on_plain_parquet_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Path) -> None:
