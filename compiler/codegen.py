@@ -33,7 +33,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.unparse import resolved_source
 from fspec.operators import ELEMENTWISE, REGISTRY
 
-CODEGEN_VERSION = "13"  # 13: constants of tick formulas passed as parameters (12: state arrays copied by loops)
+CODEGEN_VERSION = "13"  # 13: constants of tick formulas as parameters; empty bars set by a loop
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> Ker
     taken = set(RESERVED | avoid)
     slot_names: set[str] = set()
     for slot in kernel.slots:
-        model.init.append(f"out[{slot.index}, :] = {REGISTRY[slot.reducer].empty}")
+        model.init.append(f"out[{slot.index}, b] = {REGISTRY[slot.reducer].empty}")
         if REGISTRY[slot.reducer].scan and is_stateless(slot.args[0]):
             model.lazy.append(_lazy(slot, kernel, model))
             continue
