@@ -20,7 +20,7 @@ from fspec.manifest import KernelDef
 from fspec.operators import REGISTRY
 from fspec.project import BUILD_DIR
 from fspec.runtime.evaluate import apply_bar_operator, operator_constants
-from fspec.runtime.kernels import frozen, load_kernel, reduce_session
+from fspec.runtime.kernels import frozen, load_kernel, load_numba_target, reduce_session
 from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
 
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
@@ -29,7 +29,9 @@ Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 WARMED = "warmed.json"  # under build/: what `fspec compile` warmed, in which environment
 
 
-def warm_kernels(root: Path, on_progress: Progress | None = None, only_new: bool = True) -> int:
+def warm_kernels(
+    root: Path, on_progress: Progress | None = None, only_new: bool = True, skip_blas_check: bool = False
+) -> int:
     """Warm each generated kernel and each bar operator in use; returns how many functions were warmed.
 
     With ``only_new`` (``fspec compile``), the functions an earlier compile of this build warmed in the same
@@ -37,7 +39,8 @@ def warm_kernels(root: Path, on_progress: Progress | None = None, only_new: bool
     it only to prove so costs half a second of numba's import alone. A kernel is known by its content-addressed
     file name and its file's size and time (numba's cache of it is valid while these are), a bar operator by
     its name and argument types; the environment is the build's folder, fspec's and numba's versions, the
-    newest time of fspec's sources, the interpreter and NUMBA_CACHE_DIR."""
+    newest time of fspec's sources, the interpreter and NUMBA_CACHE_DIR. ``skip_blas_check`` (the command line)
+    loads numba's CPU target without its scipy.linalg import, as ``fspec run`` does (kernels.load_numba_target)."""
     manifest = load_manifest(root)
     calls = warm_calls(manifest)
     stamp = root / BUILD_DIR / WARMED
@@ -45,6 +48,8 @@ def warm_kernels(root: Path, on_progress: Progress | None = None, only_new: bool
     done = earlier.valid()
     todo = [(key, call) for key, call in calls if key not in done]
     steps = [call for _, call in todo]
+    if steps and skip_blas_check:
+        load_numba_target(skip_blas_check=True)
     for call in on_progress(steps, len(steps)) if on_progress else steps:
         call()
     cache = {key: earlier.cache[key] for key, _ in calls if key in done and key in earlier.cache}
