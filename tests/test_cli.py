@@ -246,10 +246,22 @@ def test_second_compile_leaves_unchanged_kernels_untouched(tmp_path: Path) -> No
     for p in kernels.values():
         assert p.stat().st_mtime == OLD, f"{p.name} was rewritten"
 
-    # A new reducer over the 1-minute bars changes only that source's kernel.
+    # A new reducer over the 1-minute bars adds a kernel of its slot beside that source's kernel (compiler/
+    # parts.py), which stays untouched like the others.
     extra = "  - name: max_close\n    formula: max(bars_1m.close)\n"
     spec = root / "specs" / "minute_bars.yaml"
-    spec.write_text(spec.read_text(encoding="utf-8") + "\n" + extra, encoding="utf-8")
+    shipped = spec.read_text(encoding="utf-8")
+    spec.write_text(shipped + "\n" + extra, encoding="utf-8")
+    expect(cli("compile", "--project", root, "--no-jit"), 0)
+    now = {p.name: p for p in (root / "build" / "kernels").glob("*.py")}
+    for name, p in kernels.items():
+        assert name in now and p.stat().st_mtime == OLD, f"{name} was rewritten"
+    assert len([n for n in now if n.startswith("bars_1m_")]) == 2
+    # A slot no feature reads any more (minute_return's formula changed): the source's kernel is fused anew,
+    # under a new content-addressed name, and the old files are removed.
+    changed = shipped.replace("formula: sum(diff(log(bars_1m.close)))", "formula: sum(diff(bars_1m.close))")
+    assert changed != shipped
+    spec.write_text(changed + "\n" + extra, encoding="utf-8")
     expect(cli("compile", "--project", root, "--no-jit"), 0)
     now = {p.name: p for p in (root / "build" / "kernels").glob("*.py")}
     for name, p in kernels.items():
