@@ -3,7 +3,8 @@
     python -m benchmarks.kernels A.py B.py [--ticks 2M] [--rounds 41]
 
 Kernel files are what ``fspec compile`` writes to ``build/kernels/`` for the benchmark's specs (write the
-project with ``benchmarks.project.write_project`` and compile it); a variant is a hand-edited copy. Each
+project with ``benchmarks.project.write_project`` and compile it); a variant is a hand-edited copy (it takes
+the constants, ``const__k`` parameters, that build/manifest.json lists for the first file). Each
 round calls every file once through :func:`fspec.runtime.kernels.reduce_session` (``derive`` and the tick
 loop, one thread), in a rotating order. The files must agree bit for bit on the workload's bars, or nothing
 is timed. This is how a change to the generated code is measured before it goes into the template: for
@@ -42,6 +43,23 @@ def load(path: Path, index: int) -> ModuleType:
     return module
 
 
+def constants(path: Path) -> tuple[float, ...] | None:
+    """The values of a kernel file's constants (its params const__0, ...: the benchmark's instruments have no
+    parameters of their own), from the build/manifest.json beside its folder; None for a copy it does not list
+    (a hand-edited variant takes the first listed file's)."""
+    import json
+
+    try:
+        data = json.loads((path.resolve().parent.parent / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for kernel in data.get("kernels", ()):
+        for part in [kernel, *kernel.get("parts", ())]:
+            if part.get("module") == path.stem and "constants" in part:
+                return tuple(part["constants"])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kernels", nargs="+", type=Path, help="kernel files generated for the benchmark's specs")
@@ -55,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     cols = next(iter(workload.data.values()))
     bar_ends = np.arange(workload.open_ns + INTERVAL_NS, workload.close_ns + 1, INTERVAL_NS, dtype=np.int64)
     modules = [load(path, k) for k, path in enumerate(args.kernels)]
-    params = frozen(np.empty(0))
+    found = [constants(path) for path in args.kernels]
+    known = next((c for c in found if c is not None), ())
+    params = [frozen(np.array(known if c is None else c, dtype=np.float64)) for c in found]
+    by_module = {id(m): p for m, p in zip(modules, params, strict=True)}
 
     def call(module: ModuleType) -> np.ndarray:
         columns = [cols[c] for c in module.COLUMNS]
-        return reduce_session(module, cols["ts"], bar_ends, columns, params)
+        return reduce_session(module, cols["ts"], bar_ends, columns, by_module[id(module)])
 
     first = call(modules[0])  # also compiles
     for path, module in zip(args.kernels[1:], modules[1:], strict=True):

@@ -12,7 +12,7 @@ from typing import Any
 
 from fspec import __version__
 from fspec.compiler import ir, schema
-from fspec.compiler.codegen import CODEGEN_VERSION, render_kernel
+from fspec.compiler.codegen import CODEGEN_VERSION, lift_constants, render_kernel
 from fspec.compiler.dag import Graph, build_graph
 from fspec.compiler.eventgen import render_event_kernel
 from fspec.compiler.events import EventKernel, GridPlan, plan_grids
@@ -30,6 +30,7 @@ from fspec.compiler.formula import (
 )
 from fspec.compiler.lower import Plan, TickKernel, plan
 from fspec.compiler.model import Project, build_project
+from fspec.compiler.parts import Part, previous_kernels, split
 from fspec.compiler.resolve import resolve_project, survivorship_problems
 from fspec.compiler.yamlsrc import SourceDoc, load_yaml
 from fspec.errors import Diagnostic, Position, SpecError
@@ -42,6 +43,7 @@ from fspec.manifest import (
     GridDef,
     InstrumentDef,
     KernelDef,
+    KernelPart,
     ManifestData,
     ProjectDef,
     SourceDef,
@@ -306,11 +308,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def manifest_data(root: Path, checked: Checked, kernel_texts: dict[str, str]) -> ManifestData:
-    """The typed manifest of a checked project; ``kernel_texts`` maps each kernel module to its file's text."""
+def manifest_data(
+    root: Path, checked: Checked, kernel_texts: dict[str, str], parted: dict[str, list[Part]] | None = None
+) -> ManifestData:
+    """The typed manifest of a checked project; ``kernel_texts`` maps each kernel module to its file's text
+    (the first part's, for a kernel in ``parted`` parts)."""
     assert checked.project is not None and checked.plan is not None
     project = checked.project
-    kernels = tuple(_kernel_def(k, kernel_texts) for k in checked.plan.kernels)
+    parted = parted or {}
+    kernels = tuple(
+        _parted_def(k, parted[k.module]) if k.module in parted else _kernel_def(k, kernel_texts)
+        for k in checked.plan.kernels
+    )
     features = tuple(
         FeatureDef(
             name=f.name,
@@ -411,15 +420,41 @@ def _kernel_def(kernel: TickKernel | EventKernel, kernel_texts: dict[str, str], 
     executes it), its columns, parameters and what each slot computes."""
     text = kernel_texts[kernel.module]
     stem = kernel_stem(kernel, text)
+    params, constants = kernel.params, ()
+    if isinstance(kernel, TickKernel):  # its file reads the formulas' constants from params (codegen)
+        params, constants = lift_constants(kernel)[0].params, lift_constants(kernel)[1]
     return KernelDef(
         source=kernel.source,
         module=stem,
         path=f"{BUILD_DIR}/kernels/{stem}.py",
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         columns=kernel.columns,
-        params=kernel.params,
+        params=params,
         slots=tuple(s.text for s in kernel.slots),
         by=by,
+        constants=constants,
+    )
+
+
+def _parted_def(kernel: TickKernel, parts: list[Part]) -> KernelDef:
+    """A source's kernel in parts: the first part's file stands for it; each part lists its slots' rows."""
+    defs = []
+    for part in parts:
+        stem = kernel_stem(part.kernel, part.text)
+        lifted, constants = lift_constants(part.kernel)
+        sha = hashlib.sha256(part.text.encode("utf-8")).hexdigest()
+        path = f"{BUILD_DIR}/kernels/{stem}.py"
+        defs.append(KernelPart(stem, path, sha, part.kernel.columns, lifted.params, constants, part.rows))
+    first = defs[0]
+    return KernelDef(
+        source=kernel.source,
+        module=first.module,
+        path=first.path,
+        sha256=first.sha256,
+        columns=kernel.columns,
+        params=kernel.params,
+        slots=tuple(s.text for s in kernel.slots),
+        parts=tuple(defs),
     )
 
 
@@ -470,21 +505,30 @@ def compile_project(root: Path) -> tuple[Path, list[Path]]:
     written = []
     keep = set()
     texts: dict[str, str] = {}
+    manifest_path = root / BUILD_DIR / MANIFEST
+    previous = previous_kernels(manifest_path)
+    parted: dict[str, list[Part]] = {}
     planned: list[TickKernel | EventKernel] = [*checked.plan.kernels, *(k for g in checked.grids for k in g.kernels)]
     for kernel in planned:
-        text = texts[kernel.module] = (
-            render_kernel(kernel) if isinstance(kernel, TickKernel) else render_event_kernel(kernel)
-        )
-        path = kernel_dir / f"{kernel_stem(kernel, text)}.py"
-        keep.add(path.name)
-        # Content-addressed names: an unchanged kernel keeps its file (and its numba cache) untouched.
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            _write_atomic(path, text)
-        written.append(path)
+        if isinstance(kernel, TickKernel) and (parts := split(kernel, previous.get(kernel.source), kernel_dir)):
+            parted[kernel.module] = parts  # the earlier kernel kept, the slots it lacks in a small one (parts.py)
+            files = [(part.kernel, part.text) for part in parts]
+            texts[kernel.module] = parts[0].text
+        else:
+            text = texts[kernel.module] = (
+                render_kernel(kernel) if isinstance(kernel, TickKernel) else render_event_kernel(kernel)
+            )
+            files = [(kernel, text)]
+        for planned_file, text in files:
+            path = kernel_dir / f"{kernel_stem(planned_file, text)}.py"
+            keep.add(path.name)
+            # Content-addressed names: an unchanged kernel keeps its file (and its numba cache) untouched.
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                _write_atomic(path, text)
+            written.append(path)
     for stale in kernel_dir.glob("*.py"):
         if stale.name not in keep:
             stale.unlink()
-    manifest_path = root / BUILD_DIR / MANIFEST
-    manifest = manifest_data(root, checked, texts).to_json()
+    manifest = manifest_data(root, checked, texts, parted).to_json()
     _write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest_path, written

@@ -33,7 +33,7 @@ from fspec.compiler.lower import Slot, TickKernel
 from fspec.compiler.unparse import resolved_source
 from fspec.operators import ELEMENTWISE, REGISTRY
 
-CODEGEN_VERSION = "12"  # 12: state arrays copied by loops; searchsorted, full and mean through cached helpers
+CODEGEN_VERSION = "13"  # 13: constants of tick formulas as parameters; empty bars set by a loop
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ def kernel_model(kernel: TickKernel, avoid: frozenset[str] = frozenset()) -> Ker
     taken = set(RESERVED | avoid)
     slot_names: set[str] = set()
     for slot in kernel.slots:
-        model.init.append(f"out[{slot.index}, :] = {REGISTRY[slot.reducer].empty}")
+        model.init.append(f"out[{slot.index}, b] = {REGISTRY[slot.reducer].empty}")
         if REGISTRY[slot.reducer].scan and is_stateless(slot.args[0]):
             model.lazy.append(_lazy(slot, kernel, model))
             continue
@@ -376,10 +376,54 @@ def kernel_template(name: str) -> jinja2.Template:
     return env.from_string(text)
 
 
+CONST_PREFIX = "const__"  # a lifted constant's parameter name: a double underscore no spec name can have
+
+
+@functools.cache
+def lift_constants(kernel: TickKernel) -> tuple[TickKernel, tuple[float, ...]]:
+    """The kernel with the constants of its tick formulas as parameters, and their values.
+
+    A constant that is an argument of an elementwise operator (``where(... , 1, ...)``, ``size >= 500``,
+    ``(bid + ask) / 2``) becomes the parameter ``const__k``: the generated file then reads it from ``params``
+    and holds no value of it, so an edit of a constant renders the same file, whose machine code numba has
+    cached, and compiles nothing. The values are recorded in the manifest (``KernelDef.constants``) and passed
+    with each call; the arithmetic is the same IEEE operation on the same value, so results are identical.
+    An exponent stays in the code (``x ** 2`` is a multiplication after LLVM, ``x ** p`` a call of pow, which
+    need not round alike), and so do the constants of other operators (a reducer's, a tick state's).
+
+    Equal subexpressions stay equal (each distinct one is rewritten once), so the kernel still computes them
+    once; constants are numbered in slot order, so one whose value changes keeps its number."""
+    values: list[float] = []
+    done: dict[Node, Node] = {}
+
+    def lift(node: Node) -> Node:
+        if not isinstance(node, ir.Apply):
+            return node
+        if node in done:
+            return done[node]
+        elementwise = REGISTRY[node.op].kind == ELEMENTWISE
+        args = []
+        for position, arg in enumerate(node.args):
+            if isinstance(arg, ir.Const) and elementwise and not (node.op == "pow" and position == 1):
+                args.append(ir.ParamRef(f"{CONST_PREFIX}{len(values)}", None, arg.grain))
+                values.append(arg.value)
+            else:
+                args.append(lift(arg))
+        done[node] = replace(node, args=tuple(args))
+        return done[node]
+
+    slots = tuple(replace(s, args=tuple(lift(a) for a in s.args)) for s in kernel.slots)
+    names = tuple(f"{CONST_PREFIX}{k}" for k in range(len(values)))
+    return replace(kernel, params=(*kernel.params, *names), slots=slots), tuple(values)
+
+
 def render_kernel(kernel: TickKernel) -> str:
+    """The kernel's file: its constants lifted into parameters (:func:`lift_constants`)."""
+    kernel, constants = lift_constants(kernel)
     model = kernel_model(kernel)
     return kernel_template("tick_kernel.py.j2").render(
         k=kernel,
+        constants=len(constants),
         model=model,
         version=__version__,
         slot_texts=repr([s.text for s in kernel.slots]),

@@ -196,7 +196,7 @@ def compile(project: str | None, no_jit: bool) -> None:
         from fspec.runtime.warmup import warm_kernels
 
         # Only what an earlier compile of this build has not warmed: unchanged kernels are in numba's cache.
-        count = warm_kernels(root, on_progress=_progress("function"))
+        count = warm_kernels(root, on_progress=_progress("function"), skip_blas_check=True)
         warmed = f" ({count} compiled function(s) new or changed)"
     click.echo(
         f"compiled {len(kernels)} kernel(s) and {manifest_path.relative_to(root)} "

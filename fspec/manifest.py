@@ -295,6 +295,43 @@ class ProjectDef:
 
 
 @dataclass(frozen=True)
+class KernelPart:
+    """One file of a source's kernel in parts: a complete kernel module of some of the source's slots (``rows``:
+    which of the kernel's slots its own slots are, in order), with its own columns, parameters and constants."""
+
+    module: str
+    path: str
+    sha256: str
+    columns: tuple[str, ...]
+    params: tuple[str, ...]  # its instruments' parameters, then its constants' names
+    constants: tuple[float, ...]
+    rows: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "path": self.path,
+            "sha256": self.sha256,
+            "columns": list(self.columns),
+            "params": list(self.params),
+            "constants": list(self.constants),
+            "rows": list(self.rows),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KernelPart:
+        return cls(
+            data["module"],
+            data["path"],
+            data["sha256"],
+            tuple(data["columns"]),
+            tuple(data["params"]),
+            tuple(float(v) for v in data["constants"]),
+            tuple(int(r) for r in data["rows"]),
+        )
+
+
+@dataclass(frozen=True)
 class KernelDef:
     """One source's fused tick kernel: a generated module under build/kernels."""
 
@@ -307,6 +344,29 @@ class KernelDef:
     slots: tuple[str, ...]  # what each slot computes, as formula text
     # an event kernel over the grid's own events: the events' column grouping its rows ('' for the instrument)
     by: str = ""
+    # the values of the formulas' constants its file reads as its last parameters (const__0, ...: the file holds
+    # no value of them, so that an edit of one compiles nothing)
+    constants: tuple[float, ...] = ()
+    # a kernel in parts (compile kept an earlier build's kernel file and put the slots it lacks in a second
+    # one): module, path and sha256 are then the first part's, params the instruments' parameters of all parts
+    parts: tuple[KernelPart, ...] = ()
+
+    @property
+    def files(self) -> tuple[tuple[str, str, str], ...]:
+        """(module, path, sha256) of every generated file of the kernel."""
+        if self.parts:
+            return tuple((p.module, p.path, p.sha256) for p in self.parts)
+        return ((self.module, self.path, self.sha256),)
+
+    def slot_path(self, slot: int) -> str:
+        """The file whose code computes one of the kernel's slots."""
+        return next((p.path for p in self.parts if slot in p.rows), self.path)
+
+    def param_values(self, params: Mapping[str, float]) -> list[float]:
+        """The kernel's ``params`` row of one entity: its instrument's parameters (``params``), then the
+        constants."""
+        own = self.params[: len(self.params) - len(self.constants)]
+        return [params[p] for p in own] + list(self.constants)
 
     @property
     def slot_source(self) -> str:
@@ -323,6 +383,8 @@ class KernelDef:
             "params": list(self.params),
             "slots": list(self.slots),
             "by": self.by,
+            "constants": list(self.constants),
+            "parts": [p.to_json() for p in self.parts],
         }
 
     @classmethod
@@ -336,6 +398,8 @@ class KernelDef:
             tuple(data["params"]),
             tuple(data["slots"]),
             data["by"],
+            tuple(float(v) for v in data.get("constants", ())),
+            tuple(KernelPart.from_json(p) for p in data.get("parts", ())),
         )
 
 

@@ -96,7 +96,7 @@ def _explain_event_column(manifest: Manifest, column: str) -> str | None:
             ]
             for source, index in slots:
                 k = kernels[source]
-                lines.append(f"kernel:      {k.path} slot {index}: {k.slots[index]}")
+                lines.append(f"kernel:      {k.slot_path(index)} slot {index}: {k.slots[index]}")
             return "\n".join(lines)
     return None
 
@@ -175,5 +175,5 @@ def explain_column(manifest: Manifest, column: str) -> str:
                 lines.append(f"             each trade signed and valued by the quotes of {contract.quotes} before it")
             continue
         k = kernels[source]
-        lines.append(f"kernel:      {k.path} slot {index}: {k.slots[index]}")
+        lines.append(f"kernel:      {k.slot_path(index)} slot {index}: {k.slots[index]}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ import numpy as np
 from fspec.errors import UsageError
 
 if TYPE_CHECKING:
+    from fspec.manifest import KernelDef
     from fspec.runtime.manifest import Manifest
 
 PACKAGE = "fspec_kernels"
@@ -56,6 +57,53 @@ def _load_kernel(path: Path, module: str) -> ModuleType:
         del sys.modules[name]
         raise
     return mod
+
+
+def load_tick_kernel(root: Path, kernel: KernelDef) -> ModuleType | PartedKernel:
+    """A source's kernel: its module, or for a kernel in parts an object with a module's interface."""
+    if not kernel.parts:
+        return load_kernel(root / kernel.path, kernel.module)
+    return PartedKernel(kernel, [load_kernel(root / p.path, p.module) for p in kernel.parts])
+
+
+class PartedKernel:
+    """A source's kernel in parts (compiler/parts.py) behind the interface of one kernel module: ``reduce_ticks``
+    calls each part on the same rows, one after another, each with its own columns, parameters (its instruments'
+    and its constants), derived columns and carried state, and puts its slots in their rows of ``out``."""
+
+    def __init__(self, kernel: KernelDef, modules: list[ModuleType]) -> None:
+        self.SLOTS = list(kernel.slots)
+        self.COLUMNS = list(kernel.columns)
+        self.PARAMS = list(kernel.params)
+        self.DERIVED: list[str] = []  # each part derives its own
+        self.CARRY = sum(m.CARRY for m in modules)
+        self._parts = []
+        offset = 0
+        for part, module in zip(kernel.parts, modules, strict=True):
+            own = part.params[: len(part.params) - len(part.constants)]
+            columns = [self.COLUMNS.index(c) for c in part.columns]
+            params = np.array([self.PARAMS.index(p) for p in own], dtype=np.int64)
+            constants = np.array(part.constants, dtype=np.float64)
+            self._parts.append((module, columns, params, constants, list(part.rows), offset))
+            offset += module.CARRY
+
+    def derive(self, *args: object) -> None:
+        return None
+
+    def reduce_ticks(self, ts: np.ndarray, starts: np.ndarray, bar_ends: np.ndarray, *rest: object) -> None:
+        *columns, _derived, params, out, carry, resume = rest
+        entities = starts.shape[0] - 1
+        for module, cols, own, constants, rows, offset in self._parts:
+            mine = [columns[c] for c in cols]
+            values = np.concatenate([params[:, own], np.broadcast_to(constants, (entities, len(constants)))], axis=1)
+            values = frozen(values)
+            state = np.ascontiguousarray(carry[:, offset : offset + module.CARRY])
+            slots = np.empty((entities, len(module.SLOTS), out.shape[2]), dtype=np.float64)
+            derived = _derived_buffer(len(module.DERIVED), ts.shape[0])
+            module.derive(*mine, starts, values, derived)
+            module.reduce_ticks(ts, starts, bar_ends, *mine, derived, values, slots, state, resume)
+            out[:, rows, :] = slots
+            carry[:, offset : offset + module.CARRY] = state
 
 
 class _NoScipyLinalg(importlib.abc.MetaPathFinder):

@@ -180,13 +180,13 @@ def load_manifest(root: Path, *, check_fresh: bool = True) -> Manifest:
             "the build is stale: specs/ changed since the last 'fspec compile'",
             "run 'fspec compile' (or 'fspec compile && fspec run')",
         )
-    for kernel in data.kernels:
-        file = root / kernel.path
+    for _, path, sha256 in (f for kernel in data.kernels for f in kernel.files):
+        file = root / path
         if not file.exists():
-            raise BuildError(f"kernel file {kernel.path} is missing", "run 'fspec compile' again")
-        if hashlib.sha256(file.read_bytes()).hexdigest() != kernel.sha256:
+            raise BuildError(f"kernel file {path} is missing", "run 'fspec compile' again")
+        if hashlib.sha256(file.read_bytes()).hexdigest() != sha256:
             raise BuildError(
-                f"kernel file {kernel.path} is not the file 'fspec compile' wrote (its hash differs)",
+                f"kernel file {path} is not the file 'fspec compile' wrote (its hash differs)",
                 "generated kernels are not to be edited; run 'fspec compile' again",
             )
     return Manifest(root, data)

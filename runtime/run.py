@@ -26,7 +26,7 @@ from fspec.runtime.columns import with_dependencies
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.events import EventDayResult, GridRunner
 from fspec.runtime.grid import column_of, history_sessions
-from fspec.runtime.kernels import load_kernel, run_all, threads
+from fspec.runtime.kernels import PartedKernel, load_tick_kernel, run_all, threads
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.select import columns_by_interval
 from fspec.runtime.sources import (
@@ -154,7 +154,7 @@ class Engine:
     _grid_dates: dict[str, list[str]] = field(default_factory=dict)
     _needs: dict[tuple[Key, ...], list[Key]] = field(default_factory=dict)
     _reads_of: dict[tuple[tuple[Key, ...], int], _Reads] = field(default_factory=dict)
-    _modules: dict[str, ModuleType] = field(default_factory=dict)  # each source's loaded kernel
+    _modules: dict[str, ModuleType | PartedKernel] = field(default_factory=dict)  # each source's loaded kernel
     _member_days: dict[str, set[str]] = field(default_factory=dict)  # of members of universes ruled by day
     _told_empty: set[tuple[str, str]] = field(default_factory=set)  # (universe, day) without a member, told
     _dates_of_set: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # their dates with data, sorted
@@ -756,9 +756,9 @@ class Engine:
         assert ticks is not None
         module = self._modules.get(source)
         if module is None:
-            module = self._modules[source] = load_kernel(self.manifest.root / kernel.path, kernel.module)
+            module = self._modules[source] = load_tick_kernel(self.manifest.root, kernel)
         params = self.params(instrument, interval)
-        param_array = np.array([params[p] for p in kernel.params], dtype=np.float64)
+        param_array = np.array(kernel.param_values(params), dtype=np.float64)
         # A column this instrument's data lacks is needed only by slots it never reads: NaN is safe there.
         cols = [
             np.ascontiguousarray(ticks.columns[c], dtype=np.float64)

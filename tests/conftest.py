@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from fspec.cli import main
+from fspec.project import spec_files, spec_test_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,8 +67,13 @@ def make_project(
 
 
 def shipped_specs() -> dict[str, str]:
-    """The repository's shipped spec files, by file name."""
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted((REPO / "specs").glob("*.yaml"))}
+    """The repository's shipped spec files, by file name (its spec tests, ``*.test.yaml``, aside)."""
+    return {p.name: p.read_text(encoding="utf-8") for p in spec_files(REPO)}
+
+
+def shipped_spec_tests() -> dict[str, str]:
+    """The shipped spec tests (``specs/*.test.yaml``), by file name."""
+    return {p.name: p.read_text(encoding="utf-8") for p in spec_test_files(REPO)}
 
 
 @pytest.fixture(scope="session")

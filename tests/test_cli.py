@@ -246,10 +246,22 @@ def test_second_compile_leaves_unchanged_kernels_untouched(tmp_path: Path) -> No
     for p in kernels.values():
         assert p.stat().st_mtime == OLD, f"{p.name} was rewritten"
 
-    # A new reducer over the 1-minute bars changes only that source's kernel.
+    # A new reducer over the 1-minute bars adds a kernel of its slot beside that source's kernel (compiler/
+    # parts.py), which stays untouched like the others.
     extra = "  - name: max_close\n    formula: max(bars_1m.close)\n"
     spec = root / "specs" / "minute_bars.yaml"
-    spec.write_text(spec.read_text(encoding="utf-8") + "\n" + extra, encoding="utf-8")
+    shipped = spec.read_text(encoding="utf-8")
+    spec.write_text(shipped + "\n" + extra, encoding="utf-8")
+    expect(cli("compile", "--project", root, "--no-jit"), 0)
+    now = {p.name: p for p in (root / "build" / "kernels").glob("*.py")}
+    for name, p in kernels.items():
+        assert name in now and p.stat().st_mtime == OLD, f"{name} was rewritten"
+    assert len([n for n in now if n.startswith("bars_1m_")]) == 2
+    # A slot no feature reads any more (minute_return's formula changed): the source's kernel is fused anew,
+    # under a new content-addressed name, and the old files are removed.
+    changed = shipped.replace("formula: sum(diff(log(bars_1m.close)))", "formula: sum(diff(bars_1m.close))")
+    assert changed != shipped
+    spec.write_text(changed + "\n" + extra, encoding="utf-8")
     expect(cli("compile", "--project", root, "--no-jit"), 0)
     now = {p.name: p for p in (root / "build" / "kernels").glob("*.py")}
     for name, p in kernels.items():
@@ -310,7 +322,120 @@ def test_compile_warms_only_what_changed_and_the_run_still_compiles_nothing(tmp_
     assert ran.returncode == 0, ran.stderr
     assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == after_compile
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "other_cache")
-    assert f"({first} compiled function(s)" in compile_()
+    assert f"({first + 1} compiled function(s)" in compile_()  # all again; the kernel is now two files (parts.py)
+
+
+def test_compile_warms_again_what_a_deleted_numba_cache_held(tmp_path: Path) -> None:
+    """build/warmed.json lists the numba cache files behind what it names: when they are deleted by hand (a
+    kernel's, or the whole cache folder) while the build stays, `fspec compile` warms those functions again,
+    and the run after it still compiles nothing."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    cache = tmp_path / "numba_cache"
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+
+    def compile_() -> int:
+        done = fspec_subprocess("compile", "--project", root, cwd=root, env=env)
+        assert done.returncode == 0, done.stderr
+        return int(re.search(r"\((\d+) compiled function", done.stdout).group(1))  # type: ignore[union-attr]
+
+    def files() -> list[str]:
+        return sorted(str(p) for p in cache.rglob("*") if p.is_file())
+
+    first = compile_()
+    assert first >= 2, first
+    assert compile_() == 0
+    kernel = [f for f in files() if "reduce_" in Path(f).name]
+    assert kernel
+    for f in kernel:
+        Path(f).unlink()
+    assert compile_() == 1  # the kernel alone: the bar operators' files are still there
+    assert sorted(kernel) == sorted(f for f in files() if "reduce_" in Path(f).name)
+    shutil.rmtree(cache)
+    assert compile_() == first  # every function again
+    after_compile = files()
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert files() == after_compile  # the run compiled nothing
+    assert compile_() == 0
+
+
+def test_an_edit_of_a_constant_compiles_nothing_and_the_run_uses_the_new_value(tmp_path: Path) -> None:
+    """The constants of tick formulas are kernel parameters: changing a size threshold keeps the kernel file
+    (and numba's cache of it), warms nothing, and the run's values follow the new threshold (checked against
+    pandas on the raw trades)."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+    features = root / "specs" / "features.yaml"
+    probe = "  - name: big_volume\n    formula: sum(trades.size * (trades.size >= {t}))\n"
+    text = features.read_text(encoding="utf-8")
+
+    def compile_(threshold: int) -> tuple[str, list[str]]:
+        features.write_text(text + probe.format(t=threshold), encoding="utf-8")
+        done = fspec_subprocess("compile", "--project", root, cwd=root, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, files_in(root / "build" / "kernels")
+
+    _, kernels = compile_(105)
+    out, same = compile_(110)
+    assert "(0 compiled function(s)" in out and same == kernels
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    got = pd.read_parquet(root / "out" / "features_20240304_60s.parquet")
+    trades = tiny_trades(DAYS[0])
+    ts = pd.to_datetime(trades["time"]).dt.tz_localize("America/New_York")
+    inside = (ts >= f"{DAYS[0]} 09:30") & (ts < f"{DAYS[0]} 10:00")
+    bars = ts[inside].dt.floor("60s")
+    big = (trades["size"] * (trades["size"] >= 110))[inside].groupby(bars).sum()
+    start = pd.Timestamp(f"{DAYS[0]} 09:30", tz="America/New_York")
+    want = big.reindex(pd.date_range(start, periods=30, freq="60s"), fill_value=0.0).to_numpy()
+    np.testing.assert_array_equal(got["big_volume_60s_abc"].to_numpy(), want)
+    assert (
+        want
+        != (trades["size"] * (trades["size"] >= 105))[inside]
+        .groupby(bars)
+        .sum()
+        .reindex(pd.date_range(start, periods=30, freq="60s"), fill_value=0.0)
+        .to_numpy()
+    ).any()  # the edit mattered
+
+
+def test_a_new_slot_compiles_a_small_second_kernel_and_the_files_are_the_same(tmp_path: Path) -> None:
+    """An edit that adds a slot keeps the earlier kernel file and compiles a kernel of the new slot alone; the
+    run's files are byte-identical to those of a fresh build of the same specs (one fused kernel). Taking the
+    feature out again goes back to the first file; a slot that no feature reads any more fuses a new kernel."""
+    root = write_tiny(tmp_path / "p", fmt="parquet")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+    features = root / "specs" / "features.yaml"
+    text = features.read_text(encoding="utf-8")
+
+    def compile_(specs: str, where: Path = root) -> tuple[str, list[str]]:
+        (where / "specs" / "features.yaml").write_text(specs, encoding="utf-8")
+        done = fspec_subprocess("compile", "--project", where, cwd=where, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, [n for n in files_in(where / "build" / "kernels") if n.endswith(".py")]
+
+    _, (first,) = compile_(text)
+    added = text + "  - name: top\n    formula: max(trades.price)\n"
+    out, kernels = compile_(added)
+    assert "(1 compiled function(s)" in out and first in kernels and len(kernels) == 2
+    (trades,) = json.loads((root / "build" / "manifest.json").read_text(encoding="utf-8"))["kernels"]
+    assert [p["module"] + ".py" for p in trades["parts"]] == [first, next(k for k in kernels if k != first)]
+    ran = fspec_subprocess("run", "--project", root, cwd=root, env=env)
+    assert ran.returncode == 0, ran.stderr
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root / "data", fresh / "data")
+    shutil.copytree(root / "specs", fresh / "specs")
+    assert len(compile_(added, fresh)[1]) == 1  # no earlier build: one fused kernel
+    ran = fspec_subprocess("run", "--project", fresh, cwd=fresh, env=env)
+    assert ran.returncode == 0, ran.stderr
+    written = files_in(root / "out")
+    assert written and written == files_in(fresh / "out")
+    for name in written:
+        assert (root / "out" / name).read_bytes() == (fresh / "out" / name).read_bytes(), name
+    out, kernels = compile_(text)
+    assert kernels == [first] and "(0 compiled function(s)" in out
+    out, kernels = compile_(text.replace("formula: sum(trades.size)", "formula: sum(trades.size * trades.price)"))
+    assert len(kernels) == 1 and kernels != [first]
 
 
 def test_run_on_plain_parquet_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from numba import njit
 from numba.core.errors import TypingError
 
 from fspec.compiler.build import check
-from fspec.compiler.codegen import KernelModel, kernel_model, render_kernel, slot_stem
+from fspec.compiler.codegen import KernelModel, kernel_model, lift_constants, render_kernel, slot_stem
 from fspec.compiler.lower import TickKernel
 from fspec.runtime.kernels import load_kernel, reduce_entities, reduce_session
 from fspec.runtime.scalars import prefetch
@@ -247,3 +247,26 @@ def test_generated_kernels_run_as_plain_python(sample_project: FspecProject, tmp
     assert sorted(results["jit"]) == sorted(results["python"]) and len(results["jit"]) >= 3
     for name in results["jit"]:
         np.testing.assert_array_equal(results["jit"][name], results["python"][name])
+
+
+def test_constants_of_tick_formulas_are_parameters_and_an_edit_of_one_renders_the_same_file(tmp_path: Path) -> None:
+    """An elementwise operator's constant is read from params (const__k): a kernel whose formulas differ only in
+    such constants renders the same text (numba's cache of it stays valid), and the values come apart. An
+    exponent stays in the code; an equal subexpression is still one local; a reducer's constants stay."""
+    formulas = ("sum(trades.size * (trades.size >= {t}))", "sum(where(trades.price > (trades.size + 1) / 2, {s}, 0))")
+    base = _kernel(tmp_path / "a", formulas[0].format(t=100), formulas[1].format(s=3), "sum(trades.price ** 2)")
+    edit = _kernel(tmp_path / "b", formulas[0].format(t=500), formulas[1].format(s=-7), "sum(trades.price ** 2)")
+    assert render_kernel(base) == render_kernel(edit)
+    lifted, values = lift_constants(base)
+    assert values == (100.0, 1.0, 2.0, 3.0, 0.0)
+    assert lift_constants(edit)[1] == (500.0, 1.0, 2.0, -7.0, 0.0)
+    assert lifted.params == ("const__0", "const__1", "const__2", "const__3", "const__4")
+    source = render_kernel(base)
+    assert "** 2.0" in source and "param_const__0 = params[0]" in source
+    assert "500" not in render_kernel(edit) and "-7" not in render_kernel(edit)
+    pow2 = _kernel(tmp_path / "c", "sum(trades.price ** 3)")
+    assert render_kernel(pow2) != render_kernel(_kernel(tmp_path / "d", "sum(trades.price ** 2)"))
+    shared = _kernel(tmp_path / "e", "sum(where(trades.price > trades.size / 2, trades.size / 2, 0))")
+    lifted, values = lift_constants(shared)
+    assert values == (2.0, 0.0)  # trades.size / 2 is one subexpression, computed once
+    assert _loop(kernel_model(lifted)).count("/ param_const__0") == 1

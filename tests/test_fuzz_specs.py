@@ -30,9 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fspec.cli import main
+from fspec.project import spec_files
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((REPO / "specs").glob("*.yaml"))}
+SHIPPED = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in spec_files(REPO)}  # tests aside
 FILES = sorted(SHIPPED)
 
 DIAGNOSTIC = re.compile(r"^[^\s:]+:\d+:\d+: .+$")

@@ -237,3 +237,48 @@ def test_more_values_than_bars_is_a_mistake(tmp_path: Path) -> None:
     )
     out = expect(cli("test", "--project", _days_project(tmp_path, text)), 1)
     assert out.count("31 values for a session of 30 bars") == 2, out
+
+
+# ---- the shipped library's own spec tests ---------------------------------------------------------------
+
+# One feature of each family the shipped specs/*.test.yaml must test (bars, quotes, returns, volatility, order
+# flow, minute bars, cross-asset, responders, the option chain, targets).
+FAMILIES = {
+    "volume", "vwap", "micro_price", "interval_log_return", "ret_lag_1", "realized_vol", "bipower_var",
+    "signed_volume", "ofi", "minute_rv", "basis_mes_spy", "resp_mid_5", "iv_atm", "target_next_window_return",
+}  # fmt: skip
+
+
+def test_the_shipped_librarys_spec_tests_pass(sample_project) -> None:
+    """`fspec test` on the shipped specs with their spec tests: every test passes, the families are covered, and
+    a test whose expected value is off by one share fails naming the column, the row and both values."""
+    import yaml
+
+    from tests.conftest import shipped_spec_tests
+
+    tests = shipped_spec_tests()
+    specs = sample_project.root / "specs"
+    expected: set[str] = set()
+    count = 0
+    for name, text in tests.items():
+        (specs / name).write_text(text, encoding="utf-8")
+        for t in yaml.safe_load(text)["tests"]:
+            expected |= set(t["expect"])
+            count += 1
+    wrong = specs / "wrong.test.yaml"
+    try:
+        out = expect(cli("test", "--project", sample_project.root), 0)
+        assert out.endswith(f"{count} passed, 0 failed\n"), out
+        assert not FAMILIES - expected, FAMILIES - expected
+        text = tests["microstructure.test.yaml"]
+        assert "volume: [600.0, 100.0" in text
+        mutated = yaml.safe_load(text.replace("volume: [600.0, 100.0", "volume: [601.0, 100.0"))
+        mutated["tests"] = [dict(mutated["tests"][0], name="off by one share")]
+        wrong.write_text(yaml.safe_dump(mutated, sort_keys=False), encoding="utf-8")
+        out = expect(cli("test", "--project", sample_project.root), 1)
+        assert "volume_30s_spy row 0 (bar 09:30:00): expected 601.0, got 600.0" in out, out
+        assert out.endswith(f"{count} passed, 1 failed\n"), out
+    finally:
+        wrong.unlink(missing_ok=True)
+        for name in tests:
+            (specs / name).unlink()
