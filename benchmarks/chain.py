@@ -93,14 +93,19 @@ def generate(root: Path, contracts: int, trades: int, every: int = 1, seed: int 
     ts = OPEN_NS + second * 1_000_000_000 + rng.integers(0, 1000, len(second)) * 1_000_000
     order = np.argsort(ts, kind="stable")
     ts, second, which = ts[order], second[order], which[order]
-    expiry = np.array([EXPIRIES[e].astype(np.int64) for e, _, _ in table])[which]
-    K = np.array([k for _, k, _ in table])[which]
-    call = np.array([r == "C" for _, _, r in table])[which]
-    T = (expiry - ts) / 1e9 / (365 * 86400.0)
-    F = index[second] * np.exp(-0.019 * T)
-    z = np.log(K / F) / (0.17 * np.sqrt(T))
-    sigma = np.maximum(0.17 * (1 - 0.16 * z + 0.025 * z * z), 0.07)
-    model = _prices(F, K, T, sigma, call)
+    contract_expiry = np.array([EXPIRIES[e].astype(np.int64) for e, _, _ in table])
+    contract_strike = np.array([k for _, k, _ in table])
+    contract_call = np.array([r == "C" for _, _, r in table])
+
+    def smile_price(which: np.ndarray, ts: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """The model price of contracts ``which`` at times ``ts`` (``second``: the session's second of each)."""
+        T = (contract_expiry[which] - ts) / 1e9 / (365 * 86400.0)
+        F = index[second] * np.exp(-0.019 * T)
+        z = np.log(contract_strike[which] / F) / (0.17 * np.sqrt(T))
+        sigma = np.maximum(0.17 * (1 - 0.16 * z + 0.025 * z * z), 0.07)
+        return _prices(F, contract_strike[which], T, sigma, contract_call[which])
+
+    model = smile_price(which, ts, second)
     half = 0.015 * model + 0.05
     tick = np.where(model < 3.0, 0.05, 0.10)
     bid = np.floor((model - half) / tick + 1e-9) * tick
@@ -113,7 +118,7 @@ def generate(root: Path, contracts: int, trades: int, every: int = 1, seed: int 
         {
             "time": pa.array(ts).cast(pa.timestamp("ns", tz="America/New_York")),
             "expiry": pa.array(expiry_days[which]),
-            "strike": K,
+            "strike": contract_strike[which],
             "right": pa.array(rights[which]).dictionary_encode(),
             "bid": np.round(bid, 2),
             "ask": np.round(ask, 2),
@@ -122,24 +127,18 @@ def generate(root: Path, contracts: int, trades: int, every: int = 1, seed: int 
         }
     )
     # trades: near the money more often, at the bid, the ask or the mid of the model's quote at that second
-    weight = np.exp(-0.5 * (np.log(np.array([k for _, k, _ in table]) / 1690.0) / 0.02) ** 2)
+    weight = np.exp(-0.5 * (np.log(contract_strike / 1690.0) / 0.02) ** 2)
     pick = rng.choice(n_c, trades, p=weight / weight.sum())
     t_ts = np.sort(OPEN_NS + rng.integers(0, SECONDS * 1000, trades) * 1_000_000)
     t_sec = (t_ts - OPEN_NS) // 1_000_000_000
-    t_exp = np.array([EXPIRIES[e].astype(np.int64) for e, _, _ in table])[pick]
-    t_K = np.array([k for _, k, _ in table])[pick]
-    t_call = np.array([r == "C" for _, _, r in table])[pick]
-    t_T = (t_exp - t_ts) / 1e9 / (365 * 86400.0)
-    t_F = index[t_sec] * np.exp(-0.019 * t_T)
-    t_z = np.log(t_K / t_F) / (0.17 * np.sqrt(t_T))
-    t_model = _prices(t_F, t_K, t_T, np.maximum(0.17 * (1 - 0.16 * t_z + 0.025 * t_z * t_z), 0.07), t_call)
+    t_model = smile_price(pick, t_ts, t_sec)
     side = rng.integers(-1, 2, trades)  # -1 bid, 0 mid, +1 ask
     t_price = np.maximum(np.round((t_model + side * (0.015 * t_model + 0.05)) / 0.05) * 0.05, 0.05)
     option_trades = pa.table(
         {
             "time": pa.array(t_ts).cast(pa.timestamp("ns", tz="America/New_York")),
             "expiry": pa.array(expiry_days[pick]),
-            "strike": t_K,
+            "strike": contract_strike[pick],
             "right": pa.array(rights[pick]),
             "price": np.round(t_price, 2),
             "size": rng.integers(1, 50, trades).astype(np.float64),

@@ -328,3 +328,24 @@ def test_a_day_file_of_many_symbols_without_a_row_of_any_instrument_is_said_once
         want = np.zeros(10)
         want[expected[sym].index.to_numpy()] = expected[sym].to_numpy()
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_group_whose_symbols_a_shared_file_lacks_warns_nothing_of_the_file(tmp_path: Path) -> None:
+    """A dask group task reads only its instruments' rows of a file of many symbols: a file with rows of other
+    groups' instruments only is no "none of its rows has an instrument's symbol" for the group (the whole run,
+    with every instrument, finds rows there); its instrument is absent, as in the whole run."""
+    import warnings
+
+    from fspec.runtime.manifest import load_manifest
+    from fspec.runtime.run import Engine
+
+    only_xyz = "ts,sym,price,size\n2024-03-05T09:30:10-05:00,xyz,100,1\n2024-03-05T09:31:10-05:00,xyz,101,2\n"
+    _, _, root = _shared_run(tmp_path, {"20240305_all.csv": only_xyz})
+    manifest = load_manifest(root)
+    for only in (frozenset({"abc"}), None):
+        engine = Engine(manifest, days=("2024-03-05",), only=only, absent_log=[])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ticks = engine.ticks("trades", "abc", "2024-03-05")
+        assert len(ticks) == 0
+        assert not [w for w in caught if "has an instrument's symbol" in str(w.message)], only
