@@ -12,7 +12,9 @@ fall on one case only):
   the process's peak resident memory (``VmHWM`` read by the child itself at exit) are reported; the ratios
   to one day are what the run is judged by (days x time, bounded memory).
 
-The load average is printed with every round. Each project is compiled once before timing (``fspec compile``,
+With every round the load average is printed, and each case's CPU time (user and system, every thread of the
+run's process, read by the child at its end): the CPU ratio is less disturbed by other jobs on the machine than
+the wall ratio, and is reported beside it. Each project is compiled once before timing (``fspec compile``,
 not timed) and lives in a temporary folder that is removed at the end.
 """
 
@@ -56,7 +58,9 @@ try:
     main(["run", "--project", sys.argv[2]], standalone_mode=False)
 finally:
     with open(sys.argv[1], "w") as fh:
-        json.dump({"seconds": time.perf_counter() - started, "peak_bytes": peak_bytes()}, fh)
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the run's process
+        cpu = usage.ru_utime + usage.ru_stime
+        json.dump({"seconds": time.perf_counter() - started, "peak_bytes": peak_bytes(), "cpu": cpu}, fh)
 """
 
 
@@ -96,7 +100,7 @@ def run_once(root: Path, scratch: Path) -> dict[str, float]:
     if done.returncode:
         raise SystemExit(f"fspec run failed in {root}:\n{done.stdout}{done.stderr}")
     data = json.loads(report.read_text())
-    return {"wall": wall, "peak": data["peak_bytes"]}
+    return {"wall": wall, "peak": data["peak_bytes"], "cpu": data["cpu"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,23 +127,26 @@ def main(argv: list[str] | None = None) -> int:
             for name in order:
                 results[name].append(run_once(cases[name], scratch))
             load = os.getloadavg()[0]
-            line = ", ".join(f"{n}: {results[n][-1]['wall']:.2f} s" for n in names)
+            line = ", ".join(f"{n}: {results[n][-1]['wall']:.2f} s ({results[n][-1]['cpu']:.2f} s CPU)" for n in names)
             print(f"round {r + 1} (load {load:.2f}): {line}", flush=True)
         print()
-        print("| case | wall median | wall min..max | peak memory (median) |")
-        print("|---|---:|---:|---:|")
+        print("| case | wall median | wall min..max | CPU median | CPU min..max | peak memory (median) |")
+        print("|---|---:|---:|---:|---:|---:|")
         for n in names:
-            walls = [x["wall"] for x in results[n]]
+            walls, cpus = [x["wall"] for x in results[n]], [x["cpu"] for x in results[n]]
             peak = statistics.median(x["peak"] for x in results[n]) / 2**20
             print(
-                f"| {n} | {statistics.median(walls):.2f} s | {min(walls):.2f}..{max(walls):.2f} s | {peak:,.0f} MiB |"
+                f"| {n} | {statistics.median(walls):.2f} s | {min(walls):.2f}..{max(walls):.2f} s "
+                f"| {statistics.median(cpus):.2f} s | {min(cpus):.2f}..{max(cpus):.2f} s | {peak:,.0f} MiB |"
             )
         base, wide, long = (results[n] for n in names)
         ratios = [w["wall"] / b["wall"] for b, w in zip(base, wide, strict=True)]
+        cpu_ratios = [w["cpu"] / b["cpu"] for b, w in zip(base, wide, strict=True)]
         day_ratios = [d["wall"] / b["wall"] for b, d in zip(base, long, strict=True)]
         mem_ratios = [d["peak"] / b["peak"] for b, d in zip(base, long, strict=True)]
         print()
         print(f"{many} vs {few} instruments, wall time per round: {', '.join(f'{x:.2f}x' for x in ratios)}")
+        print(f"{many} vs {few} instruments, CPU time per round: {', '.join(f'{x:.2f}x' for x in cpu_ratios)}")
         print(f"{lots} days vs {one}, wall time per round: {', '.join(f'{x:.2f}x' for x in day_ratios)}")
         print(f"{lots} days vs {one}, peak memory per round: {', '.join(f'{x:.2f}x' for x in mem_ratios)}")
     finally:

@@ -227,3 +227,15 @@ def test_regroup_moves_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> Non
     assert regroup_moves.main(["--rows", "100k", "--symbols", "5", "--columns", "3", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "round 1: one pass a column:" in out and "round 1: two columns a pass:" in out
+
+
+def test_scale_benchmark_reports_wall_and_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import scale
+
+    assert scale.main(["--rows", "4k", "--instruments", "2", "6", "--days", "1", "2", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"round 1 \(load [\d.]+\): 2 instruments, 1 day: [\d.]+ s \([\d.]+ s CPU\)", out)
+    rows = [line for line in out.splitlines() if line.startswith("| 6 instruments, 1 day |")]
+    assert len(rows) == 1 and len(rows[0].split("|")) == 8  # wall, its range, CPU, its range, memory
+    cpu = re.search(r"6 vs 2 instruments, CPU time per round: ([\d.]+)x", out)
+    assert cpu is not None and float(cpu.group(1)) > 0
