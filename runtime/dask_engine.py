@@ -26,10 +26,11 @@ from distributed.scheduler import KilledWorker
 from fspec import __version__
 from fspec.errors import ClusterError, FspecError
 from fspec.files import display
+from fspec.paths import has_glob
 from fspec.runtime.groups import EntityGroup, auto_group_size, entity_groups
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.run import RunOptions, RunPlan, absent_text, plan_run, tell_grids
-from fspec.runtime.sources import DataWarning
+from fspec.runtime.sources import DataWarning, source_path
 from fspec.runtime.tasks import (
     DayOutcome,
     DayTask,
@@ -98,11 +99,44 @@ def run(manifest: Manifest, options: RunOptions) -> list[Path]:
 
 
 def _groups(plan: RunPlan, size: int | None, workers: int) -> list[EntityGroup]:
-    """The run's entity groups: of ``size`` instruments (``--group-size``), or sized from the workers and days."""
+    """The run's entity groups: as many as groups of ``size`` instruments make (``--group-size``; else sized from
+    the workers and days), of about equal input bytes."""
     if size is None:
         instruments = sum(len(g.instruments) for g in entity_groups(plan.manifest, plan.at, 1 << 30))
         size = auto_group_size(instruments, len(plan.dates), workers)
-    return entity_groups(plan.manifest, plan.at, size)
+        if size >= instruments:
+            return entity_groups(plan.manifest, plan.at, size)  # whole days: no files to weigh
+    return entity_groups(plan.manifest, plan.at, size, input_bytes(plan))
+
+
+SAMPLED_DAYS = 16  # the days whose files weigh the instruments (evenly spread over the run's)
+
+
+def input_bytes(plan: RunPlan) -> dict[str, float]:
+    """Each instrument's bytes of input over some of the run's days (``SAMPLED_DAYS``): the size of its own files,
+    and of a file that holds many symbols an equal share among the instruments that read it (its rows per symbol
+    are not known without reading it). What a group task reads, and roughly what it computes."""
+    engine = plan.engine
+    days = plan.dates[:: max(1, len(plan.dates) // SAMPLED_DAYS)][:SAMPLED_DAYS]
+    readers: dict[Path, list[str]] = {}
+    for name, inst in engine.project.instruments.items():
+        for source in inst.sources:
+            concrete = engine.project.source_of(name, source)
+            for day in [""] if concrete.holds_many_days else days:
+                path = source_path(plan.manifest.root, concrete, inst.symbol, day)
+                readers.setdefault(path, []).append(name)
+    found = dict.fromkeys(engine.project.instruments, 0.0)
+    for path, names in readers.items():
+        size = _file_bytes(path)
+        for name in names:
+            found[name] += size / len(names)
+    return found
+
+
+def _file_bytes(path: Path) -> int:
+    """The bytes of a file, of the part files a pattern matches, or 0 where there is none."""
+    files = sorted(path.parent.glob(path.name)) if has_glob(path.name) else [path]
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def auto_days_per_task(days: int, workers: int) -> int:

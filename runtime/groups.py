@@ -3,9 +3,10 @@
 Two instruments are linked when one column reads both: a cross-asset feature (``basis_mes_spy``), a member of a
 cross-section (its value depends on every member's), an index over a universe, or a feature of one instrument
 that reads another's. Linked instruments, and linked instruments of linked ones, form an atom that is never
-split; the atoms are then packed in order into groups of about ``size`` instruments. Everything is found from
-the manifest's typed dependencies (each column's ``deps`` and the instruments its slots read), never from
-column names.
+split; the atoms are then packed in order into groups of about ``size`` instruments, or, given each
+instrument's weight (the dask engine weighs its input bytes), into as many groups of about equal weight. The
+links are found from the manifest's typed dependencies (each column's ``deps`` and the instruments its slots
+read), never from column names.
 
 A group's columns are computed from its own instruments' data alone, and each of its values equals the one a
 computation of every instrument together gives (rows of a bar tree are independent unless a cross-section
@@ -18,6 +19,7 @@ without data on a day is NaN that day, not a day skipped.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fspec.grain import natural_key
@@ -82,18 +84,22 @@ def atoms(manifest: Manifest, keys: list[Key]) -> list[tuple[str, ...]]:
     return sorted(found, key=lambda atom: natural_key(atom[0]))
 
 
-def entity_groups(manifest: Manifest, at: dict[int, list[Key]], size: int) -> list[EntityGroup]:
+def entity_groups(
+    manifest: Manifest, at: dict[int, list[Key]], size: int, weights: Mapping[str, float] | None = None
+) -> list[EntityGroup]:
     """The run's columns ``at`` (by interval) split into groups of about ``size`` instruments: atoms packed in
-    order, an atom larger than ``size`` a group of its own. A column that reads no instrument's data (a constant
-    without a suffix) goes to the first group. Every column of ``at`` is in exactly one group."""
+    order, an atom larger than ``size`` a group of its own. With ``weights`` (each instrument's share of the
+    work, such as the bytes of its input files), as many groups as that gives, packed to about equal weight
+    instead (:func:`_pack_by_weight`): a group of busy instruments is then no longer a task several times as
+    long as a group of quiet ones. A column that reads no instrument's data (a constant without a suffix) goes
+    to the first group. Every column of ``at`` is in exactly one group."""
     if size < 1:
         raise ValueError(f"group size {size} < 1")
-    packed: list[list[str]] = []
-    for atom in atoms(manifest, [k for keys in at.values() for k in keys]):
-        if packed and len(packed[-1]) + len(atom) <= size:
-            packed[-1] += atom
-        else:
-            packed.append(list(atom))
+    found = atoms(manifest, [k for keys in at.values() for k in keys])
+    if weights is not None and sum(weights.get(i, 0.0) for atom in found for i in atom) > 0:
+        packed = _pack_by_weight(found, size, weights)
+    else:
+        packed = _pack_by_count(found, size)
     if not packed:
         packed = [[]]
     group_of = {inst: g for g, names in enumerate(packed) for inst in names}
@@ -104,6 +110,36 @@ def entity_groups(manifest: Manifest, at: dict[int, list[Key]], size: int) -> li
             g = group_of[next(iter(touched))] if touched else 0
             columns[g].setdefault(interval, []).append(key)
     return [EntityGroup(tuple(names), cols) for names, cols in zip(packed, columns, strict=True) if cols]
+
+
+def _pack_by_count(found: list[tuple[str, ...]], size: int) -> list[list[str]]:
+    packed: list[list[str]] = []
+    for atom in found:
+        if packed and len(packed[-1]) + len(atom) <= size:
+            packed[-1] += atom
+        else:
+            packed.append(list(atom))
+    return packed
+
+
+def _pack_by_weight(found: list[tuple[str, ...]], size: int, weights: Mapping[str, float]) -> list[list[str]]:
+    """Atoms packed in order into about ceil(instruments / size) groups of about equal weight: an atom joins the
+    group being filled while its middle stays within that group's share of the total, else it starts the next
+    group (so an atom heavier than a share is a group of its own, and a group never exceeds its share by more
+    than half its last atom)."""
+    instruments = sum(len(atom) for atom in found)
+    share = sum(weights.get(i, 0.0) for atom in found for i in atom) / math.ceil(instruments / size)
+    packed: list[list[str]] = []
+    filled = 0.0
+    for atom in found:
+        weight = sum(weights.get(i, 0.0) for i in atom)
+        if packed and filled + weight / 2 <= share:
+            packed[-1] += atom
+            filled += weight
+        else:
+            packed.append(list(atom))
+            filled = weight
+    return packed
 
 
 def auto_group_size(instruments: int, days: int, workers: int) -> int:

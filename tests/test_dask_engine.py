@@ -30,7 +30,7 @@ from fspec.runtime import dask_engine  # noqa: E402
 from fspec.runtime.columns import with_dependencies  # noqa: E402
 from fspec.runtime.groups import atoms, auto_group_size, entity_groups  # noqa: E402
 from fspec.runtime.manifest import load_manifest  # noqa: E402
-from fspec.runtime.run import Engine  # noqa: E402
+from fspec.runtime.run import Engine, RunOptions, plan_run  # noqa: E402
 from fspec.runtime.select import columns_by_interval  # noqa: E402
 from fspec.runtime.tasks import DayTask, run_day, worker_build  # noqa: E402
 from fspec.runtime.universe import with_members  # noqa: E402
@@ -409,6 +409,44 @@ def test_groups_keep_linked_instruments_together_and_split_the_rest(grouped: Pat
     # a selection of the plain universe's volume alone reads none of the others
     only = columns_by_interval(manifest, ["volume"], None, None)
     assert [g.instruments for g in entity_groups(manifest, only, 1)] == [(i,) for a in linked for i in a]
+
+
+def test_groups_of_about_equal_weight(grouped: Path) -> None:
+    """With weights, as many groups as the size gives (9 instruments in groups of 2: 5), packed to about equal
+    weight: a busy b1 is a group of its own, where by count it shared one with b2."""
+    manifest = with_members(load_manifest(grouped))
+    at = columns_by_interval(manifest, None, None, None)
+    even = {name: 1.0 for name in ("a1", "a2", "a3", "b1", "b2", "b3", "b4", "x", "y")}
+    by_count = [g.instruments for g in entity_groups(manifest, at, 2)]
+    assert [g.instruments for g in entity_groups(manifest, at, 2, even)] == by_count  # equal weights: as by count
+    busy = {**even, "b1": 6.0}
+    weighted = [g.instruments for g in entity_groups(manifest, at, 2, busy)]
+    assert weighted == [("a1", "a2", "a3"), ("b1",), ("b2", "b3", "b4"), ("x", "y")]
+    heaviest = {
+        name: max(sum(busy[i] for i in g) for g in split) for name, split in [("count", by_count), ("w", weighted)]
+    }
+    assert heaviest == {"count": 7.0, "w": 6.0}
+    assert [g.instruments for g in entity_groups(manifest, at, 2, dict.fromkeys(even, 0.0))] == by_count  # no bytes
+    assert entity_groups(manifest, at, 1, busy)[1].at == entity_groups(manifest, at, 1)[1].at  # the same columns
+
+
+def test_input_bytes_are_each_instrument_s_files(multi_day: Path) -> None:
+    """Per-symbol files weigh their own instrument; the days weighed are the run's (a --date run: that day)."""
+    manifest = load_manifest(multi_day)
+    plan = plan_run(manifest, RunOptions())
+    weights = dask_engine.input_bytes(plan)
+    files = {f"s{k}": sorted((multi_day / "data" / f"S{k}").glob("*.parquet")) for k in range(3)}
+    assert weights == {name: float(sum(f.stat().st_size for f in found)) for name, found in files.items()}
+    assert len(files["s0"]) == 6 and weights["s0"] != weights["s1"]
+    one = plan_run(manifest, RunOptions(dates=[plan.dates[2]]))
+    assert dask_engine.input_bytes(one)["s2"] == files["s2"][2].stat().st_size
+
+
+def test_input_bytes_share_a_file_of_many_symbols(grouped: Path) -> None:
+    plan = plan_run(load_manifest(grouped), RunOptions())
+    weights = dask_engine.input_bytes(plan)
+    size = (grouped / "data" / "book.parquet").stat().st_size
+    assert set(weights.values()) == {size / 9} and len(weights) == 9
 
 
 def test_the_shipped_projects_are_one_group_each(sample_project: FspecProject, tmp_path: Path) -> None:
