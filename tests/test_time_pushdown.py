@@ -277,9 +277,9 @@ def test_a_warm_up_session_that_the_days_row_groups_hold_in_part_is_read_whole(
     spy = _GroupsRead(monkeypatch, len(frame))
     part.run(dates=[DAYS[4]])
     assert _groups_of(frame, [DAYS[3]]) & _groups_of(frame, [DAYS[4]])  # (the case: a group shared by both)
-    assert _groups_of(frame, [DAYS[3], DAYS[4]]) <= spy.groups and 0 not in spy.groups
     name = f"features_{DAYS[4].replace('-', '')}_60s.parquet"
     assert (part.root / "out" / name).read_bytes() == (whole.root / "out" / name).read_bytes()
+    assert _groups_of(frame, [DAYS[3], DAYS[4]]) <= spy.groups and 0 not in spy.groups
     got = part.output(DAYS[4], 60)
     for sym in ("abc", "xyz"):
         volumes = np.concatenate([_minute_volumes(frame, sym, DAYS[3]), _minute_volumes(frame, sym, DAYS[4])])
