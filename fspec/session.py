@@ -19,6 +19,7 @@ import numpy as np
 
 NS = 1_000_000_000
 DAY_SECONDS = 86_400
+DAY_NS = DAY_SECONDS * NS
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ class Session:
         days = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 2)]
         edges = np.searchsorted(ts, np.array([self.bounds(d) for d in days], dtype=np.int64).ravel())
         return {d: (int(lo), int(hi)) for d, lo, hi in zip(days, edges[0::2], edges[1::2], strict=True) if hi > lo}
+
+    def first_whole(self, ts: np.ndarray, known: int) -> int:
+        """Where rows read from ``known`` on (UTC ns; the ascending ``ts`` of a file's row groups that may hold a
+        time from then on) begin to hold their sessions whole: the first row at or after ``known`` of a session
+        that opens at or after it (the row groups read hold some of the rows of one that opens before)."""
+        start = int(np.searchsorted(ts, known, side="left"))
+        slices = self.day_slices(ts[start:])
+        return start + max((hi for d, (_, hi) in slices.items() if self.bounds(d)[0] < known), default=0)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

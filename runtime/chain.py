@@ -36,9 +36,9 @@ EPOCH = date(1970, 1, 1)
 
 def contract_columns(frame: Frame, contract: ContractDef, shown: str) -> dict[str, np.ndarray]:
     """Each row's expiry (a day number), strike and right (1 for a call, 0 for a put) as float64 columns."""
-    from fspec.runtime.sources import _column, _numeric
+    from fspec.runtime.sources import frame_column, numeric_values
 
-    strike = _numeric(frame, contract.strike, shown)
+    strike = numeric_values(frame, contract.strike, shown)
     bad = ~(strike > 0)
     if bad.any():
         raise DataError(
@@ -48,9 +48,9 @@ def contract_columns(frame: Frame, contract: ContractDef, shown: str) -> dict[st
             "drop or fix the rows without a strike",
         )
     return {
-        EXPIRY: _expiry_days(_column(frame, contract.expiry), contract.expiry, shown),
+        EXPIRY: _expiry_days(frame_column(frame, contract.expiry), contract.expiry, shown),
         STRIKE: strike,
-        CONTRACT_CALL: _rights(_column(frame, contract.right), contract.right, shown),
+        CONTRACT_CALL: _rights(frame_column(frame, contract.right), contract.right, shown),
     }
 
 

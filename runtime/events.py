@@ -27,18 +27,21 @@ from fspec.runtime.kernels import frozen, load_kernel
 from fspec.runtime.sources import (
     DataWarning,
     Frame,
-    _needles,
-    _read,
-    _row_values,
-    _symbol_codes,
-    _utc_ns,
+    Span,
     available_dates,
     file_columns,
+    jsonl_needles,
     mapped_values,
+    read_frame,
+    row_values,
     source_exists,
     source_path,
+    symbol_codes,
     symbol_text,
+    time_range,
+    utc_ns,
 )
+from fspec.session import DAY_NS
 
 Labels = tuple[np.ndarray, list[str]]  # each row's code (-1: none) into the names
 
@@ -120,12 +123,18 @@ def _read_columns(grid: GridDef) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _event_frame(root: Path, source: SourceDef, grid: GridDef, day: str) -> tuple[Frame, str]:
+def _event_frame(root: Path, source: SourceDef, grid: GridDef, day: str, span: Span | None = None) -> tuple[Frame, str]:
     path = source_path(root, source, "", day)
     shown = display(path, root)
     wanted = [*file_columns(source), grid.instrument_column, *grid.keep, *by_columns(grid)]
-    frame = _read(
-        path, source.format, list(dict.fromkeys(wanted)), shown, header=source.header, needles=_needles(source)
+    frame = read_frame(
+        path,
+        source.format,
+        list(dict.fromkeys(wanted)),
+        shown,
+        header=source.header,
+        needles=jsonl_needles(source),
+        span=span,
     )
     return frame, shown
 
@@ -173,23 +182,24 @@ def _kept(frame: Frame, columns: tuple[str, ...]) -> pa.Table:
     return pa.Table.from_pandas(frame[list(columns)], preserve_index=False)
 
 
-def load_events(root: Path, source: SourceDef, grid: GridDef, day: str) -> Events:
-    """A file of the events source (``day`` '' for one that holds every day), in time order."""
-    frame, shown = _event_frame(root, source, grid, day)
-    ts = _utc_ns(frame, source, shown, day)
+def load_events(root: Path, source: SourceDef, grid: GridDef, day: str, span: Span | None = None) -> Events:
+    """A file of the events source (``day`` '' for one that holds every day), in time order (``span``: of a
+    parquet file, only the row groups that may hold a time in it)."""
+    frame, shown = _event_frame(root, source, grid, day, span)
+    ts = utc_ns(frame, source, shown, day)
     mapped = {c.name: c for c in source.columns}
     columns = {}
     for name in _read_columns(grid):
         spec = mapped[name]
         if spec.expr:
-            columns[name] = _row_values(source.column_trees[name], frame, shown)
+            columns[name] = row_values(source.column_trees[name], frame, shown)
         else:
             columns[name] = mapped_values(frame, source, spec, ts, shown)
-    codes, symbols = _symbol_codes(frame, grid.instrument_column, shown)
+    codes, symbols = symbol_codes(frame, grid.instrument_column, shown)
     keys = {c: _labels(frame, c) for c in by_columns(grid)}
     events = Events(ts, codes.astype(np.int64), symbols, columns, _kept(frame, grid.keep), keys)
     if source.filter_tree is not None:
-        events = events.take(np.flatnonzero(_row_values(source.filter_tree, frame, shown) != 0))
+        events = events.take(np.flatnonzero(row_values(source.filter_tree, frame, shown) != 0))
     if len(events.ts) > 1 and not bool(np.all(events.ts[1:] >= events.ts[:-1])):
         first = int(np.flatnonzero(events.ts[1:] < events.ts[:-1])[0]) + 1
         if source.unsorted == "reject":
@@ -237,8 +247,31 @@ class GridRunner:
 
     def _all(self) -> Events:
         if self._whole is None:
-            self._whole = load_events(self.engine.manifest.root, self.source, self.grid, "")
+            self._whole = self._many_days_events()
         return self._whole
+
+    def _many_days_events(self) -> Events:
+        """The events of a file of many days: all of them, or, for a run of some days of a parquet file whose time
+        statistics tell, those of the row groups that may hold an event of the run's sessions and of the sessions
+        with events before them that the reads of the grid's own events reach (:attr:`_back`): the span read
+        reaches back, at least doubling, until it holds those sessions whole, or it covers the file."""
+        engine, source = self.engine, self.source
+        root, session = engine.manifest.root, engine.session
+        found = time_range(root, source, "") if engine.days and source.format == "parquet" else None
+        if found is None:
+            return load_events(root, source, self.grid, "")
+        first, hi = session.bounds(min(engine.days))[0], session.bounds(max(engine.days))[1]
+        back = self._back if any(k.source == self.grid.events for k in self.grid.kernels) else 0
+        lo = first
+        while True:
+            events = load_events(root, source, self.grid, "", Span(lo, hi, source))
+            if lo <= found[0]:  # the file from its first row: every session whole
+                return events
+            # (the row groups read hold some events of the session the span's start cuts: not read as a session)
+            events = events.take(slice(session.first_whole(events.ts, lo), len(events.ts)))
+            if sum(1 for d in session.dates_of(events.ts) if d < min(engine.days)) >= back:
+                return events
+            lo = first - max(2 * (first - lo), (back + 1) * DAY_NS)
 
     def events(self, day: str) -> Events:
         source = self.source

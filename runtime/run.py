@@ -53,10 +53,9 @@ from fspec.runtime.write import (
     remove_leftovers,
     write_day,
 )
-from fspec.session import Session, bar_starts
+from fspec.session import DAY_NS, NS, Session, bar_starts
 
 Key = tuple[str, str | None]
-DAY_NS = 86_400 * 10**9
 __all__ = [
     "DayResult",
     "Engine",
@@ -104,6 +103,11 @@ class _Stacked:
         if rows == list(range(len(self.row_of))):
             return self.values[:, index, :]
         return self.values[rows, index, :]
+
+
+def _stamp_shift(spec: SourceDef) -> int:
+    """How much later than its time in the file a row is known (ns): a bar stamped at its start, at its end."""
+    return spec.bar_width * NS if spec.bar_width and spec.bar_stamp == "start" else 0
 
 
 @dataclass(frozen=True)
@@ -253,37 +257,65 @@ class Engine:
     def _with_asof(self, spec: SourceDef, instrument: str, day: str, span: Span | None = None) -> Ticks:
         ticks = self._load(spec, instrument, day, span)
         if spec.asof_source:
-            other = self._load(self.project.sources[spec.asof_source], instrument, day)
-            ticks = attach_asof(ticks, other, list(spec.asof_columns))
+            other = self.project.sources[spec.asof_source]
+            if span is None:
+                prevailing = self._load(other, instrument, day)
+            else:
+                prevailing = self._prevailing(other, instrument, span.lo + _stamp_shift(spec), span.hi)
+            ticks = attach_asof(ticks, prevailing, list(spec.asof_columns))
         return ticks
+
+    def _prevailing(self, spec: SourceDef, instrument: str, known: int, hi: int) -> Ticks:
+        """The rows of an as-of source (a parquet file of many days) that the rows from ``known`` to ``hi`` (UTC ns)
+        may take their prevailing values from: the row groups that may hold a time from ``lo`` to ``hi``, where
+        ``lo`` reaches back from a day before ``known``, doubling, until the source has a row between ``lo`` and
+        ``known`` (every later row is read, so each row from ``known`` on finds the last one at or before it) or
+        it covers the file. A source whose statistics cannot tell is read whole."""
+        earliest = self._earliest(spec, instrument)
+        if earliest is None or spec.format != "parquet":
+            return self._load(spec, instrument, "")
+        shift, reach = _stamp_shift(spec), DAY_NS
+        while True:
+            lo = known - shift - reach
+            rows = self._load(spec, instrument, "", Span(lo, hi, spec))
+            first, last = np.searchsorted(rows.ts, [lo + shift, known], side="left")
+            if last > first or lo <= earliest:
+                return rows
+            reach *= 2
 
     def _many_days_rows(self, spec: SourceDef, instrument: str) -> Ticks:
         """An instrument's rows of a file of many days: all of them, or, for a run of some days of a parquet file
         whose time statistics tell, those of the row groups that may hold a row of the run's sessions (from the
         open of the first to the close of the last) and of the warm-up sessions before them: the span read
-        reaches back, at least doubling, until the instrument has as many sessions before the first day as the deepest
-        warm-up of any feature, or it covers the file."""
+        reaches back, at least doubling, until the instrument has as many sessions before the first day, each read
+        whole, as the deepest warm-up of any feature, or it covers the file. The rows of an as-of source are read
+        back to those prevailing at the span's start (:meth:`_prevailing`)."""
         span = self._first_span(spec, instrument)
         while True:
             ticks = self._with_asof(spec, instrument, "", span)
             if span is None:
                 return ticks
             earliest, history = self._earliest(spec, instrument), self._deepest_history()
+            if earliest is not None and span.lo <= earliest:  # the file from its first row: every session whole
+                return ticks
+            # (the row groups read hold some rows of the session the span's start cuts: not read as a session)
+            ticks = ticks.take(slice(self.session.first_whole(ticks.ts, span.lo + _stamp_shift(spec)), None))
             before = sum(1 for d in self.session.day_slices(ticks.ts) if d < min(self.days))
-            if before >= history or span.lo <= earliest:
+            if before >= history:
                 return ticks
             # (at least a calendar day per warm-up session at the first step: a session is hours of a day)
             span = Span(span.lo - max(2 * (span.hi - span.lo), (history + 1) * DAY_NS), span.hi, spec)
 
     def _first_span(self, spec: SourceDef, instrument: str) -> Span | None:
         """The run's sessions as a span of a parquet file of many days (None: read it whole)."""
-        # (an asof source's prevailing values may come from before the span; a membership by day counts every
-        # session of the data)
-        if not self.days or spec.format != "parquet" or spec.asof_source or self.manifest.by_day:
+        # (a membership by day counts every session of the data)
+        if not self.days or spec.format != "parquet" or self.manifest.by_day:
             return None
         if self._earliest(spec, instrument) is None:
             return None
-        return Span(self.session.bounds(min(self.days))[0], self.session.bounds(max(self.days))[1], spec)
+        # (a bar stamped at its start is known at its end: a bar stamped before the open may count in the first bar)
+        opens = self.session.bounds(min(self.days))[0] - _stamp_shift(spec)
+        return Span(opens, self.session.bounds(max(self.days))[1], spec)
 
     def _earliest(self, spec: SourceDef, instrument: str) -> int | None:
         symbol = self.project.instruments[instrument].symbol if "{symbol}" in spec.path else ""

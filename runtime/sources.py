@@ -107,7 +107,7 @@ def dates_by_symbol(root: Path, source: SourceDef) -> dict[str, list[str]]:
     return {symbol: sorted(days) for symbol, days in found.items()}
 
 
-def _read(
+def read_frame(
     path: Path,
     fmt: str,
     wanted: list[str],
@@ -130,7 +130,7 @@ def _read(
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [_read(part, fmt, wanted, display, only, header, False, check, needles, span) for part in parts]
+        frames = [read_frame(part, fmt, wanted, display, only, header, False, check, needles, span) for part in parts]
         if isinstance(frames[0], pa.Table):
             try:
                 table = pa.concat_tables(frames, promote_options="permissive")
@@ -317,9 +317,13 @@ class SymbolRows:
         """How many of the wanted symbols' rows have a time in ``[lo, hi)`` (UTC ns)."""
         found = 0
         for frame in self.frames.values():
-            values = _column(frame, UTC_NS)
-            ts = _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
-            found += int(np.count_nonzero((ts >= lo) & (ts < hi)))
+            values = frame_column(frame, UTC_NS)
+            parts = (
+                [_as_numpy(pa.chunked_array([c]), pa.int64()) for c in values.chunks]
+                if isinstance(values, pa.ChunkedArray)
+                else [values.to_numpy()]
+            )
+            found += sum(int(np.count_nonzero((ts >= lo) & (ts < hi))) for ts in parts)
         return found
 
     def wanted_rows(self) -> int:
@@ -344,18 +348,18 @@ def read_symbols(
     # Parquet: the symbol and time columns first, the others once it is known whether the rows are grouped by
     # symbol already. Not joined: rows are regrouped chunk by chunk, and a symbol's rows of a file grouped by
     # symbol are views of their row group (joined by the loader only where they span two).
-    needles = _needles(source)
-    frame = _read(
+    needles = jsonl_needles(source)
+    frame = read_frame(
         path, source.format, keys if parquet else wanted, shown, only, source.header, False, wanted, needles, span
     )
     frame = _with_utc_ns(frame, source, shown, date)  # once for the file, not once per symbol
-    codes, names = _symbol_codes(frame, column, shown)
+    codes, names = symbol_codes(frame, column, shown)
     rest = [c for c in loaded if c not in keys] if parquet else []  # the columns not read yet
     frame = _select(frame, [UTC_NS, *(c for c in loaded if c not in rest)])  # symbol and time: read already
     frames: dict[str, Frame] = {}
     if not len(codes) or not bool(np.any(codes[1:] < codes[:-1])):  # grouped by symbol already (or empty)
         if rest:
-            more = _read(path, "parquet", rest, shown, only, join=False, span=span)
+            more = read_frame(path, "parquet", rest, shown, only, join=False, span=span)
             if more.num_rows != len(codes):
                 raise _changed(shown)
             frame = pa.Table.from_arrays([*frame.columns, *more.columns], names=[*frame.column_names, *rest])
@@ -370,8 +374,10 @@ def read_symbols(
 
     # Rows of a symbol no instrument reads get code -1, as rows without a symbol have: they are not moved.
     keep = np.array([*(name in symbols for name in names), False])
-    lookup = np.where(keep, np.arange(len(keep), dtype=np.int32), np.int32(-1))
-    codes = regroup.read_only(lookup[codes])  # (code -1 indexes the last entry: -1)
+    if not keep[:-1].all():  # (every symbol read: the codes stay as they are)
+        lookup = np.where(keep, np.arange(len(keep), dtype=np.int32), np.int32(-1))
+        codes = lookup[codes]  # (code -1 indexes the last entry: -1)
+    codes = regroup.read_only(codes)
     starts = regroup.read_only(regroup.starts_of(codes, len(names)))
     if isinstance(frame, pa.Table):
         frame = _regrouped(frame, path, rest, shown, only, codes, starts, span)
@@ -384,7 +390,7 @@ def read_symbols(
     return SymbolRows(frames, _nbytes(frame), len(codes))
 
 
-def _needles(source: SourceDef) -> tuple[tuple[str, ...], ...]:
+def jsonl_needles(source: SourceDef) -> tuple[tuple[str, ...], ...]:
     """What the source's filter needs of a JSON-lines file's line (nothing for other formats)."""
     if source.format != "jsonl":
         return ()
@@ -457,7 +463,7 @@ def _regrouped(
 
     parts = sorted(path.parent.glob(path.name)) if paths.has_glob(path.name) else [path]
     kinds = {name: table.schema.field(name).type for name in table.column_names}
-    if rest:  # (part files' types are unified as _read's concatenation does)
+    if rest:  # (part files' types are unified as read_frame's concatenation does)
         schema = pa.unify_schemas([_parquet_schema(p, display) for p in parts], promote_options="permissive")
         kinds.update({name: schema.field(name).type for name in rest})
     movers = {name: _Mover(kind, starts) for name, kind in kinds.items()}
@@ -512,13 +518,13 @@ def _parquet_schema(path: Path, display: str) -> pa.Schema:
 def _parquet_batches(
     parts: list[Path], columns: list[str], display: str, only: tuple[str, set[str]], span: Span | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """The rows of ``columns`` that :func:`_read` reads with ``only`` (the same part files and row groups, in the
+    """The rows of ``columns`` that :func:`read_frame` reads with ``only`` (the same part files and row groups, in the
     same order), ``REGROUP_BATCH_ROWS`` at a time."""
     if not columns:
         return
     for part in parts:
         try:
-            with pq.ParquetFile(part, pre_buffer=False) as file:  # (as _read reads a file of many symbols)
+            with pq.ParquetFile(part, pre_buffer=False) as file:  # (as read_frame reads a file of many symbols)
                 groups = _row_groups(file, only, span)
                 yield from file.iter_batches(REGROUP_BATCH_ROWS, row_groups=groups, columns=columns, use_threads=True)
         except (OSError, ValueError, pa.ArrowException) as exc:
@@ -589,29 +595,41 @@ UTC_NS = "__fspec_utc_ns"  # the column of a shared file's rows' times, converte
 
 
 def _with_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str) -> Frame:
-    ts = _utc_ns(frame, source, display, file_date)
     if isinstance(frame, pa.Table):
-        return frame.append_column(UTC_NS, _int64_array(ts))
-    return frame.assign(**{UTC_NS: ts})
+        return frame.append_column(UTC_NS, _utc_ns_column(frame, source, display, file_date))
+    return frame.assign(**{UTC_NS: utc_ns(frame, source, display, file_date)})
 
 
-def _utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") -> np.ndarray:
+def _utc_ns_column(table: pa.Table, source: SourceDef, display: str, file_date: str) -> pa.ChunkedArray:
+    """The rows' UTC ns as a column of ``table``: chunk by chunk (a chunk per row group read) where each chunk
+    converts straight from Arrow, so that epoch nanoseconds and UTC timestamps are not copied into one piece
+    first (the regrouping moves them anyway); else converted whole."""
+    column = table.column(source.time_column) if source.time_column in table.column_names else None
+    if column is not None and column.num_chunks > 1 and not source.splits_date_and_time:
+        unit, zone, name = source.time_unit, source.time_zone, source.time_column
+        parts = [_arrow_utc_ns(pa.chunked_array([chunk]), unit, zone, display, name) for chunk in column.chunks]
+        if all(part is not None for part in parts):
+            return pa.chunked_array([_int64_array(part) for part in parts if part is not None], pa.int64())
+    return pa.chunked_array([_int64_array(utc_ns(table, source, display, file_date))], pa.int64())
+
+
+def utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str = "") -> np.ndarray:
     """The rows' times as UTC ns (converted already when ``frame`` is a symbol's rows of a shared file)."""
     names = frame.column_names if isinstance(frame, pa.Table) else frame.columns
     if UTC_NS in names:
-        values = _column(frame, UTC_NS)
+        values = frame_column(frame, UTC_NS)
         return _as_numpy(values, pa.int64()) if isinstance(values, pa.ChunkedArray) else values.to_numpy()
     if not len(frame):  # (a CSV of a header line alone has columns of no type: no times to convert)
         return np.empty(0, dtype=np.int64)
     if source.splits_date_and_time:
         return _split_utc_ns(frame, source, display, file_date)
-    return _to_utc_ns(_column(frame, source.time_column), source, display)
+    return _to_utc_ns(frame_column(frame, source.time_column), source, display)
 
 
-def _symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, list[str]]:
+def symbol_codes(frame: Frame, column: str, display: str) -> tuple[np.ndarray, list[str]]:
     """Each row's symbol as a code (``-1``: no symbol, dropped with a warning) and the symbols of the codes, as
     the text instruments give (an integer column's 17 is '17')."""
-    values = _column(frame, column)
+    values = frame_column(frame, column)
     if isinstance(values, pa.ChunkedArray):
         encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
         # (each row group read has a dictionary of its own: one for all of them, then the indices in one piece)
@@ -653,7 +671,7 @@ def _one_chunk(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array([pa.concat_arrays(column.chunks)], column.type)
 
 
-def _column(frame: Frame, name: str) -> Column:
+def frame_column(frame: Frame, name: str) -> Column:
     return frame.column(name) if isinstance(frame, pa.Table) else frame[name]
 
 
@@ -663,7 +681,7 @@ def _split_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str 
     import pandas as pd
 
     def series(name: str) -> pd.Series:
-        values = _column(frame, name)
+        values = frame_column(frame, name)
         return values.to_pandas() if isinstance(values, pa.ChunkedArray) else values.reset_index(drop=True)
 
     if source.time_date == "{date}":  # the date of the file
@@ -915,8 +933,8 @@ def _first_bad_timestamp(values: pd.Series) -> str:
     return ""
 
 
-def _numeric(frame: Frame, column: str, display: str) -> np.ndarray:
-    series = _column(frame, column)
+def numeric_values(frame: Frame, column: str, display: str) -> np.ndarray:
+    series = frame_column(frame, column)
     if isinstance(series, pa.ChunkedArray):
         kind = series.type
         if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
@@ -953,7 +971,7 @@ def _text_test(frame: Frame, node: dict[str, Any], display: str) -> np.ndarray:
     """``column == 'text'`` or ``!=`` over a file's rows as 1.0 / 0.0; a missing value equals no text."""
     column = next(a["column"] for a in node["args"] if "column" in a)
     text = next(a["text"] for a in node["args"] if "text" in a)
-    values = _column(frame, column)
+    values = frame_column(frame, column)
     if isinstance(values, pa.ChunkedArray):
         kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
@@ -977,7 +995,7 @@ def _not_text(display: str, column: str, kind: str, text: str) -> DataError:
     )
 
 
-def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[str, float] | None = None) -> np.ndarray:
+def row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[str, float] | None = None) -> np.ndarray:
     """Evaluate a filter or computed-column tree over a file's rows (numexpr, elementwise)."""
     import numexpr as ne
 
@@ -990,7 +1008,7 @@ def _row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[s
             return name
         if "column" in node:
             name = f"c{len(local)}"
-            local[name] = _numeric(frame, node["column"], display)
+            local[name] = numeric_values(frame, node["column"], display)
             return name
         if "param" in node:
             if params is None or node["param"] not in params:
@@ -1028,7 +1046,7 @@ def mapped_values(frame: Frame, source: SourceDef, spec: ColumnDef, ts: np.ndarr
     """A mapped column's values (float64): numbers times the column's scale, or times (``dtype: time``)."""
     if spec.dtype == TIME_DTYPE:
         return _time_values(frame, source, spec.source_column, ts, display)
-    return _scaled(_numeric(frame, spec.source_column, display), spec.scale)
+    return _scaled(numeric_values(frame, spec.source_column, display), spec.scale)
 
 
 def _time_values(frame: Frame, source: SourceDef, column: str, ts: np.ndarray, display: str) -> np.ndarray:
@@ -1041,7 +1059,7 @@ def _time_values(frame: Frame, source: SourceDef, column: str, ts: np.ndarray, d
     if not len(frame):
         return np.empty(0, dtype=np.float64)
     other = replace(source, time_column=column, time_date=None, time_day=None)
-    return _to_utc_ns(_column(frame, column), other, display).astype(np.float64)
+    return _to_utc_ns(frame_column(frame, column), other, display).astype(np.float64)
 
 
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
@@ -1090,16 +1108,16 @@ def load_source(
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
     if frame is None:
-        needles = _needles(source)
-        frame = _read(
+        needles = jsonl_needles(source)
+        frame = read_frame(
             path, source.format, file_columns(source), shown, header=source.header, needles=needles, span=span
         )
-    ts = _utc_ns(frame, source, shown, date)
+    ts = utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
         columns[name] = mapped_values(frame, source, spec, ts, shown)
     for name, tree in computed.items():
-        columns[name] = _row_values(tree, frame, shown, params)
+        columns[name] = row_values(tree, frame, shown, params)
     if source.contract is not None:  # an option chain: each row's contract, as numbers (runtime/chain.py)
         from fspec.runtime.chain import contract_columns
 
@@ -1110,7 +1128,7 @@ def load_source(
     if source.bar_width is None and not source.events_declared:
         _refuse_undeclared_bars(ts, source, shown)
     if source.filter_tree is not None:
-        ticks = ticks.take(_row_values(source.filter_tree, frame, shown) != 0)
+        ticks = ticks.take(row_values(source.filter_tree, frame, shown) != 0)
     _clean_values(ticks, shown)
     if source.bar_width and source.bar_stamp == "start":
         # A bar's values are known only when it ends.

@@ -69,7 +69,7 @@ def test_a_long_parquet_in_time_order_with_a_text_column_runs(tmp_path: Path) ->
 def test_csv_symbols_keep_their_leading_zeros(tmp_path: Path) -> None:
     """pd.read_csv infers the symbol column's type: '0700' is read as 700, so instrument '0700' silently gets no
     rows (NaN, one warning) and a universe names its member s700. The symbol column of a CSV should be read
-    as text (dtype={column: str}), in _read and in universe._column_symbols."""
+    as text (dtype={column: str}), in read_frame and in universe._column_symbols."""
     source = {"path": "data/{date}.csv", "symbol": "sym", "time": "time", "columns": {"size": "float64"}}
     made = _project(
         tmp_path, source, [{"name": "v", "formula": "sum(trades.size)"}], instruments={"tencent": {"symbol": "0700"}}
