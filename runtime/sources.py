@@ -30,7 +30,6 @@ from fspec.runtime.kernels import run_all
 if TYPE_CHECKING:
     import pandas as pd
 
-CONTRACT_CALL = "_call"  # a chain's rows: 1 for a call, 0 for a put (runtime/chain.py)
 NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS}
 
 # A file's rows as read: parquet as an Arrow table (its columns go to numpy without pandas when they are plain
@@ -50,12 +49,24 @@ class Ticks:
 
     ts: np.ndarray
     columns: dict[str, np.ndarray]
+    # an option chain's contracts (expiry day, strike, 1 call / 0 put), which its rows' `_contract` numbers index
+    contracts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
     def take(self, mask_or_index: np.ndarray | slice) -> Ticks:
-        return Ticks(self.ts[mask_or_index], {k: v[mask_or_index] for k, v in self.columns.items()})
+        return Ticks(self.ts[mask_or_index], {k: v[mask_or_index] for k, v in self.columns.items()}, self.contracts)
+
+
+def empty_ticks(source: SourceDef) -> Ticks:
+    """No rows of a source (an option chain's with no contracts)."""
+    columns = {c.name: np.empty(0) for c in source.columns}
+    if source.contract is None:
+        return Ticks(np.empty(0, dtype=np.int64), columns)
+    from fspec.runtime.chain import CONTRACT
+
+    return Ticks(np.empty(0, dtype=np.int64), {**columns, CONTRACT: np.empty(0, dtype=np.int64)}, np.zeros((0, 3)))
 
 
 @contextmanager
@@ -1100,11 +1111,13 @@ def load_source(
         columns[name] = mapped_values(frame, source, spec, ts, shown)
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
-    if source.contract is not None:  # an option chain: each row's contract, as numbers (runtime/chain.py)
+    contracts = None
+    if source.contract is not None:  # an option chain: each row's contract, as a number (runtime/chain.py)
         from fspec.runtime.chain import contract_columns
 
-        columns.update(contract_columns(frame, source.contract, shown))
-    ticks = Ticks(ts, columns)
+        keyed, contracts = contract_columns(frame, source.contract, shown)
+        columns.update(keyed)
+    ticks = Ticks(ts, columns, contracts)
     if not len(ticks):
         warnings.warn(f"{shown}: the file has no rows", DataWarning, stacklevel=2)
     if source.bar_width is None and not source.events_declared:
@@ -1147,6 +1160,8 @@ def _clean_values(ticks: Ticks, display: str) -> None:
     """The data rules of docs (each a counted warning naming the file): infinite values are missing values
     (NaN, which reducers skip); a negative size is a missing value; a crossed quote (bid above ask) is kept."""
     for name, values in list(ticks.columns.items()):
+        if values.dtype.kind != "f":  # (a chain's contract numbers)
+            continue
         infinite = np.isinf(values)
         if infinite.any():
             ticks.columns[name] = values = np.where(infinite, np.nan, values)
@@ -1168,7 +1183,7 @@ def _clean_values(ticks: Ticks, display: str) -> None:
                     stacklevel=3,
                 )
     # (an option chain's crossed quotes are counted with its other statuses, runtime/chain.py)
-    if "bid" in ticks.columns and "ask" in ticks.columns and CONTRACT_CALL not in ticks.columns:
+    if "bid" in ticks.columns and "ask" in ticks.columns and ticks.contracts is None:
         crossed = ticks.columns["bid"] > ticks.columns["ask"]
         if crossed.any():
             warnings.warn(
