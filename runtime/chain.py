@@ -567,10 +567,6 @@ def warm_chain() -> None:
     iv_at_delta(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], delta[0, 0:2], float(snap.forward[0, 0]), 0.25)
     price_before(ts, one, ts)
     _warm_flows(ts, snap)
-    snapshot(
-        ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
-        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
-    )  # fmt: skip  # (and as callers with writable arrays of their own call it: contract_ids too)
 
 
 def _warm_flows(ts: np.ndarray, snap: Any) -> None:

@@ -1100,23 +1100,29 @@ def load_source(
     shown = display_path(path, root)
     mapped = {c.name: c for c in source.columns if not c.expr}
     computed = source.column_trees
-    if frame is None:
-        needles = _needles(source)
-        frame = _read(
-            path, source.format, file_columns(source), shown, header=source.header, needles=needles, span=span
-        )
+    wanted = file_columns(source)
+    keyed: dict[str, np.ndarray] = {}
+    contracts = None
+    if frame is None and source.contract is not None and source.format == "parquet":
+        # An option chain's contract columns first, alone: once numbered, their decoded memory is reused by the
+        # other columns' (a chain of millions of quotes touched 180 MB less of fresh memory).
+        keys = _contract_keys(source)
+        rest = [c for c in wanted if c not in keys or _reads_otherwise(source, c)]
+        key_frame = _read(path, "parquet", keys, shown, check=wanted, span=span)
+        keyed, contracts = _contract_numbers(key_frame, source, shown)
+        del key_frame
+        frame = _read(path, "parquet", rest, shown, span=span)
+    elif frame is None:
+        frame = _read(path, source.format, wanted, shown, header=source.header, needles=_needles(source), span=span)
     ts = _utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
         columns[name] = mapped_values(frame, source, spec, ts, shown)
     for name, tree in computed.items():
         columns[name] = _row_values(tree, frame, shown, params)
-    contracts = None
-    if source.contract is not None:  # an option chain: each row's contract, as a number (runtime/chain.py)
-        from fspec.runtime.chain import contract_columns
-
-        keyed, contracts = contract_columns(frame, source.contract, shown)
-        columns.update(keyed)
+    if source.contract is not None and contracts is None:
+        keyed, contracts = _contract_numbers(frame, source, shown)
+    columns.update(keyed)
     ticks = Ticks(ts, columns, contracts)
     if not len(ticks):
         warnings.warn(f"{shown}: the file has no rows", DataWarning, stacklevel=2)
@@ -1129,6 +1135,27 @@ def load_source(
         # A bar's values are known only when it ends.
         ticks.ts = ticks.ts + np.int64(source.bar_width) * NS
     return _ordered(ticks, source, shown)
+
+
+def _contract_keys(source: SourceDef) -> list[str]:
+    contract = source.contract
+    assert contract is not None
+    return list(dict.fromkeys([contract.expiry, contract.strike, contract.right]))
+
+
+def _reads_otherwise(source: SourceDef, column: str) -> bool:
+    """Whether a file column is read for something besides naming the contract (its time, a mapped column, a
+    filter's or computed column's input)."""
+    others = replace(source, contract=None)
+    return column in file_columns(others)
+
+
+def _contract_numbers(frame: Frame, source: SourceDef, shown: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """An option chain's rows' contract numbers and its contracts (runtime/chain.py)."""
+    from fspec.runtime.chain import contract_columns
+
+    assert source.contract is not None
+    return contract_columns(frame, source.contract, shown)
 
 
 GRID_CHECK_ROWS = 50  # fewer rows on whole seconds may be chance; bar files of a day have more
