@@ -20,38 +20,79 @@ from fspec.errors import DataError
 from fspec.manifest import ContractDef
 from fspec.operators import REGISTRY
 from fspec.operators.chain import QUOTES_KIND, ROWS_KIND
-from fspec.runtime.sources import CONTRACT_CALL, DataWarning, Frame
+from fspec.runtime.sources import DataWarning, Frame
 
 if TYPE_CHECKING:
     from fspec.options.flows import OptionTrades, QuoteRows
     from fspec.runtime.run import Engine
 
-EXPIRY, STRIKE = "_expiry", "_strike"  # each row's expiry (days since 1970-01-01) and strike
-RIGHTS = {"C": 1.0, "CALL": 1.0, "P": 0.0, "PUT": 0.0}
+CONTRACT = "_contract"  # each row's contract number: its row of the source's contracts (Ticks.contracts)
+RIGHTS = {"C": 1, "CALL": 1, "P": 0, "PUT": 0}
 EPOCH = date(1970, 1, 1)
 
 
 # ---- loading: the contract of each row --------------------------------------------------------------------
 
 
-def contract_columns(frame: Frame, contract: ContractDef, shown: str) -> dict[str, np.ndarray]:
-    """Each row's expiry (a day number), strike and right (1 for a call, 0 for a put) as float64 columns."""
+def contract_columns(frame: Frame, contract: ContractDef, shown: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each row's contract number (a row of the contracts) and the contracts: rows of (expiry as a day number,
+    strike, 1.0 for a call or 0.0 for a put), sorted by expiry, strike, put before call."""
+    from fspec.options.chain import NO_RIGHT, contract_numbers
     from fspec.runtime.sources import frame_column, numeric_values
 
     strike = numeric_values(frame, contract.strike, shown)
-    bad = ~(strike > 0)
-    if bad.any():
+    expiry = _expiry_day_numbers(frame_column(frame, contract.expiry), contract.expiry, shown)
+    codes, words = _right_codes(frame_column(frame, contract.right))
+    is_call_of = np.array([RIGHTS.get((w or "").strip().upper(), NO_RIGHT) for w in words] + [NO_RIGHT], np.int8)
+    number, table, bad_strike, bad_right = contract_numbers(expiry, strike, codes, is_call_of)
+    if bad_strike >= 0:
         raise DataError(
             shown,
-            f"strike column '{contract.strike}' holds {strike[bad][0]!r} at row {int(np.flatnonzero(bad)[0])}: a "
-            "strike is a positive number",
+            f"strike column '{contract.strike}' holds {strike[bad_strike]!r} at row {bad_strike}: a strike is a "
+            "positive number",
             "drop or fix the rows without a strike",
         )
-    return {
-        EXPIRY: _expiry_days(frame_column(frame, contract.expiry), contract.expiry, shown),
-        STRIKE: strike,
-        CONTRACT_CALL: _rights(frame_column(frame, contract.right), contract.right, shown),
-    }
+    if bad_right >= 0:
+        raise DataError(
+            shown,
+            f"right column '{contract.right}' holds {[*words, None][codes[bad_right]]!r} at row {bad_right}",
+            "a right is 'C' or 'P' (or 'call' or 'put', any case)",
+        )
+    return {CONTRACT: number}, table
+
+
+def _expiry_day_numbers(values: Any, column: str, shown: str) -> np.ndarray:
+    """Days since 1970-01-01 (int32) of each row's expiry: a parquet date column's own numbers, read in place;
+    any other kind by :func:`_expiry_days`."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray) and pa.types.is_date32(values.type) and values.null_count == 0:
+        if not len(values):
+            return np.zeros(0, dtype=np.int32)
+        days = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+        return np.frombuffer(days.buffers()[1], dtype=np.int32, count=len(days), offset=days.offset * 4)
+    return _expiry_days(values, column, shown).astype(np.int32)
+
+
+def _right_codes(values: Any) -> tuple[np.ndarray, list[str | None]]:
+    """Each row's right as a code into the distinct texts of the column (a file has two or four of them; a
+    missing right is the code after the last text), without a text per row where the file is dictionary
+    encoded."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(values, pa.ChunkedArray):
+        found, codes = np.unique(_pandas(values).astype(str).to_numpy(), return_inverse=True)
+        return codes.reshape(-1).astype(np.int32), [str(w) for w in found]
+    if not len(values):
+        return np.zeros(0, dtype=np.int32), []
+    encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+    encoded = encoded.unify_dictionaries().combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
+    words = [None if w is None else str(w) for w in encoded.dictionary.to_pylist()]
+    indices = encoded.indices.fill_null(len(words)) if encoded.null_count else encoded.indices
+    indices = indices.cast(pa.int32())  # (a category's indices may be int8)
+    codes = np.frombuffer(indices.buffers()[1], dtype=np.int32, count=len(indices), offset=indices.offset * 4)
+    return codes, words
 
 
 def _pandas(values: Any) -> Any:
@@ -85,34 +126,6 @@ def _expiry_days(values: Any, column: str, shown: str) -> np.ndarray:
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(shown, f"expiry column '{column}' has no date at row {row}", "drop or fix the row")
     return (parsed.dt.normalize().to_numpy(dtype="datetime64[D]").astype(np.int64)).astype(np.float64)
-
-
-def _rights(values: Any, column: str, shown: str) -> np.ndarray:
-    """1.0 for a call, 0.0 for a put, from each distinct text once (a file has two or four of them)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(values, pa.ChunkedArray):
-        encoded = pc.dictionary_encode(values).combine_chunks() if not pa.types.is_dictionary(values.type) else None
-        encoded = encoded if encoded is not None else values.combine_chunks()
-        words = [None if w is None else str(w) for w in encoded.dictionary.to_pylist()]
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
-        if encoded.null_count:
-            codes = np.where(encoded.is_null().to_numpy(zero_copy_only=False), len(words), codes)
-    else:
-        found, codes = np.unique(_pandas(values).astype(str).to_numpy(), return_inverse=True)
-        words = [str(w) for w in found]
-    known = np.array([RIGHTS.get((w or "").strip().upper(), np.nan) for w in words] + [np.nan])
-    mapped = known[codes]
-    bad = np.isnan(mapped)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            shown,
-            f"right column '{column}' holds {[*words, None][codes[row]]!r} at row {row}",
-            "a right is 'C' or 'P' (or 'call' or 'put', any case)",
-        )
-    return mapped
 
 
 # ---- the chain's slots of one session ------------------------------------------------------------------------
@@ -162,14 +175,23 @@ def _column(engine: Engine, source: str, instrument: str, day: str, ticks: Any, 
 
 
 def _quote_ids(engine: Engine, source: str, instrument: str, day: str, ticks: Any) -> tuple[np.ndarray, np.ndarray]:
-    """contract_ids of a chain's rows of the day (as cut by the audit)."""
-    from fspec.options.chain import contract_ids
-
+    """Each row's contract number and the contracts (:func:`contract_columns`) of a chain's rows of the day, as
+    cut by the audit: the contracts of those rows alone, renumbered (a session of a file of many days, or the
+    rows before the audit's cut, may lack some of the file's)."""
     return _memo(
         engine,
         ("ids", source, instrument, day, len(ticks), engine.cut),
-        lambda: contract_ids(ticks.columns[EXPIRY], ticks.columns[STRIKE], ticks.columns[CONTRACT_CALL]),
+        lambda: own_contracts(ticks.columns[CONTRACT], ticks.contracts),
     )
+
+
+def own_contracts(number: np.ndarray, contracts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(number, contracts)`` with the contracts no row has dropped and the rows renumbered in the same order."""
+    present = np.bincount(number, minlength=len(contracts)) > 0
+    if present.all():
+        return number, contracts
+    rank = (np.cumsum(present) - 1).astype(np.int64)
+    return rank[number], contracts[present]
 
 
 def chain_slots(
@@ -254,9 +276,11 @@ def _snapshot(
         zone = contract.timezone or engine.session.timezone
         ids = _quote_ids(engine, source, instrument, day, ticks)
         settle = {float(d): settlement_ns(float(d), contract, zone) for d in np.unique(ids[1][:, 0])}
-        columns = (("ts", np.int64), (EXPIRY, float), (STRIKE, float), (CONTRACT_CALL, float))
         return snapshot(
-            *(_column(engine, source, instrument, day, ticks, name, dtype) for name, dtype in columns),
+            _column(engine, source, instrument, day, ticks, "ts", np.int64),
+            None,
+            None,
+            None,
             _column(engine, source, instrument, day, ticks, "bid", np.float64),
             _column(engine, source, instrument, day, ticks, "ask", np.float64),
             ends,
@@ -363,7 +387,7 @@ def _valued_trades(
 
     n_t = len(trades)
     q_contract, quoted = _quote_ids(engine, quotes_source, instrument, day, quotes)
-    t_contract, table = _trade_contracts(quoted, *(trades.columns[c] for c in (EXPIRY, STRIKE, CONTRACT_CALL)))
+    t_contract, table = _trade_contracts(quoted, *own_contracts(trades.columns[CONTRACT], trades.contracts))
     days = np.unique(table[:, 0])
     expiry_of = np.searchsorted(days, table[:, 0]).astype(np.int64)
     zone = terms.timezone or engine.session.timezone
@@ -407,26 +431,23 @@ def _no_straddle(min_minutes: float) -> tuple[np.ndarray, np.ndarray]:
     raise AssertionError("the straddles belong to a grid: option_trades gives them")
 
 
-def _trade_contracts(
-    quoted: np.ndarray, expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each trade's contract number in the quotes' contract table, and that table with the contracts that trade
-    without a quote appended (their quotes are none: NaN)."""
-    keys = np.column_stack([expiry, strike, (is_call != 0).astype(np.float64)])
-    if not len(keys):
+def _trade_contracts(quoted: np.ndarray, number: np.ndarray, traded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each trade's contract number in the quotes' contract table (``number``: the trade's row of ``traded``, the
+    trades' own contracts, sorted), and that table with the contracts that trade without a quote appended in
+    their order (their quotes are none: NaN)."""
+    if not len(number):
         return np.zeros(0, dtype=np.int64), quoted
-    found, inverse = np.unique(keys, axis=0, return_inverse=True)
-    number = {tuple(row): i for i, row in enumerate(quoted.tolist())}
+    known = {tuple(row): i for i, row in enumerate(quoted.tolist())}
     extra: list[list[float]] = []
-    ids = []
-    for row in found.tolist():
-        i = number.get(tuple(row))
+    ids = np.empty(len(traded), dtype=np.int64)
+    for j, row in enumerate(traded.tolist()):
+        i = known.get(tuple(row))
         if i is None:
             i = len(quoted) + len(extra)
             extra.append(row)
-        ids.append(i)
+        ids[j] = i
     table = np.vstack([quoted, np.array(extra)]) if extra else quoted
-    return np.array(ids, dtype=np.int64)[inverse.reshape(-1)], table
+    return ids[number], table
 
 
 def _straddles(
@@ -524,29 +545,28 @@ def _warn_statuses(source: str, instrument: str, day: str, interval: int, snap: 
 def warm_chain() -> None:
     """Compile (or load from numba's cache) the chain kernels on a two-contract chain, typed as a run types
     them, so that ``fspec run`` after ``fspec compile`` compiles nothing."""
-    from fspec.options.chain import atm_iv, contract_ids, iv_at_delta, snapshot
+    from fspec.options.chain import atm_iv, contract_numbers, iv_at_delta, snapshot
 
     ts = np.array([0, 1], dtype=np.int64)
     one = np.array([0.0, 0.0])
-    ids = contract_ids(one, np.array([100.0, 100.0]), np.array([0.0, 1.0]))  # of computed (writable) columns
+    # as contract_columns numbers a file's rows
+    number, table, _, _ = contract_numbers(
+        np.zeros(2, dtype=np.int32), np.array([100.0, 100.0]), np.array([0, 1], dtype=np.int32), np.array([0, 1])
+    )
+    ids = own_contracts(number, table)
     # the file's columns as _column gives them: read-only
     ro = {
         n: _readonly(a, a.dtype) for n, a in (("ts", ts), ("bid", np.array([1.0, 1.0])), ("ask", np.array([1.1, 1.1])))
     }
     snap = snapshot(
-        ro["ts"], _readonly(one, float), _readonly(np.array([100.0, 100.0]), float),
-        _readonly(np.array([0.0, 1.0]), float), ro["bid"], ro["ask"], np.array([2, 3], dtype=np.int64), {0.0: 10**15},
-        0.01, 0.0, None, (30.0,), ids,
+        ro["ts"], None, None, None, ro["bid"], ro["ask"], np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0,
+        None, (30.0,), ids,
     )  # fmt: skip
     iv, delta = np.ascontiguousarray(snap.iv.T), np.ascontiguousarray(snap.delta.T)
     atm_iv(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], float(snap.forward[0, 0]))
     iv_at_delta(snap.strike[0:2], snap.is_call[0:2], iv[0, 0:2], delta[0, 0:2], float(snap.forward[0, 0]), 0.25)
     price_before(ts, one, ts)
     _warm_flows(ts, snap)
-    snapshot(
-        ts, one, np.array([100.0, 100.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([1.1, 1.1]),
-        np.array([2, 3], dtype=np.int64), {0.0: 10**15}, 0.01, 0.0, None, (30.0,),
-    )  # fmt: skip  # (and as callers with writable arrays of their own call it: contract_ids too)
 
 
 def _warm_flows(ts: np.ndarray, snap: Any) -> None:

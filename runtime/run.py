@@ -38,6 +38,7 @@ from fspec.runtime.sources import (
     attach_asof,
     available_dates,
     dates_by_symbol,
+    empty_ticks,
     load_source,
     read_symbols,
     source_exists,
@@ -346,7 +347,7 @@ class Engine:
         frame = self._shared_file(spec, path_symbol, day, span).frames.get(inst.symbol)
         if frame is None:
             self._lacking.add((spec.name, instrument, day))
-            return Ticks(np.empty(0, dtype=np.int64), {c.name: np.empty(0) for c in spec.columns})
+            return empty_ticks(spec)
         return load_source(self.manifest.root, spec, inst.symbol, day, inst.params, frame)
 
     def _shared_file(self, spec: SourceDef, path_symbol: str, day: str, span: Span | None = None) -> SymbolRows:

@@ -678,3 +678,47 @@ def test_contract_numbers_are_those_of_sorting(distinct: int) -> None:
     found, want = np.unique(rows, axis=0, return_inverse=True)
     np.testing.assert_array_equal(got, want.reshape(-1))
     np.testing.assert_array_equal(table, found)
+
+
+@pytest.mark.parametrize("distinct", [7, 70_000])
+def test_contract_numbers_of_a_files_columns_are_those_of_sorting(distinct: int) -> None:
+    """Numbering from the columns as read (int32 day numbers, strikes, right codes of a dictionary of texts)
+    gives np.unique's ranks of (expiry, strike, is_call) too, past the hashed limit as well; the codes' words
+    may be in any order and repeat a right ('C' and 'call')."""
+    from fspec.options.chain import NO_RIGHT, contract_numbers
+
+    rng = np.random.default_rng(distinct + 1)
+    n = 200_000
+    expiry = rng.integers(15_980, 15_990, n).astype(np.int32)
+    strike = rng.choice(rng.uniform(1000, 2000, distinct).round(2), n)
+    words = np.array([1, 0, 1, 0], dtype=np.int8)  # e.g. 'C', 'P', 'call', 'put'
+    right = rng.integers(0, 4, n).astype(np.int32)
+    strike.flags.writeable = False
+    got, table, bad_strike, bad_right = contract_numbers(expiry, strike, right, np.append(words, NO_RIGHT))
+    assert (bad_strike, bad_right) == (-1, -1)
+    rows = np.column_stack([expiry.astype(float), strike, words[right].astype(float)])
+    found, want = np.unique(rows, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(got, want.reshape(-1))
+    np.testing.assert_array_equal(table, found)
+
+
+@pytest.mark.parametrize("distinct", [7, 70_000])
+def test_contract_numbers_name_the_first_bad_strike_and_right(distinct: int) -> None:
+    from fspec.options.chain import NO_RIGHT, contract_numbers
+
+    rng = np.random.default_rng(distinct)
+    n = 100_000
+    expiry = np.full(n, 15_985, dtype=np.int32)
+    strike = rng.choice(np.arange(1, distinct + 1, dtype=float), n)
+    right = rng.integers(0, 2, n).astype(np.int32)
+    calls = np.array([1, 0, NO_RIGHT], dtype=np.int8)  # 'C', 'P', a missing right
+    for value in (0.0, -5.0, np.nan, np.inf):
+        bad = strike.copy()
+        bad[[n - 7, n - 3]] = value
+        assert contract_numbers(expiry, bad, right, calls)[2] == n - 7
+    wrong = right.copy()
+    wrong[[n - 9, n - 2]] = 2
+    assert contract_numbers(expiry, strike, wrong, calls)[2:] == (-1, n - 9)
+    bad = strike.copy()
+    bad[n - 1] = 0.0
+    assert contract_numbers(expiry, bad, wrong, calls)[2:] == (n - 1, n - 9)  # the caller reports the strike

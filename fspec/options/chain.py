@@ -61,9 +61,7 @@ def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) ->
 def _frozen(a: np.ndarray) -> np.ndarray:
     """A read-only contiguous float64 view (copied only from another dtype): the kernels below see one array
     type whether a column is a file's read-only Arrow view or computed."""
-    view = np.ascontiguousarray(a, dtype=np.float64).view()
-    view.flags.writeable = False
-    return view
+    return _readonly_as(a, np.float64)
 
 
 MANY = 1 << 16  # distinct contracts past which sorting all the rows is as cheap as hashing each
@@ -131,6 +129,109 @@ def _mix(e: np.uint64, k: np.uint64, c: np.uint64) -> np.uint64:
     x ^= x >> np.uint64(29)
     x ^= c
     return x * np.uint64(0x94D049BB133111EB)
+
+
+NO_RIGHT = -1  # of ``contract_numbers``'s ``is_call_of``: a right that is neither a call nor a put
+
+
+def contract_numbers(
+    expiry: np.ndarray, strike: np.ndarray, right: np.ndarray, is_call_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Each row's contract number and the contracts, as :func:`contract_ids` gives them, from a file's columns as
+    they are read: ``expiry`` the day numbers (int32, a parquet date's own storage), ``strike`` the strikes,
+    ``right`` each row's code of its right text and ``is_call_of`` that code's 1 (call), 0 (put) or ``NO_RIGHT``.
+    One hashed pass over the rows, without a float column per key (three columns of 8 bytes a row, each written
+    and read again, were most of reading a large chain's contracts). Also the first row whose strike is not a
+    positive finite number, and the first whose right is ``NO_RIGHT`` (-1: none), which the caller reports:
+    the numbers are then meaningless."""
+    e = _readonly_as(expiry, np.int32)
+    k = _readonly_as(strike, np.float64)
+    r = _readonly_as(right, np.int32)
+    calls = np.ascontiguousarray(is_call_of, dtype=np.int8)
+    first, number, bad_strike, bad_right = _hash_rows(e, k, k.view(np.uint64), r, calls, MANY)
+    if first.shape[0] <= MANY and (bad_strike >= 0 or bad_right >= 0):
+        return number, np.zeros((0, 3)), bad_strike, bad_right
+    if first.shape[0] > MANY:  # (the pass stopped early: all the rows are checked here)
+        bad = np.flatnonzero(~((k > 0.0) & (k < np.inf)))
+        flags = calls[r]
+        wrong = np.flatnonzero(flags == NO_RIGHT)
+        if len(bad) or len(wrong):
+            return number, np.zeros((0, 3)), int(bad[0]) if len(bad) else -1, int(wrong[0]) if len(wrong) else -1
+        keys = np.column_stack([e.astype(np.float64), k, (flags == 1).astype(np.float64)])
+        found, inverse = np.unique(keys, axis=0, return_inverse=True)
+        return inverse.reshape(-1).astype(np.int64), found, -1, -1
+    table = np.column_stack([e[first].astype(np.float64), k[first], (calls[r[first]] == 1).astype(np.float64)])
+    order = np.lexsort((table[:, 2], table[:, 1], table[:, 0]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    _renumber(number, rank)
+    return number, table[order], -1, -1
+
+
+def _readonly_as(a: np.ndarray, dtype: type) -> np.ndarray:
+    """A read-only contiguous view of ``dtype`` (copied only from another dtype): one type for the kernels."""
+    view = np.ascontiguousarray(a, dtype=dtype).view()
+    view.flags.writeable = False
+    return view
+
+
+@njit(**_JIT)
+def _hash_rows(
+    expiry: np.ndarray, strike: np.ndarray, k_bits: np.ndarray, right: np.ndarray, is_call_of: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """:func:`_hash_contracts` on (expiry day, strike bits ``k_bits``, right's call flag) read straight from the
+    file's columns, checking each strike (> 0 and finite) and right on the way: (first row of each contract, each
+    row's number in first-seen order, first bad strike row, first bad right row). Stops at a bad strike, or past
+    ``limit`` contracts."""
+    cap = 4096
+    shift = np.uint64(64 - 12)
+    slot_of = np.full(cap, -1, dtype=np.int64)
+    first = np.empty(limit + 1, dtype=np.int64)
+    seen_e = np.empty(limit + 1, dtype=np.uint64)
+    seen_k = np.empty(limit + 1, dtype=np.uint64)
+    seen_c = np.empty(limit + 1, dtype=np.uint64)
+    codes = np.empty(expiry.shape[0], dtype=np.int64)
+    bad_right = -1
+    n = 0
+    for i in range(expiry.shape[0]):
+        s = strike[i]
+        if not (0.0 < s < np.inf):
+            return first[:n], codes, i, bad_right
+        flag = is_call_of[right[i]] if 0 <= right[i] < is_call_of.shape[0] else -1
+        if flag < 0:
+            if bad_right < 0:
+                bad_right = i
+            codes[i] = 0
+            continue
+        e = np.uint64(np.int64(expiry[i]))
+        k = k_bits[i]
+        c = np.uint64(flag)
+        h = np.int64(_mix(e, k, c) >> shift)
+        while slot_of[h] >= 0:
+            j = slot_of[h]
+            if seen_e[j] == e and seen_k[j] == k and seen_c[j] == c:
+                break
+            h = (h + 1) & (cap - 1)
+        if slot_of[h] < 0:
+            if n == limit + 1:
+                return first[:n], codes, -1, bad_right
+            first[n], seen_e[n], seen_k[n], seen_c[n] = i, e, k, c
+            slot_of[h] = n
+            n += 1
+            if 4 * n > cap:  # grow: rehash the contracts seen
+                cap *= 2
+                shift -= np.uint64(1)
+                slot_of = np.full(cap, -1, dtype=np.int64)
+                for j in range(n):
+                    g = np.int64(_mix(seen_e[j], seen_k[j], seen_c[j]) >> shift)
+                    while slot_of[g] >= 0:
+                        g = (g + 1) & (cap - 1)
+                    slot_of[g] = j
+                h = np.int64(_mix(e, k, c) >> shift)
+                while slot_of[h] != n - 1:
+                    h = (h + 1) & (cap - 1)
+        codes[i] = slot_of[h]
+    return first[:n], codes, -1, bad_right
 
 
 @njit(**_JIT)
@@ -239,9 +340,9 @@ class Snapshot:
 
 def snapshot(
     ts: np.ndarray,
-    expiry_day: np.ndarray,
-    strike: np.ndarray,
-    is_call: np.ndarray,
+    expiry_day: np.ndarray | None,
+    strike: np.ndarray | None,
+    is_call: np.ndarray | None,
     bid: np.ndarray,
     ask: np.ndarray,
     bar_ends: np.ndarray,
@@ -257,8 +358,11 @@ def snapshot(
     each bar end) selects the carry forward, else the forward is read from parity. With ``rules`` (the
     ``min_minutes`` of the expiry rules that will read it), volatilities and deltas are computed only for the
     expiries some rule picks at each bar end (``read``); the others' are NaN with status ``UNREAD``. ``ids`` is
-    :func:`contract_ids` of the rows, when the caller has them."""
-    contract, table = contract_ids(expiry_day, strike, is_call) if ids is None else ids
+    :func:`contract_ids` of the rows, when the caller has them (then the three row arrays are not read: None)."""
+    if ids is None:
+        assert expiry_day is not None and strike is not None and is_call is not None
+        ids = contract_ids(expiry_day, strike, is_call)
+    contract, table = ids
     n_c, n_b = table.shape[0], bar_ends.shape[0]
     rows = last_before(ts, contract, n_c, np.ascontiguousarray(bar_ends, dtype=np.int64))
     quoted = rows >= 0
