@@ -23,7 +23,7 @@ import click
 from fspec import __version__
 from fspec.errors import Diagnostic, FspecError, OutputError, SpecError, UsageError
 from fspec.files import display
-from fspec.project import find_root
+from fspec.project import BUILD_DIR, find_root
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -190,14 +190,25 @@ def compile(project: str | None, no_jit: bool) -> None:
 
     root = _root(project)
     started = time.perf_counter()
-    manifest_path, kernels = compile_project(root)
-    warmed = ""
-    if not no_jit:
-        from fspec.runtime.warmup import warm_kernels
+    if no_jit:
+        manifest_path, kernels = compile_project(root)
+        warmed = ""
+    else:
+        from fspec.runtime.warmup import WARMED, Ahead, warm_kernels
 
-        # Only what an earlier compile of this build has not warmed: unchanged kernels are in numba's cache.
-        count = warm_kernels(root, on_progress=_progress("function"), skip_blas_check=True)
-        warmed = f" ({count} compiled function(s) new or changed)"
+        # A worker loads numba on another core while the build is written: from the start when there is no
+        # earlier build to warm from, else once a new kernel file shows that something is to be compiled.
+        ahead = Ahead(root, skip_blas_check=True)
+        if not (root / BUILD_DIR / WARMED).exists():
+            ahead.start()
+        try:
+            manifest_path, kernels = compile_project(root, on_new_kernel=ahead.start)
+            # Only what an earlier compile of this build has not warmed: unchanged kernels are in numba's cache.
+            report = warm_kernels(root, on_progress=_progress("function"), skip_blas_check=True, ahead=ahead)
+        finally:
+            ahead.cancel()
+        processes = f", on {report.processes} processes" if report.processes > 1 else ""
+        warmed = f" ({report.functions} compiled function(s) new or changed{processes})"
     click.echo(
         f"compiled {len(kernels)} kernel(s) and {manifest_path.relative_to(root)} "
         f"in {time.perf_counter() - started:.1f}s{warmed}"
