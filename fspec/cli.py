@@ -23,7 +23,7 @@ import click
 from fspec import __version__
 from fspec.errors import Diagnostic, FspecError, OutputError, SpecError, UsageError
 from fspec.files import display
-from fspec.project import BUILD_DIR, find_root
+from fspec.project import find_root
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +53,8 @@ def _handle_errors(fn: F) -> F:
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    if not caught:
+        return  # (the readers' module imports pyarrow: a compile has no need of it)
     from fspec.runtime.sources import DataWarning
 
     for w in caught:
@@ -186,22 +188,25 @@ def compile(project: str | None, no_jit: bool) -> None:
     Example:
         fspec compile
     """
-    from fspec.compiler.build import compile_project
-
     root = _root(project)
     started = time.perf_counter()
     if no_jit:
+        from fspec.compiler.build import compile_project
+
         manifest_path, kernels = compile_project(root)
         warmed = ""
     else:
-        from fspec.runtime.warmup import WARMED, Ahead, warm_kernels
+        from fspec.runtime.warmup import Ahead, likely_to_compile, warm_kernels
 
-        # A worker loads numba on another core while the build is written: from the start when there is no
-        # earlier build to warm from, else once a new kernel file shows that something is to be compiled.
+        # A worker loads numba on another core while this process imports the compiler, checks and writes the
+        # build: from the start when the specs look as if they will compile something, else once a new kernel
+        # file shows that they will.
         ahead = Ahead(root, skip_blas_check=True)
-        if not (root / BUILD_DIR / WARMED).exists():
+        if likely_to_compile(root):
             ahead.start()
         try:
+            from fspec.compiler.build import compile_project
+
             manifest_path, kernels = compile_project(root, on_new_kernel=ahead.start)
             # Only what an earlier compile of this build has not warmed: unchanged kernels are in numba's cache.
             report = warm_kernels(root, on_progress=_progress("function"), skip_blas_check=True, ahead=ahead)

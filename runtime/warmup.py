@@ -21,7 +21,7 @@ import numpy as np
 from fspec import __version__
 from fspec.manifest import KernelDef
 from fspec.operators import REGISTRY
-from fspec.project import BUILD_DIR
+from fspec.project import BUILD_DIR, spec_shape
 from fspec.runtime.evaluate import apply_bar_operator, operator_constants
 from fspec.runtime.kernels import frozen, load_kernel, load_numba_target, reduce_session, threads
 from fspec.runtime.manifest import Manifest, load_manifest, tree_nodes
@@ -458,9 +458,22 @@ def _read_stamp(stamp: Path, root: Path) -> _Stamp:
     return _Stamp(set(data.get("warmed", ())), {k: list(v) for k, v in cache.items()}, set(data.get("helpers", ())))
 
 
+def likely_to_compile(root: Path) -> bool:
+    """Whether ``fspec compile`` will probably compile something (so that a worker is worth starting before
+    the build is written): there is no stamp of an earlier compile's warming, or the specs changed since in
+    more than their numbers (a new feature, a formula of a new form). A guess, for speed only: a compile that
+    turns out to compile nothing stops the worker, and one that compiles without this starts it then."""
+    try:
+        data = json.loads((root / BUILD_DIR / WARMED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(data, dict) or data.get("spec_shape") != spec_shape(root)
+
+
 def _write_stamp(stamp: Path, root: Path, keys: list[str], cache: dict[str, list[str]], helpers: set[str]) -> None:
     warmed = sorted(k for k in keys if not k.endswith(" missing"))
     data = {
+        "spec_shape": spec_shape(root),
         "environment": _environment(root),
         "warmed": warmed,
         "cache": {k: cache[k] for k in warmed if k in cache},

@@ -258,3 +258,26 @@ def test_a_worker_started_ahead_is_stopped_when_nothing_is_to_be_warmed(tmp_path
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, 0)  # reaped: no zombie is left behind
     ahead.cancel()  # twice is harmless
+
+
+def test_a_worker_is_started_before_the_build_only_if_the_specs_changed_in_more_than_numbers(tmp_path: Path) -> None:
+    """`fspec compile` forks its first worker at once when the specs changed in more than their numbers since
+    the build was warmed (or nothing was warmed): a new feature, a new form, a new exponent. An edit of a
+    constant or a window is compiled by no one, and starts nothing before the build shows a new kernel."""
+    root = _project(tmp_path / "p")
+    assert warmup.likely_to_compile(root)  # never warmed
+    (root / "build").mkdir()
+    features = root / "specs" / "features.yaml"
+    text = features.read_text(encoding="utf-8")
+    probe = "  - name: probe_2\n    formula: sum(where(trades.price > {c}, trades.size ** {p}, 0))\n"
+    features.write_text(text + probe.format(c=100.5, p=2), encoding="utf-8")
+    warmup._write_stamp(root / "build" / warmup.WARMED, root, [], {}, set())
+    assert not warmup.likely_to_compile(root)
+    features.write_text(text.replace("rolling_mean(volume, 3)", "rolling_mean(volume, 12)") + probe.format(c=99, p=2))
+    assert not warmup.likely_to_compile(root)  # a constant and a window
+    features.write_text(text + probe.format(c=100.5, p=3), encoding="utf-8")
+    assert warmup.likely_to_compile(root)  # an exponent is in the kernel's code
+    features.write_text(text + probe.format(c=100.5, p=2) + "  - name: top\n    formula: max(trades.price)\n")
+    assert warmup.likely_to_compile(root)  # a new feature
+    features.write_text(text + probe.format(c=100.5, p=2), encoding="utf-8")
+    assert not warmup.likely_to_compile(root)
