@@ -102,11 +102,13 @@ def _can_fork() -> bool:
 
 
 # What a warm call costs numba, roughly, to share the calls out evenly: a kernel by its file's size (its key
-# holds it), anything else (a bar operator, a numpy fallback, the chain's or the regrouping's functions) a
-# fixed time. Measured with this machine kind's numba (seconds): see docs/performance.md, "The edit loop".
-KERNEL_SECONDS_PER_BYTE = 1.0e-4
+# holds it), anything else (a bar operator, a numpy fallback, the chain's or the regrouping's functions) a fixed
+# time. Fitted to compiles with an empty cache on this machine kind (docs/performance.md, "The edit loop"):
+# kernels of 4, 8 and 16 KB took 0.45-0.6, 1.9 and 2.4 s of CPU, bar operators 0.16-0.6 s.
+KERNEL_SECONDS = 0.15
+KERNEL_SECONDS_PER_BYTE = 1.5e-4
 OTHER_SECONDS = {"chain": 6.0, "regroup": 1.5}
-DEFAULT_SECONDS = 0.3
+DEFAULT_SECONDS = 0.4
 
 WarmCall = tuple[str, Callable[[], object]]
 
@@ -114,18 +116,27 @@ WarmCall = tuple[str, Callable[[], object]]
 def _cost(key: str) -> float:
     words = key.split()
     if words[0] == "kernel":
-        return KERNEL_SECONDS_PER_BYTE * int(words[2]) if len(words) == 4 and words[2].isdigit() else 1.0
+        size = int(words[2]) if len(words) == 4 and words[2].isdigit() else 10_000
+        return KERNEL_SECONDS + KERNEL_SECONDS_PER_BYTE * size
     return OTHER_SECONDS.get(key, DEFAULT_SECONDS)
 
 
+def _group(key: str) -> str:
+    """Calls that may compile one function for different argument types go to one process: numba keeps a
+    function's types in one index file, which two processes adding to at once could each write without the
+    other's entry (a bar operator's calls, by its name; the numpy fallbacks together)."""
+    words = key.split()
+    return key if words[0] == "kernel" else " ".join(words[:2]) if words[0] == "bar" else words[0]
+
+
 def shares(calls: list[WarmCall], count: int) -> list[list[WarmCall]]:
-    """The calls in at most ``count`` shares of about equal cost, each in the calls' order; the first holds the
-    costliest call. The calls that are not kernels stay together in one share: they compile fspec's own
-    functions, some for several argument types, and numba keeps a function's types in one index file, which
-    two processes adding to at once could each write without the other's entry."""
-    kernels = [[c] for c in calls if c[0].startswith("kernel ")]
-    own = [c for c in calls if not c[0].startswith("kernel ")]
-    groups = sorted([*kernels, *([own] if own else [])], key=lambda g: -sum(_cost(k) for k, _ in g))
+    """The calls in at most ``count`` shares of about equal cost (largest first, each into the cheapest share;
+    the calls of one :func:`_group` together), each share in the calls' order; the first holds the costliest
+    group."""
+    grouped: dict[str, list[WarmCall]] = {}
+    for call in calls:
+        grouped.setdefault(_group(call[0]), []).append(call)
+    groups = sorted(grouped.values(), key=lambda g: -sum(_cost(k) for k, _ in g))
     out: list[list[WarmCall]] = [[] for _ in range(max(1, min(count, len(groups))))]
     load = [0.0] * len(out)
     for group in groups:
