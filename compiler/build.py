@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -494,8 +495,10 @@ def _grid_def(plan: GridPlan, kernel_texts: dict[str, str]) -> GridDef:
     )
 
 
-def compile_project(root: Path) -> tuple[Path, list[Path]]:
-    """Check, then write build/kernels/*.py and build/manifest.json. Raises SpecError on any problem."""
+def compile_project(root: Path, on_new_kernel: Callable[[], None] | None = None) -> tuple[Path, list[Path]]:
+    """Check, then write build/kernels/*.py and build/manifest.json. Raises SpecError on any problem.
+    ``on_new_kernel`` is called before each kernel file that is new (or not as generated) is written: numba
+    will compile it once the build is written, and ``fspec compile`` starts loading numba on another core."""
     checked = check(root)
     if checked.diagnostics:
         raise SpecError(checked.diagnostics)
@@ -524,6 +527,8 @@ def compile_project(root: Path) -> tuple[Path, list[Path]]:
             keep.add(path.name)
             # Content-addressed names: an unchanged kernel keeps its file (and its numba cache) untouched.
             if not path.exists() or path.read_text(encoding="utf-8") != text:
+                if on_new_kernel is not None:
+                    on_new_kernel()
                 _write_atomic(path, text)
             written.append(path)
     for stale in kernel_dir.glob("*.py"):

@@ -283,6 +283,11 @@ _TEMPLATE_NAMES = frozenset(
         "filled",
         "mean_of",
         "q",
+        "all_ts",
+        "all_derived",
+        "all_params",
+        "all_out",
+        "all_carry",
     ]
 )
 RESERVED = _TEMPLATE_NAMES | set(dir(builtins)) | set(keyword.kwlist)
@@ -417,12 +422,16 @@ def lift_constants(kernel: TickKernel) -> tuple[TickKernel, tuple[float, ...]]:
     return replace(kernel, params=(*kernel.params, *names), slots=slots), tuple(values)
 
 
-def render_kernel(kernel: TickKernel) -> str:
-    """The kernel's file: its constants lifted into parameters (:func:`lift_constants`)."""
+def render_kernel(kernel: TickKernel, single: bool = False) -> str:
+    """The kernel's file: its constants lifted into parameters (:func:`lift_constants`). ``single``: the slots an
+    edit added to a source (compiler/parts.py), in one compiled function rather than a function per entity and
+    its caller: numba compiles it faster, and the run of a few slots is short either way."""
     kernel, constants = lift_constants(kernel)
-    model = kernel_model(kernel)
+    # the single function's arguments (all_col_price) must not be a slot's name either
+    model = kernel_model(kernel, frozenset(f"all_col_{c}" for c in kernel.columns) if single else frozenset())
     return kernel_template("tick_kernel.py.j2").render(
         k=kernel,
+        single=single,
         constants=len(constants),
         model=model,
         version=__version__,

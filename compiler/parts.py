@@ -66,7 +66,7 @@ def split(kernel: TickKernel, previous: KernelDef | None, kernel_dir: Path) -> l
     parts = [Part(base, tuple(rows), text)]
     if new:
         extra = part_kernel(kernel.source, new)
-        parts.append(Part(extra, tuple(s.index for s in new), render_kernel(extra)))
+        parts.append(Part(extra, tuple(s.index for s in new), render_kernel(extra, single=True)))
     return parts
 
 

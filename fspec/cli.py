@@ -53,6 +53,8 @@ def _handle_errors(fn: F) -> F:
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    if not caught:
+        return  # (the readers' module imports pyarrow: a compile has no need of it)
     from fspec.runtime.sources import DataWarning
 
     for w in caught:
@@ -186,18 +188,32 @@ def compile(project: str | None, no_jit: bool) -> None:
     Example:
         fspec compile
     """
-    from fspec.compiler.build import compile_project
-
     root = _root(project)
     started = time.perf_counter()
-    manifest_path, kernels = compile_project(root)
-    warmed = ""
-    if not no_jit:
-        from fspec.runtime.warmup import warm_kernels
+    if no_jit:
+        from fspec.compiler.build import compile_project
 
-        # Only what an earlier compile of this build has not warmed: unchanged kernels are in numba's cache.
-        count = warm_kernels(root, on_progress=_progress("function"), skip_blas_check=True)
-        warmed = f" ({count} compiled function(s) new or changed)"
+        manifest_path, kernels = compile_project(root)
+        warmed = ""
+    else:
+        from fspec.runtime.warmup import Ahead, likely_to_compile, warm_kernels
+
+        # A worker loads numba on another core while this process imports the compiler, checks and writes the
+        # build: from the start when the specs look as if they will compile something, else once a new kernel
+        # file shows that they will.
+        ahead = Ahead(root, skip_blas_check=True)
+        if likely_to_compile(root):
+            ahead.start()
+        try:
+            from fspec.compiler.build import compile_project
+
+            manifest_path, kernels = compile_project(root, on_new_kernel=ahead.start)
+            # Only what an earlier compile of this build has not warmed: unchanged kernels are in numba's cache.
+            report = warm_kernels(root, on_progress=_progress("function"), skip_blas_check=True, ahead=ahead)
+        finally:
+            ahead.cancel()
+        processes = f", on {report.processes} processes" if report.processes > 1 else ""
+        warmed = f" ({report.functions} compiled function(s) new or changed{processes})"
     click.echo(
         f"compiled {len(kernels)} kernel(s) and {manifest_path.relative_to(root)} "
         f"in {time.perf_counter() - started:.1f}s{warmed}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from fspec import __version__
@@ -46,6 +47,25 @@ def display_path(root: Path, path: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+# A number (not a part of a name), with the "**" of an exponent before it if there is one.
+_NUMBER = re.compile(rb"(\*\*\s*)?(?<![A-Za-z_0-9.])[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?")
+
+
+def _masked(match: re.Match[bytes]) -> bytes:
+    return match.group(0) if match.group(1) else b"0"
+
+
+def spec_shape(root: Path) -> str:
+    """sha256 over the fspec version and every spec file's relative path and bytes with each number written as
+    0 but exponents: the same after an edit of such numbers alone (a constant of a formula, which its kernel
+    reads as a parameter, or a window), which compiles nothing new as a rule (an exponent is in the kernel's
+    code)."""
+    digest = hashlib.sha256(__version__.encode())
+    for path in spec_files(root):
+        digest.update(display_path(root, path).encode() + b"\0" + _NUMBER.sub(_masked, path.read_bytes()) + b"\0")
+    return digest.hexdigest()
 
 
 def spec_hash(root: Path) -> str:

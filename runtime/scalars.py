@@ -66,27 +66,50 @@ def vpin_imbalance(changes: np.ndarray, count: int, latest: int) -> float:
     return abs(2.0 * phi - 1.0)
 
 
-# numpy functions that a kernel calls, each compiled once into numba's disk cache here: a kernel that calls
-# np.searchsorted itself has numba compile numpy's implementation again (0.6 s) each time it is compiled, and
-# np.full and np.mean another 0.4 s; called through these, the implementations load from the cache.
+# What a kernel would otherwise ask numpy for, written as loops: numba compiles numpy's implementations of
+# np.searchsorted, np.full and np.mean (their typing for every dtype and shape, 0.6 s for searchsorted alone)
+# wherever they are called, and these loops in a small fraction of that; each is also compiled once into
+# numba's disk cache, so a kernel links it rather than compiling it again. They give numpy's values.
 
 
 @njit(cache=True, nogil=True)
 def bar_stops(ts: np.ndarray, bar_ends: np.ndarray) -> np.ndarray:
-    """One past each bar's last tick: ``np.searchsorted(ts, bar_ends)`` (ticks in time order)."""
-    return np.searchsorted(ts, bar_ends)
+    """One past each bar's last tick: ``np.searchsorted(ts, bar_ends)`` (ticks in time order), each by a
+    binary search for the first tick at or after the bar's end."""
+    n = ts.shape[0]
+    out = np.empty(bar_ends.shape[0], dtype=np.int64)
+    for b in range(bar_ends.shape[0]):
+        end = bar_ends[b]
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ts[mid] < end:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[b] = lo
+    return out
 
 
 @njit(cache=True, nogil=True)
 def filled(n: int, value: float) -> np.ndarray:
     """A float64 array of ``n`` values ``value`` (``np.full``)."""
-    return np.full(n, value)
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        out[i] = value
+    return out
 
 
 @njit(cache=True, nogil=True)
 def mean_of(values: np.ndarray) -> float:
-    """``np.mean`` of a float64 array."""
-    return np.mean(values)
+    """``np.mean`` of a float64 array: the sum in order, divided by the count (NaN for no values)."""
+    n = values.shape[0]
+    if n == 0:
+        return np.nan
+    total = 0.0
+    for i in range(n):
+        total += values[i]
+    return total / n
 
 
 @intrinsic

@@ -8,6 +8,7 @@ back into the per-tick loop fails here.
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import re
 import subprocess
@@ -270,3 +271,103 @@ def test_constants_of_tick_formulas_are_parameters_and_an_edit_of_one_renders_th
     lifted, values = lift_constants(shared)
     assert values == (2.0, 0.0)  # trades.size / 2 is one subexpression, computed once
     assert _loop(kernel_model(lifted)).count("/ param_const__0") == 1
+
+
+UNSET = 1e300  # a value no slot computes here: what a kernel has not written
+
+
+def test_a_kernel_in_one_function_computes_what_the_fused_kernel_computes(tmp_path: Path) -> None:
+    """The slots an edit adds are compiled as one function (``single``: the entity loop and the tick loop
+    together), which numba compiles faster than a function per entity and its caller. Over several entities,
+    each with its own parameters and state, and a session computed in two parts (carry, resume), it gives the
+    fused kernel's slots bit for bit: tick state, vectorised log, end-of-bar scans, parameters, constants."""
+    formulas = (
+        "sum(diff(log(trades.price)))",
+        "sum(trades.size * tick_rule(trades.price))",
+        "last(trades.size * scale)",
+        "sum(lag(trades.price, 2) * (trades.size >= 2))",
+        "std(exp(trades.price - scale))",
+    )
+    kernel = _kernel(tmp_path, *formulas)
+    fused_text, single_text = render_kernel(kernel), render_kernel(kernel, single=True)
+    assert fused_text.count("@njit") == 2 and single_text.count("@njit") == 1
+    assert "def reduce_entity(" not in single_text and "reduce_entity" not in single_text.split("__all__")[1][:200]
+    compile(single_text, "single.py", "exec")
+    modules = []
+    for name, text in (("fused", fused_text), ("single", single_text)):
+        path = tmp_path / f"kernel_{name}.py"
+        path.write_text(text, encoding="utf-8")
+        modules.append(load_kernel(path, f"test_single_{name}"))
+    fused, single = modules
+    assert (single.SLOTS, single.COLUMNS, single.PARAMS, single.CARRY) == (
+        fused.SLOTS,
+        fused.COLUMNS,
+        fused.PARAMS,
+        fused.CARRY,
+    )
+    rng = np.random.default_rng(11)
+    bar_ends = np.array([10, 20, 30, 40], dtype=np.int64)
+    lengths = [60, 0, 23, 5]
+    ts = np.concatenate([np.sort(rng.integers(0, 40, n)) for n in lengths]).astype(np.int64)
+    price = rng.lognormal(0, 0.2, ts.shape[0])
+    price[::9] = np.nan
+    size = rng.integers(1, 4, ts.shape[0]).astype(np.float64)
+    starts = np.cumsum([0, *lengths]).astype(np.int64)
+    _, constants = lift_constants(kernel)
+    params = np.column_stack([[2.0, -1.0, 0.5, 3.0], np.broadcast_to(constants, (4, len(constants)))])
+    got = {}
+    for name, module in (("fused", fused), ("single", single)):
+        # the first two bars, then the last two continuing from the carried state
+        first = np.full((4, len(module.SLOTS), 2), UNSET)
+        carry = np.full((4, module.CARRY), UNSET)
+        cut = np.array([np.searchsorted(ts[lo:hi], 20) + lo for lo, hi in itertools.pairwise(starts)])
+        head = np.concatenate([np.arange(lo, c) for lo, c in zip(starts[:-1], cut, strict=True)]).astype(np.int64)
+        tail = np.concatenate([np.arange(c, hi) for c, hi in zip(cut, starts[1:], strict=True)]).astype(np.int64)
+        head_starts = np.cumsum([0, *(cut - starts[:-1])]).astype(np.int64)
+        tail_starts = np.cumsum([0, *(starts[1:] - cut)]).astype(np.int64)
+        columns = [price, size]
+        reduce_entities(
+            module, ts[head], head_starts, bar_ends[:2], [c[head] for c in columns], params, carry, False, first
+        )
+        second = np.full((4, len(module.SLOTS), 2), UNSET)
+        reduce_entities(
+            module, ts[tail], tail_starts, bar_ends[2:], [c[tail] for c in columns], params, carry, True, second
+        )
+        whole = np.full((4, len(module.SLOTS), 4), UNSET)
+        reduce_entities(module, ts, starts, bar_ends, columns, params, np.empty_like(carry), False, whole)
+        got[name] = (np.concatenate([first, second], axis=2), whole, carry)
+    for a, b in zip(got["fused"], got["single"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(got["single"][1]).any() and (got["single"][1] != UNSET).all()
+
+
+@njit
+def _numba_mean(values: np.ndarray) -> float:
+    return np.mean(values)
+
+
+def test_the_kernels_helpers_give_numpys_values() -> None:
+    """bar_stops, filled and mean_of are loops (numba compiles numpy's own versions slowly): they give
+    np.searchsorted's, np.full's and np.mean's values, to the bit, on ties, empty inputs and bar ends outside
+    the ticks."""
+    from fspec.runtime.scalars import bar_stops, filled, mean_of
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 7, 1000):
+        ts = np.sort(rng.integers(0, 50, n)).astype(np.int64)  # many ties
+        for ends in (np.array([], dtype=np.int64), np.array([-5, 0, 3, 3, 49, 50, 51, 10**12], dtype=np.int64)):
+            got = bar_stops(ts, ends)
+            assert got.dtype == np.int64
+            np.testing.assert_array_equal(got, np.searchsorted(ts, ends))
+        ends = np.sort(rng.integers(-10, 60, 40)).astype(np.int64)
+        np.testing.assert_array_equal(bar_stops(ts, ends), np.searchsorted(ts, ends))
+        values = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, n)
+        if n:  # numba's np.mean, which the kernels called before: the sum in order (numpy's own sums pairwise)
+            total = 0.0
+            for v in values.tolist():  # (Python's sum() of floats compensates from 3.12 on)
+                total += v
+            assert mean_of(values) == _numba_mean(values) == total / n
+        else:
+            assert np.isnan(mean_of(values)) and np.isnan(_numba_mean(values))
+        np.testing.assert_array_equal(filled(n, -2.5), np.full(n, -2.5))
+        assert np.isnan(filled(n, np.nan)).all() and filled(n, 0.0).dtype == np.float64
