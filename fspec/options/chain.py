@@ -42,26 +42,13 @@ NS = 1_000_000_000
 
 def contract_ids(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's contract number, the contracts sorted by (expiry, strike, put before call), and the contracts
-    as rows of (expiry, strike, is_call). One pass while a chain has few distinct contracts (each row placed by
-    hashing the bits of its expiry and strike and its right: the contracts are then sorted, not the rows);
-    ``np.unique`` past ``MANY`` contracts."""
-    e, k, c = _frozen(expiry), _frozen(strike), _frozen(is_call)
-    first, number = _hash_contracts(e.view(np.uint64), k.view(np.uint64), c, MANY)
-    if first.shape[0] > MANY:
-        found, inverse = np.unique(np.column_stack([e, k, (c != 0).astype(np.float64)]), axis=0, return_inverse=True)
-        return inverse.reshape(-1).astype(np.int64), found
-    table = np.column_stack([e[first], k[first], (c[first] != 0).astype(np.float64)])
-    order = np.lexsort((table[:, 2], table[:, 1], table[:, 0]))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    _renumber(number, rank)
-    return number, table[order]
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    """A read-only contiguous float64 view (copied only from another dtype): the kernels below see one array
-    type whether a column is a file's read-only Arrow view or computed."""
-    return _readonly_as(a, np.float64)
+    as rows of (expiry, strike, is_call), from row arrays of day numbers, strikes (positive, as a chain source's
+    loading checks them) and call flags: :func:`contract_numbers` with the flags as the rights' codes."""
+    calls = (np.asarray(is_call) != 0).astype(np.int32)  # (NaN is not 0: a call, as before)
+    number, table, bad_strike, _ = contract_numbers(np.asarray(expiry).astype(np.int32), strike, calls, CALL_FLAGS)
+    if bad_strike >= 0:
+        raise ValueError(f"strike {strike[bad_strike]!r} at row {bad_strike} is not a positive number")
+    return number, table
 
 
 MANY = 1 << 16  # distinct contracts past which sorting all the rows is as cheap as hashing each
@@ -71,54 +58,6 @@ MANY = 1 << 16  # distinct contracts past which sorting all the rows is as cheap
 def _renumber(codes: np.ndarray, rank: np.ndarray) -> None:
     for i in range(codes.shape[0]):
         codes[i] = rank[codes[i]]
-
-
-@njit(**_JIT)
-def _hash_contracts(
-    e_bits: np.ndarray, k_bits: np.ndarray, is_call: np.ndarray, limit: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's number in the order its contract was first seen, and the first row of each contract: one pass
-    with an open-addressing table on (expiry bits, strike bits, right), grown at a quarter full. Stops past ``limit``
-    contracts (the values are told apart by their bits: 0.0 and -0.0 would be two, and neither is a strike or an
-    expiry day)."""
-    cap = 4096  # kept at most a quarter full: a probe finds its contract first time nearly always
-    shift = np.uint64(64 - 12)
-    slot_of = np.full(cap, -1, dtype=np.int64)
-    first = np.empty(limit + 1, dtype=np.int64)
-    seen_e = np.empty(limit + 1, dtype=np.uint64)
-    seen_k = np.empty(limit + 1, dtype=np.uint64)
-    seen_c = np.empty(limit + 1, dtype=np.uint64)
-    codes = np.empty(e_bits.shape[0], dtype=np.int64)
-    n = 0
-    for i in range(e_bits.shape[0]):
-        e, k = e_bits[i], k_bits[i]
-        c = np.uint64(1) if is_call[i] != 0 else np.uint64(0)
-        h = np.int64((_mix(e, k, c)) >> shift)
-        while slot_of[h] >= 0:
-            j = slot_of[h]
-            if seen_e[j] == e and seen_k[j] == k and seen_c[j] == c:
-                break
-            h = (h + 1) & (cap - 1)
-        if slot_of[h] < 0:
-            if n == limit + 1:
-                return first[:n], codes
-            first[n], seen_e[n], seen_k[n], seen_c[n] = i, e, k, c
-            slot_of[h] = n
-            n += 1
-            if 4 * n > cap:  # grow: rehash the contracts seen
-                cap *= 2
-                shift -= np.uint64(1)
-                slot_of = np.full(cap, -1, dtype=np.int64)
-                for j in range(n):
-                    g = np.int64(_mix(seen_e[j], seen_k[j], seen_c[j]) >> shift)
-                    while slot_of[g] >= 0:
-                        g = (g + 1) & (cap - 1)
-                    slot_of[g] = j
-                h = np.int64(_mix(e, k, c) >> shift)
-                while slot_of[h] != n - 1:
-                    h = (h + 1) & (cap - 1)
-        codes[i] = slot_of[h]
-    return first[:n], codes
 
 
 @njit(**_JIT)
@@ -132,6 +71,7 @@ def _mix(e: np.uint64, k: np.uint64, c: np.uint64) -> np.uint64:
 
 
 NO_RIGHT = -1  # of ``contract_numbers``'s ``is_call_of``: a right that is neither a call nor a put
+CALL_FLAGS = np.array([0, 1], dtype=np.int8)  # ``is_call_of`` of rights coded as call flags (0 put, 1 call)
 
 
 def contract_numbers(
@@ -179,11 +119,12 @@ def _readonly_as(a: np.ndarray, dtype: type) -> np.ndarray:
 def _hash_rows(
     expiry: np.ndarray, strike: np.ndarray, k_bits: np.ndarray, right: np.ndarray, is_call_of: np.ndarray, limit: int
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """:func:`_hash_contracts` on (expiry day, strike bits ``k_bits``, right's call flag) read straight from the
-    file's columns, checking each strike (> 0 and finite) and right on the way: (first row of each contract, each
-    row's number in first-seen order, first bad strike row, first bad right row). Stops at a bad strike, or past
-    ``limit`` contracts."""
-    cap = 4096
+    """Each row's number in the order its contract was first seen, and the first row of each contract: one pass
+    with an open-addressing table on (expiry day, strike bits ``k_bits``, right's call flag), grown at a quarter
+    full, read straight from the file's columns, checking each strike (> 0 and finite) and right on the way:
+    (first rows, numbers, first bad strike row, first bad right row). Stops at a bad strike, or past ``limit``
+    contracts (strikes are told apart by their bits: 0.0 and -0.0 would be two, and neither is a strike)."""
+    cap = 4096  # kept at most a quarter full: a probe finds its contract first time nearly always
     shift = np.uint64(64 - 12)
     slot_of = np.full(cap, -1, dtype=np.int64)
     first = np.empty(limit + 1, dtype=np.int64)
