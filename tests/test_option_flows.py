@@ -680,6 +680,17 @@ def test_contract_numbers_are_those_of_sorting(distinct: int) -> None:
     np.testing.assert_array_equal(table, found)
 
 
+@pytest.mark.parametrize("bad", [0.0, -5.0, np.nan, np.inf])
+def test_contract_ids_refuse_a_row_array_with_a_strike_that_is_no_positive_number(bad: float) -> None:
+    """Row arrays come from a chain source whose loading checked its strikes: one that slipped through is an
+    error naming its row, not a contract numbered from it."""
+    from fspec.options.chain import contract_ids
+
+    strike = np.array([100.0, 105.0, bad, 110.0])
+    with pytest.raises(ValueError, match="at row 2 is not a positive number"):
+        contract_ids(np.full(4, 19_000.0), strike, np.array([0.0, 1.0, 1.0, 0.0]))
+
+
 @pytest.mark.parametrize("distinct", [7, 70_000])
 def test_contract_numbers_of_a_files_columns_are_those_of_sorting(distinct: int) -> None:
     """Numbering from the columns as read (int32 day numbers, strikes, right codes of a dictionary of texts)
