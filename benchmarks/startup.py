@@ -10,10 +10,10 @@ In a temporary copy of the repository's specs/ and data/:
 - warm compile: ``fspec compile`` again, with build/ and its cache in place.
 - warm start of ``fspec run``, the first run right after that compile (which leaves numba's cache holding
   everything the run calls): a child process runs the real CLI (``fspec.cli.main(["run", ...])``) with the
-  runtime's kernel loader wrapped so that the wall-clock instant of the first kernel call's entry and return
-  is written to a file; the parent takes the instant before it starts the child. Start -> first kernel call
-  entry is the time to "start computing"; the first call also loads the kernel's machine code from numba's
-  cache (the return instant shows that cost). The wrapping costs microseconds.
+  runtime's kernel calls (``fspec.runtime.calls``) wrapped so that the wall-clock instant of the first kernel
+  call's entry and return is written to a file; the parent takes the instant before it starts the child.
+  Start -> first kernel call entry is the time to "start computing"; the first call also loads the kernel's
+  machine code from numba's cache (the return instant shows that cost). The wrapping costs microseconds.
 """
 
 from __future__ import annotations
@@ -33,26 +33,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, sys, time
-import fspec.runtime.run as run_module
-from fspec.runtime.kernels import load_kernel
+import fspec.runtime.calls as calls
 marks = {}
-def wrapped_load(path, module):
-    mod = load_kernel(path, module)
-    kernel = mod.reduce_ticks
-    if getattr(kernel, "_bench_wrapped", False):
-        return mod
-    def first(*args):
-        if "entry" not in marks:
-            marks["entry"] = time.time()
-            marks["kernel"] = module
+def first_call(entry):
+    # The run's kernel calls go through fspec.runtime.calls; warm-up calls elsewhere are not marked.
+    def call(*args, **kwargs):
+        marks.setdefault("entry", time.time())
         try:
-            return kernel(*args)
+            return entry(*args, **kwargs)
         finally:
             marks.setdefault("return", time.time())
-    first._bench_wrapped = True
-    mod.reduce_ticks = first
-    return mod
-run_module.load_kernel = wrapped_load
+    return call
+calls.reduce_session = first_call(calls.reduce_session)
+calls.reduce_entities = first_call(calls.reduce_entities)
 from fspec.cli import main
 try:
     main(sys.argv[2:], standalone_mode=False)
@@ -105,6 +98,8 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
         started = time.time()
         timed([sys.executable, "-c", CHILD, str(marks_file), "run", *project])
         marks = json.loads(marks_file.read_text())
+        if "entry" not in marks:
+            raise RuntimeError("the run made no kernel call through fspec.runtime.calls: the wrapping is stale")
         results["run: start -> first kernel call"].append(marks["entry"] - started)
         results["run: first kernel call returns"].append(marks["return"] - started)
         results["run: CLI command returns"].append(marks["exit"] - started)

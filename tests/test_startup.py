@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from conftest import FspecProject
+
 
 def _fresh(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -28,3 +30,15 @@ def test_numba_s_target_loads_without_importing_scipy_linalg() -> None:
         "print('scipy.linalg' in sys.modules, sys.meta_path == finders, njit(lambda x: x + 1)(1))\n"
     )
     assert _fresh(code) == "False True 2"
+
+
+def test_a_run_of_the_shipped_project_imports_no_pandas(sample_project: FspecProject) -> None:
+    """pandas costs 0.3 s to import; the shipped sources (parquet, numbers with nulls) need none of it."""
+    args = ["run", "--project", str(sample_project.root), "--out", str(sample_project.root / "out_nopandas")]
+    code = (
+        "import sys\n"
+        "from fspec.cli import main\n"
+        f"main({args!r}, standalone_mode=False)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    assert _fresh(code).splitlines()[-1] == "False"
