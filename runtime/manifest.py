@@ -87,7 +87,14 @@ class Manifest:
         return {key: f for f in self.features for key in f.keys}
 
     def deps(self, key: Key) -> tuple[Key, ...]:
-        return self._by_key[key].deps_of(key[1])
+        found = self._deps.get(key)
+        if found is None:  # (found once: a run asks for a universe's thousands of columns several times)
+            found = self._deps[key] = self._by_key[key].deps_of(key[1])
+        return found
+
+    @cached_property
+    def _deps(self) -> dict[Key, tuple[Key, ...]]:
+        return {}
 
     @cached_property
     def slot_reads(self) -> dict[Key, frozenset[tuple[str, str]]]:

@@ -210,6 +210,8 @@ class _Lineages:
         """``parts`` in order, each once, a feature read for every member of its universe as one "*" entry at
         its first place; None where a "*" would have to be undone (the name is not whole here)."""
         ordered = list(dict.fromkeys(parts))
+        if len({name for name, _ in ordered}) == len(ordered) and all(i != "*" for _, i in ordered):
+            return ordered  # each name once, none a "*": nothing to collapse (a member's own columns)
         sets: dict[str, set[str | None]] = {}
         for name, instrument in ordered:
             covered = self._star[name] if instrument == "*" else {instrument}
