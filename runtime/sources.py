@@ -710,15 +710,16 @@ def _split_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str 
         days = pd.Timestamp(source.first_date or "") + pd.to_timedelta(numbers, unit="D")
         bad, what = numbers.isna() | (numbers != numbers.round()), f"day column '{source.time_day}'"
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(display, f"unreadable value in the {what} at row {row}", "fix or drop that row")
+        count, row = int(bad.sum()), int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            display, f"{count:,} unreadable value(s) in the {what} (first at row {row})", "fix or drop those rows"
+        )
     clock = pd.to_numeric(series(source.time_column), errors="coerce")
     if source.time_clock is not None:
         offset = _clock_offset(clock.to_numpy(dtype=np.float64), source, display)
     else:
         if clock.isna().any():
-            row = int(np.flatnonzero(clock.isna().to_numpy())[0])
-            raise DataError(display, f"missing time in column '{source.time_column}' at row {row}", "fix that row")
+            raise _missing_times(clock.isna().to_numpy(), display, source.time_column)
         offset = np.round(clock.to_numpy(dtype=np.float64) * NS_PER_UNIT[source.time_unit or "s"]).astype(np.int64)
     local = days.to_numpy(dtype="datetime64[ns]").view(np.int64) + source.time_anchor * NS + offset
     try:
@@ -828,6 +829,16 @@ def _nulls_as_nan(values: np.ndarray, array: pa.Array) -> np.ndarray:
     return filled
 
 
+def _missing_times(missing: np.ndarray, display: str, column: str) -> DataError:
+    """A time column (the rows' times, which every row needs) with missing values: how many, and the first."""
+    count, row = int(missing.sum()), int(np.flatnonzero(missing)[0])
+    return DataError(
+        display,
+        f"{count:,} row(s) with a missing timestamp in column '{column}' (first at row {row})",
+        "drop or fix those rows (a row without a time cannot be placed in a bar)",
+    )
+
+
 def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.ndarray:
     import pandas as pd
 
@@ -856,8 +867,7 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
     except (ValueError, TypeError, OverflowError) as exc:
         raise _unparseable(values, display, column, exc) from None
     if stamps.isna().any():
-        row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
-        raise DataError(display, f"missing timestamp in column '{column}' at row {row}", "drop or fix that row")
+        raise _missing_times(stamps.isna().to_numpy(), display, column)
     try:
         naive = stamps.dt.tz_localize(None).astype("datetime64[ns]")
     except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
