@@ -39,11 +39,12 @@ def _project(
     files: dict[str, str | pd.DataFrame],
     features: dict[str, object] = FEATURES,
     more: dict[str, object] | None = None,
+    instruments: dict[str, object] | None = None,
 ) -> str:
     project = {
         "spec_version": 1,
         "sources": {"trades": source, **(more or {})},
-        "instruments": {"abc": {"symbol": "abc"}},
+        "instruments": {"abc": {"symbol": "abc"}, **(instruments or {})},
         "intervals": ["60s"],
         "session": {"timezone": "America/New_York", "open": "09:30", "close": "09:40"},
     }
@@ -220,3 +221,39 @@ def test_differences_of_times_are_exact_and_a_missing_time_is_nan(tmp_path: Path
     # (the float64 values alone would miss: the test reads differences that rounding changes)
     rounded = (last_ts.astype(np.float64) - last_sent.astype(np.float64)).reindex(range(10)).to_numpy()
     assert not np.array_equal(rounded, out["latency_60s_abc"].to_numpy())
+
+
+def test_an_instrument_without_rows_in_a_shared_file_has_nan_differences(tmp_path: Path) -> None:
+    """xyz has no trade in the day's file of both symbols, and no quote: its time differences are NaN."""
+    frame = _trades().assign(sym="abc")
+    quotes = pd.DataFrame({"ts": frame["ts"] - 5, "qt": pd.to_datetime(frame["ts"] - 5, utc=True), "sym": "abc"})
+    source = {
+        "path": "data/{date}_trades.parquet",
+        "symbol": "sym",
+        "time": {"column": "ts", "unit": "ns"},
+        "columns": COLUMNS,
+        "asof": {"source": "quotes", "columns": ["quote_time"]},
+    }
+    more = {
+        "quotes": {
+            "path": "data/{date}_quotes.parquet",
+            "symbol": "sym",
+            "time": {"column": "ts", "unit": "ns"},
+            "columns": {"quote_time": {"from": "qt", "dtype": "time"}},
+        }
+    }
+    features = {
+        "spec_version": 1,
+        "features": [
+            {"name": "latency", "formula": "last(trades.stamp) - last(trades.sent)", "instruments": ["abc", "xyz"]},
+            {"name": "quote_age", "formula": "mean(trades.stamp - trades.quote_time)", "instruments": ["abc", "xyz"]},
+        ],
+    }
+    root = tmp_path / "p"
+    files = {"20240305_trades.parquet": frame, "20240305_quotes.parquet": quotes}
+    said = _project(root, source, files, features, more, {"xyz": {"symbol": "xyz"}})
+    assert not said.startswith("exit"), said
+    out = pd.read_parquet(root / "out" / f"features_{DAY.replace('-', '')}_60s.parquet")
+    assert out["latency_60s_xyz"].isna().all() and out["quote_age_60s_xyz"].isna().all()
+    by_bar = frame.groupby((frame["ts"] - OPEN.value) // (60 * 10**9))
+    np.testing.assert_array_equal(out["quote_age_60s_abc"], by_bar["ts"].count().reindex(range(10)).notna() * 5.0)
