@@ -380,6 +380,8 @@ class Engine:
         days: dict[str, set[str]] = {}
         whole = True
         for instrument, inst in self.project.instruments.items():
+            if self.only is not None and instrument not in self.only:  # (a group task reads its own rows alone)
+                continue
             found: set[str] = set()
             for source in inst.sources:
                 spec = self.project.source_of(instrument, source)
@@ -405,7 +407,7 @@ class Engine:
         if any(len(b) < history for b in before.values()):
             return False
         for key, rule in self.manifest.by_day.items():
-            members = self.manifest.members_of[key]
+            members = [m for m in self.manifest.members_of[key] if m in before]
             # the earliest session any member's warm-up reads (the first day itself without a warm-up)
             earliest = min((before[m][-history] if history else first for m in members), default=first)
             sessions = set().union(*(before[m] for m in members))
