@@ -1139,10 +1139,10 @@ def exact_time_differences(project: Project, tree: Node) -> Node:
 def _is_time(project: Project, column: ir.Column) -> bool:
     """Whether a column is read as a time (``dtype: time``), in its own source or attached by its ``asof``."""
     inst = project.instruments.get(column.instrument)
-    source = project.sources[inst.concrete(column.source) if inst else column.source]
-    if column.column in source.asof_columns and source.asof_source:
-        source = project.sources[source.asof_source]
-    return any(c.name == column.column and c.dtype == "time" for c in source.columns)
+    source = project.sources.get(inst.concrete(column.source) if inst else column.source)
+    if source is not None and column.column in source.asof_columns and source.asof_source:
+        source = project.sources.get(source.asof_source)
+    return source is not None and any(c.name == column.column and c.dtype == "time" for c in source.columns)
 
 
 def _own_params_in_foreign_ticks(ctx: ResolveContext, tree: Node) -> Node:
