@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FspecProject, book_project, make_project
+from conftest import FspecProject, book_project, cli, expect, make_project
 
 DAYS = tuple(d.strftime("%Y-%m-%d") for d in pd.bdate_range("2024-01-01", periods=15))  # three weeks
 # stock -> the days (indices of DAYS) it has rows: 3 misses day 11 (no member on 12 and 13, one on 14), 5 lists on
@@ -134,3 +134,10 @@ def test_every_session_reads_the_file_whole(tmp_path: Path, monkeypatch: pytest.
     spy = _GroupsRead(monkeypatch, len(frame))
     made.run(dates=[DAYS[14]])
     assert spy.groups == set(range(-(-len(frame) // PER_GROUP)))
+
+
+def test_a_day_without_a_row_of_any_member_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    made = _project(tmp_path / "p", _book(), {"sessions_before": 2})
+    said = expect(cli("run", "--project", made.root, "--date", "2024-01-13"), 1)  # a Saturday
+    assert "data/book.parquet: no instrument has a row in the session of 2024-01-13" in said, said
+    assert not (made.root / "out").exists() or not list((made.root / "out").iterdir())
