@@ -60,6 +60,14 @@ class ColumnDef:
     expr: str | None = None
 
 
+# The column of a time value's rounding to float64 (``sent__residual`` beside a ``dtype: time`` column ``sent``): the
+# exact nanoseconds minus the float64 value, a whole number of at most half the spacing of doubles there (128 ns from
+# 2006 to 2043, 256 ns to 2116), exact in float64. The compiler writes a difference of two times as the difference of
+# their values plus the difference of their residuals, which is exact (compiler/resolve.py,
+# ``exact_time_differences``).
+TIME_RESIDUAL = "__residual"
+
+
 @dataclass(frozen=True)
 class ContractDef:
     """What makes a source an option chain: the file columns that name each row's contract (expiry, strike,

@@ -2,11 +2,12 @@
 
 Two instruments are linked when one column reads both: a cross-asset feature (``basis_mes_spy``), a member of a
 cross-section (its value depends on every member's), an index over a universe, or a feature of one instrument
-that reads another's. Linked instruments, and linked instruments of linked ones, form an atom that is never
-split; the atoms are then packed in order into groups of about ``size`` instruments, or, given each
-instrument's weight (the dask engine weighs its input bytes), into as many groups of about equal weight. The
-links are found from the manifest's typed dependencies (each column's ``deps`` and the instruments its slots
-read), never from column names.
+that reads another's; the members of a universe whose membership is by day are linked too (a member's days of
+membership count the sessions on which any member has rows). Linked instruments, and linked instruments of
+linked ones, form an atom that is never split; the atoms are then packed in order into groups of about ``size``
+instruments, or, given each instrument's weight (the dask engine weighs its input bytes), into as many groups of
+about equal weight. The links are found from the manifest's typed dependencies (each column's ``deps`` and the
+instruments its slots read), never from column names.
 
 A group's columns are computed from its own instruments' data alone, and each of its values equals the one a
 computation of every instrument together gives (rows of a bar tree are independent unless a cross-section
@@ -77,6 +78,10 @@ def atoms(manifest: Manifest, keys: list[Key]) -> list[tuple[str, ...]]:
         touched = _touches(manifest, key)
         if touched:
             links.link(touched)
+    for universe in manifest.by_day:  # membership by day counts the sessions of every member: read by one group
+        members = set(manifest.members_of[universe])
+        if members & links.parent.keys():
+            links.link(members)
     by_root: dict[str, list[str]] = {}
     for name in links.parent:
         by_root.setdefault(links.find(name), []).append(name)

@@ -161,6 +161,10 @@ class Engine:
     _reads_of: dict[tuple[tuple[Key, ...], int], _Reads] = field(default_factory=dict)
     _modules: dict[str, ModuleType | PartedKernel] = field(default_factory=dict)  # each source's loaded kernel
     _member_days: dict[str, set[str]] = field(default_factory=dict)  # of members of universes ruled by day
+    # with a membership by day: where the span every instrument reads begins (None: whole), and its rows read
+    _start: int | None = None
+    _start_found: bool = False
+    _span_rows: dict[tuple[str, str], tuple[Ticks, bool]] = field(default_factory=dict)
     _told_empty: set[tuple[str, str]] = field(default_factory=set)  # (universe, day) without a member, told
     _dates_of_set: dict[tuple[str, ...], list[str]] = field(default_factory=dict)  # their dates with data, sorted
     # A task of one entity group (runtime/tasks.py): the instruments whose rows it reads of a file of many symbols
@@ -291,6 +295,8 @@ class Engine:
         reaches back, at least doubling, until the instrument has as many sessions before the first day, each read
         whole, as the deepest warm-up of any feature, or it covers the file. The rows of an as-of source are read
         back to those prevailing at the span's start (:meth:`_prevailing`)."""
+        if self.manifest.by_day and self.days and spec.format == "parquet":
+            return self._by_day_rows(spec, instrument)
         span = self._first_span(spec, instrument)
         while True:
             ticks = self._with_asof(spec, instrument, "", span)
@@ -309,14 +315,105 @@ class Engine:
 
     def _first_span(self, spec: SourceDef, instrument: str) -> Span | None:
         """The run's sessions as a span of a parquet file of many days (None: read it whole)."""
-        # (a membership by day counts every session of the data)
-        if not self.days or spec.format != "parquet" or self.manifest.by_day:
+        if not self.days or spec.format != "parquet":
             return None
         if self._earliest(spec, instrument) is None:
             return None
         # (a bar stamped at its start is known at its end: a bar stamped before the open may count in the first bar)
         opens = self.session.bounds(min(self.days))[0] - _stamp_shift(spec)
         return Span(opens, self.session.bounds(max(self.days))[1], spec)
+
+    def _by_day_rows(self, spec: SourceDef, instrument: str) -> Ticks:
+        """An instrument's rows of a parquet file of many days in a project with a universe's membership by day:
+        those of the one span that every instrument shares (:meth:`_shared_start`), so that the universe's
+        sessions counted in it are the same for all its members."""
+        start = self._shared_start()
+        if start is None:
+            return self._with_asof(spec, instrument, "", None)
+        key = (spec.name, instrument)
+        if key not in self._span_rows:
+            self._span_rows[key] = self._rows_from(spec, instrument, start)
+        return self._span_rows.pop(key)[0]
+
+    def _rows_from(self, spec: SourceDef, instrument: str, start: int) -> tuple[Ticks, bool]:
+        """The instrument's rows of the span from ``start`` (UTC ns; a bar stamped at its start is read from one
+        bar earlier) to the close of the run's last day, without the rows of a session that the span cuts, and
+        whether the span covers the file from its first row (or the file's statistics cannot tell: read whole)."""
+        if self._earliest(spec, instrument) is None:
+            return self._with_asof(spec, instrument, "", None), True
+        hi = self.session.bounds(max(self.days))[1]
+        span = Span(start - _stamp_shift(spec), hi, spec)
+        ticks = self._with_asof(spec, instrument, "", span)
+        if span.lo <= self._earliest(spec, instrument):  # type: ignore[operator]
+            return ticks, True
+        return ticks.take(slice(self.session.first_whole(ticks.ts, start), None)), False
+
+    def _shared_start(self) -> int | None:
+        """Where the span that every instrument of a project with a membership by day reads begins (None: every
+        file whole, for ``every_session``, which counts the sessions to the end of the data). It starts at the
+        open of the run's first day and reaches back, at least doubling, until the file is covered or: every
+        instrument has as many sessions before the first day as the deepest warm-up (H), and each universe has
+        its N sessions (``sessions_before``) before the earliest warm-up session of any of its members, so that
+        membership is that of a whole read on every session a run computes or warms up from."""
+        if self._start_found:
+            return self._start
+        self._start_found = True
+        rules = self.manifest.by_day
+        if any(rule.every_session for rule in rules.values()):
+            return None
+        first = min(self.days)
+        start = self.session.bounds(first)[0]
+        hi = self.session.bounds(max(self.days))[1]
+        history = self._deepest_history()
+        step = (history + max(r.sessions_before for r in rules.values()) + 1) * DAY_NS
+        while True:
+            days, whole = self._days_from(start)
+            if whole or self._enough_sessions(days, first, history):
+                self._start = start
+                return start
+            start -= max(2 * (hi - start), step)
+            self._span_rows.clear()
+
+    def _days_from(self, start: int) -> tuple[dict[str, set[str]], bool]:
+        """Each instrument's sessions with rows in the span from ``start``, and whether the span covers every file
+        of many days. The rows read are kept for :meth:`_by_day_rows`."""
+        days: dict[str, set[str]] = {}
+        whole = True
+        for instrument, inst in self.project.instruments.items():
+            if self.only is not None and instrument not in self.only:  # (a group task reads its own rows alone)
+                continue
+            found: set[str] = set()
+            for source in inst.sources:
+                spec = self.project.source_of(instrument, source)
+                if not spec.holds_many_days:
+                    found |= set(self._dated_files(spec, inst.symbol))
+                    continue
+                path = source_path(self.manifest.root, spec, inst.symbol, "")
+                if not source_exists(path):
+                    continue
+                if spec.format != "parquet":
+                    found |= set(self._day_slices(source, instrument))
+                    continue
+                ticks, covers = self._span_rows[(spec.name, instrument)] = self._rows_from(spec, instrument, start)
+                found |= set(self.session.day_slices(ticks.ts))
+                whole &= covers
+            days[instrument] = found
+        return days, whole
+
+    def _enough_sessions(self, days: dict[str, set[str]], first: str, history: int) -> bool:
+        """Whether the sessions found before ``first`` let every warm-up and every membership be what a whole read
+        gives (see :meth:`_shared_start`)."""
+        before = {i: sorted(d for d in found if d < first) for i, found in days.items()}
+        if any(len(b) < history for b in before.values()):
+            return False
+        for key, rule in self.manifest.by_day.items():
+            members = [m for m in self.manifest.members_of[key] if m in before]
+            # the earliest session any member's warm-up reads (the first day itself without a warm-up)
+            earliest = min((before[m][-history] if history else first for m in members), default=first)
+            sessions = set().union(*(before[m] for m in members))
+            if sum(1 for d in sessions if d < earliest) < rule.sessions_before:
+                return False
+        return True
 
     def _earliest(self, spec: SourceDef, instrument: str) -> int | None:
         symbol = self.project.instruments[instrument].symbol if "{symbol}" in spec.path else ""

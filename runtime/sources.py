@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display as display_path
-from fspec.manifest import ColumnDef, SourceDef, tree_columns
+from fspec.manifest import TIME_RESIDUAL, ColumnDef, SourceDef, tree_columns
 from fspec.operators import REGISTRY
 from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
@@ -713,15 +713,16 @@ def _split_utc_ns(frame: Frame, source: SourceDef, display: str, file_date: str 
         days = pd.Timestamp(source.first_date or "") + pd.to_timedelta(numbers, unit="D")
         bad, what = numbers.isna() | (numbers != numbers.round()), f"day column '{source.time_day}'"
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(display, f"unreadable value in the {what} at row {row}", "fix or drop that row")
+        count, row = int(bad.sum()), int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            display, f"{count:,} unreadable value(s) in the {what} (first at row {row})", "fix or drop those rows"
+        )
     clock = pd.to_numeric(series(source.time_column), errors="coerce")
     if source.time_clock is not None:
         offset = _clock_offset(clock.to_numpy(dtype=np.float64), source, display)
     else:
         if clock.isna().any():
-            row = int(np.flatnonzero(clock.isna().to_numpy())[0])
-            raise DataError(display, f"missing time in column '{source.time_column}' at row {row}", "fix that row")
+            raise _missing_times(clock.isna().to_numpy(), display, source.time_column)
         offset = np.round(clock.to_numpy(dtype=np.float64) * NS_PER_UNIT[source.time_unit or "s"]).astype(np.int64)
     local = days.to_numpy(dtype="datetime64[ns]").view(np.int64) + source.time_anchor * NS + offset
     try:
@@ -831,6 +832,16 @@ def _nulls_as_nan(values: np.ndarray, array: pa.Array) -> np.ndarray:
     return filled
 
 
+def _missing_times(missing: np.ndarray, display: str, column: str) -> DataError:
+    """A time column (the rows' times, which every row needs) with missing values: how many, and the first."""
+    count, row = int(missing.sum()), int(np.flatnonzero(missing)[0])
+    return DataError(
+        display,
+        f"{count:,} row(s) with a missing timestamp in column '{column}' (first at row {row})",
+        "drop or fix those rows (a row without a time cannot be placed in a bar)",
+    )
+
+
 def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.ndarray:
     import pandas as pd
 
@@ -859,8 +870,7 @@ def _pandas_utc_ns(values: pd.Series, source: SourceDef, display: str) -> np.nda
     except (ValueError, TypeError, OverflowError) as exc:
         raise _unparseable(values, display, column, exc) from None
     if stamps.isna().any():
-        row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
-        raise DataError(display, f"missing timestamp in column '{column}' at row {row}", "drop or fix that row")
+        raise _missing_times(stamps.isna().to_numpy(), display, column)
     try:
         naive = stamps.dt.tz_localize(None).astype("datetime64[ns]")
     except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
@@ -1066,26 +1076,52 @@ def row_values(tree: dict[str, Any], frame: Frame, display: str, params: dict[st
 
 
 TIME_DTYPE = "time"  # a mapped column read as times: UTC ns since the epoch, as a value
+RESIDUAL = TIME_RESIDUAL  # beside each time value, its rounding (fspec/manifest.py)
 
 
 def mapped_values(frame: Frame, source: SourceDef, spec: ColumnDef, ts: np.ndarray, display: str) -> np.ndarray:
     """A mapped column's values (float64): numbers times the column's scale, or times (``dtype: time``)."""
     if spec.dtype == TIME_DTYPE:
-        return _time_values(frame, source, spec.source_column, ts, display)
+        return time_columns(*_time_ns(frame, source, spec.source_column, ts, display))[0]
     return _scaled(numeric_values(frame, spec.source_column, display), spec.scale)
 
 
-def _time_values(frame: Frame, source: SourceDef, column: str, ts: np.ndarray, display: str) -> np.ndarray:
+def time_columns(ns: np.ndarray, missing: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Times (UTC ns, int64) as a value (float64: the nearest double) and that value's residual (the exact
+    nanoseconds minus the value, a small whole number); both NaN where the time is ``missing``."""
+    values = ns.astype(np.float64)
+    residual = (ns - values.astype(np.int64)).astype(np.float64)
+    if missing is not None:
+        values[missing] = np.nan
+        residual[missing] = np.nan
+    return values, residual
+
+
+def _time_ns(
+    frame: Frame, source: SourceDef, column: str, ts: np.ndarray, display: str
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A file column read as times by the source's rules (its unit for integer epochs, its zone for naive times),
-    as UTC nanoseconds since the epoch in float64 (the kernels' type: exact to 256 ns for dates of this century,
-    whose nanoseconds need 61 bits). The source's time column is its rows' times themselves (before a bar
-    source's stamps are moved to the bar end), whatever its encoding (a date and a time of day too)."""
+    as UTC nanoseconds since the epoch, and where it is missing (None: nowhere). The source's time column is its
+    rows' times themselves (before a bar source's stamps are moved to the bar end), whatever its encoding (a date
+    and a time of day too). A missing time (a null, an empty cell) is a missing value, not an error."""
     if column == source.time_column:
-        return ts.astype(np.float64)
+        return ts, None
     if not len(frame):
-        return np.empty(0, dtype=np.float64)
+        return np.empty(0, dtype=np.int64), None
     other = replace(source, time_column=column, time_date=None, time_day=None)
-    return _to_utc_ns(frame_column(frame, column), other, display).astype(np.float64)
+    values = frame_column(frame, column)
+    if isinstance(values, pa.ChunkedArray):
+        missing = _as_numpy(values.is_null(), pa.int64()) != 0 if values.null_count else None
+        present = values.filter(pc.invert(values.is_null())) if missing is not None else values
+    else:
+        missing = values.isna().to_numpy() if bool(values.isna().any()) else None
+        present = values[~missing] if missing is not None else values
+    if missing is None:
+        return _to_utc_ns(present, other, display), None
+    ns = np.zeros(len(missing), dtype=np.int64)
+    if not missing.all():
+        ns[~missing] = _to_utc_ns(present, other, display)
+    return ns, missing
 
 
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
@@ -1152,7 +1188,12 @@ def load_source(
     ts = utc_ns(frame, source, shown, date)
     columns = {}
     for name, spec in mapped.items():
-        columns[name] = mapped_values(frame, source, spec, ts, shown)
+        if spec.dtype == TIME_DTYPE:  # its value, and the value's residual for exact differences
+            columns[name], columns[name + RESIDUAL] = time_columns(
+                *_time_ns(frame, source, spec.source_column, ts, shown)
+            )
+        else:
+            columns[name] = mapped_values(frame, source, spec, ts, shown)
     for name, tree in computed.items():
         columns[name] = row_values(tree, frame, shown, params)
     if source.contract is not None and contracts is None:
@@ -1281,7 +1322,7 @@ def attach_asof(ticks: Ticks, other: Ticks, columns: list[str]) -> Ticks:
     idx = np.searchsorted(other.ts, ticks.ts, side="right") - 1
     valid = idx >= 0
     safe = np.where(valid, idx, 0)
-    for col in columns:
+    for col in [*columns, *(c + RESIDUAL for c in columns if c + RESIDUAL in other.columns)]:  # times' residuals
         values = other.columns[col][safe] if len(other) else np.full(len(ticks), np.nan)
         ticks.columns[col] = np.where(valid, values, np.nan)
     return ticks

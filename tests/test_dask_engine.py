@@ -612,3 +612,20 @@ def test_a_bad_file_in_a_task_of_several_days(multi_day: Path, tmp_path: Path, s
     written = {p.name for p in (tmp_path / "d").iterdir()}
     assert written == {p.name for p in (tmp_path / "local").iterdir()}
     assert written == {f"features_{d.replace('-', '')}_30s.parquet" for d in days[:3]}
+
+
+def test_groups_of_a_universe_ruled_by_day_are_byte_identical(tmp_path: Path, scheduler: str) -> None:
+    """Membership by day counts the sessions on which any member has rows: its members are one group, even when
+    no column links them (split, stock 3 alone would not see the day it missed as a session of the universe)."""
+    import test_membership_pushdown as ruled
+
+    specs = {"features.yaml": {"spec_version": 1, "features": ruled.FEATURES[:2]}}  # per member only
+    made = ruled._project(tmp_path / "p", ruled._book(), {"sessions_before": 2}, specs)
+    manifest = with_members(load_manifest(made.root))
+    keys = [k for keys in columns_by_interval(manifest, None, None, None).values() for k in keys]
+    assert atoms(manifest, keys) == [tuple(f"s{k}" for k in ruled.PRESENT)]
+    local = expect(cli("run", "--project", made.root, "--out", tmp_path / "local"), 0)
+    remote = _dask(made.root, tmp_path / "dask", scheduler, "--group-size", 1)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+    warned = [line for line in remote.splitlines() if line.startswith("warning:")]
+    assert warned == [line for line in local.splitlines() if line.startswith("warning:")]

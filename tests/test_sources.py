@@ -143,7 +143,11 @@ def test_one_row_group_and_empty_files_load(tmp_path: Path) -> None:
 
 
 BAD = {
-    "null time": ({"t": pa.array([None, *UTC_NS[1:]], pa.int64())}, "ns", "missing timestamp in column 't' at row 0"),
+    "null times": (
+        {"t": pa.array([None, *UTC_NS[1:3], None, *UTC_NS[4:]], pa.int64())},
+        "ns",
+        "2 row(s) with a missing timestamp in column 't' (first at row 0)",
+    ),
     "epochs out of range": ({"t": pa.array(SECONDS * 10**6)}, "s", "unparseable timestamps in column 't'"),
     "timestamps beyond 2262": (
         {"t": pa.array(np.full(N, 32_503_680_000), pa.timestamp("s", tz="UTC"))},
@@ -279,6 +283,18 @@ def test_a_time_of_day_that_is_no_clock_time_is_an_error_naming_the_row(tmp_path
     write(tmp_path, {"d": pa.array([20240102, 20240102]), "t": pa.array([931, 975]), "x": pa.array([1.0, 2.0])})
     with pytest.raises(DataError, match=r"'t' at row 1 is 975, not a HHMM time of day"):
         load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))
+
+
+def test_unreadable_dates_and_missing_times_of_day_are_counted_naming_the_first(tmp_path: Path) -> None:
+    dates = pa.array([20240102, None, 20240102, 20241399])  # a missing date and a 13th month
+    write(tmp_path, {"d": dates, "t": pa.array([931, 932, 933, 934]), "x": pa.array([1.0, 2.0, 3.0, 4.0])})
+    with pytest.raises(DataError, match=r"2 unreadable value\(s\) in the date column 'd' \(first at row 1\)"):
+        load(tmp_path, _split_source(time_date="d", time_clock="HHMM"))
+    days, seconds = pa.array([0, 0, 1]), pa.array([10, None, None])
+    write(tmp_path, {"d": days, "t": seconds, "x": pa.array([1.0, 2.0, 3.0])})
+    split = _split_source(time_day="d", first_date="2023-01-02", time_unit="s", time_anchor=15 * 3600)
+    with pytest.raises(DataError, match=r"2 row\(s\) with a missing timestamp in column 't' \(first at row 1\)"):
+        load(tmp_path, split)
 
 
 def test_hhmm_2400_is_the_end_of_the_day_and_2401_no_time(tmp_path: Path) -> None:
