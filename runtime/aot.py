@@ -126,6 +126,8 @@ def use_library(manifest: Manifest) -> str | None:
         return None
     from fspec import jit
 
+    if jit.mode() == jit.LIBRARY:
+        return None  # loaded already (a worker process running another task of the same build)
     path = manifest.root / library.file
     if not path.is_file():
         return f"{library.file} is missing: the run compiles with numba; run 'fspec compile --aot' again"
@@ -145,7 +147,8 @@ def use_library(manifest: Manifest) -> str | None:
         return f"{library.file} cannot be loaded: the run compiles with numba"
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
-    jit.use_library(module, ((e.function, e.args, e.name) for e in library.exports))
+    if not jit.use_library(module, ((e.function, e.args, e.name) for e in library.exports)):
+        return f"{library.file} is not used: this process compiled with numba already (or NUMBA_DISABLE_JIT is set)"
     return None
 
 

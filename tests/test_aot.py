@@ -187,5 +187,5 @@ def test_the_shipped_project_from_its_library_writes_the_jit_run_s_bytes(
     root = make_project(tmp_path / "shipped", shipped_specs(), links={"data/sample": REPO / "data" / "sample"}).root
     expect(cli("compile", "--aot", "--project", root), 0)
     result = _run(root, "out")
-    assert result["numba"] is False and result["fell back"] == []
+    assert result["numba"] is False and result["fell back"] == [], result
     _same_files(sample_project.root / "out", root / "out")
