@@ -22,6 +22,7 @@ library's entry points, each exported with every signature numba compiled it for
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import types as pytypes
@@ -148,10 +149,21 @@ class StandIn:
         if not kwargs and self._exports:
             key = tuple(type_key(a) for a in args)
             export = self._exports.get(key)  # type: ignore[arg-type]
+            if export is None and self.signatures_given is not None:
+                export = self._converted(key)  # type: ignore[arg-type]
             if export is not None:
                 return export(*args)
         self.called = True
         return self.real(*args, **kwargs)
+
+    def _converted(self, key: tuple[str | None, ...]) -> Callable[..., Any] | None:
+        """A function of explicit signatures takes what numba converts to one of them (a writable array where a
+        read-only one is declared, any layout where ``A`` is): the first such export, remembered."""
+        for declared, export in list(self._exports.items()):
+            if len(declared) == len(key) and all(_fits(a, d) for a, d in zip(key, declared, strict=True)):
+                self._exports[key] = export  # type: ignore[index]
+                return export
+        return None
 
     @property
     def real(self) -> Any:
@@ -229,6 +241,22 @@ def type_key(value: Any) -> str | None:
 
 def _array_key(dtype: str, ndim: int, layout: str, readonly: bool, aligned: bool) -> str:
     return f"array({dtype},{ndim},{layout}{',readonly' if readonly else ''}{'' if aligned else ',unaligned'})"
+
+
+_ARRAY = re.compile(r"array\((\w+),(\d+),([CFA])(,readonly)?(,unaligned)?\)")
+
+
+def _fits(actual: str | None, declared: str) -> bool:
+    """Whether numba converts an argument of type ``actual`` to ``declared`` without a copy (:func:`type_key`
+    names): the same type, or an array of the same dtype and dimensions that is writable where a read-only one
+    is declared, of any layout where ``A`` is, aligned where an unaligned one is."""
+    if actual is None or actual == declared:
+        return actual is not None
+    a, d = _ARRAY.fullmatch(actual), _ARRAY.fullmatch(declared)
+    if a is None or d is None or a.group(1, 2) != d.group(1, 2):
+        return False
+    layout = d.group(3) == "A" or a.group(3) == d.group(3)
+    return layout and (bool(d.group(4)) or not a.group(4)) and (bool(d.group(5)) or not a.group(5))
 
 
 def numba_type_key(t: Any) -> str | None:
