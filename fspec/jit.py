@@ -147,7 +147,7 @@ class StandIn:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not kwargs and self._exports:
-            key = tuple(type_key(a) for a in args)
+            key = tuple(map(type_key, args))
             export = self._exports.get(key)  # type: ignore[arg-type]
             if export is None and self.signatures_given is not None:
                 export = self._converted(key)  # type: ignore[arg-type]
@@ -219,15 +219,23 @@ def _realize() -> None:
 # ---- argument types --------------------------------------------------------------------------------------
 
 _SCALARS = {bool: "bool", int: "int64", float: "float64"}
+_ARRAY_KEYS: dict[tuple[Any, ...], str] = {}  # (dtype, ndim, flags) -> key: most calls cost a lookup
+_C, _F, _ALIGNED, _WRITEABLE = 0x1, 0x2, 0x100, 0x400  # numpy's NPY_ARRAY_* flag bits
+_FLAGS = _C | _F | _ALIGNED | _WRITEABLE
 
 
 def type_key(value: Any) -> str | None:
     """An argument's type as numba's ``typeof`` would name it, for the types the library exports (arrays of
     numbers, numbers, tuples of them); None for anything else (the call falls back to numba)."""
     if isinstance(value, np.ndarray):
-        flags = value.flags
-        layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
-        return _array_key(value.dtype.name, value.ndim, layout, not flags.writeable, bool(flags.aligned))
+        probe = (value.dtype, value.ndim, value.flags.num & _FLAGS)
+        key = _ARRAY_KEYS.get(probe)
+        if key is None:
+            flags = probe[2]
+            layout = "C" if flags & _C else "F" if flags & _F else "A"
+            readonly, aligned = not flags & _WRITEABLE, bool(flags & _ALIGNED)
+            key = _ARRAY_KEYS.setdefault(probe, _array_key(value.dtype.name, value.ndim, layout, readonly, aligned))
+        return key
     scalar = _SCALARS.get(type(value))
     if scalar is not None:
         return scalar

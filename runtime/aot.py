@@ -68,7 +68,18 @@ def stamp(root: Path, data: ManifestData) -> dict[str, str]:
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version  # the installed version, without importing it
+    """The installed version of ``package``, without importing it: from the name of its ``.dist-info`` folder
+    beside it (a millisecond; importlib.metadata scans every installed distribution, 40 ms here), else from
+    importlib.metadata."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.origin:
+        site = Path(spec.origin).parent.parent
+        found = sorted(site.glob(f"{package}-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name.removeprefix(f"{package}-").removesuffix(".dist-info")
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version(package)
