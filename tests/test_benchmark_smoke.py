@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("polars")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not an installed package
 
+from conftest import FspecProject
+
 from benchmarks import bars, kernels
 from benchmarks import project as bench_project
 from fspec.compiler.build import compile_project
@@ -239,3 +241,17 @@ def test_scale_benchmark_reports_wall_and_cpu(capsys: pytest.CaptureFixture[str]
     assert len(rows) == 1 and len(rows[0].split("|")) == 8  # wall, its range, CPU, its range, memory
     cpu = re.search(r"6 vs 2 instruments, CPU time per round: ([\d.]+)x", out)
     assert cpu is not None and float(cpu.group(1)) > 0
+
+
+def test_startup_benchmark_marks_the_run_s_first_kernel_call(sample_project: FspecProject, tmp_path: Path) -> None:
+    """The child of benchmarks/startup.py sees the run's first kernel call (a stale wrapping sees none)."""
+    import json
+    import subprocess
+
+    from benchmarks import startup
+
+    marks = tmp_path / "marks.json"
+    run = ["run", "--project", str(sample_project.root), "--out", str(tmp_path / "out")]
+    subprocess.run([sys.executable, "-c", startup.CHILD, str(marks), *run], check=True, capture_output=True)
+    found = json.loads(marks.read_text())
+    assert found["entry"] <= found["return"] <= found["exit"]
