@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trades", type=int, default=5000, help="option trades in the day (default 5,000)")
     parser.add_argument("--every", type=int, default=1, help="seconds between a contract's quotes (default 1)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--aot", action="store_true", help="compile the project with --aot (runs without numba)")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="fspec_chain_"))
     root = scratch / "project"
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         generate(root, args.contracts, args.trades, args.every)
-        timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)])
+        timed([sys.executable, "-m", "fspec.cli", "compile", "--project", str(root), *(["--aot"] if args.aot else [])])
         compare(programs(root), args.repeat, lambda: check_agreement(root))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -77,14 +77,17 @@ def _days(first: str, n: int) -> list[str]:
     return out
 
 
-def build(root: Path, rows: int, instruments: int, days: int) -> Path:
-    """A compiled project of ``days`` days of ``rows`` trades over ``instruments`` instruments."""
+def build(root: Path, rows: int, instruments: int, days: int, aot: bool = False) -> Path:
+    """A compiled project of ``days`` days of ``rows`` trades over ``instruments`` instruments (with ``aot``, its
+    ahead-of-time library too: ``fspec compile --aot``)."""
     names = instrument_names(instruments)
     bench_project.write_project(root, names)
     for k, day in enumerate(_days("2024-03-04", days)):
         bench_project.write_data(root, generate(rows, instruments, seed=20240305 + k, day=day))
     done = subprocess.run(
-        [sys.executable, "-m", "fspec.cli", "compile", "--project", str(root)], capture_output=True, text=True
+        [sys.executable, "-m", "fspec.cli", "compile", "--project", str(root), *(["--aot"] if aot else [])],
+        capture_output=True,
+        text=True,
     )
     if done.returncode:
         raise SystemExit(f"fspec compile failed in {root}:\n{done.stdout}{done.stderr}")
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instruments", type=int, nargs=2, default=[5, 500], metavar=("FEW", "MANY"))
     parser.add_argument("--days", type=int, nargs=2, default=[1, 10], metavar=("ONE", "MANY"))
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--aot", action="store_true", help="compile the projects with --aot (runs without numba)")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="fspec_scale_"))
     try:
@@ -116,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         one, lots = args.days
         print(f"building projects under {scratch} ({args.rows:,} rows a day) ...", flush=True)
         cases = {
-            f"{few} instruments, {one} day": build(scratch / "few", args.rows, few, one),
-            f"{many} instruments, {one} day": build(scratch / "many", args.rows, many, one),
-            f"{few} instruments, {lots} days": build(scratch / "days", args.rows, few, lots),
+            f"{few} instruments, {one} day": build(scratch / "few", args.rows, few, one, args.aot),
+            f"{many} instruments, {one} day": build(scratch / "many", args.rows, many, one, args.aot),
+            f"{few} instruments, {lots} days": build(scratch / "days", args.rows, few, lots, args.aot),
         }
         names = list(cases)
         results: dict[str, list[dict[str, float]]] = {n: [] for n in names}

@@ -14,6 +14,8 @@ In a temporary copy of the repository's specs/ and data/:
   call's entry and return is written to a file; the parent takes the instant before it starts the child.
   Start -> first kernel call entry is the time to "start computing"; the first call also loads the kernel's
   machine code from numba's cache (the return instant shows that cost). The wrapping costs microseconds.
+- ``fspec compile --aot`` after that (the ahead-of-time library: docs/architecture.md, "Ahead of time"), timed
+  the same way, and the same run from the library ("run --aot"), which must not import numba.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ try:
     main(sys.argv[2:], standalone_mode=False)
 finally:
     marks["exit"] = time.time()
+    marks["numba"] = "numba" in sys.modules
     with open(sys.argv[1], "w") as fh:
         json.dump(marks, fh)
 """
@@ -84,6 +87,10 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
     results["run: first kernel call returns"] = []
     results["run: CLI command returns"] = []
     results["fspec run (unwrapped), process exit"] = []
+    results["aot compile (library)"] = []
+    results["run --aot: start -> first kernel call"] = []
+    results["run --aot: first kernel call returns"] = []
+    results["fspec run --aot (unwrapped), process exit"] = []
     for r in range(repeat):
         root = copy_project(workdir / f"p{r}")
         project = ["--project", str(root)]
@@ -104,6 +111,15 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
         results["run: first kernel call returns"].append(marks["return"] - started)
         results["run: CLI command returns"].append(marks["exit"] - started)
         results["fspec run (unwrapped), process exit"].append(timed(fspec_cmd("run", *project)))
+        results["aot compile (library)"].append(timed(fspec_cmd("compile", "--aot", *project)))
+        started = time.time()
+        timed([sys.executable, "-c", CHILD, str(marks_file), "run", *project])
+        marks = json.loads(marks_file.read_text())
+        if marks.get("numba", True):
+            raise RuntimeError("the run from the library imported numba")
+        results["run --aot: start -> first kernel call"].append(marks["entry"] - started)
+        results["run --aot: first kernel call returns"].append(marks["return"] - started)
+        results["fspec run --aot (unwrapped), process exit"].append(timed(fspec_cmd("run", *project)))
         shutil.rmtree(root)
     return results
 

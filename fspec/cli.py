@@ -180,8 +180,14 @@ def validate(project: str | None, fmt: str, with_data: bool) -> None:
 @main.command()
 @project_option
 @click.option("--no-jit", is_flag=True, help="Only write the files; compile kernels with numba on first run.")
+@click.option(
+    "--aot",
+    is_flag=True,
+    help="Also build the kernels ahead of time into one extension module (needs a C compiler): runs then start "
+    "without numba.",
+)
 @_handle_errors
-def compile(project: str | None, no_jit: bool) -> None:
+def compile(project: str | None, no_jit: bool, aot: bool) -> None:
     """Compile specs/ into build/manifest.json and build/kernels/*.py (numba, cached on disk).
 
     \b
@@ -190,6 +196,13 @@ def compile(project: str | None, no_jit: bool) -> None:
     """
     root = _root(project)
     started = time.perf_counter()
+    if aot and no_jit:
+        raise UsageError("--aot and --no-jit exclude each other", "--aot compiles everything now; drop one of them")
+    if aot:
+        from fspec.runtime.aot import check_toolchain, previous_library
+
+        check_toolchain()  # before the compile, not after it
+        previous = previous_library(root)
     if no_jit:
         from fspec.compiler.build import compile_project
 
@@ -214,6 +227,16 @@ def compile(project: str | None, no_jit: bool) -> None:
             ahead.cancel()
         processes = f", on {report.processes} processes" if report.processes > 1 else ""
         warmed = f" ({report.functions} compiled function(s) new or changed{processes})"
+    if aot:
+        from fspec.runtime.aot import build_library
+
+        library, built = build_library(root, previous)
+        state = "built" if built else "unchanged"
+        warmed += f"; library {library.file} {state} ({len(library.exports)} export(s))"
+    else:
+        from fspec.runtime.aot import remove_library
+
+        remove_library(root)
     click.echo(
         f"compiled {len(kernels)} kernel(s) and {manifest_path.relative_to(root)} "
         f"in {time.perf_counter() - started:.1f}s{warmed}"
@@ -307,7 +330,13 @@ def run(
     manifest = load_manifest(root)
     _check_output_dir(Path(out) if out else root / manifest.project.output_dir, root)
     if engine == "local":  # the workers of another engine compute; this process only checks and follows them
-        start_warming(manifest, skip_blas_check=True)
+        from fspec.runtime.aot import use_library
+
+        note = use_library(manifest)  # a valid library of fspec compile --aot: numba is not imported
+        if note is not None:
+            click.echo(f"note: {note}", err=True)
+        if manifest.data.library is None or note is not None:
+            start_warming(manifest, skip_blas_check=True)
     options = RunOptions(
         dates=list(dates) or None,
         intervals=[_parse_interval(i) for i in intervals] or None,

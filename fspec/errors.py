@@ -139,6 +139,10 @@ class BuildError(FspecError):
         return self.message + (f"\n    hint: {self.hint}" if self.hint else "")
 
 
+class ToolchainError(BuildError):
+    """A tool that building needs is not installed (``fspec compile --aot``: a C compiler, Python's headers)."""
+
+
 class UsageError(FspecError):
     """A command-line argument that does not fit the project (unknown date, interval, column)."""
 

@@ -17,7 +17,7 @@ from fspec import paths
 from fspec.grain import EntityKind
 from fspec.session import Session
 
-MANIFEST_VERSION = 10
+MANIFEST_VERSION = 11
 
 Tree = dict[str, Any]  # a resolved formula tree in its JSON form
 
@@ -616,6 +616,55 @@ class GridDef:
 
 
 @dataclass(frozen=True)
+class ExportDef:
+    """One function of the ahead-of-time library: a compiled function (``module:qualname``), the argument types
+    it is exported for (:func:`fspec.jit.type_key`), and the export's name in the library."""
+
+    function: str
+    args: tuple[str, ...]
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"function": self.function, "args": list(self.args), "name": self.name}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExportDef:
+        return cls(str(data["function"]), tuple(str(a) for a in data["args"]), str(data["name"]))
+
+
+@dataclass(frozen=True)
+class LibraryDef:
+    """The extension module of ``fspec compile --aot``: its file (relative to the project), its sha256, and the
+    stamp of what it was built from (the kernel files' contents, numba's, Python's and fspec's versions, fspec's
+    sources, the CPU). ``fspec run`` uses it only while the stamp is what the run's environment gives."""
+
+    file: str
+    module: str  # the extension's module name
+    sha256: str
+    stamp: dict[str, str]
+    exports: tuple[ExportDef, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "module": self.module,
+            "sha256": self.sha256,
+            "stamp": dict(self.stamp),
+            "exports": [e.to_json() for e in self.exports],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LibraryDef:
+        return cls(
+            str(data["file"]),
+            str(data["module"]),
+            str(data["sha256"]),
+            {str(k): str(v) for k, v in data["stamp"].items()},
+            tuple(ExportDef.from_json(e) for e in data["exports"]),
+        )
+
+
+@dataclass(frozen=True)
 class ManifestData:
     fspec_version: str
     codegen_version: str
@@ -626,6 +675,7 @@ class ManifestData:
     chains: tuple[ChainDef, ...] = ()  # the option chain sources' reducers, one entry per source
     manifest_version: int = field(default=MANIFEST_VERSION)
     grids: tuple[GridDef, ...] = ()
+    library: LibraryDef | None = None  # fspec compile --aot's extension module; a build without it has no key
 
     def to_json(self) -> dict[str, Any]:
         """Each distinct list of members is written once (``member_sets``), and a feature names it by its index:
@@ -634,7 +684,8 @@ class ManifestData:
         features = []
         for f in self.features:
             features.append(f.to_json() | {"members": sets.setdefault(f.members, len(sets))})
-        return {
+        library = {"library": self.library.to_json()} if self.library is not None else {}
+        return library | {
             "manifest_version": self.manifest_version,
             "fspec_version": self.fspec_version,
             "codegen_version": self.codegen_version,
@@ -662,4 +713,5 @@ class ManifestData:
             chains=tuple(ChainDef.from_json(c) for c in data["chains"]),
             manifest_version=int(data["manifest_version"]),
             grids=tuple(GridDef.from_json(g) for g in data["grids"]),
+            library=LibraryDef.from_json(data["library"]) if "library" in data else None,
         )

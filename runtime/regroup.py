@@ -11,24 +11,39 @@ scatter through a whole-file permutation.
 The functions are compiled once, for the exact types below, into numba's on-disk cache (``cache=True``, no
 other signatures: a call with other types is a TypeError, never a compile in the middle of a run; the first
 import in an environment without that cache compiles them, a few seconds). They release the GIL.
-This module imports numba: it is imported only when a file's rows need regrouping.
+This module imports numba (unless the run uses a library of `fspec compile --aot`): it is imported only when a
+file's rows need regrouping.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit, types
 
-_CODES = types.Array(types.int32, 1, "C", readonly=True)
-_COUNTS = types.Array(types.int64, 1, "C")
-_DEST = types.Array(types.int64, 1, "C", readonly=True)
+from fspec.jit import njit
 
-
-def _values(kind: types.Integer) -> tuple[types.Array, types.Array]:
-    return types.Array(kind, 1, "C", readonly=True), types.Array(kind, 1, "C")
+# The exact types, as functions of numba.types (so that this module imports without numba in a run from an
+# ahead-of-time library, fspec compile --aot).
 
 
-@njit(_COUNTS(_CODES, types.int64), cache=True, nogil=True)
+def _codes(t: Any) -> Any:
+    return t.Array(t.int32, 1, "C", readonly=True)
+
+
+def _counts(t: Any) -> Any:
+    return t.Array(t.int64, 1, "C")
+
+
+def _dest(t: Any) -> Any:
+    return t.Array(t.int64, 1, "C", readonly=True)
+
+
+def _values(t: Any, kind: Any) -> tuple[Any, Any]:
+    return t.Array(kind, 1, "C", readonly=True), t.Array(kind, 1, "C")
+
+
+@njit(lambda t: _counts(t)(_codes(t), t.int64), cache=True, nogil=True)
 def starts_of(codes: np.ndarray, count: int) -> np.ndarray:  # pragma: no cover - compiled
     """``starts[k]``: the first row of code ``k``'s run in the regrouped rows, for ``k`` in ``0..count``;
     ``starts[count]`` is the number of rows with a code (negative codes are not counted)."""
@@ -42,7 +57,7 @@ def starts_of(codes: np.ndarray, count: int) -> np.ndarray:  # pragma: no cover 
     return starts
 
 
-@njit(types.void(_CODES, _COUNTS, _COUNTS), cache=True, nogil=True)
+@njit(lambda t: t.void(_codes(t), _counts(t), _counts(t)), cache=True, nogil=True)
 def destinations(codes: np.ndarray, cursor: np.ndarray, dest: np.ndarray) -> None:  # pragma: no cover - compiled
     """``dest[i]``: where row ``i`` goes, the next free row of its code's run (``cursor``, advanced; -1 for a
     negative code). Called once per batch of rows, in file order, with the same ``cursor`` (``starts[:-1]``
@@ -57,7 +72,7 @@ def destinations(codes: np.ndarray, cursor: np.ndarray, dest: np.ndarray) -> Non
 
 
 @njit(
-    [types.void(_DEST, *_values(kind)) for kind in (types.int64, types.int32, types.int8)],
+    lambda t: [t.void(_dest(t), *_values(t, kind)) for kind in (t.int64, t.int32, t.int8)],
     cache=True,
     nogil=True,
 )
@@ -72,7 +87,7 @@ def put(dest: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:  # pragm
             out[target] = values[i]
 
 
-@njit(_COUNTS(_CODES, _DEST), cache=True, nogil=True)
+@njit(lambda t: _counts(t)(_codes(t), _dest(t)), cache=True, nogil=True)
 def order_of(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """The regrouped rows as indices of the file's rows, for what :func:`put` does not move (text and boolean
     columns, and the rows of a CSV file, read through pandas)."""

@@ -7,9 +7,8 @@ import math
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
-from numba import config, njit, types
-from numba.extending import intrinsic
+
+from fspec.jit import intrinsic, jit_disabled, njit
 
 
 @njit(cache=True, inline="always")
@@ -113,7 +112,7 @@ def mean_of(values: np.ndarray) -> float:
 
 
 @intrinsic
-def prefetch(typingctx: Any, array: types.Type, index: types.Type) -> Any:
+def prefetch(typingctx: Any, array: Any, index: Any) -> Any:
     """Start loading the cache line of ``array[index]`` (a 1-d contiguous array) without waiting for it.
 
     A hint with no result: it changes no value, and it never faults, even for an index past the end (the
@@ -121,6 +120,9 @@ def prefetch(typingctx: Any, array: types.Type, index: types.Type) -> Any:
     per-tick loop waits on memory more than it computes: ``python -m benchmarks.kernels`` on the benchmark's
     kernel and a copy without its prefetch lines gave 10.9 against 15.6 ms per 2M-tick call (median of 21).
     """
+    from llvmlite import ir  # numba's own (this runs while numba types a kernel)
+    from numba import types
+
     if not (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"):
         return None
     if not isinstance(index, types.Integer):
@@ -142,7 +144,7 @@ def prefetch(typingctx: Any, array: types.Type, index: types.Type) -> Any:
     return types.void(array, index), codegen
 
 
-if config.DISABLE_JIT:  # generated kernels run as plain Python (to step through them): the hint does nothing
+if jit_disabled():  # generated kernels run as plain Python (to step through them): the hint does nothing
 
     def prefetch(array: Any, index: Any) -> None:  # type: ignore[no-redef]
         """No memory hint without compiled code."""

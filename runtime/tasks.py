@@ -90,6 +90,9 @@ def worker_build(root: Path, spec_hash: str) -> Manifest:
             )
         _builds.clear()  # one build per process at a time
         _builds[key] = manifest
+        from fspec.runtime.aot import use_library
+
+        use_library(manifest)  # a library of fspec compile --aot, if valid here and numba is not loaded yet
     return _builds[key]
 
 

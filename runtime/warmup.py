@@ -408,28 +408,16 @@ def _environment(root: Path) -> dict[str, str]:
     key its cache by the kernel's full path), another interpreter, numba or fspec, another cache folder."""
     from importlib.metadata import version  # the installed numba's version, without importing numba
 
+    from fspec.runtime.aot import sources_stamp  # one definition: the library's stamp holds it too
+
     return {
         "build": str((root / BUILD_DIR).resolve()),
         "fspec": __version__,
-        "fspec sources": _sources_stamp(),
+        "fspec sources": sources_stamp(),
         "numba": version("numba"),
         "python": sys.executable,
         "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", ""),
     }
-
-
-def _sources_stamp() -> str:
-    """The newest time of fspec's own source files: numba's cache of a bar operator is stale once its module
-    changes (an installed upgrade changes the version too, an edited checkout only this)."""
-    import fspec
-    import fspec.compiler
-    import fspec.operators
-    import fspec.options
-    import fspec.runtime
-
-    packages = (fspec, fspec.compiler, fspec.operators, fspec.options, fspec.runtime)
-    folders = {Path(str(m.__file__)).parent for m in packages}
-    return str(max(p.stat().st_mtime_ns for folder in folders for p in folder.glob("*.py")))
 
 
 @dataclass

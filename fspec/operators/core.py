@@ -228,7 +228,7 @@ class bar_function:
     def compiled(self) -> Callable[..., Any]:
         with _compiling:  # the warming thread and the run may ask at once: one dispatcher
             if self._compiled is None:
-                from numba import njit
+                from fspec.jit import njit  # numba's, or the ahead-of-time library's (fspec compile --aot)
 
                 self._compiled = njit(cache=True)(self.fn)
         return self._compiled

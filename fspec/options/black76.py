@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from fspec.jit import njit
 from fspec.options import lets_be_rational as lbr
 from fspec.options.normal import norm_cdf, norm_pdf
 

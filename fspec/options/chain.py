@@ -27,8 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from fspec.jit import njit
 from fspec.options.black76 import BAD_INPUT, NO_QUOTE, implied_volatility_quotes
 from fspec.options.forward import _mid, forward_one_expiry
 from fspec.options.normal import norm_cdf

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from fspec.jit import njit
 from fspec.options.forward import _mid, forward_one_expiry
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}

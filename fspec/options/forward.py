@@ -18,7 +18,8 @@ Edge cases, all defined:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from fspec.jit import njit
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 

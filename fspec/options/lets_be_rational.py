@@ -41,8 +41,8 @@ import math
 from math import comb
 
 import numpy as np
-from numba import njit
 
+from fspec.jit import njit
 from fspec.options.normal import (
     DBL_EPSILON,
     ONE_OVER_SQRT_TWO,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from fspec.jit import njit
 
 # error_model="numpy": a division by zero gives inf/NaN as in C instead of raising, and the checks cost time.
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract", "arcp"}}
