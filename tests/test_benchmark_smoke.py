@@ -255,3 +255,14 @@ def test_startup_benchmark_marks_the_run_s_first_kernel_call(sample_project: Fsp
     subprocess.run([sys.executable, "-c", startup.CHILD, str(marks), *run], check=True, capture_output=True)
     found = json.loads(marks.read_text())
     assert found["entry"] <= found["return"] <= found["exit"]
+
+
+def test_e2e_benchmark_runs_with_the_aot_copy(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/e2e.py at a tiny size with --aot: the outputs agree (the --aot copy's bytes are the numba run's)
+    and both fspec runs are timed against polars."""
+    from benchmarks import e2e
+
+    assert e2e.main(["--rows", "20k", "--repeat", "1", "--aot"]) == 0
+    out = capsys.readouterr().out
+    assert "outputs agree on 71 columns" in out
+    assert "polars tuned / fspec run per round" in out and "polars tuned / fspec run, aot per round" in out
