@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fspec.errors import DataError
+from fspec.lazy import LazyModule
+
+pc = LazyModule("pyarrow.compute")  # imported where a cast, a take or a filter needs it
 
 MAX_SHOWN_FIELDS = 30  # of the file's fields, in an error about a missing one
 

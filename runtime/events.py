@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fspec.errors import DataError
 from fspec.files import display
+from fspec.lazy import LazyModule
 from fspec.manifest import GridDef, SourceDef
 from fspec.runtime.evaluate import BarInputs, evaluate
 from fspec.runtime.kernels import frozen, load_kernel
@@ -42,6 +42,8 @@ from fspec.runtime.sources import (
     utc_ns,
 )
 from fspec.session import DAY_NS
+
+pc = LazyModule("pyarrow.compute")  # imported where a cast, a take or a filter needs it
 
 Labels = tuple[np.ndarray, list[str]]  # each row's code (-1: none) into the names
 

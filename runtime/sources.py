@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display as display_path
+from fspec.lazy import LazyModule
 from fspec.manifest import TIME_RESIDUAL, ColumnDef, SourceDef, tree_columns
 from fspec.operators import REGISTRY
 from fspec.runtime.grid import NS
 from fspec.runtime.kernels import run_all
+
+pc = LazyModule("pyarrow.compute")  # imported where a cast, a take or a filter needs it
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,6 +131,7 @@ def read_frame(
     check: list[str] | None = None,
     needles: tuple[tuple[str, ...], ...] = (),
     span: Span | None = None,
+    text: tuple[str, ...] = (),
 ) -> Frame:
     """The ``wanted`` columns of a file. ``only`` = (symbol column, symbols): parquet row groups whose statistics
     say they hold none of these symbols are not read, and a text symbol column is read as a dictionary (codes,
@@ -136,12 +139,15 @@ def read_frame(
     ``check``: the columns the file must have (default ``wanted``), when only some of them are read now.
     ``needles``: of a JSON-lines file, the texts the source's filter needs of a line (lines without are not
     decoded; see :func:`jsonlines.needles_of`). ``span``: of parquet, only the row groups whose time statistics
-    may hold a row of its UTC interval are read (a file of many days, run for some of them)."""
+    may hold a row of its UTC interval are read (a file of many days, run for some of them). ``text``: parquet
+    columns read as dictionaries where they hold text (an option's right: codes, not a string a row)."""
     if paths.has_glob(path.name):  # the part files of a partition, read in name order and joined
         parts = sorted(path.parent.glob(path.name))
         if not parts:
             raise DataError(display, "no file matches", "check the source's 'path' template, the symbol and the date")
-        frames = [read_frame(part, fmt, wanted, display, only, header, False, check, needles, span) for part in parts]
+        frames = [
+            read_frame(part, fmt, wanted, display, only, header, False, check, needles, span, text) for part in parts
+        ]
         if isinstance(frames[0], pa.Table):
             try:
                 table = pa.concat_tables(frames, promote_options="permissive")
@@ -169,7 +175,8 @@ def read_frame(
             # A file of many symbols without pre-buffering: its row groups are large, and reading all of a row
             # group's column chunks in one buffer first (pyarrow's default) cost a third more system time and
             # 240 MB more peak memory for a 10M-row file here, while files of one symbol read alike either way.
-            with pq.ParquetFile(path, read_dictionary=[only[0]] if only else None, pre_buffer=not only) as file:
+            dictionaries = [*([only[0]] if only else []), *text] or None  # (pyarrow ignores a column of numbers)
+            with pq.ParquetFile(path, read_dictionary=dictionaries, pre_buffer=not only) as file:
                 names = file.schema_arrow.names
                 missing = [c for c in check or wanted if c not in names]
                 if missing:
@@ -783,30 +790,32 @@ def _arrow_utc_ns(
         return None
     kind = values.type
     if pa.types.is_signed_integer(kind) and unit:
-        epochs = _as_numpy(values, pa.int64())
-        factor = NS_PER_UNIT[unit]
-        if factor == 1:
-            return epochs
-        limit = np.iinfo(np.int64).max // factor
-        if epochs.size and (epochs.max() > limit or epochs.min() < -limit):
-            return None  # out of range: pandas names it
-        return epochs * factor
+        return _epochs_ns(_as_numpy(values, pa.int64()), unit)
     if pa.types.is_timestamp(kind) and kind.tz is None and zone is None:
         raise _no_zone(display, column)
     if pa.types.is_timestamp(kind) and (kind.tz is not None or zone == "UTC"):
-        try:
-            nanos = pc.cast(values, pa.timestamp("ns", kind.tz))
-        except pa.ArrowInvalid:
-            return None  # out of the ns range: pandas names it
-        return _as_numpy(pc.cast(nanos, pa.int64()), pa.int64())
+        # A timestamp is an int64 epoch of its unit (in UTC when it has a zone): its values are read as one.
+        epochs = pa.chunked_array([chunk.view(pa.int64()) for chunk in values.chunks], pa.int64())
+        return _epochs_ns(_as_numpy(epochs, pa.int64()), kind.unit)
     return None
+
+
+def _epochs_ns(epochs: np.ndarray, unit: str) -> np.ndarray | None:
+    """Integer epochs of ``unit`` as UTC ns; None when one is out of the ns range (pandas then names it)."""
+    factor = NS_PER_UNIT[unit]
+    if factor == 1:
+        return epochs
+    limit = np.iinfo(np.int64).max // factor
+    if epochs.size and (epochs.max() > limit or epochs.min() < -limit):
+        return None
+    return epochs * factor
 
 
 def _as_numpy(values: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
     """The column cast to ``kind`` as one read-only numpy array (nulls NaN for float64): a view of Arrow's
     memory when the column is one chunk of ``kind`` without nulls."""
     dtype = np.dtype(np.int64 if kind == pa.int64() else np.float64)
-    chunks = [chunk if chunk.type == kind else pc.cast(chunk, kind, safe=False) for chunk in values.chunks]
+    chunks = [chunk if chunk.type == kind else _cast_chunk(chunk, kind) for chunk in values.chunks]
     if not chunks:
         array = np.empty(0, dtype=dtype)
     else:
@@ -822,14 +831,33 @@ def _as_numpy(values: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
     return array
 
 
+def _cast_chunk(chunk: pa.Array, kind: pa.DataType) -> pa.Array:
+    """``chunk`` as ``kind`` (float64 or int64), as pyarrow's unsafe cast gives it: integers and floats without
+    nulls converted by numpy (the same rounding), so that a run of such columns never imports pyarrow.compute
+    (40 ms of its start); anything else by pyarrow's cast."""
+    plain = pa.types.is_integer(chunk.type) or (pa.types.is_floating(chunk.type) and chunk.type != pa.float16())
+    if not plain or chunk.null_count:
+        return pc.cast(chunk, kind, safe=False)
+    dtype = np.dtype(chunk.type.to_pandas_dtype())
+    values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+    converted = values.astype(np.int64 if kind == pa.int64() else np.float64)
+    return pa.Array.from_buffers(kind, len(converted), [None, pa.py_buffer(converted)])
+
+
 def _nulls_as_nan(values: np.ndarray, array: pa.Array) -> np.ndarray:
     """A copy of a float64 column's values with NaN where Arrow's validity bitmap marks a null. By hand, since
     pyarrow's fill_null with a NaN makes a pyarrow scalar, and making one imports pandas (0.3 s in a run)."""
-    bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
-    valid = np.unpackbits(bits, count=array.offset + len(array), bitorder="little")[array.offset :].view(bool)
     filled = values.copy()
-    filled[~valid] = np.nan
+    filled[~valid_rows(array)] = np.nan
     return filled
+
+
+def valid_rows(array: pa.Array) -> np.ndarray:
+    """Arrow's validity bitmap of ``array`` as one bool a row (True: a value, False: a null)."""
+    if not array.null_count:
+        return np.ones(len(array), dtype=bool)
+    bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, count=array.offset + len(array), bitorder="little")[array.offset :].view(bool)
 
 
 def _missing_times(missing: np.ndarray, display: str, column: str) -> DataError:
@@ -1177,7 +1205,8 @@ def load_source(
         # other columns' (a chain of millions of quotes touched 180 MB less of fresh memory).
         keys = _contract_keys(source)
         rest = [c for c in wanted if c not in keys or _reads_otherwise(source, c)]
-        key_frame = read_frame(path, "parquet", keys, shown, check=wanted, span=span)
+        right = (source.contract.right,)
+        key_frame = read_frame(path, "parquet", keys, shown, check=wanted, span=span, text=right)
         keyed, contracts = _contract_numbers(key_frame, source, shown)
         del key_frame
         frame = read_frame(path, "parquet", rest, shown, span=span)

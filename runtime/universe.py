@@ -14,16 +14,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fspec import paths
 from fspec.errors import DataError
 from fspec.files import display
 from fspec.grain import natural_key
+from fspec.lazy import LazyModule
 from fspec.manifest import FeatureDef, InstrumentDef, ParamsFile, SourceDef
 from fspec.runtime.manifest import Manifest
 from fspec.runtime.sources import available_dates, source_path, symbol_text
+
+pc = LazyModule("pyarrow.compute")  # imported where a cast, a take or a filter needs it
 
 SUFFIX = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 INTERVAL_LIKE = re.compile(r"[0-9]+s")

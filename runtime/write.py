@@ -36,6 +36,7 @@ from fspec.runtime.manifest import Manifest
 
 TEMP_PREFIX = ".features_"
 TEMP_SUFFIX = ".tmp"
+UTC_NS = pa.timestamp("ns", tz="UTC")  # the type of every file's ts_event
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _event_table(manifest: Manifest, result: EventDayResult) -> pa.Table:
     grid = result.grid
     published = [f for f in grid.features if f.publish]
     fields = [pa.field("ts_event", pa.timestamp("ns", tz="UTC"))]
-    arrays = [_arrow(result.ts_event, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
+    arrays = [_arrow(result.ts_event, UTC_NS)]  # (an int64 of ns: no cast, which imports pyarrow.compute)
     for name in result.kept.column_names:
         fields.append(result.kept.schema.field(name))
         arrays.append(result.kept.column(name))
@@ -260,9 +261,9 @@ def _lineage(manifest: Manifest, key: Key) -> list[list[str | None]]:
 
 
 def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
-    """A numpy array as an Arrow array of ``kind`` (int64 or float64; NaN stays a value, not a null), sharing
+    """A numpy array as an Arrow array of ``kind`` (int64, UTC ns or float64; NaN stays a value, not a null), sharing
     its memory. Not ``pa.array``: that imports pandas (0.2 s) to ask whether the array is a pandas object."""
-    values = np.ascontiguousarray(values, dtype=np.int64 if kind == pa.int64() else np.float64)
+    values = np.ascontiguousarray(values, dtype=np.int64 if kind in (pa.int64(), UTC_NS) else np.float64)
     return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
@@ -278,7 +279,7 @@ def _float_columns(values: list[np.ndarray]) -> list[pa.Array]:
 
 
 def _table(manifest: Manifest, result: DayResult, keys: list[Key], layout: BarLayout) -> pa.Table:
-    arrays = [_arrow(result.ts_event, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))]
+    arrays = [_arrow(result.ts_event, UTC_NS)]  # (an int64 of ns: no cast, which imports pyarrow.compute)
     arrays += _float_columns([result.values[k] for k in keys])
     schema = layout.schema.with_metadata({"fspec": _metadata_json(manifest, result, layout)})
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -421,3 +421,52 @@ def test_csv_true_false_text_reads_as_booleans_with_empty_cells_missing(tmp_path
     ticks = load(tmp_path, src)
     np.testing.assert_array_equal(ticks.columns["m"], [1.0, np.nan, 0.0, 1.0])
     np.testing.assert_array_equal(ticks.columns["side"], [-1.0, np.nan, 1.0, -1.0])
+
+
+# ---- conversions by numpy where pyarrow.compute would be imported ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array([1, -2, 2**53 + 1, -(2**62)], pa.int64()),
+        pa.array([1, -2, 127], pa.int8()),
+        pa.array([0, 2**64 - 1, 2**63], pa.uint64()),
+        pa.array([1.5, -2.25, 3.4e38], pa.float32()),
+        pa.array([5, 6, 7, 8, 9], pa.int32()).slice(2),  # an offset into the buffer
+    ],
+)
+def test_numbers_cast_as_pyarrow_casts_them(array: pa.Array) -> None:
+    import pyarrow.compute as pc
+
+    from fspec.runtime.sources import _cast_chunk
+
+    for kind in (pa.float64(), pa.int64()):
+        if kind == pa.int64() and not pa.types.is_integer(array.type):
+            continue
+        ours = _cast_chunk(array, kind)
+        assert ours.type == kind
+        assert ours.equals(pc.cast(array, kind, safe=False))
+
+
+def test_zone_aware_times_of_any_unit_are_utc_ns() -> None:
+    from fspec.runtime.sources import _arrow_utc_ns
+
+    ns = np.array([1_381_152_600_123_456_789, 1_381_152_601_000_000_000], dtype=np.int64)
+    for unit, factor in (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1)):
+        values = pa.chunked_array([pa.array(ns // factor, pa.timestamp(unit, tz="America/New_York"))])
+        got = _arrow_utc_ns(values, None, "America/New_York", "f.parquet", "time")
+        assert got is not None and got.tolist() == ((ns // factor) * factor).tolist()
+    far = pa.chunked_array([pa.array([2**62], pa.timestamp("s", tz="UTC"))])  # beyond the ns range
+    assert _arrow_utc_ns(far, None, "UTC", "f.parquet", "time") is None
+
+
+def test_an_option_s_rights_as_codes_with_nulls_and_small_indices() -> None:
+    from fspec.runtime.chain import _right_codes
+
+    small = pa.DictionaryArray.from_arrays(pa.array([0, 1, None, 1], pa.int8()), pa.array(["C", "P"]))
+    codes, words = _right_codes(pa.chunked_array([small]))
+    assert words == ["C", "P"] and codes.tolist() == [0, 1, 2, 1] and codes.dtype == np.int32
+    plain = pa.chunked_array([pa.array(["P", "C", None]), pa.array(["C"])])
+    codes, words = _right_codes(plain)
+    assert [words[c] if c < len(words) else None for c in codes] == ["P", "C", None, "C"]
