@@ -16,6 +16,8 @@ In a temporary copy of the repository's specs/ and data/:
   machine code from numba's cache (the return instant shows that cost). The wrapping costs microseconds.
 - ``fspec compile --aot`` after that (the ahead-of-time library: docs/architecture.md, "Ahead of time"), timed
   the same way, and the same run from the library ("run --aot"), which must not import numba.
+- ``--runs-only``: none of the compiles timed; one copy compiled with numba and one with ``--aot``, then
+  ``--repeat`` rounds of the marked run of each, in alternating order (the start-up alone, over more rounds).
 """
 
 from __future__ import annotations
@@ -124,13 +126,46 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
     return results
 
 
+def first_call(root: Path, marks_file: Path, library: bool = False) -> float:
+    """Seconds from before the process starts to the run's first kernel call (the marked child); ``library``: the
+    build has an --aot library, and the run must not have imported numba."""
+    started = time.time()
+    timed([sys.executable, "-c", CHILD, str(marks_file), "run", "--project", str(root), "--out", str(root / "o")])
+    marks = json.loads(marks_file.read_text())
+    if "entry" not in marks:
+        raise RuntimeError("the run made no kernel call through fspec.runtime.calls: the wrapping is stale")
+    if library and marks.get("numba", True):
+        raise RuntimeError("the run from the library imported numba")
+    return marks["entry"] - started
+
+
+def measure_runs(rounds: int, workdir: Path) -> dict[str, list[float]]:
+    """Only the runs' start: one copy compiled with numba, one with --aot, then ``rounds`` rounds of one run of
+    each, in alternating order."""
+    roots = {"JIT": copy_project(workdir / "jit"), "--aot": copy_project(workdir / "aot")}
+    timed(fspec_cmd("compile", "--project", str(roots["JIT"])))
+    timed(fspec_cmd("compile", "--aot", "--project", str(roots["--aot"])))
+    results: dict[str, list[float]] = {f"run ({k}): start -> first kernel call": [] for k in roots}
+    for r in range(rounds):
+        order = list(roots) if r % 2 == 0 else list(reversed(roots))
+        for name in order:
+            seconds = first_call(roots[name], workdir / "m.json", library=name == "--aot")
+            results[f"run ({name}): start -> first kernel call"].append(seconds)
+        line = ", ".join(f"{k} {results[f'run ({k}): start -> first kernel call'][-1]:.3f} s" for k in roots)
+        print(f"  round {r + 1} (load {os.getloadavg()[0]:.2f}): {line}", flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--runs-only", action="store_true", help="time only the runs' start (JIT and --aot builds, alternating)"
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="fspec-startup-"))
     try:
-        results = measure(args.repeat, workdir)
+        results = measure_runs(args.repeat, workdir) if args.runs_only else measure(args.repeat, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"shipped specs ({REPO / 'specs'}), {args.repeat} rounds, seconds from process start:")
