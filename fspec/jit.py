@@ -188,6 +188,7 @@ def _realize() -> None:
         import numba
         from numba.extending import intrinsic as numba_intrinsic
 
+        made: dict[StandIn, Any] = {}
         for standin in pending:
             fn = standin.py_func
             module = fn.__module__
@@ -199,21 +200,23 @@ def _realize() -> None:
             copy.__kwdefaults__ = fn.__kwdefaults__
             copy.__annotations__ = fn.__annotations__
             copy.__module__ = module
-            if standin.kind == "intrinsic":
-                standin._real = numba_intrinsic(copy)
-            else:
-                standin._real = numba.njit(**standin.options)(copy)
+            njit_copy = numba_intrinsic if standin.kind == "intrinsic" else numba.njit(**standin.options)
+            made[standin] = njit_copy(copy)
         for shadow in _shadows.values():
             for name, value in list(shadow.items()):
-                if isinstance(value, StandIn) and value._real is not None:
-                    shadow[name] = value._real
+                if isinstance(value, StandIn) and (value in made or value._real is not None):
+                    shadow[name] = made.get(value, value._real)
         for standin in pending:  # explicit signatures: compiled now that every global is real, and no others
             sigs = standin.signatures_given
             if sigs is not None:
                 sigs = sigs(numba.types) if callable(sigs) else sigs
                 for sig in sigs if isinstance(sigs, list | tuple) else [sigs]:
-                    standin._real.compile(sig)
-                standin._real.disable_compile()
+                    made[standin].compile(sig)
+                made[standin].disable_compile()
+        # Published last: another thread that reads ``real`` without the lock finds either None (and waits on the
+        # lock in here) or a dispatcher whose globals are all real already.
+        for standin in pending:
+            standin._real = made[standin]
 
 
 # ---- argument types --------------------------------------------------------------------------------------
@@ -234,8 +237,12 @@ def type_key(value: Any) -> str | None:
             flags = probe[2]
             layout = "C" if flags & _C else "F" if flags & _F else "A"
             readonly, aligned = not flags & _WRITEABLE, bool(flags & _ALIGNED)
-            key = _ARRAY_KEYS.setdefault(probe, _array_key(value.dtype.name, value.ndim, layout, readonly, aligned))
-        return key
+            # Only native numbers, dates and times: a big-endian float64 is named float64 too, and an export would
+            # read its bytes as native ones ("": no export; numba refuses such an array as its JIT does).
+            plain = value.dtype.isnative and value.dtype.kind in "biufcmM"
+            named = _array_key(value.dtype.name, value.ndim, layout, readonly, aligned) if plain else ""
+            key = _ARRAY_KEYS.setdefault(probe, named)
+        return key or None
     scalar = _SCALARS.get(type(value))
     if scalar is not None:
         return scalar

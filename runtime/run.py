@@ -354,12 +354,14 @@ class Engine:
         open of the run's first day and reaches back, at least doubling, until the file is covered or: every
         instrument has as many sessions before the first day as the deepest warm-up (H), and each universe has
         its N sessions (``sessions_before``) before the earliest warm-up session of any of its members, so that
-        membership is that of a whole read on every session a run computes or warms up from."""
+        membership is that of a whole read on every session a run computes or warms up from. Also None where an
+        instrument reads another kind of source besides (files by date, a CSV of many days): their sessions are
+        not cut to the span, and counted with the span's they would pass for sessions the span lacks."""
         if self._start_found:
             return self._start
         self._start_found = True
         rules = self.manifest.by_day
-        if any(rule.every_session for rule in rules.values()):
+        if any(rule.every_session for rule in rules.values()) or not self._only_parquet_of_many_days():
             return None
         first = min(self.days)
         start = self.session.bounds(first)[0]
@@ -374,6 +376,15 @@ class Engine:
             start -= max(2 * (hi - start), step)
             self._span_rows.clear()
 
+    def _only_parquet_of_many_days(self) -> bool:
+        """Whether every source of every instrument is a parquet file of many days (the files the span cuts)."""
+        for instrument, inst in self.project.instruments.items():
+            for source in inst.sources:
+                spec = self.project.source_of(instrument, source)
+                if not spec.holds_many_days or spec.format != "parquet":
+                    return False
+        return True
+
     def _days_from(self, start: int) -> tuple[dict[str, set[str]], bool]:
         """Each instrument's sessions with rows in the span from ``start``, and whether the span covers every file
         of many days. The rows read are kept for :meth:`_by_day_rows`."""
@@ -383,16 +394,10 @@ class Engine:
             if self.only is not None and instrument not in self.only:  # (a group task reads its own rows alone)
                 continue
             found: set[str] = set()
-            for source in inst.sources:
+            for source in inst.sources:  # each a parquet file of many days (:meth:`_only_parquet_of_many_days`)
                 spec = self.project.source_of(instrument, source)
-                if not spec.holds_many_days:
-                    found |= set(self._dated_files(spec, inst.symbol))
-                    continue
                 path = source_path(self.manifest.root, spec, inst.symbol, "")
                 if not source_exists(path):
-                    continue
-                if spec.format != "parquet":
-                    found |= set(self._day_slices(source, instrument))
                     continue
                 ticks, covers = self._span_rows[(spec.name, instrument)] = self._rows_from(spec, instrument, start)
                 found |= set(self.session.day_slices(ticks.ts))

@@ -189,3 +189,16 @@ def test_the_shipped_project_from_its_library_writes_the_jit_run_s_bytes(
     result = _run(root, "out")
     assert result["numba"] is False and result["fell back"] == [], result
     _same_files(sample_project.root / "out", root / "out")
+
+
+def test_arrays_no_export_can_read_have_no_type_key() -> None:
+    """A big-endian float64 is named float64 too, and a structured array by its size: an export would read their
+    bytes as native numbers, so they have no key (the call goes to numba, which refuses them as its JIT does)."""
+    import numpy as np
+
+    from fspec.jit import type_key
+
+    assert type_key(np.arange(3.0)) == "array(float64,1,C)"
+    assert type_key(np.arange(3, dtype=">f8")) is None
+    assert type_key(np.zeros(2, dtype=[("a", "f8")])) is None
+    assert type_key(np.arange(3.0)) == "array(float64,1,C)"  # the cache keeps them apart
