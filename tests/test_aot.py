@@ -87,7 +87,7 @@ def test_compile_aot_again_keeps_the_library_and_compile_without_it_removes_it(
     assert "library" not in _manifest(root) and not (root / BUILD_DIR / "aot").exists()
 
 
-@pytest.mark.parametrize("change", ["stamp", "file"])
+@pytest.mark.parametrize("change", ["stamp", "file", "missing"])
 def test_a_stale_library_is_not_used(aot_project: Path, tmp_path: Path, change: str) -> None:
     """A stamp that is not the run's environment's (here: numba's version), or a library file that is not the
     one built, is never loaded: the run compiles with numba, says so, and writes the same bytes."""
@@ -96,14 +96,15 @@ def test_a_stale_library_is_not_used(aot_project: Path, tmp_path: Path, change: 
     if change == "stamp":
         raw["library"]["stamp"]["numba"] = "0.0.1"
         _write_manifest(root, raw)
-    else:
+    elif change == "file":
         with (root / raw["library"]["file"]).open("ab") as fh:
             fh.write(b"\0")
+    else:
+        (root / raw["library"]["file"]).unlink()
     result = _run(root, "out_stale")
     assert result["numba"] and result["mode"] == "jit"
-    assert "stale" in str(result["notes"]) and ("numba changed" if change == "stamp" else "its file") in str(
-        result["notes"]
-    )
+    said = {"stamp": "stale (numba changed", "file": "stale (its file", "missing": "is missing"}[change]
+    assert said in str(result["notes"]), result["notes"]
     _same_files(root / "out_jit", root / "out_stale")
 
 
@@ -202,3 +203,10 @@ def test_arrays_no_export_can_read_have_no_type_key() -> None:
     assert type_key(np.arange(3, dtype=">f8")) is None
     assert type_key(np.zeros(2, dtype=[("a", "f8")])) is None
     assert type_key(np.arange(3.0)) == "array(float64,1,C)"  # the cache keeps them apart
+
+
+def test_aot_and_no_jit_together_are_a_usage_error(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", shipped_specs()).root
+    out = expect(cli("compile", "--aot", "--no-jit", "--project", root), 2)
+    assert "--aot and --no-jit exclude each other" in out
+    assert not (root / BUILD_DIR).exists()
